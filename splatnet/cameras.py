@@ -1,0 +1,232 @@
+"""``Cameras``: pinhole cameras in the OpenCV frame, the one camera type every module shares."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._validate import as_tensor, check_finite, check_float, check_same_batch, check_trailing
+from .errors import ValidationError
+
+# OpenCV (+x right, +y down, +z forward) ↔ OpenGL (+x right, +y up, −z forward): flip y and z.
+_CV_GL_FLIP = (1.0, -1.0, -1.0)
+
+
+class Cameras:
+    """C pinhole cameras of one image size, with optional leading batch dimensions.
+
+    Args:
+        K: ``[..., C, 3, 3]`` intrinsics in pixels ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]``.
+        cam_to_world: ``[..., C, 4, 4]`` rigid camera-to-world transforms, OpenCV camera frame.
+        width, height: image size in pixels (pixel centres at ``x + 0.5``).
+        timestamps: optional ``[..., C]`` capture times in seconds (dynamic scenes).
+        names: optional list of C camera names.
+        check: also check values (finite, pinhole K, rigid pose). Shapes are always checked.
+    """
+
+    __slots__ = ("K", "cam_to_world", "width", "height", "timestamps", "names")
+
+    def __init__(
+        self,
+        K: Tensor,
+        cam_to_world: Tensor,
+        width: int,
+        height: int,
+        timestamps: Tensor | None = None,
+        names: Sequence[str] | None = None,
+        *,
+        check: bool = True,
+    ) -> None:
+        K = as_tensor("K", K, torch.float32)
+        cam_to_world = as_tensor("cam_to_world", cam_to_world, torch.float32)
+        check_float("K", K)
+        check_float("cam_to_world", cam_to_world)
+        batch_k = check_trailing("K", K, (3, 3), "[..., C, 3, 3]")
+        batch_c = check_trailing("cam_to_world", cam_to_world, (4, 4), "[..., C, 4, 4]")
+        if not batch_k or not batch_c:
+            raise ValidationError("K and cam_to_world need a camera dimension: [..., C, 3, 3] and "
+                                  "[..., C, 4, 4] (use x[None] for a single camera)")
+        check_same_batch("K, cam_to_world", batch_k, batch_c)
+        for name, v in (("width", width), ("height", height)):
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValidationError(f"{name}: expected a positive int, got {v!r}")
+        if K.device != cam_to_world.device:
+            raise ValidationError(f"K is on {K.device}, cam_to_world on {cam_to_world.device}")
+        if timestamps is not None:
+            timestamps = as_tensor("timestamps", timestamps, torch.float64)
+            check_float("timestamps", timestamps)
+            batch_t = check_trailing("timestamps", timestamps, (batch_k[-1],),
+                                     f"[..., {batch_k[-1]}]")
+            check_same_batch("K, timestamps", batch_k[:-1], batch_t)
+            timestamps = timestamps.to(K.device)
+        if names is not None:
+            names = [str(n) for n in names]
+            if len(names) != batch_k[-1]:
+                raise ValidationError(f"names: expected {batch_k[-1]} names, got {len(names)}")
+        self.K = K  # [..., C, 3, 3]
+        self.cam_to_world = cam_to_world  # [..., C, 4, 4]
+        self.width = width
+        self.height = height
+        self.timestamps = timestamps  # [..., C] | None
+        self.names = names  # list[str] | None
+        if check:
+            self.validate()
+
+    def validate(self) -> Cameras:
+        """Check values: finite, K a pinhole matrix, cam_to_world rigid."""
+        with torch.no_grad():
+            check_finite("K", self.K)
+            check_finite("cam_to_world", self.cam_to_world)
+            if self.timestamps is not None:
+                check_finite("timestamps", self.timestamps)
+            k = self.K.to(torch.float64)
+            zero = torch.stack([k[..., 0, 1], k[..., 1, 0], k[..., 2, 0], k[..., 2, 1]], -1)
+            if bool((zero.abs() > 1e-6 * k[..., 0, 0].abs().unsqueeze(-1).clamp_min(1)).any()) or \
+                    bool(((k[..., 2, 2] - 1).abs() > 1e-6).any()):
+                raise ValidationError("K: not a pinhole matrix [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] "
+                                      "(skew and the last row must be exact)")
+            if bool(((k[..., 0, 0] <= 0) | (k[..., 1, 1] <= 0)).any()):
+                raise ValidationError("K: focal lengths fx, fy must be positive (pixels)")
+            m = self.cam_to_world.to(torch.float64)
+            r = m[..., :3, :3]
+            eye = torch.eye(3, dtype=torch.float64, device=m.device)
+            ortho_err = (r @ r.transpose(-1, -2) - eye).abs().amax(dim=(-1, -2))
+            det = torch.linalg.det(r)
+            last = m[..., 3, :] - torch.tensor([0, 0, 0, 1.0], dtype=torch.float64, device=m.device)
+            if bool((ortho_err > 1e-4).any()) or bool(((det - 1).abs() > 1e-4).any()) \
+                    or bool((last.abs() > 1e-6).any()):
+                raise ValidationError(
+                    "cam_to_world: not rigid (rotation must be orthonormal with determinant +1 and "
+                    f"the last row [0, 0, 0, 1]; worst orthonormality error {float(ortho_err.max()):.2e})"
+                )
+        return self
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return tuple(self.K.shape[:-3])
+
+    @property
+    def num_cameras(self) -> int:
+        return self.K.shape[-3]
+
+    def __len__(self) -> int:
+        return self.num_cameras
+
+    @property
+    def device(self) -> torch.device:
+        return self.K.device
+
+    @property
+    def world_to_cam(self) -> Tensor:
+        """``[..., C, 4, 4]`` inverse of ``cam_to_world`` (exact for rigid transforms)."""
+        r = self.cam_to_world[..., :3, :3]
+        t = self.cam_to_world[..., :3, 3:]
+        rt = r.transpose(-1, -2)
+        top = torch.cat([rt, -rt @ t], dim=-1)
+        bottom = torch.zeros_like(self.cam_to_world[..., 3:, :])
+        bottom[..., 3] = 1
+        return torch.cat([top, bottom], dim=-2)
+
+    @property
+    def centers(self) -> Tensor:
+        """``[..., C, 3]`` camera centres in world coordinates."""
+        return self.cam_to_world[..., :3, 3]
+
+    def __repr__(self) -> str:
+        return (f"Cameras(c={self.num_cameras}, batch={self.batch_shape}, "
+                f"size={self.width}x{self.height}, names={self.names})")
+
+    # ------------------------------------------------------------------ plumbing
+    def _replace(self, **kw: Any) -> Cameras:
+        args = dict(K=self.K, cam_to_world=self.cam_to_world, width=self.width, height=self.height,
+                    timestamps=self.timestamps, names=self.names)
+        args.update(kw)
+        return Cameras(**args, check=False)
+
+    def to(self, *args: Any, **kwargs: Any) -> Cameras:
+        ts = None
+        if self.timestamps is not None:
+            # Timestamps stay float64 (seconds since an epoch need the precision); only move them.
+            device = next((a for a in args if isinstance(a, (str, torch.device))), kwargs.get("device"))
+            ts = self.timestamps.to(device) if device is not None else self.timestamps
+        return self._replace(K=self.K.to(*args, **kwargs),
+                             cam_to_world=self.cam_to_world.to(*args, **kwargs), timestamps=ts)
+
+    def __getitem__(self, index: Any) -> Cameras:
+        """Select cameras along C (index tensor, list, slice, int or boolean mask)."""
+        if isinstance(index, int):
+            index = [index]
+        if isinstance(index, list):
+            index = torch.tensor(index, dtype=torch.long)
+        if isinstance(index, Tensor):
+            index = index.to(self.device)
+        nb = len(self.batch_shape)
+        sel = (slice(None),) * nb + (index,)
+        names = None
+        if self.names is not None:
+            ids = torch.arange(self.num_cameras)[index.cpu() if isinstance(index, Tensor) else index]
+            names = [self.names[i] for i in ids.reshape(-1).tolist()]
+        return self._replace(K=self.K[sel], cam_to_world=self.cam_to_world[sel],
+                             timestamps=None if self.timestamps is None else self.timestamps[sel],
+                             names=names)
+
+    @staticmethod
+    def cat(items: Sequence[Cameras]) -> Cameras:
+        """Concatenate along C; all must share image size and optional fields."""
+        items = list(items)
+        if not items:
+            raise ValidationError("Cameras.cat: nothing to concatenate")
+        w, h = items[0].width, items[0].height
+        if any((c.width, c.height) != (w, h) for c in items):
+            raise ValidationError("Cameras.cat: image sizes differ: "
+                                  f"{sorted({(c.width, c.height) for c in items})}")
+        nb = len(items[0].batch_shape)
+        has_t = {c.timestamps is not None for c in items}
+        has_n = {c.names is not None for c in items}
+        if len(has_t) != 1 or len(has_n) != 1:
+            raise ValidationError("Cameras.cat: cannot mix cameras with and without timestamps/names")
+        return Cameras(
+            torch.cat([c.K for c in items], dim=nb),
+            torch.cat([c.cam_to_world for c in items], dim=nb),
+            w, h,
+            timestamps=torch.cat([c.timestamps for c in items], dim=nb) if has_t == {True} else None,
+            names=sum((c.names for c in items), []) if has_n == {True} else None,
+            check=False,
+        )
+
+    def resized(self, width: int, height: int) -> Cameras:
+        """Cameras for the same views at another image size (intrinsics scaled, pixel-centre exact)."""
+        sx, sy = width / self.width, height / self.height
+        k = self.K.clone()
+        k[..., 0, :] *= sx
+        k[..., 1, :] *= sy
+        return self._replace(K=k, width=width, height=height)
+
+    # ------------------------------------------------------------------ conventions
+    @staticmethod
+    def from_opengl(K: Tensor, cam_to_world_gl: Tensor, width: int, height: int,
+                    **kwargs: Any) -> Cameras:
+        """Build from OpenGL/Blender/nerfstudio camera-to-world (+y up, −z forward)."""
+        return Cameras(K, opengl_to_opencv(as_tensor("cam_to_world", cam_to_world_gl)), width, height,
+                       **kwargs)
+
+    def to_opengl(self) -> Tensor:
+        """``[..., C, 4, 4]`` camera-to-world in the OpenGL convention."""
+        return opencv_to_opengl(self.cam_to_world)
+
+
+def opengl_to_opencv(cam_to_world: Tensor) -> Tensor:
+    """Convert camera-to-world ``[..., 4, 4]`` between OpenGL and OpenCV camera frames.
+
+    The conversion flips the camera's y and z axes (columns 1 and 2 of the rotation); it is its
+    own inverse.
+    """
+    flip = torch.tensor(_CV_GL_FLIP + (1.0,), dtype=cam_to_world.dtype, device=cam_to_world.device)
+    return cam_to_world * flip
+
+
+opencv_to_opengl = opengl_to_opencv

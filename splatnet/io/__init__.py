@@ -1,0 +1,1 @@
+"""File formats: PLY and .splat for Gaussians, atomic writes shared by every writer."""
