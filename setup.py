@@ -43,7 +43,7 @@ def _extension():
         with_cuda, why = True, f"CUDA toolkit at {CUDA_HOME}, torch CUDA {torch.version.cuda}"
     print(f"splatnet: building {'with' if with_cuda else 'without'} CUDA ({why})", file=sys.stderr)
 
-    cxx = ["-O3", "-std=c++17", "-fopenmp"]
+    cxx = ["-O3", "-std=c++20", "-fopenmp"]
     if not _flag("SPLATNET_PORTABLE"):
         # The CPU blend loop relies on vectorised expf (see shared PERFORMANCE.md).
         cxx += ["-march=native"]
@@ -51,7 +51,7 @@ def _extension():
     include_dirs = [os.path.join(ROOT, "csrc", "include")]
     extra_link_args = ["-fopenmp"]
     if with_cuda:
-        nvcc = ["-O3", "-std=c++17", "--use_fast_math", "--expt-relaxed-constexpr"]
+        nvcc = ["-O3", "-std=c++20", "--use_fast_math", "--expt-relaxed-constexpr"]
         return CUDAExtension(
             "splatnet._C",
             cpu_sources + cuda_sources,

@@ -1,0 +1,5 @@
+import sys
+
+from splatnet.cli import main
+
+sys.exit(main())

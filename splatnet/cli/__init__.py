@@ -1,0 +1,59 @@
+"""The ``splatnet`` command: subcommands registered from one list, errors as one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# One module per subcommand, each exposing ``register(subparsers)`` which sets ``func``.
+COMMANDS = [
+    "splatnet.cli.info",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from splatnet import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="splatnet",
+        description="Feed-forward 3D Gaussian splatting from multi-camera driving logs.",
+    )
+    parser.add_argument("--version", action="version", version=f"splatnet {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback when a command fails")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("splatnet: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's contract: one line, never a traceback
+        if args.debug:
+            raise
+        print(f"splatnet {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, FileNotFoundError) and exc.filename and str(exc.filename) not in msg:
+        msg = f"{exc.filename}: {msg}"
+    if not isinstance(exc, (ValueError, OSError)):
+        msg = f"{type(exc).__name__}: {msg}"
+    return " ".join(msg.split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Shared fixtures: deterministic random Gaussians and cameras, the shared real data folder."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import splatnet
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def random_gaussians(n: int, sh_degree: int = 3, seed: int = 0, batch: tuple[int, ...] = (),
+                     dtype: torch.dtype = torch.float32) -> splatnet.Gaussians:
+    g = torch.Generator().manual_seed(seed)
+    k = (sh_degree + 1) ** 2
+    return splatnet.Gaussians(
+        torch.randn(*batch, n, 3, generator=g, dtype=dtype) * 2,
+        torch.randn(*batch, n, 4, generator=g, dtype=dtype),
+        torch.rand(*batch, n, 3, generator=g, dtype=dtype) * 0.5 + 0.01,
+        torch.rand(*batch, n, generator=g, dtype=dtype) * 0.98 + 0.01,
+        torch.randn(*batch, n, k, 3, generator=g, dtype=dtype) * 0.5,
+    )
+
+
+def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> torch.Tensor:
+    """OpenCV camera-to-world looking from ``eye`` at ``target`` (+z forward, +y down)."""
+    eye, target, up = (torch.tensor(v, dtype=torch.float64) for v in (eye, target, up))
+    z = target - eye
+    z = z / z.norm()
+    x = torch.linalg.cross(z, up)
+    if x.norm() < 1e-9:
+        x = torch.linalg.cross(z, torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
+    x = x / x.norm()
+    y = torch.linalg.cross(z, x)
+    m = torch.eye(4, dtype=torch.float64)
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, z, eye
+    return m.float()
+
+
+def simple_cameras(c: int = 2, width: int = 64, height: int = 48, radius: float = 8.0,
+                   hfov_deg: float = 60.0) -> splatnet.Cameras:
+    f = 0.5 * width / math.tan(math.radians(hfov_deg) / 2)
+    K = torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]]).expand(c, 3, 3)
+    poses = []
+    for i in range(c):
+        a = 2 * math.pi * i / max(c, 1)
+        poses.append(look_at((radius * math.cos(a), radius * math.sin(a), 1.0), (0.0, 0.0, 0.0)))
+    return splatnet.Cameras(K.clone(), torch.stack(poses), width, height)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared real data not present at {SHARED_DATA}")
+    return SHARED_DATA
