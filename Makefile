@@ -40,11 +40,11 @@ demo: setup
 	$(PY) examples/demo.py --out $(DEMO_OUT)
 
 test: setup
-	$(VENV)/bin/ruff check splatnet tests benchmarks examples
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -n 2 tests
 
 lint: $(DEPS_STAMP)
-	$(VENV)/bin/ruff check splatnet tests benchmarks examples
+	$(VENV)/bin/ruff check .
 
 cuda-check:
 	bash .ci/compile_cuda.sh
