@@ -1,0 +1,325 @@
+"""The ``torch`` backend: the renderer written out in plain PyTorch, as its readable specification.
+
+Same two stages and signatures as the compiled ops (see ``splatnet/render/_ops.py``):
+
+1. :func:`project_reference` — EWA projection of 3D Gaussians into each camera, culling, and the
+   view-dependent SH colour.
+2. :func:`rasterize_reference` — front-to-back alpha blending of the projected Gaussians, per
+   16×16 tile, in camera-depth order.
+
+Everything is dtype-generic (float64 for gradient checks) and differentiated by autograd. The
+semantics are exactly ``CONVENTIONS.md`` ("classic" 3DGS, optional Mip-Splatting compensation);
+the constants below are the Python twins of the C++ header ``csrc/include/splatnet/``.
+
+No NaN, forward or backward, for a Gaussian at the near plane or the camera centre: every value
+that could divide by zero there is replaced by a harmless one *before* the division (``where``
+on the inputs, not on the outputs, so no ``inf · 0`` reaches autograd either).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from ..sh import SH_C0, eval_sh_basis, num_sh_bases
+
+# ----------------------------------------------------------------------------- constants
+ALPHA_MAX = 0.99  # α = min(ALPHA_MAX, o · G)
+ALPHA_MIN = 1.0 / 255.0  # a Gaussian with α < ALPHA_MIN is skipped at that pixel
+T_MIN = 1e-4  # a blend that would take T below T_MIN is not done, and the pixel stops
+EPS2D = 0.3  # dilation added to the 2D covariance (pixels²)
+FOV_CLAMP = 1.3  # x/z, y/z clamped to 1.3× the half field of view for the Jacobian
+RADIUS_SIGMAS = 3.33  # screen-space bounding box half-size, in standard deviations
+DEPTH_EPS = 1e-10  # expected depth = Σ z α T / max(alpha, DEPTH_EPS)
+TILE_SIZE = 16
+
+# Pixel × Gaussian pairs evaluated at once inside a tile (bounds the memory of one step).
+_PAIRS_PER_STEP = 1 << 20
+# Beyond this many pixel × Gaussian pairs in a whole image, tiles are recomputed in backward
+# instead of keeping their intermediates (torch.utils.checkpoint).
+_PAIRS_BEFORE_CHECKPOINT = 1 << 24
+
+
+# ----------------------------------------------------------------------------- stage 1
+def quat_scale_to_covariance(quats: Tensor, scales: Tensor) -> Tensor:
+    """World covariance ``Σ = R S Sᵀ Rᵀ`` ``[..., 3, 3]`` from w,x,y,z quats and scales."""
+    w, x, y, z = F.normalize(quats, dim=-1).unbind(-1)
+    rot = torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(*quats.shape[:-1], 3, 3)
+    m = rot * scales[..., None, :]  # R S
+    return m @ m.transpose(-1, -2)
+
+
+def project_reference(
+    means: Tensor,  # [B, N, 3]
+    quats: Tensor,  # [B, N, 4] w, x, y, z (unnormalised)
+    scales: Tensor,  # [B, N, 3]
+    opacities: Tensor,  # [B, N]
+    sh: Tensor,  # [B, N, K, 3]
+    viewmats: Tensor,  # [B, C, 4, 4] world → camera (OpenCV)
+    Ks: Tensor,  # [B, C, 3, 3] pixels
+    width: int,
+    height: int,
+    sh_degree: int,
+    near: float = 0.01,
+    far: float = 1e10,
+    antialiased: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Project Gaussians into cameras.
+
+    Returns ``(means2d [B,C,N,2], conics [B,C,N,3], depths [B,C,N], radii [B,C,N,2] int32,
+    opac [B,C,N], colors [B,C,N,3])``: pixel-space means, the upper triangle ``(a, b, c)`` of the
+    inverse dilated 2D covariance, camera z, the integer bounding-box half sizes (``(0, 0)`` =
+    culled), the opacity (times the Mip-Splatting compensation when ``antialiased``) and the SH
+    colour ``max(0, 0.5 + Σ Y_k(d) sh_k)`` along ``d`` = camera centre → mean.
+
+    Culled (radii 0): ``z ≤ near``, ``z ≥ far``, a degenerate 2D covariance, or a bounding box
+    entirely off the image. Their other outputs are finite but meaningless.
+    """
+    B, N = means.shape[:2]
+    C = viewmats.shape[1]
+    rot_v = viewmats[:, :, None, :3, :3]  # [B, C, 1, 3, 3]
+    t_v = viewmats[:, :, None, :3, 3]  # [B, C, 1, 3]
+
+    # World → camera.
+    p_cam = (rot_v @ means[:, None, :, :, None]).squeeze(-1) + t_v  # [B, C, N, 3]
+    cov_world = quat_scale_to_covariance(quats, scales)[:, None]  # [B, 1, N, 3, 3]
+    cov_cam = rot_v @ cov_world @ rot_v.transpose(-1, -2)  # [B, C, N, 3, 3]
+
+    x, y, z = p_cam.unbind(-1)  # [B, C, N]
+    in_depth = (z > near) & (z < far)
+    z_safe = torch.where(in_depth, z, torch.ones_like(z))  # no division by ~0 for culled ones
+
+    fx, fy = Ks[:, :, None, 0, 0], Ks[:, :, None, 1, 1]  # [B, C, 1]
+    cx, cy = Ks[:, :, None, 0, 2], Ks[:, :, None, 1, 2]
+    means2d = torch.stack([fx * x / z_safe + cx, fy * y / z_safe + cy], dim=-1)  # [B, C, N, 2]
+
+    # Jacobian of the pinhole projection at the mean, with x/z, y/z clamped to 1.3× the half
+    # field of view (on each side of the principal point), as in 3DGS and gsplat: far off-screen
+    # Gaussians would otherwise get absurdly stretched footprints.
+    half_tan_x, half_tan_y = 0.5 * width / fx, 0.5 * height / fy
+    extra = FOV_CLAMP - 1.0
+    lim_x_pos = (width - cx) / fx + extra * half_tan_x
+    lim_x_neg = cx / fx + extra * half_tan_x
+    lim_y_pos = (height - cy) / fy + extra * half_tan_y
+    lim_y_neg = cy / fy + extra * half_tan_y
+    tx = z_safe * torch.maximum(torch.minimum(x / z_safe, lim_x_pos), -lim_x_neg)
+    ty = z_safe * torch.maximum(torch.minimum(y / z_safe, lim_y_pos), -lim_y_neg)
+    zero = torch.zeros_like(z_safe)
+    jac = torch.stack(
+        [fx / z_safe, zero, -fx * tx / z_safe**2, zero, fy / z_safe, -fy * ty / z_safe**2], dim=-1
+    ).reshape(B, C, N, 2, 3)
+    cov2d = jac @ cov_cam @ jac.transpose(-1, -2)  # [B, C, N, 2, 2]
+
+    s00, s01, s10, s11 = cov2d[..., 0, 0], cov2d[..., 0, 1], cov2d[..., 1, 0], cov2d[..., 1, 1]
+    det_orig = s00 * s11 - s01 * s10
+    s00, s11 = s00 + EPS2D, s11 + EPS2D  # dilation: every splat covers at least ~a pixel
+    s01 = 0.5 * (s01 + s10)
+    det = s00 * s11 - s01 * s01
+    valid = in_depth & (det > 0)
+    det_safe = torch.where(valid, det, torch.ones_like(det))
+    conics = torch.stack([s11 / det_safe, -s01 / det_safe, s00 / det_safe], dim=-1)
+
+    # Integer bounding box (not differentiable) and the off-image cull. Beyond RADIUS_SIGMAS
+    # standard deviations along an axis α < 1/255 for any opacity ≤ 1, so cutting there changes
+    # no pixel.
+    with torch.no_grad():
+        rx = torch.ceil(RADIUS_SIGMAS * torch.sqrt(s00.clamp_min(0)))
+        ry = torch.ceil(RADIUS_SIGMAS * torch.sqrt(s11.clamp_min(0)))
+        mx, my = means2d.unbind(-1)
+        on_image = (mx + rx > 0) & (mx - rx < width) & (my + ry > 0) & (my - ry < height)
+        keep = valid & on_image
+        radii = torch.stack([rx, ry], dim=-1) * keep[..., None]
+        radii = radii.to(torch.int32)
+
+    opac = opacities[:, None, :].expand(B, C, N)
+    if antialiased:
+        # Mip-Splatting: keep the integrated energy of the undilated footprint.
+        ratio = det_orig / det_safe
+        positive = valid & (ratio > 0)
+        comp = torch.sqrt(torch.where(positive, ratio, torch.ones_like(ratio)))
+        opac = opac * torch.where(positive, comp, torch.zeros_like(comp))
+
+    # View-dependent colour along camera centre → mean (world frame).
+    centres = -(viewmats[:, :, :3, :3].transpose(-1, -2) @ viewmats[:, :, :3, 3:]).squeeze(-1)
+    dirs = means[:, None, :, :] - centres[:, :, None, :]  # [B, C, N, 3]
+    colors = _sh_colors(sh, dirs, sh_degree)
+    return means2d, conics, z, radii, opac, colors
+
+
+def _sh_colors(sh: Tensor, dirs: Tensor, degree: int) -> Tensor:
+    """``max(0, 0.5 + Σ Y_k(d̂) sh_k)`` for ``sh [B, N, K, 3]``, ``dirs [B, C, N, 3]``."""
+    k = num_sh_bases(degree)
+    if degree == 0:
+        rgb = (SH_C0 * sh[:, None, :, 0, :]).expand(*dirs.shape[:-1], 3)
+    else:
+        sq = (dirs * dirs).sum(-1, keepdim=True)
+        nonzero = sq > 0  # a mean at the camera centre (culled anyway) gets d̂ = 0
+        unit = dirs / torch.sqrt(torch.where(nonzero, sq, torch.ones_like(sq)))
+        basis = eval_sh_basis(degree, unit)  # [B, C, N, k]
+        rgb = (basis[..., None] * sh[:, None, :, :k, :]).sum(-2)
+    return (rgb + 0.5).clamp_min(0.0)
+
+
+# ----------------------------------------------------------------------------- stage 2
+def rasterize_reference(
+    means2d: Tensor,  # [B, C, N, 2]
+    conics: Tensor,  # [B, C, N, 3]
+    values: Tensor,  # [B, C, N, Ch]
+    opac: Tensor,  # [B, C, N]
+    depths: Tensor,  # [B, C, N]
+    radii: Tensor,  # [B, C, N, 2] int
+    width: int,
+    height: int,
+    tile_size: int = TILE_SIZE,
+) -> tuple[Tensor, Tensor]:
+    """Blend projected Gaussians front to back: ``(image [B,C,H,W,Ch], alpha [B,C,H,W,1])``.
+
+    For each pixel centre ``p = (x + 0.5, y + 0.5)`` and the Gaussians sorted by depth:
+    ``α_i = min(0.99, o_i exp(−½ dᵀ Σ'⁻¹ d))`` with ``d = p − mean2d``; skip ``α_i < 1/255``;
+    if ``T (1 − α_i) < 1e-4`` stop (Gaussian i is not blended); else add ``α_i T`` of its
+    values and set ``T ← T (1 − α_i)``. ``image = Σ values_i α_i T_i``, ``alpha = Σ α_i T_i``.
+
+    Gaussians with ``radii == 0`` take no part. Work is organised in tiles of ``tile_size``
+    pixels, each blending only the Gaussians whose bounding box reaches it; this is exact (the
+    bounding box encloses every pixel where α ≥ 1/255).
+    """
+    B, C, N = opac.shape
+    ch = values.shape[-1]
+    images, alphas = [], []
+    for b in range(B):
+        for c in range(C):
+            img, alpha = _rasterize_image(
+                means2d[b, c], conics[b, c], values[b, c], opac[b, c], depths[b, c], radii[b, c],
+                width, height, tile_size,
+            )
+            images.append(img)
+            alphas.append(alpha)
+    if not images:
+        dtype, dev = values.dtype, values.device
+        return (torch.zeros(B, C, height, width, ch, dtype=dtype, device=dev),
+                torch.zeros(B, C, height, width, 1, dtype=dtype, device=dev))
+    image = torch.stack(images).reshape(B, C, height, width, ch)
+    alpha = torch.stack(alphas).reshape(B, C, height, width, 1)
+    return image, alpha
+
+
+def _tile_lists(means2d: Tensor, radii: Tensor, depths: Tensor, tiles_x: int, tiles_y: int,
+                tile_size: int) -> tuple[Tensor, Tensor]:
+    """Per-tile Gaussian lists in depth order: ``(flat ids [M], tile offsets [T + 1])``."""
+    with torch.no_grad():
+        visible = (radii > 0).all(-1)
+        ids = torch.nonzero(visible).squeeze(-1)
+        # Depth order, ties broken by index (a stable sort over index order).
+        order = torch.sort(depths[ids], stable=True).indices
+        ids = ids[order]
+        m = means2d[ids].to(torch.float64)
+        r = radii[ids].to(torch.float64)
+        x0 = torch.floor((m[:, 0] - r[:, 0]) / tile_size).clamp(0, tiles_x).long()
+        x1 = torch.ceil((m[:, 0] + r[:, 0]) / tile_size).clamp(0, tiles_x).long()
+        y0 = torch.floor((m[:, 1] - r[:, 1]) / tile_size).clamp(0, tiles_y).long()
+        y1 = torch.ceil((m[:, 1] + r[:, 1]) / tile_size).clamp(0, tiles_y).long()
+        nx, ny = x1 - x0, y1 - y0
+        count = nx * ny
+        rank = torch.repeat_interleave(torch.arange(len(ids), device=ids.device), count)
+        start = torch.cumsum(count, 0) - count
+        local = torch.arange(int(count.sum()), device=ids.device) - start[rank]
+        tx = x0[rank] + local % nx[rank]
+        ty = y0[rank] + torch.div(local, nx[rank], rounding_mode="floor")
+        tile = ty * tiles_x + tx
+        # Sorting by (tile, depth rank) gives each tile's list in depth order.
+        key = tile * max(len(ids), 1) + rank
+        key_order = torch.sort(key).indices
+        flat = ids[rank[key_order]]
+        per_tile = torch.bincount(tile, minlength=tiles_x * tiles_y)
+        offsets = torch.cat([per_tile.new_zeros(1), torch.cumsum(per_tile, 0)])
+    return flat, offsets
+
+
+def _rasterize_image(means2d: Tensor, conics: Tensor, values: Tensor, opac: Tensor,
+                     depths: Tensor, radii: Tensor, width: int, height: int,
+                     tile_size: int) -> tuple[Tensor, Tensor]:
+    """One camera: ``[H·W, Ch]`` colours and ``[H·W, 1]`` alpha (flattened row-major)."""
+    ch = values.shape[-1]
+    dtype, dev = values.dtype, values.device
+    tiles_x, tiles_y = math.ceil(width / tile_size), math.ceil(height / tile_size)
+    flat, offsets = _tile_lists(means2d, radii, depths, tiles_x, tiles_y, tile_size)
+    counts = (offsets[1:] - offsets[:-1]).tolist()
+    starts = offsets[:-1].tolist()
+    total_pairs = sum(counts) * tile_size * tile_size
+    use_checkpoint = torch.is_grad_enabled() and total_pairs > _PAIRS_BEFORE_CHECKPOINT
+
+    ar = torch.arange(tile_size, device=dev)
+    pieces, pixel_ids = [], []
+    for t, (start, count) in enumerate(zip(starts, counts)):
+        if count == 0:
+            continue
+        ty, tx = divmod(t, tiles_x)
+        px = tx * tile_size + ar
+        py = ty * tile_size + ar
+        px, py = px[px < width], py[py < height]
+        gy, gx = torch.meshgrid(py, px, indexing="ij")
+        pix_ids = (gy * width + gx).reshape(-1)
+        centres = torch.stack([gx, gy], dim=-1).reshape(-1, 2).to(dtype) + 0.5
+        ids = flat[start : start + count]
+        args = (centres, means2d[ids], conics[ids], opac[ids], values[ids])
+        if use_checkpoint:
+            out = checkpoint(_blend_pixels, *args, use_reentrant=False)
+        else:
+            out = _blend_pixels(*args)
+        pieces.append(out)
+        pixel_ids.append(pix_ids)
+
+    blended = torch.zeros(height * width, ch + 1, dtype=dtype, device=dev)
+    if pieces:
+        blended = blended.index_copy(0, torch.cat(pixel_ids), torch.cat(pieces))
+    return blended[:, :ch], blended[:, ch:]
+
+
+def _blend_pixels(centres: Tensor, means2d: Tensor, conics: Tensor, opac: Tensor,
+                  values: Tensor) -> Tensor:
+    """Blend depth-ordered Gaussians ``[n]`` at pixel centres ``[P, 2]`` → ``[P, Ch + 1]``.
+
+    The last output channel is the accumulated alpha. Gaussians are taken in steps of a bounded
+    size; the transmittance carried between steps makes this identical to one sequential loop.
+    """
+    P = centres.shape[0]
+    n, ch = values.shape
+    step = max(1, _PAIRS_PER_STEP // max(P, 1))
+    T = torch.ones(P, dtype=values.dtype, device=values.device)  # transmittance before a step
+    stopped = torch.zeros(P, dtype=torch.bool, device=values.device)
+    acc = values.new_zeros(P, ch + 1)
+    for s in range(0, n, step):
+        d = centres[:, None, :] - means2d[None, s : s + step, :]  # [P, g, 2]
+        a, b, c = conics[s : s + step].unbind(-1)  # [g]
+        dx, dy = d.unbind(-1)
+        sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy  # ½ dᵀ Σ'⁻¹ d
+        alpha = torch.clamp_max(opac[s : s + step] * torch.exp(-sigma), ALPHA_MAX)
+        alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_MIN), alpha, torch.zeros_like(alpha))
+        # T after each Gaussian if it were blended; from the first one that would take T below
+        # T_MIN on, nothing more is blended at that pixel (T only decreases, so the mask is a
+        # suffix of the list).
+        t_after = T[:, None] * torch.cumprod(1.0 - alpha, dim=1)
+        stop = (t_after < T_MIN) | stopped[:, None]
+        alpha = torch.where(stop, torch.zeros_like(alpha), alpha)
+        one_minus = 1.0 - alpha
+        t_excl = T[:, None] * torch.cumprod(
+            torch.cat([torch.ones_like(one_minus[:, :1]), one_minus[:, :-1]], dim=1), dim=1
+        )
+        weights = alpha * t_excl  # [P, g]
+        acc = acc + torch.cat([weights @ values[s : s + step], weights.sum(1, keepdim=True)], 1)
+        T = t_excl[:, -1] * one_minus[:, -1]
+        stopped = stop[:, -1]
+        if bool(stopped.all()):  # every pixel of the tile has stopped
+            break
+    return acc
