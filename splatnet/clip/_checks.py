@@ -73,14 +73,16 @@ def check_rigid(value: object, where: str) -> np.ndarray:
 
 
 def check_intrinsics(value: object, where: str) -> np.ndarray:
-    """A pinhole matrix ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]`` with ``fx, fy > 0``."""
+    """A pinhole matrix ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]`` with ``fx, fy > 0``."""
     K = as_matrix(value, (3, 3), where)
-    if K[1, 0] != 0 or K[2, 0] != 0 or K[2, 1] != 0 or K[2, 2] != 1:
+    if K[1, 0] != 0 or K[2, 0] != 0 or K[2, 1] != 0 or K[2, 2] != 1 or abs(K[0, 1]) > 1e-6 * abs(K[0, 0]):
         raise ValidationError(
-            f"{where}: intrinsics must have the form [[fx, s, cx], [0, fy, cy], [0, 0, 1]], got {K.tolist()}"
+            f"{where}: intrinsics must have the form [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] "
+            f"(no skew), got {K.tolist()}"
         )
     if K[0, 0] <= 0 or K[1, 1] <= 0:
         raise ValidationError(f"{where}: focal lengths must be positive, got fx={K[0, 0]}, fy={K[1, 1]}")
+    K[0, 1] = 0.0
     return K
 
 

@@ -165,7 +165,7 @@ def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
         img = img.convert("RGB")
     if size is not None and (img.height, img.width) != tuple(size):
         img = img.resize((size[1], size[0]), Image.BILINEAR)
-    return np.asarray(img, dtype=np.uint8)
+    return np.array(img, dtype=np.uint8)
 
 
 def read_mask(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -177,7 +177,7 @@ def read_mask(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
         img = img.convert("L")
     if size is not None and (img.height, img.width) != tuple(size):
         img = img.resize((size[1], size[0]), Image.NEAREST)
-    return np.asarray(img) > 127
+    return np.array(img) > 127
 
 
 def read_png16(path: Path) -> np.ndarray:

@@ -251,7 +251,7 @@ def write_clip(
     files: list[tuple[str, Callable[[], bytes]]] = []  # (relative path, producer)
     masks = dict(masks or {})
     for i, cam in enumerate(cameras):
-        where = f"write_clip(cameras[{i}])"
+        where = f"write_clip: cameras[{i}]"
         name = C.check_camera_name(cam.name, where)
         if name in cams:
             raise ValidationError(f"{where}: duplicate camera name {name!r}")
@@ -314,7 +314,7 @@ def write_clip(
     frame_json = []
     timestamps = []
     for fi, fr in enumerate(frames):
-        where = f"write_clip(frames[{fi}])"
+        where = f"write_clip: frames[{fi}]"
         t = C.check_timestamp(fr.timestamp, f"{where}.timestamp")
         timestamps.append(t)
         E = C.check_rigid(_to_numpy(fr.ego_to_world), f"{where}.ego_to_world")
@@ -407,7 +407,7 @@ def dump_manifest(manifest: Mapping[str, Any]) -> str:
 
 
 def _lidar_entry(spec, fi: int, files: list) -> dict[str, Any]:
-    where = f"write_clip(lidar[{fi}])"
+    where = f"write_clip: lidar[{fi}]"
     if not isinstance(spec, LidarSpec):
         spec = LidarSpec(points=spec)
     C.check_choice(spec.frame, C.LIDAR_FRAMES, f"{where}.frame")
