@@ -1,0 +1,527 @@
+"""Model files and training checkpoints: safetensors for tensors, JSON for everything else.
+
+Nothing here unpickles or imports anything named by a file: tensors come from safetensors (a
+JSON header plus raw bytes), configs and trainer state from ``json.loads``, and the architecture
+named in a file is looked up in an in-process registry of known models. A file that is not what
+it claims to be raises ``FormatError``; a checkpoint of another architecture raises
+``ValidationError`` naming the mismatch.
+
+Layout::
+
+    NAME.safetensors  NAME.json            # a model file (``save_model`` / ``load_model``)
+
+    RUN/checkpoints/step_00001000/         # a training checkpoint (``save_checkpoint``)
+        model.safetensors  model.json      #   a model file, loadable by ``load_model``
+        optim.safetensors                  #   optimiser state tensors
+        trainer.json                       #   step, train config, RNG states, optimiser scalars
+    RUN/checkpoints/latest.json            # {"step": 1000, "dir": "step_00001000"}, written last
+
+Every file is written through ``splatnet.io.atomic`` (temporary file + rename); ``trainer.json``
+is written last inside a step directory and ``latest.json`` after it, so a crash mid-save leaves
+the previous checkpoint as the latest complete one.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import importlib
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .errors import FormatError, ValidationError
+from .io.atomic import atomic_write_bytes, atomic_write_text
+
+FORMAT_VERSION = 1
+MODEL_FORMAT = "splatnet-model"
+OPTIM_FORMAT = "splatnet-optim"
+TRAINER_FORMAT = "splatnet-trainer"
+
+#: Where ``load_model()`` with no path looks for the shipped default model.
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_MODEL = WEIGHTS_DIR / "splatnet_default.safetensors"
+
+
+# ---------------------------------------------------------------------------- model registry
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """How to build one architecture: ``model_cls(config_cls(**config))``."""
+
+    name: str
+    model_cls: Callable[..., nn.Module]
+    config_cls: type
+
+
+# Built-in architectures, imported on first use from these fixed modules (never from a file).
+_BUILTIN = {"splatnet": ("splatnet.models", "SplatNet", "SplatNetConfig")}
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, model_cls: Callable[..., nn.Module], config_cls: type) -> None:
+    """Make architecture ``name`` loadable: ``model_cls(config)`` with a dataclass ``config_cls``."""
+    if not dataclasses.is_dataclass(config_cls):
+        raise ValidationError(f"register_model({name!r}): config_cls must be a dataclass")
+    _REGISTRY[name] = ModelEntry(name, model_cls, config_cls)
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registered architecture ``name`` (built-ins are imported on first use)."""
+    if name not in _REGISTRY and name in _BUILTIN:
+        module, model_attr, config_attr = _BUILTIN[name]
+        mod = importlib.import_module(module)
+        if not hasattr(mod, model_attr) or not hasattr(mod, config_attr):
+            raise ValidationError(f"architecture {name!r}: {module} has no {model_attr} / "
+                                  f"{config_attr} (the model is not available in this version)")
+        register_model(name, getattr(mod, model_attr), getattr(mod, config_attr))
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        known = sorted(set(_REGISTRY) | set(_BUILTIN))
+        raise ValidationError(f"unknown model architecture {name!r}; known: {', '.join(known)}")
+    return entry
+
+
+def arch_of(model: nn.Module) -> str:
+    """The registered name of ``model``'s class (unwrapping DDP)."""
+    model = unwrap(model)
+    for attempt in range(2):
+        for name, entry in _REGISTRY.items():
+            if type(model) is entry.model_cls:
+                return name
+        if attempt == 0:  # not found: import the built-ins, then look again
+            for name in _BUILTIN:
+                if name not in _REGISTRY:
+                    try:
+                        model_entry(name)
+                    except (ImportError, ValidationError):
+                        continue
+    raise ValidationError(f"{type(model).__name__} is not a registered model architecture; call "
+                          "splatnet.checkpoint.register_model(name, model_cls, config_cls) first")
+
+
+def build_model(arch: str, config: Any) -> nn.Module:
+    """Instantiate architecture ``arch`` from a config dataclass or a mapping of its fields."""
+    from .config_io import from_dict
+
+    entry = model_entry(arch)
+    cfg = from_dict(entry.config_cls, config, where="model")
+    return entry.model_cls(cfg)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel / DataParallel wrapper."""
+    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel,
+                                              nn.DataParallel)) else model
+
+
+# ---------------------------------------------------------------------------- model files
+def save_model(path: str | os.PathLike, model: nn.Module, config: Any = None, *,
+               arch: str | None = None, extra: Mapping[str, Any] | None = None) -> Path:
+    """Write ``PATH.safetensors`` (weights) and ``PATH.json`` (architecture + config).
+
+    ``config`` is the model's config dataclass (default: ``model.config``). Returns the
+    ``.safetensors`` path.
+    """
+    from .config_io import to_dict
+
+    model = unwrap(model)
+    arch = arch or arch_of(model)
+    if config is None:
+        config = getattr(model, "config", None)
+        if config is None:
+            raise ValidationError(f"save_model: {type(model).__name__} has no .config; pass config=")
+    weights, sidecar = _model_paths(path)
+    state = _state_tensors(model.state_dict(), "model")
+    _write_safetensors(weights, state, {"format": MODEL_FORMAT, "arch": arch})
+    meta = {"format": MODEL_FORMAT, "version": FORMAT_VERSION, "arch": arch,
+            "config": to_dict(config), "num_parameters": _count(model)}
+    if extra:
+        meta["extra"] = dict(extra)
+    atomic_write_text(sidecar, json.dumps(meta, indent=2, allow_nan=False) + "\n")
+    return weights
+
+
+def read_model_file(path: str | os.PathLike) -> tuple[str, dict, dict[str, Tensor]]:
+    """``(arch, config mapping, state dict)`` of a model file, checked but not instantiated."""
+    weights, sidecar = _model_paths(path)
+    meta = _read_json(sidecar, MODEL_FORMAT)
+    arch = meta.get("arch")
+    config = meta.get("config")
+    if not isinstance(arch, str) or not isinstance(config, dict):
+        raise FormatError(f"{sidecar}: 'arch' must be a string and 'config' a mapping")
+    tensors, header = _read_safetensors(weights, MODEL_FORMAT)
+    if header.get("arch") != arch:
+        raise FormatError(f"{weights}: holds weights of architecture {header.get('arch')!r} but "
+                          f"{sidecar.name} says {arch!r}")
+    return arch, config, tensors
+
+
+def load_model(path: str | os.PathLike | None = None,
+               device: str | torch.device | None = None) -> nn.Module:
+    """Load a model for inference (``eval()`` mode) from a model file or checkpoint.
+
+    Args:
+        path: ``NAME.safetensors`` (or ``NAME.json`` / ``NAME``), a checkpoint step directory, or
+            a training run's directory or its ``checkpoints`` folder (the latest step). ``None``:
+            the default model shipped in ``splatnet/weights/``.
+        device: where to put the model (default CPU).
+    """
+    if path is None:
+        if not DEFAULT_MODEL.is_file():
+            raise FileNotFoundError(
+                f"no default checkpoint is shipped yet ({DEFAULT_MODEL} does not exist); train "
+                "one with `splatnet train --config configs/NAME.yaml` and pass its path, e.g. "
+                "splatnet.load_model('runs/NAME/checkpoints')")
+        path = DEFAULT_MODEL
+    path = _resolve_model_path(Path(path))
+    arch, config, tensors = read_model_file(path)
+    model = build_model(arch, config)
+    load_state_strict(model, tensors, where=str(path))
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model
+
+
+def load_state_strict(model: nn.Module, tensors: Mapping[str, Tensor], where: str) -> None:
+    """``model.load_state_dict`` that names missing / unexpected keys and shape mismatches."""
+    model = unwrap(model)
+    own = model.state_dict()
+    missing = [k for k in own if k not in tensors]
+    unexpected = [k for k in tensors if k not in own]
+    shapes = [f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in own.items() if k in tensors and tensors[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        if shapes:
+            parts.append(f"{len(shapes)} of another shape (e.g. {'; '.join(shapes[:3])})")
+        raise ValidationError(f"{where}: weights do not fit {type(model).__name__}: "
+                              + ", ".join(parts))
+    with torch.no_grad():
+        model.load_state_dict(dict(tensors), strict=True)
+
+
+def _resolve_model_path(path: Path) -> Path:
+    if path.is_dir():
+        if (path / "checkpoints" / "latest.json").is_file():  # a run directory
+            path = path / "checkpoints"
+        if (path / "latest.json").is_file():
+            path = latest_checkpoint(path)
+        if (path / "model.safetensors").is_file():
+            return path / "model.safetensors"
+        raise FileNotFoundError(f"{path}: no model.safetensors or latest.json in this directory")
+    return path
+
+
+def _model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    path = Path(path)
+    if path.suffix in (".safetensors", ".json"):
+        path = path.with_suffix("")
+    return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
+
+
+# ---------------------------------------------------------------------------- checkpoints
+@dataclasses.dataclass
+class Checkpoint:
+    """A training checkpoint as read from disk (tensors on CPU)."""
+
+    path: Path
+    step: int
+    arch: str
+    model_config: dict
+    model_state: dict[str, Tensor]
+    optim_state: dict | None
+    trainer: dict  # train config, RNG states and anything else the trainer stored
+
+
+def save_checkpoint(directory: str | os.PathLike, step: int, model: nn.Module,
+                    optimizer: torch.optim.Optimizer | None, trainer_state: Mapping[str, Any],
+                    *, model_config: Any = None, arch: str | None = None,
+                    keep: int = 0) -> Path:
+    """Write ``directory/step_{step:08d}/`` and point ``directory/latest.json`` at it.
+
+    ``trainer_state`` must be JSON-serialisable (use ``rng_state()`` for RNG states). ``keep`` > 0
+    deletes all but the newest ``keep`` step directories afterwards.
+    """
+    directory = Path(directory)
+    step_dir = directory / f"step_{step:08d}"
+    step_dir.mkdir(parents=True, exist_ok=True)
+    (step_dir / "trainer.json").unlink(missing_ok=True)  # the directory is incomplete until the end
+    save_model(step_dir / "model", model, model_config, arch=arch)
+    scalars: dict = {}
+    if optimizer is not None:
+        tensors, scalars = _optim_to_flat(optimizer.state_dict())
+        _write_safetensors(step_dir / "optim.safetensors", tensors, {"format": OPTIM_FORMAT})
+    state = {"format": TRAINER_FORMAT, "version": FORMAT_VERSION, "step": int(step),
+             "has_optimizer": optimizer is not None, "optimizer": scalars,
+             **dict(trainer_state)}
+    atomic_write_text(step_dir / "trainer.json", json.dumps(state, indent=1, allow_nan=False))
+    atomic_write_text(directory / "latest.json",
+                      json.dumps({"step": int(step), "dir": step_dir.name}) + "\n")
+    if keep > 0:
+        _prune(directory, keep)
+    return step_dir
+
+
+def latest_checkpoint(directory: str | os.PathLike) -> Path:
+    """The step directory ``directory/latest.json`` points at (or ``directory`` itself)."""
+    directory = Path(directory)
+    if (directory / "trainer.json").is_file() or (directory / "model.safetensors").is_file():
+        return directory
+    pointer = directory / "latest.json"
+    if not pointer.is_file():
+        raise FileNotFoundError(f"{directory}: no checkpoint here (no latest.json)")
+    info = _read_json(pointer, None)
+    name = info.get("dir")
+    if not isinstance(name, str) or "/" in name or "\\" in name or name in ("", ".", ".."):
+        raise FormatError(f"{pointer}: 'dir' must name a step directory inside {directory}")
+    step_dir = directory / name
+    if not (step_dir / "trainer.json").is_file():
+        raise FileNotFoundError(f"{step_dir}: checkpoint is incomplete (no trainer.json)")
+    return step_dir
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint: a step directory or a directory holding ``latest.json``."""
+    step_dir = latest_checkpoint(path)
+    trainer = _read_json(step_dir / "trainer.json", TRAINER_FORMAT)
+    step = trainer.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise FormatError(f"{step_dir / 'trainer.json'}: 'step' must be a non-negative integer")
+    arch, config, tensors = read_model_file(step_dir / "model.safetensors")
+    optim_state = None
+    if trainer.get("has_optimizer"):
+        flat, _ = _read_safetensors(step_dir / "optim.safetensors", OPTIM_FORMAT)
+        scalars = trainer.get("optimizer")
+        if not isinstance(scalars, dict):
+            raise FormatError(f"{step_dir / 'trainer.json'}: 'optimizer' must be a mapping")
+        optim_state = _optim_from_flat(flat, scalars, step_dir / "trainer.json")
+    return Checkpoint(step_dir, step, arch, config, tensors, optim_state, trainer)
+
+
+def check_same_architecture(ckpt: Checkpoint, model: nn.Module, model_config: Any) -> None:
+    """Raise ``ValidationError`` naming what differs between a checkpoint and ``model``."""
+    from .config_io import to_dict
+
+    arch = arch_of(model)
+    if ckpt.arch != arch:
+        raise ValidationError(f"{ckpt.path}: checkpoint is of architecture {ckpt.arch!r}, the "
+                              f"model is {arch!r}")
+    ours = to_dict(model_config)
+    diffs = _dict_diff(ckpt.model_config, ours)
+    if diffs:
+        raise ValidationError(f"{ckpt.path}: checkpoint was made with another model config: "
+                              + "; ".join(diffs[:5]))
+    load_state_strict(model, ckpt.model_state, str(ckpt.path))
+
+
+def _prune(directory: Path, keep: int) -> None:
+    steps = sorted(p for p in directory.glob("step_*") if p.is_dir())
+    for old in steps[:-keep]:
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+
+
+# ---------------------------------------------------------------------------- RNG state
+def rng_state() -> dict:
+    """Python, NumPy and torch (CPU and CUDA) RNG states as JSON-ready data."""
+    import random
+
+    import numpy as np
+
+    py = random.getstate()
+    np_state = np.random.get_state()
+    out = {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]),
+                  float(np_state[4])],
+        "torch": _b64(torch.get_rng_state()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = [_b64(s) for s in torch.cuda.get_rng_state_all()]
+    return out
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore states from ``rng_state()``; validates types instead of trusting the file."""
+    import random
+
+    import numpy as np
+
+    try:
+        if "python" in state:
+            v, internal, gauss = state["python"]
+            random.setstate((int(v), tuple(int(x) for x in internal),
+                             None if gauss is None else float(gauss)))
+        if "numpy" in state:
+            name, keys, pos, has_gauss, cached = state["numpy"]
+            np.random.set_state((str(name), np.asarray(keys, dtype=np.uint32), int(pos),
+                                 int(has_gauss), float(cached)))
+        if "torch" in state:
+            torch.set_rng_state(_unb64(state["torch"]))
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([_unb64(s) for s in state["cuda"]])
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise FormatError(f"RNG state in checkpoint is malformed: {exc}") from None
+
+
+def _b64(t: Tensor) -> str:
+    return base64.b64encode(t.cpu().numpy().tobytes()).decode("ascii")
+
+
+def _unb64(s: Any) -> Tensor:
+    if not isinstance(s, str):
+        raise TypeError("expected a base64 string")
+    return torch.frombuffer(bytearray(base64.b64decode(s, validate=True)), dtype=torch.uint8)
+
+
+# ---------------------------------------------------------------------------- low level
+def _state_tensors(state: Mapping[str, Tensor], what: str) -> dict[str, Tensor]:
+    out = {}
+    for k, v in state.items():
+        if not isinstance(v, Tensor):
+            raise ValidationError(f"{what} state {k!r} is a {type(v).__name__}, not a tensor")
+        # safetensors refuses shared storage; a contiguous CPU copy of each entry is exact.
+        out[k] = v.detach().to("cpu", copy=True).contiguous()
+    return out
+
+
+def _write_safetensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str]) -> None:
+    from safetensors.torch import save
+
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
+def _read_safetensors(path: Path, expect_format: str) -> tuple[dict[str, Tensor], dict]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    data = path.read_bytes()
+    try:
+        tensors = load(data)
+        header = _safetensors_metadata(data)
+    except (SafetensorError, ValueError, OverflowError, RuntimeError) as exc:
+        raise FormatError(f"{path}: not a valid safetensors file ({_short(exc)})") from None
+    if header.get("format") != expect_format:
+        raise FormatError(f"{path}: expected a {expect_format} file, header says "
+                          f"format={header.get('format')!r}")
+    return tensors, header
+
+
+def _safetensors_metadata(data: bytes) -> dict:
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise ValueError("__metadata__ is not a mapping")
+    return meta
+
+
+def _read_json(path: Path, expect_format: str | None) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+        raise FormatError(f"{path}: not valid JSON ({_short(exc)})") from None
+    if not isinstance(data, dict):
+        raise FormatError(f"{path}: expected a JSON object")
+    if expect_format is not None:
+        if data.get("format") != expect_format:
+            raise FormatError(f"{path}: expected format {expect_format!r}, got "
+                              f"{data.get('format')!r}")
+        if data.get("version") != FORMAT_VERSION:
+            raise FormatError(f"{path}: unsupported version {data.get('version')!r} "
+                              f"(this splatnet reads version {FORMAT_VERSION})")
+    return data
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _optim_to_flat(sd: dict) -> tuple[dict[str, Tensor], dict]:
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, dict] = {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            if isinstance(v, Tensor):
+                tensors[f"state.{int(idx)}.{k}"] = v.detach().to("cpu", copy=True).contiguous()
+            elif isinstance(v, (int, float, bool)) or v is None:
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise ValidationError(f"optimizer state {idx}.{k} is not finite")
+                scalars.setdefault(str(int(idx)), {})[k] = v
+            else:
+                raise ValidationError(f"optimizer state {idx}.{k}: cannot store a "
+                                      f"{type(v).__name__}")
+    groups = []
+    for g in sd["param_groups"]:
+        group = {}
+        for k, v in g.items():
+            if isinstance(v, Tensor):
+                raise ValidationError(f"optimizer param group {k!r} is a tensor; use a float")
+            group[k] = list(v) if isinstance(v, tuple) else v
+        groups.append(group)
+    tuples = sorted({k for g in sd["param_groups"] for k, v in g.items() if isinstance(v, tuple)})
+    return tensors, {"param_groups": groups, "scalars": scalars, "tuple_keys": tuples}
+
+
+def _optim_from_flat(flat: dict[str, Tensor], info: dict, where: Path) -> dict:
+    groups = info.get("param_groups")
+    scalars = info.get("scalars", {})
+    tuple_keys = info.get("tuple_keys", [])
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups) \
+            or not isinstance(scalars, dict) or not isinstance(tuple_keys, list):
+        raise FormatError(f"{where}: malformed optimizer section")
+    state: dict[int, dict] = {}
+    for key, t in flat.items():
+        parts = key.split(".", 2)
+        if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit():
+            raise FormatError(f"{where}: unexpected optimizer tensor {key!r}")
+        state.setdefault(int(parts[1]), {})[parts[2]] = t
+    for idx, st in scalars.items():
+        if not str(idx).isdigit() or not isinstance(st, dict):
+            raise FormatError(f"{where}: malformed optimizer scalars for {idx!r}")
+        state.setdefault(int(idx), {}).update(st)
+    param_groups = [{k: tuple(v) if k in tuple_keys and isinstance(v, list) else v
+                     for k, v in g.items()} for g in groups]
+    return {"state": state, "param_groups": param_groups}
+
+
+def _dict_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if k not in a:
+                out.append(f"{key} missing in checkpoint")
+            elif k not in b:
+                out.append(f"{key} unknown to this model")
+            else:
+                out.extend(_dict_diff(a[k], b[k], key))
+        return out
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        a, b = list(a), list(b)
+    return [] if a == b else [f"{prefix}: checkpoint {a!r} vs {b!r}"]
+
+
+def _count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200]

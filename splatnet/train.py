@@ -1,0 +1,631 @@
+"""Training: typed config, the optimisation loop, checkpoints, resume and DDP.
+
+Run it as ``splatnet train --config configs/NAME.yaml [key=value ...]`` on one process, or as
+``torchrun --nproc_per_node N -m splatnet.train --config ... [key=value ...]`` for data-parallel
+training (gloo on CPU, NCCL on GPU; see ``docs/training.md``).
+
+The loop is generic over three small interfaces, so it can train the real network or a stand-in:
+
+- a **model**: any ``nn.Module``, registered in ``splatnet.checkpoint`` (``register_model``) so
+  that checkpoints name its architecture;
+- a **data source** (``DataSource``): ``get(index, stage)`` returns the sample of global index
+  ``index``, a pure function of the data seed and the index (so resuming and any number of
+  ranks see exactly the same samples), and ``collate(items)`` stacks samples into a batch with
+  a ``.to(device)`` method;
+- a **task** (``Task``): ``loss(model, batch, step, stage)`` returns ``(scalar loss,
+  {name: float metric})`` with the loss the *mean* over the batch's samples.
+
+Determinism: step ``s`` uses samples ``s·B … s·B + B − 1`` of the global batch ``B`` (rank ``r``
+of ``W`` takes the ``r``-th ``B/W`` of them), the learning rate is a pure function of ``s``, and
+the global RNGs are re-seeded from ``(seed, s, rank)`` at the start of each step. A checkpoint
+holds the parameters and the optimiser state, so ``--resume`` continues bit-exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from . import checkpoint as ckpt_io
+from .config_io import format_help, from_dict, load_config, merge_overrides, to_dict
+from .errors import ValidationError
+from .io.atomic import atomic_write_text
+
+
+# ---------------------------------------------------------------------------- config
+@dataclass
+class StageConfig:
+    """One phase of the size curriculum."""
+
+    until_step: int = 0
+    """This stage applies to steps < until_step (the last stage also covers every later step)."""
+    size: tuple[int, int] = (64, 112)
+    """Image size (height, width) of context and target views in this stage."""
+    depth_weight: float | None = None
+    """LiDAR/ground-truth depth loss weight in this stage (null: loss.depth_weight)."""
+
+
+@dataclass
+class SyntheticConfig:
+    """Clips made on the fly by ``splatnet.clip.synth.generate`` (cached; one clip per seed)."""
+
+    seeds: list[int] = field(default_factory=lambda: list(range(8)))
+    """Generator seeds, one clip each; the same seed always gives the same clip."""
+    cameras: int = 6
+    """Rig cameras per generated clip."""
+    frames: int = 3
+    """Frames per generated clip."""
+    size: tuple[int, int] = (128, 224)
+    """Image size (height, width) the generator renders at (views are resized from it)."""
+    cache_dir: str = "~/.cache/splatnet/synthetic"
+    """Where generated clips are kept (one directory per seed and setting)."""
+
+
+@dataclass
+class DataConfig:
+    """Where samples come from and what a sample holds."""
+
+    clips: list[str] = field(default_factory=list)
+    """Clip directories to train on (see docs/clip-format.md)."""
+    synthetic: SyntheticConfig | None = None
+    """Generate synthetic clips instead of (or besides) ``clips`` (null: off)."""
+    batch_size: int = 1
+    """Global batch size (samples per optimiser step), split evenly across DDP ranks."""
+    micro_batch: int = 1
+    """Samples per forward pass on one rank; gradients accumulate over the rank's share."""
+    context_frames: int = 2
+    """Consecutive frames whose rig cameras are the network's input."""
+    target_views: int = 2
+    """Views to render and compare per sample (other frames, held-out 'target' cameras)."""
+    target_camera_prob: float = 0.5
+    """Chance that a target is a 'target'-role camera (when the clip has any) rather than a rig
+    camera at a frame outside the context window."""
+    size: tuple[int, int] = (64, 112)
+    """Image size (height, width) when ``curriculum`` is empty."""
+    curriculum: list[StageConfig] = field(default_factory=list)
+    """Size stages in step order (empty: ``size`` throughout)."""
+    seed: int = 0
+    """Seed of the sample order and view choice (a sample is a pure function of seed and index)."""
+
+    def stage_at(self, step: int) -> StageConfig:
+        """The curriculum stage of ``step``."""
+        for stage in self.curriculum:
+            if step < stage.until_step:
+                return stage
+        if self.curriculum:
+            return self.curriculum[-1]
+        return StageConfig(until_step=0, size=self.size)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and gradient clipping."""
+
+    lr: float = 3e-4
+    """Peak learning rate."""
+    min_lr: float = 1e-5
+    """Learning rate at the end of the cosine decay."""
+    betas: tuple[float, float] = (0.9, 0.99)
+    """AdamW betas."""
+    weight_decay: float = 0.02
+    """AdamW decoupled weight decay (matrices and convolution kernels only, not biases/norms)."""
+    eps: float = 1e-8
+    """AdamW epsilon."""
+    grad_clip: float = 0.5
+    """Clip the global gradient norm to this (0: no clipping)."""
+    bf16: bool = True
+    """bfloat16 autocast on CUDA (ignored on CPU, which always trains in float32)."""
+    find_unused_parameters: bool = False
+    """DDP: allow parameters that get no gradient in a step (slower; needed for optional heads)."""
+
+
+@dataclass
+class ScheduleConfig:
+    """Steps and the learning-rate schedule (linear warm-up, then cosine to min_lr)."""
+
+    steps: int = 10000
+    """Total optimiser steps."""
+    warmup_steps: int = 300
+    """Linear warm-up steps from lr/warmup_steps to lr."""
+
+
+@dataclass
+class LossConfig:
+    """Weights of the training loss on target views (see splatnet.losses)."""
+
+    l1_weight: float = 0.8
+    """Photometric L1 weight."""
+    ssim_weight: float = 0.2
+    """(1 − SSIM) weight."""
+    depth_weight: float = 1.0
+    """LiDAR / ground-truth depth L1 on inverse depth of the predicted depth maps."""
+    render_depth_weight: float = 0.1
+    """L1 on inverse rendered depth at target views where depth is known."""
+    sky_weight: float = 0.1
+    """L1 between rendered alpha and 1 − sky mask where sky masks exist."""
+    context_weight: float = 0.25
+    """Weight of the photometric loss on the context views themselves."""
+
+
+@dataclass
+class LogConfig:
+    """Outputs: run directory, metrics, checkpoints."""
+
+    dir: str = "runs/default"
+    """Run directory: config.yaml, metrics.jsonl, checkpoints/, tensorboard/."""
+    every: int = 10
+    """Log metrics every this many steps."""
+    checkpoint_every: int = 500
+    """Write a checkpoint every this many steps (and at the end; 0: only at the end)."""
+    keep: int = 3
+    """Checkpoints to keep (0: all)."""
+    flush_seconds: float = 30.0
+    """Rewrite metrics.jsonl (atomically) at most this often, and at checkpoints and the end."""
+    tensorboard: bool = True
+    """Also write TensorBoard events when the tensorboard package is installed."""
+    progress: bool = True
+    """Show a tqdm progress bar (rank 0)."""
+
+
+@dataclass
+class TrainConfigBase:
+    """Everything but the network: subclasses add ``model: <the architecture's config>``."""
+
+    arch: str = "splatnet"
+    """Registered model architecture (splatnet.checkpoint.register_model)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Training data."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimiser."""
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    """Steps and learning-rate schedule."""
+    loss: LossConfig = field(default_factory=LossConfig)
+    """Loss weights."""
+    log: LogConfig = field(default_factory=LogConfig)
+    """Logging and checkpoints."""
+    seed: int = 0
+    """Seed of parameter initialisation and of the per-step RNG streams."""
+    device: str = "auto"
+    """'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'."""
+    threads: int = 0
+    """torch intra-op threads per process (0: torch's default)."""
+
+    def __post_init__(self) -> None:
+        _check_positive("schedule.steps", self.schedule.steps)
+        _check_positive("data.batch_size", self.data.batch_size)
+        _check_positive("data.micro_batch", self.data.micro_batch)
+        _check_positive("log.every", self.log.every)
+        if self.schedule.warmup_steps < 0:
+            raise ValidationError("schedule.warmup_steps: must be >= 0")
+        if not 0 <= self.optim.min_lr <= self.optim.lr:
+            raise ValidationError("optim.min_lr: must be in [0, optim.lr]")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValidationError(f"device: expected auto, cpu or cuda, got {self.device!r}")
+        steps = [s.until_step for s in self.data.curriculum]
+        if steps != sorted(steps):
+            raise ValidationError(f"data.curriculum: until_step must increase, got {steps}")
+        for i, s in enumerate(self.data.curriculum):
+            if min(s.size) <= 0:
+                raise ValidationError(f"data.curriculum[{i}].size: must be positive")
+
+
+try:  # the real network's config; the trainer itself does not need it
+    from .models import SplatNetConfig as _SplatNetConfig
+except ImportError as _exc:  # pragma: no cover - only while the model package is absent
+    _SplatNetConfig = None
+    _MODEL_IMPORT_ERROR: Exception | None = _exc
+else:
+    _MODEL_IMPORT_ERROR = None
+
+if _SplatNetConfig is not None:
+
+    @dataclass
+    class TrainConfig(TrainConfigBase):
+        """A full training run of SplatNet."""
+
+        model: _SplatNetConfig = field(default_factory=_SplatNetConfig)  # type: ignore[valid-type]
+        """The network (splatnet.models.SplatNetConfig)."""
+
+else:  # pragma: no cover
+    TrainConfig = None  # type: ignore[assignment,misc]
+
+
+def _check_positive(name: str, v: int) -> None:
+    if v <= 0:
+        raise ValidationError(f"{name}: must be positive, got {v}")
+
+
+def lr_at(step: int, optim: OptimConfig, schedule: ScheduleConfig) -> float:
+    """Learning rate of ``step`` (0-based): linear warm-up, then cosine from lr to min_lr."""
+    warm = schedule.warmup_steps
+    if step < warm:
+        return optim.lr * (step + 1) / warm
+    span = max(schedule.steps - warm, 1)
+    t = min(max(step - warm, 0) / span, 1.0)
+    return optim.min_lr + 0.5 * (optim.lr - optim.min_lr) * (1.0 + math.cos(math.pi * t))
+
+
+# ---------------------------------------------------------------------------- interfaces
+class DataSource(Protocol):
+    def get(self, index: int, stage: StageConfig) -> Any:
+        """Sample number ``index`` (a pure function of the source's seed and ``index``)."""
+
+    def collate(self, items: list[Any]) -> Any:
+        """A batch of samples; must have ``.to(device)``."""
+
+
+class Task(Protocol):
+    def loss(self, model: nn.Module, batch: Any, step: int,
+             stage: StageConfig) -> tuple[Tensor, dict[str, float]]:
+        """``(scalar loss averaged over the batch, metrics)``."""
+
+
+# ---------------------------------------------------------------------------- distributed
+@dataclass
+class DistInfo:
+    """This process's place in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Join the process group torchrun describes in the environment (no-op for one process)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        use_cuda = _want_cuda(device)
+        if use_cuda:
+            torch.cuda.set_device(info.local_rank)
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return info
+
+
+def _want_cuda(device: str) -> bool:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValidationError("device: 'cuda' requested but torch sees no CUDA device")
+    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
+
+
+# ---------------------------------------------------------------------------- the trainer
+class Trainer:
+    """Optimises ``model`` on ``data`` with ``task``'s loss as ``cfg`` says; see ``fit``."""
+
+    def __init__(self, cfg: TrainConfigBase, model: nn.Module, data: DataSource, task: Task,
+                 dist_info: DistInfo | None = None) -> None:
+        self.cfg = cfg
+        self.dist = dist_info or DistInfo()
+        if cfg.data.batch_size % self.dist.world_size:
+            raise ValidationError(f"data.batch_size={cfg.data.batch_size} is not divisible by "
+                                  f"the {self.dist.world_size} DDP ranks")
+        self.device = torch.device(
+            f"cuda:{self.dist.local_rank}" if _want_cuda(cfg.device) else "cpu")
+        self.model = model.to(self.device)
+        self.data = data
+        self.task = task
+        self.step = 0
+        self.optimizer = make_optimizer(self.model, cfg.optim)
+        self.run_dir = Path(cfg.log.dir).expanduser()
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self._metrics: list[dict] = []
+        self._last_flush = time.monotonic()
+        self._tb = None
+
+    # -------------------------------------------------------------- resume
+    def resume(self, path: str | os.PathLike) -> int:
+        """Load parameters, optimiser state, step and RNG states from a checkpoint."""
+        ck = ckpt_io.load_checkpoint(path)
+        model_cfg = getattr(self.cfg, "model", None)
+        if model_cfg is None:
+            raise ValidationError(f"{type(self.cfg).__name__} has no 'model' field")
+        ckpt_io.check_same_architecture(ck, self.model, model_cfg)  # also loads the weights
+        if ck.optim_state is None:
+            raise ValidationError(f"{ck.path}: checkpoint has no optimizer state; it can "
+                                  "initialise a model (load_model) but not resume training")
+        try:
+            self.optimizer.load_state_dict(ck.optim_state)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise ValidationError(f"{ck.path}: optimizer state does not fit this model: "
+                                  f"{exc}") from None
+        if isinstance(ck.trainer.get("rng"), dict):
+            ckpt_io.set_rng_state(ck.trainer["rng"])
+        self.step = ck.step
+        if self.dist.is_main:
+            self._metrics = [m for m in _read_jsonl(self.run_dir / "metrics.jsonl")
+                             if isinstance(m.get("step"), int) and m["step"] <= self.step]
+        return self.step
+
+    # -------------------------------------------------------------- loop
+    def fit(self, stop_at: int | None = None) -> nn.Module:
+        """Train from ``self.step`` to ``schedule.steps`` (or ``stop_at``); returns the model."""
+        cfg = self.cfg
+        end = cfg.schedule.steps if stop_at is None else min(stop_at, cfg.schedule.steps)
+        model = self.model
+        if self.dist.enabled:
+            model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=cfg.optim.find_unused_parameters)
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "config.yaml", _to_yaml(cfg))
+            self._open_tensorboard()
+        bar = self._progress(end)
+        model.train()
+        try:
+            while self.step < end:
+                metrics = self._train_step(model)
+                self.step += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{metrics['loss']:.4f}", refresh=False)
+                if self.step % cfg.log.every == 0 or self.step == end:
+                    self._log(metrics)
+                every = cfg.log.checkpoint_every
+                if (every and self.step % every == 0) or self.step == end:
+                    self.save()
+        finally:
+            if bar is not None:
+                bar.close()
+            if self.dist.is_main:
+                self._flush_metrics()
+                if self._tb is not None:
+                    self._tb.close()
+        return self.model
+
+    def _train_step(self, model: nn.Module) -> dict[str, float]:
+        cfg = self.cfg
+        step = self.step
+        _seed_step(cfg.seed, step, self.dist.rank)
+        lr = lr_at(step, cfg.optim, cfg.schedule)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        stage = cfg.data.stage_at(step)
+        local = cfg.data.batch_size // self.dist.world_size
+        first = step * cfg.data.batch_size + self.dist.rank * local
+        chunks = [list(range(i, min(i + cfg.data.micro_batch, first + local)))
+                  for i in range(first, first + local, cfg.data.micro_batch)]
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16,
+                                  enabled=cfg.optim.bf16 and self.device.type == "cuda")
+        for ci, idx in enumerate(chunks):
+            batch = self.data.collate([self.data.get(i, stage) for i in idx]).to(self.device)
+            sync = ci == len(chunks) - 1 or not self.dist.enabled
+            ctx = model.no_sync() if not sync else contextlib.nullcontext()
+            with ctx:
+                with autocast:
+                    loss, m = self.task.loss(model, batch, step, stage)
+                if not bool(torch.isfinite(loss)):
+                    raise FloatingPointError(f"step {step}: loss is {float(loss)} (metrics {m})")
+                (loss * (len(idx) / local)).backward()
+            for k, v in {"loss": float(loss.detach()), **m}.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(idx) / local
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if cfg.optim.grad_clip > 0:
+            gnorm = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))
+        else:
+            gnorm = float(torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
+        self.optimizer.step()
+        sums["grad_norm"] = gnorm
+        sums["lr"] = lr
+        return sums
+
+    # -------------------------------------------------------------- outputs
+    def save(self) -> Path | None:
+        """Write a checkpoint of the current step (rank 0 only; others wait)."""
+        path = None
+        if self.dist.is_main:
+            path = ckpt_io.save_checkpoint(
+                self.ckpt_dir, self.step, self.model, self.optimizer,
+                {"config": to_dict(self.cfg), "rng": ckpt_io.rng_state(),
+                 "world_size": self.dist.world_size},
+                model_config=self.cfg.model, arch=self.cfg.arch, keep=self.cfg.log.keep)
+            self._flush_metrics()
+        if self.dist.enabled:
+            dist.barrier()
+        return path
+
+    def _log(self, metrics: dict[str, float]) -> None:
+        if self.dist.enabled:
+            keys = sorted(metrics)
+            t = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=self.device)
+            dist.all_reduce(t)
+            metrics = {k: float(v) / self.dist.world_size for k, v in zip(keys, t.tolist())}
+            metrics["lr"] = lr_at(self.step - 1, self.cfg.optim, self.cfg.schedule)
+        if not self.dist.is_main:
+            return
+        stage = self.cfg.data.stage_at(self.step - 1)
+        row = {"step": self.step, "time": time.time(), "size": list(stage.size), **metrics}
+        self._metrics.append(row)
+        if self._tb is not None:
+            for k, v in metrics.items():
+                self._tb.add_scalar(f"train/{k}", v, self.step)
+        if time.monotonic() - self._last_flush >= self.cfg.log.flush_seconds:
+            self._flush_metrics()
+
+    def _flush_metrics(self) -> None:
+        # Rewritten whole through atomic_write: a crash never leaves a torn line.
+        text = "".join(json.dumps(m, allow_nan=True) + "\n" for m in self._metrics)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / "metrics.jsonl", text)
+        self._last_flush = time.monotonic()
+
+    def _open_tensorboard(self) -> None:
+        if not self.cfg.log.tensorboard:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard not installed: JSONL only
+            return
+        self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step + 1)
+
+    def _progress(self, end: int):
+        if not (self.dist.is_main and self.cfg.log.progress) or self.step >= end:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=end, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+
+
+def make_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices / kernels (ndim ≥ 2) only."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": optim.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
+
+
+def _seed_step(seed: int, step: int, rank: int) -> None:
+    s = ((seed * 1_000_003 + step) * 1009 + rank) % (2**63 - 1)
+    torch.manual_seed(s)
+    random.seed(s)
+    import numpy as np
+
+    np.random.seed(s % 2**32)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def _to_yaml(cfg: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+# ---------------------------------------------------------------------------- entry points
+def resolve_config(config_cls: type, config: str | None, overrides: Sequence[str],
+                   resume: str | None) -> Any:
+    """Defaults ← ``config`` YAML ← (with ``resume`` and no ``config``: the checkpoint's) ← overrides."""
+    if config is None and resume is not None:
+        ck_dir = ckpt_io.latest_checkpoint(_ckpt_dir(resume))
+        stored = json.loads((ck_dir / "trainer.json").read_text(encoding="utf-8")).get("config")
+        if not isinstance(stored, dict):
+            raise ValidationError(f"{ck_dir}/trainer.json: no 'config' mapping to resume from")
+        return from_dict(config_cls, merge_overrides(stored, overrides))
+    if config is None:
+        return load_config(config_cls, None, overrides)
+    return load_config(config_cls, config, overrides)
+
+
+def _ckpt_dir(path: str | os.PathLike) -> Path:
+    """A run directory, its ``checkpoints`` folder or a step directory → a checkpoint location."""
+    p = Path(path).expanduser()
+    if (p / "checkpoints").is_dir() and not (p / "latest.json").exists():
+        return p / "checkpoints"
+    return p
+
+
+def run(cfg: TrainConfigBase, *, resume: str | None = None, stop_at: int | None = None,
+        model: nn.Module | None = None, data: DataSource | None = None,
+        task: Task | None = None, dist_info: DistInfo | None = None) -> nn.Module:
+    """Train as ``cfg`` says; pieces not given are built from ``cfg`` (the real network)."""
+    dist_info = dist_info or init_distributed(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)  # same initial parameters on every rank
+    if model is None:
+        model = ckpt_io.build_model(cfg.arch, cfg.model)
+    if data is None or task is None:
+        from .train_data import SplatTask, build_data
+
+        data = data if data is not None else build_data(cfg)
+        task = task if task is not None else SplatTask(cfg.loss)
+    trainer = Trainer(cfg, model, data, task, dist_info)
+    if resume is not None:
+        trainer.resume(_ckpt_dir(resume))
+    return trainer.fit(stop_at=stop_at)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options ``splatnet train`` and ``python -m splatnet.train`` share."""
+    parser.add_argument("--config", metavar="YAML",
+                        help="YAML file of overrides of the defaults (see configs/)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="further overrides, e.g. optim.lr=1e-3 data.batch_size=4 "
+                             "(values are YAML)")
+    parser.add_argument("--resume", metavar="PATH",
+                        help="continue from a checkpoint: a run directory, its checkpoints/ "
+                             "folder or one step directory (without --config, the checkpoint's "
+                             "own config is used)")
+    parser.add_argument("--stop-at", type=int, metavar="STEP",
+                        help="stop after this step (the schedule still spans schedule.steps), "
+                             "e.g. to split a run into jobs")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config as YAML and exit")
+
+
+def config_epilog(config_cls: type | None = None) -> str:
+    cls = config_cls or TrainConfig or TrainConfigBase
+    return "config keys (set in YAML or as KEY=VALUE):\n" + format_help(cls)
+
+
+def main(argv: Sequence[str] | None = None, *, config_cls: type | None = None,
+         model: nn.Module | None = None, data: DataSource | None = None,
+         task: Task | None = None) -> int:
+    """``python -m splatnet.train`` (what torchrun launches); see ``add_arguments``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m splatnet.train", description=__doc__.split("\n\n")[0],
+        epilog=config_epilog(config_cls), formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run_from_args(args, config_cls=config_cls, model=model, data=data, task=task)
+
+
+def run_from_args(args: argparse.Namespace, *, config_cls: type | None = None,
+                  model: nn.Module | None = None, data: DataSource | None = None,
+                  task: Task | None = None) -> int:
+    cls = config_cls or TrainConfig
+    if cls is None:
+        raise ValidationError(f"the SplatNet model is not available yet (importing "
+                              f"splatnet.models failed: {_MODEL_IMPORT_ERROR})")
+    cfg = resolve_config(cls, args.config, args.overrides, args.resume)
+    if args.print_config:
+        print(_to_yaml(cfg), end="")
+        return 0
+    run(cfg, resume=args.resume, stop_at=args.stop_at, model=model, data=data, task=task)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
