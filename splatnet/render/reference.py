@@ -33,7 +33,6 @@ ALPHA_MIN = 1.0 / 255.0  # a Gaussian with α < ALPHA_MIN is skipped at that pix
 T_MIN = 1e-4  # a blend that would take T below T_MIN is not done, and the pixel stops
 EPS2D = 0.3  # dilation added to the 2D covariance (pixels²)
 FOV_CLAMP = 1.3  # x/z, y/z clamped to 1.3× the half field of view for the Jacobian
-RADIUS_SIGMAS = 3.33  # screen-space bounding box half-size, in standard deviations
 DEPTH_EPS = 1e-10  # expected depth = Σ z α T / max(alpha, DEPTH_EPS)
 TILE_SIZE = 16
 
@@ -130,18 +129,6 @@ def project_reference(
     det_safe = torch.where(valid, det, torch.ones_like(det))
     conics = torch.stack([s11 / det_safe, -s01 / det_safe, s00 / det_safe], dim=-1)
 
-    # Integer bounding box (not differentiable) and the off-image cull. Beyond RADIUS_SIGMAS
-    # standard deviations along an axis α < 1/255 for any opacity ≤ 1, so cutting there changes
-    # no pixel.
-    with torch.no_grad():
-        rx = torch.ceil(RADIUS_SIGMAS * torch.sqrt(s00.clamp_min(0)))
-        ry = torch.ceil(RADIUS_SIGMAS * torch.sqrt(s11.clamp_min(0)))
-        mx, my = means2d.unbind(-1)
-        on_image = (mx + rx > 0) & (mx - rx < width) & (my + ry > 0) & (my - ry < height)
-        keep = valid & on_image
-        radii = torch.stack([rx, ry], dim=-1) * keep[..., None]
-        radii = radii.to(torch.int32)
-
     opac = opacities[:, None, :].expand(B, C, N)
     if antialiased:
         # Mip-Splatting: keep the integrated energy of the undilated footprint.
@@ -149,6 +136,22 @@ def project_reference(
         positive = valid & (ratio > 0)
         comp = torch.sqrt(torch.where(positive, ratio, torch.ones_like(ratio)))
         opac = opac * torch.where(positive, comp, torch.zeros_like(comp))
+
+    # Integer bounding box (not differentiable) of the ellipse where α falls to ALPHA_MIN:
+    # dᵀ Σ'⁻¹ d = 2 ln(o / ALPHA_MIN), whose half sides are k·sqrt(Σ'_xx), k·sqrt(Σ'_yy) with
+    # k = sqrt(2 ln(o / ALPHA_MIN)) ≤ 3.33 for o ≤ 1 (gsplat's opacity-aware box). Outside it
+    # α < ALPHA_MIN, so binning by it changes no pixel. A Gaussian with o ≤ ALPHA_MIN is never
+    # blended and is culled, as are boxes entirely off the image.
+    with torch.no_grad():
+        log_ratio = torch.log(opac.clamp_min(1e-30) / ALPHA_MIN)
+        blendable = log_ratio > 0
+        k = torch.sqrt(2.0 * log_ratio.clamp_min(0))
+        rx = torch.ceil(k * torch.sqrt(s00.clamp_min(0)))
+        ry = torch.ceil(k * torch.sqrt(s11.clamp_min(0)))
+        mx, my = means2d.unbind(-1)
+        on_image = (mx + rx > 0) & (mx - rx < width) & (my + ry > 0) & (my - ry < height)
+        keep = valid & blendable & on_image & (rx > 0) & (ry > 0)
+        radii = (torch.stack([rx, ry], dim=-1) * keep[..., None]).to(torch.int32)
 
     # View-dependent colour along camera centre → mean (world frame).
     centres = -(viewmats[:, :, :3, :3].transpose(-1, -2) @ viewmats[:, :, :3, 3:]).squeeze(-1)
@@ -305,7 +308,7 @@ def _blend_pixels(centres: Tensor, means2d: Tensor, conics: Tensor, opac: Tensor
         dx, dy = d.unbind(-1)
         sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy  # ½ dᵀ Σ'⁻¹ d
         alpha = torch.clamp_max(opac[s : s + step] * torch.exp(-sigma), ALPHA_MAX)
-        alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_MIN), alpha, torch.zeros_like(alpha))
+        alpha = torch.where(alpha >= ALPHA_MIN, alpha, torch.zeros_like(alpha))
         # T after each Gaussian if it were blended; from the first one that would take T below
         # T_MIN on, nothing more is blended at that pixel (T only decreases, so the mask is a
         # suffix of the list).
