@@ -1,0 +1,492 @@
+// CPU rasterization op: tile binning, per-tile depth sort and front-to-back alpha blending of
+// generic channels, and its backward (each pixel's list walked in reverse).
+//
+// Layout: I = B·C images. Binning writes, for every (image, tile), the ids of the Gaussians whose
+// screen box touches the tile, sorted by depth (ties by id), into one flat int32 array; tile t of
+// image i owns flat_ids[tile_offsets[i·NT + t] : tile_offsets[i·NT + t + 1]].
+// Blending runs at::parallel_for over all I·NT tiles. Inside a tile, per-pixel state lives in
+// struct-of-arrays buffers and the loop over the tile's pixels (for one Gaussian) is branch-free so
+// that GCC vectorises it (see ../shared/PERFORMANCE.md); the rows a Gaussian can reach (from its
+// radii) bound that loop. The backward accumulates per-Gaussian gradients of a tile in registers
+// and adds them to the outputs with one atomic add per (Gaussian, tile) pair.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <tuple>
+#include <vector>
+
+#include "splatnet/blend.h"
+#include "splatnet/constants.h"
+#include "splatnet/torch_checks.h"
+
+namespace splatnet {
+namespace {
+
+constexpr const char* kFwd = "splatnet.rasterize_forward";
+constexpr const char* kBwd = "splatnet.rasterize_backward";
+constexpr int kMaxTileSize = 64;
+// Gaussians gathered into the tile-local struct-of-arrays buffers at a time.
+constexpr int kBatch = 64;
+
+struct Grid {
+  int W, H, ts, TW, TH, NT;
+};
+
+Grid make_grid(int64_t width, int64_t height, int64_t tile_size) {
+  Grid g;
+  g.W = (int)width;
+  g.H = (int)height;
+  g.ts = (int)tile_size;
+  g.TW = (g.W + g.ts - 1) / g.ts;
+  g.TH = (g.H + g.ts - 1) / g.ts;
+  g.NT = g.TW * g.TH;
+  return g;
+}
+
+// Tiles [x0, x1) × [y0, y1) touched by the screen box of a Gaussian; false when none (or culled).
+inline bool tile_rect(const float* m2d, const int* rad, const Grid& g, int& x0, int& x1, int& y0, int& y1) {
+  if (rad[0] <= 0 || rad[1] <= 0) return false;
+  const float mx = m2d[0], my = m2d[1], rx = (float)rad[0], ry = (float)rad[1], ts = (float)g.ts;
+  auto cl = [](float v, int hi) { return (int)(v < 0.f ? 0.f : (v > (float)hi ? (float)hi : v)); };
+  x0 = cl(std::floor((mx - rx) / ts), g.TW);
+  x1 = cl(std::ceil((mx + rx) / ts), g.TW);
+  y0 = cl(std::floor((my - ry) / ts), g.TH);
+  y1 = cl(std::ceil((my + ry) / ts), g.TH);
+  return x1 > x0 && y1 > y0;
+}
+
+// Order-preserving map of a float to uint32 (for sorting depths as integers).
+inline uint32_t float_key(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof(u));
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+// Rows of the tile (local, inclusive) whose pixel centres lie within the Gaussian's screen box.
+inline void row_range(float my_local, int ry, int rows, int& r0, int& r1) {
+  // pixel row y has its centre at y + 0.5; keep |y + 0.5 − my| ≤ ry.
+  float lo = std::ceil(my_local - (float)ry - 0.5f), hi = std::floor(my_local + (float)ry - 0.5f);
+  lo = lo < 0.f ? 0.f : lo;
+  hi = hi > (float)(rows - 1) ? (float)(rows - 1) : hi;
+  r0 = (int)lo;
+  r1 = (int)hi;
+}
+
+// G[p] = exp(−σ_p) for the pixels p ∈ [p0, p1) of a tile. Not inlined on purpose: the forward and
+// the backward call this one piece of machine code, so the backward replays the forward's α
+// (and its skip / stop decisions) bit for bit.
+__attribute__((noinline)) void tile_gaussian(const float* __restrict px, const float* __restrict py, int p0,
+                                             int p1, float mx, float my, float a, float b, float c,
+                                             float* __restrict G) {
+#pragma omp simd
+  for (int p = p0; p < p1; ++p) {
+    const float dx = px[p] - mx, dy = py[p] - my;
+    G[p] = fast_exp(-gaussian_sigma(a, b, c, dx, dy));
+  }
+}
+
+// Sorted (image, tile) lists. Returns (tile_offsets [I·NT + 1] int32, flat_ids [M] int32).
+std::tuple<at::Tensor, at::Tensor> bin_and_sort(const float* m2d, const int* rad, const float* dep, int64_t I,
+                                                int64_t N, const Grid& g, const at::TensorOptions& opts) {
+  const int64_t NT = g.NT;
+  std::vector<int64_t> offsets(I * NT + 1, 0);
+  int64_t* cnt = offsets.data() + 1;
+  // Counts per (image, tile); one image per task, so no races.
+  at::parallel_for(0, I, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      int64_t* c = cnt + i * NT;
+      for (int64_t n = 0; n < N; ++n) {
+        int x0, x1, y0, y1;
+        const int64_t o = i * N + n;
+        if (!tile_rect(m2d + o * 2, rad + o * 2, g, x0, x1, y0, y1)) continue;
+        for (int ty = y0; ty < y1; ++ty)
+          for (int tx = x0; tx < x1; ++tx) c[ty * g.TW + tx] += 1;
+      }
+    }
+  });
+  for (int64_t t = 0; t < I * NT; ++t) offsets[t + 1] += offsets[t];
+  const int64_t M = offsets[I * NT];
+  TORCH_CHECK(M < (int64_t)std::numeric_limits<int32_t>::max(), kFwd, ": ", M,
+              " (Gaussian, tile) pairs exceed the int32 range; render fewer cameras or Gaussians per call");
+  std::vector<uint64_t> keys(M);
+  at::parallel_for(0, I, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<int64_t> cursor(NT);
+    for (int64_t i = lo; i < hi; ++i) {
+      std::copy(offsets.begin() + i * NT, offsets.begin() + (i + 1) * NT, cursor.begin());
+      for (int64_t n = 0; n < N; ++n) {
+        int x0, x1, y0, y1;
+        const int64_t o = i * N + n;
+        if (!tile_rect(m2d + o * 2, rad + o * 2, g, x0, x1, y0, y1)) continue;
+        const uint64_t key = ((uint64_t)float_key(dep[o]) << 32) | (uint64_t)n;
+        for (int ty = y0; ty < y1; ++ty)
+          for (int tx = x0; tx < x1; ++tx) keys[cursor[ty * g.TW + tx]++] = key;
+      }
+    }
+  });
+  auto tile_offsets = at::empty({I * NT + 1}, opts.dtype(at::kInt));
+  auto flat_ids = at::empty({M}, opts.dtype(at::kInt));
+  int* p_off = tile_offsets.data_ptr<int>();
+  int* p_ids = flat_ids.data_ptr<int>();
+  for (int64_t t = 0; t <= I * NT; ++t) p_off[t] = (int)offsets[t];
+  at::parallel_for(0, I * NT, 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) {
+      std::sort(keys.begin() + offsets[t], keys.begin() + offsets[t + 1]);
+      for (int64_t j = offsets[t]; j < offsets[t + 1]; ++j) p_ids[j] = (int)(uint32_t)(keys[j] & 0xffffffffu);
+    }
+  });
+  return {tile_offsets, flat_ids};
+}
+
+// Pixel centres of a tile in tile-local coordinates.
+void tile_pixel_centres(int ts, float* px, float* py) {
+  for (int p = 0; p < ts * ts; ++p) {
+    px[p] = (float)(p % ts) + 0.5f;
+    py[p] = (float)(p / ts) + 0.5f;
+  }
+}
+
+// Tile-local copies of a batch of Gaussians (struct of arrays).
+struct Batch {
+  float mx[kBatch], my[kBatch], a[kBatch], b[kBatch], c[kBatch], o[kBatch];
+  int r0[kBatch], r1[kBatch];
+  std::vector<float> vals;  // [kBatch, Ch]
+};
+
+void gather(Batch& bt, int count, const int* ids, int64_t img, int64_t N, int64_t Ch, const float* m2d,
+            const float* con, const float* val, const float* opac, const int* rad, float ox, float oy,
+            int rows) {
+  for (int k = 0; k < count; ++k) {
+    const int64_t o = img * N + ids[k];
+    bt.mx[k] = m2d[o * 2] - ox;
+    bt.my[k] = m2d[o * 2 + 1] - oy;
+    bt.a[k] = con[o * 3];
+    bt.b[k] = con[o * 3 + 1];
+    bt.c[k] = con[o * 3 + 2];
+    bt.o[k] = opac[o];
+    row_range(bt.my[k], rad[o * 2 + 1], rows, bt.r0[k], bt.r1[k]);
+    for (int64_t ch = 0; ch < Ch; ++ch) bt.vals[k * Ch + ch] = val[o * Ch + ch];
+  }
+}
+
+void check_raster_inputs(const char* op, const at::Tensor& means2d, const at::Tensor& conics,
+                         const at::Tensor& values, const at::Tensor& opac, const at::Tensor& radii,
+                         int64_t width, int64_t height, int64_t tile_size) {
+  TORCH_CHECK(means2d.dim() == 4, op, ": argument 'means2d' must have shape [B, C, N, 2], got ",
+              shape_str(means2d.sizes()));
+  TORCH_CHECK(values.dim() == 4, op, ": argument 'values' must have shape [B, C, N, Ch], got ",
+              shape_str(values.sizes()));
+  const int64_t B = means2d.size(0), C = means2d.size(1), N = means2d.size(2), Ch = values.size(3);
+  const auto cpu = c10::DeviceType::CPU;
+  check_tensor(means2d, op, "means2d", at::kFloat, cpu, {B, C, N, 2});
+  check_tensor(conics, op, "conics", at::kFloat, cpu, {B, C, N, 3});
+  check_tensor(values, op, "values", at::kFloat, cpu, {B, C, N, Ch});
+  check_tensor(opac, op, "opac", at::kFloat, cpu, {B, C, N});
+  check_tensor(radii, op, "radii", at::kInt, cpu, {B, C, N, 2});
+  TORCH_CHECK(width > 0 && height > 0, op, ": width and height must be positive, got ", width, " x ", height);
+  TORCH_CHECK(tile_size >= 1 && tile_size <= kMaxTileSize, op, ": tile_size must be in 1..", kMaxTileSize,
+              ", got ", tile_size);
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_forward_cpu(
+    const at::Tensor& means2d,  // [B, C, N, 2]
+    const at::Tensor& conics,   // [B, C, N, 3]
+    const at::Tensor& values,   // [B, C, N, Ch]
+    const at::Tensor& opac,     // [B, C, N]
+    const at::Tensor& depths,   // [B, C, N]
+    const at::Tensor& radii,    // [B, C, N, 2] int32
+    int64_t width, int64_t height, int64_t tile_size) {
+  check_raster_inputs(kFwd, means2d, conics, values, opac, radii, width, height, tile_size);
+  const int64_t B = means2d.size(0), C = means2d.size(1), N = means2d.size(2), Ch = values.size(3);
+  check_tensor(depths, kFwd, "depths", at::kFloat, c10::DeviceType::CPU, {B, C, N});
+  check_finite_cpu(means2d, kFwd, "means2d");
+  check_finite_cpu(conics, kFwd, "conics");
+  check_finite_cpu(values, kFwd, "values");
+  check_finite_cpu(opac, kFwd, "opac");
+  check_finite_cpu(depths, kFwd, "depths");
+  const Grid g = make_grid(width, height, tile_size);
+  const int64_t I = B * C, H = g.H, W = g.W;
+  auto opts = means2d.options();
+  auto image = at::zeros({B, C, H, W, Ch}, opts);
+  auto alpha = at::zeros({B, C, H, W, 1}, opts);
+  auto last_ids = at::zeros({B, C, H, W}, opts.dtype(at::kInt));
+  auto final_T = at::ones({B, C, H, W}, opts);
+  auto binned = bin_and_sort(means2d.data_ptr<float>(), radii.data_ptr<int>(), depths.data_ptr<float>(), I, N,
+                             g, opts);
+  at::Tensor tile_offsets = std::get<0>(binned), flat_ids = std::get<1>(binned);
+  if (I == 0 || flat_ids.numel() == 0) return {image, alpha, tile_offsets, flat_ids, last_ids, final_T};
+
+  const float* p_m2d = means2d.data_ptr<float>();
+  const float* p_con = conics.data_ptr<float>();
+  const float* p_val = values.data_ptr<float>();
+  const float* p_op = opac.data_ptr<float>();
+  const int* p_rad = radii.data_ptr<int>();
+  const int* p_off = tile_offsets.data_ptr<int>();
+  const int* p_ids = flat_ids.data_ptr<int>();
+  float* o_img = image.data_ptr<float>();
+  float* o_alpha = alpha.data_ptr<float>();
+  int* o_last = last_ids.data_ptr<int>();
+  float* o_T = final_T.data_ptr<float>();
+  const int ts = g.ts, P = ts * ts;
+
+  at::parallel_for(0, I * g.NT, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<float> px(P), py(P), T(P), done(P), G(P), w(P), out(P * Ch);
+    std::vector<int> last(P);
+    Batch bt;
+    bt.vals.resize(kBatch * std::max<int64_t>(Ch, 1));
+    tile_pixel_centres(ts, px.data(), py.data());
+    for (int64_t it = lo; it < hi; ++it) {
+      const int64_t img = it / g.NT, t = it % g.NT;
+      const int begin = p_off[it], end = p_off[it + 1];
+      if (begin == end) continue;  // outputs already hold the empty-pixel values
+      const int tx = (int)(t % g.TW), ty = (int)(t / g.TW);
+      const int x0 = tx * ts, y0 = ty * ts;
+      const int cols = std::min(ts, g.W - x0), rows = std::min(ts, g.H - y0);
+      for (int p = 0; p < P; ++p) {
+        T[p] = 1.f;
+        // Pixels beyond the image edge start "done" so they do not hold up the early exit.
+        done[p] = (p % ts < cols && p / ts < rows) ? 0.f : 1.f;
+        last[p] = 0;
+      }
+      std::fill(out.begin(), out.end(), 0.f);
+      for (int j0 = begin; j0 < end; j0 += kBatch) {
+        const int count = std::min(kBatch, end - j0);
+        gather(bt, count, p_ids + j0, img, N, Ch, p_m2d, p_con, p_val, p_op, p_rad, (float)x0, (float)y0, rows);
+        for (int k = 0; k < count; ++k) {
+          if (bt.r0[k] > bt.r1[k]) continue;
+          const int p0 = bt.r0[k] * ts, p1 = (bt.r1[k] + 1) * ts;
+          tile_gaussian(px.data(), py.data(), p0, p1, bt.mx[k], bt.my[k], bt.a[k], bt.b[k], bt.c[k], G.data());
+          const float o = bt.o[k];
+          const int jj = j0 - begin + k + 1;
+          float* __restrict Tp = T.data();
+          float* __restrict dp = done.data();
+          float* __restrict wp = w.data();
+          int* __restrict lp = last.data();
+          const float* __restrict Gp = G.data();
+#pragma omp simd
+          for (int p = p0; p < p1; ++p) {
+            float al = o * Gp[p];
+            al = al < kAlphaMax ? al : kAlphaMax;
+            const float next_T = Tp[p] * (1.f - al);
+            const bool visible = al >= kAlphaThreshold;
+            const bool stop = visible & (next_T < kTransmittanceMin);
+            const bool blend = visible & !stop & (dp[p] == 0.f);
+            dp[p] = stop ? 1.f : dp[p];
+            wp[p] = blend ? al * Tp[p] : 0.f;
+            Tp[p] = blend ? next_T : Tp[p];
+            lp[p] = blend ? jj : lp[p];
+          }
+          const float* v = bt.vals.data() + k * Ch;
+          for (int64_t ch = 0; ch < Ch; ++ch) {
+            const float vc = v[ch];
+            float* __restrict op = out.data() + ch * P;
+#pragma omp simd
+            for (int p = p0; p < p1; ++p) op[p] += wp[p] * vc;
+          }
+        }
+        // Early exit once every pixel of the tile has stopped.
+        float all_done = 1.f;
+        for (int p = 0; p < P; ++p) all_done = std::min(all_done, done[p]);
+        if (all_done > 0.f) break;
+      }
+      for (int r = 0; r < rows; ++r)
+        for (int cc = 0; cc < cols; ++cc) {
+          const int p = r * ts + cc;
+          const int64_t pix = (img * H + y0 + r) * W + x0 + cc;
+          for (int64_t ch = 0; ch < Ch; ++ch) o_img[pix * Ch + ch] = out[ch * P + p];
+          o_alpha[pix] = 1.f - T[p];
+          o_T[pix] = T[p];
+          o_last[pix] = last[p];
+        }
+    }
+  });
+  return {image, alpha, tile_offsets, flat_ids, last_ids, final_T};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cpu(
+    const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& values, const at::Tensor& opac,
+    const at::Tensor& radii, int64_t width, int64_t height, int64_t tile_size,
+    const at::Tensor& tile_offsets,  // [B·C·TH·TW + 1] int32
+    const at::Tensor& flat_ids,      // [M] int32
+    const at::Tensor& last_ids,      // [B, C, H, W] int32
+    const at::Tensor& final_T,       // [B, C, H, W]
+    const at::Tensor& v_image,       // [B, C, H, W, Ch]
+    const at::Tensor& v_alpha) {     // [B, C, H, W, 1]
+  check_raster_inputs(kBwd, means2d, conics, values, opac, radii, width, height, tile_size);
+  const int64_t B = means2d.size(0), C = means2d.size(1), N = means2d.size(2), Ch = values.size(3);
+  const Grid g = make_grid(width, height, tile_size);
+  const int64_t I = B * C, H = g.H, W = g.W;
+  const auto cpu = c10::DeviceType::CPU;
+  check_tensor(tile_offsets, kBwd, "tile_offsets", at::kInt, cpu, {I * g.NT + 1});
+  check_tensor(flat_ids, kBwd, "flat_ids", at::kInt, cpu, {-1});
+  check_tensor(last_ids, kBwd, "last_ids", at::kInt, cpu, {B, C, H, W});
+  check_tensor(final_T, kBwd, "final_T", at::kFloat, cpu, {B, C, H, W});
+  check_tensor(v_image, kBwd, "v_image", at::kFloat, cpu, {B, C, H, W, Ch});
+  check_tensor(v_alpha, kBwd, "v_alpha", at::kFloat, cpu, {B, C, H, W, 1});
+  auto g_m2d = at::zeros_like(means2d);
+  auto g_con = at::zeros_like(conics);
+  auto g_val = at::zeros_like(values);
+  auto g_op = at::zeros_like(opac);
+  if (I == 0 || flat_ids.numel() == 0) return {g_m2d, g_con, g_val, g_op};
+
+  const float* p_m2d = means2d.data_ptr<float>();
+  const float* p_con = conics.data_ptr<float>();
+  const float* p_val = values.data_ptr<float>();
+  const float* p_op = opac.data_ptr<float>();
+  const int* p_rad = radii.data_ptr<int>();
+  const int* p_off = tile_offsets.data_ptr<int>();
+  const int* p_ids = flat_ids.data_ptr<int>();
+  const int* p_last = last_ids.data_ptr<int>();
+  const float* p_T = final_T.data_ptr<float>();
+  const float* p_vimg = v_image.data_ptr<float>();
+  const float* p_va = v_alpha.data_ptr<float>();
+  float* o_m2d = g_m2d.data_ptr<float>();
+  float* o_con = g_con.data_ptr<float>();
+  float* o_val = g_val.data_ptr<float>();
+  float* o_op = g_op.data_ptr<float>();
+  const int ts = g.ts, P = ts * ts;
+
+  at::parallel_for(0, I * g.NT, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<float> px(P), py(P), T(P), Tf(P), vao(P), G(P), A(P), Ti(P), Ra(P), vA(P);
+    std::vector<float> vout(P * Ch), S(P * Ch), gv(std::max<int64_t>(Ch, 1));
+    std::vector<int> last(P);
+    Batch bt;
+    bt.vals.resize(kBatch * std::max<int64_t>(Ch, 1));
+    tile_pixel_centres(ts, px.data(), py.data());
+    for (int64_t it = lo; it < hi; ++it) {
+      const int64_t img = it / g.NT, t = it % g.NT;
+      const int begin = p_off[it], end = p_off[it + 1];
+      if (begin == end) continue;
+      const int tx = (int)(t % g.TW), ty = (int)(t / g.TW);
+      const int x0 = tx * ts, y0 = ty * ts;
+      const int cols = std::min(ts, g.W - x0), rows = std::min(ts, g.H - y0);
+      int max_last = 0;
+      for (int p = 0; p < P; ++p) {
+        const int r = p / ts, cc = p % ts;
+        if (r < rows && cc < cols) {
+          const int64_t pix = (img * H + y0 + r) * W + x0 + cc;
+          last[p] = p_last[pix];
+          Tf[p] = p_T[pix];
+          vao[p] = p_va[pix];
+          for (int64_t ch = 0; ch < Ch; ++ch) vout[ch * P + p] = p_vimg[pix * Ch + ch];
+          max_last = std::max(max_last, last[p]);
+        } else {
+          last[p] = 0;
+          Tf[p] = 1.f;
+          vao[p] = 0.f;
+          for (int64_t ch = 0; ch < Ch; ++ch) vout[ch * P + p] = 0.f;
+        }
+        T[p] = Tf[p];
+      }
+      std::fill(S.begin(), S.end(), 0.f);
+      // Walk the list back to front from the last contributor of any pixel of the tile.
+      for (int jend = begin + max_last; jend > begin; jend -= kBatch) {
+        const int jstart = std::max(begin, jend - kBatch);
+        const int count = jend - jstart;
+        gather(bt, count, p_ids + jstart, img, N, Ch, p_m2d, p_con, p_val, p_op, p_rad, (float)x0, (float)y0,
+               rows);
+        for (int k = count - 1; k >= 0; --k) {
+          if (bt.r0[k] > bt.r1[k]) continue;
+          const int p0 = bt.r0[k] * ts, p1 = (bt.r1[k] + 1) * ts;
+          tile_gaussian(px.data(), py.data(), p0, p1, bt.mx[k], bt.my[k], bt.a[k], bt.b[k], bt.c[k], G.data());
+          const float o = bt.o[k];
+          const int jj = jstart - begin + k;  // list index (0-based) of this Gaussian
+          float* __restrict Tp = T.data();
+          float* __restrict Ap = A.data();
+          float* __restrict Tip = Ti.data();
+          float* __restrict Rap = Ra.data();
+          float* __restrict vAp = vA.data();
+          const float* __restrict Gp = G.data();
+          const float* __restrict Tfp = Tf.data();
+          const float* __restrict vaop = vao.data();
+          const int* __restrict lp = last.data();
+          float any = 0.f;
+#pragma omp simd reduction(max : any)
+          for (int p = p0; p < p1; ++p) {
+            float al = o * Gp[p];
+            al = al < kAlphaMax ? al : kAlphaMax;
+            const bool contrib = (jj < lp[p]) & (al >= kAlphaThreshold);
+            const float ra = 1.f / (1.f - al);
+            const float Tbefore = Tp[p] * ra;
+            Ap[p] = contrib ? al : 0.f;
+            Tip[p] = contrib ? Tbefore : 0.f;
+            Rap[p] = contrib ? ra : 0.f;
+            vAp[p] = contrib ? Tfp[p] * ra * vaop[p] : 0.f;
+            Tp[p] = contrib ? Tbefore : Tp[p];
+            any = contrib ? 1.f : any;
+          }
+          if (any == 0.f) continue;
+          const float* v = bt.vals.data() + k * Ch;
+          for (int64_t ch = 0; ch < Ch; ++ch) {
+            const float vc = v[ch];
+            const float* __restrict vo = vout.data() + ch * P;
+            float* __restrict Sp = S.data() + ch * P;
+            float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+            for (int p = p0; p < p1; ++p) {
+              const float wgt = Ap[p] * Tip[p];
+              acc += wgt * vo[p];
+              vAp[p] += (vc * Tip[p] - Sp[p] * Rap[p]) * vo[p];
+              Sp[p] += vc * wgt;
+            }
+            gv[ch] = acc;
+          }
+          const float a = bt.a[k], b = bt.b[k], c = bt.c[k], mx = bt.mx[k], my = bt.my[k];
+          float s_o = 0.f, s_a = 0.f, s_b = 0.f, s_c = 0.f, s_mx = 0.f, s_my = 0.f;
+#pragma omp simd reduction(+ : s_o, s_a, s_b, s_c, s_mx, s_my)
+          for (int p = p0; p < p1; ++p) {
+            const float dx = px[p] - mx, dy = py[p] - my;
+            const float raw = o * Gp[p];
+            const float v_raw = raw < kAlphaMax ? vAp[p] : 0.f;  // vA is 0 where not a contributor
+            const float v_sigma = -raw * v_raw;
+            s_o += Gp[p] * v_raw;
+            s_a += 0.5f * dx * dx * v_sigma;
+            s_b += dx * dy * v_sigma;
+            s_c += 0.5f * dy * dy * v_sigma;
+            s_mx += -(a * dx + b * dy) * v_sigma;
+            s_my += -(b * dx + c * dy) * v_sigma;
+          }
+          const int64_t gid = img * N + p_ids[jstart + k];
+          auto add = [](float* dst, float v) {
+#pragma omp atomic
+            *dst += v;
+          };
+          add(o_op + gid, s_o);
+          add(o_con + gid * 3, s_a);
+          add(o_con + gid * 3 + 1, s_b);
+          add(o_con + gid * 3 + 2, s_c);
+          add(o_m2d + gid * 2, s_mx);
+          add(o_m2d + gid * 2 + 1, s_my);
+          for (int64_t ch = 0; ch < Ch; ++ch) add(o_val + gid * Ch + ch, gv[ch]);
+        }
+      }
+    }
+  });
+  return {g_m2d, g_con, g_val, g_op};
+}
+
+}  // namespace splatnet
+
+TORCH_LIBRARY_FRAGMENT(splatnet, m) {
+  m.def(
+      "rasterize_forward(Tensor means2d, Tensor conics, Tensor values, Tensor opac, Tensor depths, "
+      "Tensor radii, int width, int height, int tile_size) -> (Tensor image, Tensor alpha, "
+      "Tensor tile_offsets, Tensor flat_ids, Tensor last_ids, Tensor final_T)");
+  m.def(
+      "rasterize_backward(Tensor means2d, Tensor conics, Tensor values, Tensor opac, Tensor radii, "
+      "int width, int height, int tile_size, Tensor tile_offsets, Tensor flat_ids, Tensor last_ids, "
+      "Tensor final_T, Tensor v_image, Tensor v_alpha) -> (Tensor v_means2d, Tensor v_conics, "
+      "Tensor v_values, Tensor v_opac)");
+}
+
+TORCH_LIBRARY_IMPL(splatnet, CPU, m) {
+  m.impl("rasterize_forward", &splatnet::rasterize_forward_cpu);
+  m.impl("rasterize_backward", &splatnet::rasterize_backward_cpu);
+}
