@@ -4,7 +4,7 @@ A config is a (nested) dataclass whose fields all have defaults. A YAML file is 
 *overrides* of those defaults; so is each ``a.b.c=value`` on the command line (the value is read
 as YAML, so ``lr=3e-4``, ``sizes=[[64,112],[128,224]]`` and ``name=null`` all work). Unknown keys
 and values of the wrong type are errors that name the dotted key. YAML is read with
-``yaml.safe_load`` only: tags such as ``!!python/object`` are rejected, never executed.
+a ``yaml.SafeLoader`` only: tags such as ``!!python/object`` are rejected, never executed.
 
 Field help comes from the one-line docstring under each field (the nerfstudio habit)::
 
@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import inspect
 import os
+import re
 import textwrap
 import types
 import typing
@@ -40,13 +41,28 @@ _MISSING = dataclasses.MISSING
 
 
 # ---------------------------------------------------------------------------- reading
+class _SafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e-3`` as a float (YAML 1.1 wants ``1.0e-3``)."""
+
+
+_SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_SafeLoader)  # a SafeLoader subclass: no python tags
+
+
 def load_yaml(path: str | os.PathLike) -> dict:
-    """Read a YAML mapping with ``safe_load``; an empty file is ``{}``."""
+    """Read a YAML mapping with a ``yaml.SafeLoader``; an empty file is ``{}``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _yaml_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ValidationError(f"{path}: not valid YAML ({_one_line(exc)})") from None
     if data is None:
@@ -67,7 +83,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if any(not p for p in parts):
         raise ValidationError(f"override {item!r}: empty component in key {key!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ValidationError(f"override {item!r}: value is not valid YAML "
                               f"({_one_line(exc)})") from None
@@ -183,14 +199,14 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own, more precise message
+            return _coerce(options[0], value, key)
+        for a in options:
             try:
                 return _coerce(a, value, key)
-            except ValidationError as exc:
-                errors.append(str(exc))
+            except ValidationError:
+                continue
         raise ValidationError(f"config key {key!r}: expected {_type_name(tp)}, got "
                               f"{_describe(value)}")
     if origin is typing.Literal:

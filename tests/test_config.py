@@ -1,0 +1,162 @@
+"""Typed configs from YAML and KEY=VALUE overrides: unknown keys and wrong types are errors."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from splatnet.config_io import (
+    describe_fields,
+    format_help,
+    from_dict,
+    load_config,
+    merge_overrides,
+    parse_override,
+    replace,
+    to_dict,
+)
+from splatnet.errors import ValidationError
+
+
+@dataclass
+class Inner:
+    lr: float = 0.1
+    """Learning rate."""
+    size: tuple[int, int] = (4, 8)
+    """Height and width."""
+    mode: Literal["a", "b"] = "a"
+    """Which mode."""
+
+
+@dataclass
+class Outer:
+    name: str = "x"
+    """A name."""
+    steps: int = 3
+    """How many steps."""
+    flag: bool = False
+    """A switch."""
+    seeds: list[int] = field(default_factory=lambda: [1, 2])
+    """Some seeds."""
+    inner: Inner = field(default_factory=Inner)
+    """Nested section."""
+    maybe: Inner | None = None
+    """Optional section."""
+    stages: list[Inner] = field(default_factory=list)
+    """A list of sections."""
+    note: str | None = None
+    """Optional text."""
+
+
+def test_defaults_and_partial_nested_overrides():
+    cfg = from_dict(Outer, {"inner": {"lr": 1}, "stages": [{"mode": "b"}, {}]})
+    assert cfg.inner == Inner(lr=1.0, size=(4, 8))
+    assert isinstance(cfg.inner.lr, float)  # int accepted for float, stored as float
+    assert cfg.stages == [Inner(mode="b"), Inner()]
+    assert cfg.maybe is None and cfg.steps == 3
+
+
+def test_lists_become_tuples_for_tuple_fields():
+    cfg = from_dict(Outer, {"inner": {"size": [16, 32]}, "maybe": {}})
+    assert cfg.inner.size == (16, 32)
+    assert cfg.maybe == Inner()
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"stepz": 1}, "stepz"),
+    ({"inner": {"learning_rate": 1.0}}, "inner.learning_rate"),
+    ({"stages": [{}, {"bogus": 1}]}, "stages[1].bogus"),
+    ({"maybe": {"sizes": [1, 2]}}, "maybe.sizes"),
+])
+def test_unknown_key_is_an_error_naming_it(data, key):
+    with pytest.raises(ValidationError, match=re.escape(f"unknown config key '{key}'")):
+        from_dict(Outer, data)
+
+
+def test_unknown_key_suggests_the_close_one():
+    with pytest.raises(ValidationError, match="did you mean 'steps'"):
+        from_dict(Outer, {"step": 3})
+
+
+@pytest.mark.parametrize("data, key, want", [
+    ({"steps": "3"}, "steps", "int"),
+    ({"steps": 3.5}, "steps", "int"),
+    ({"steps": True}, "steps", "int"),  # bool is not an int here
+    ({"flag": 1}, "flag", "bool"),
+    ({"name": 5}, "name", "str"),
+    ({"inner": {"lr": "fast"}}, "inner.lr", "float"),
+    ({"inner": {"size": [1, 2, 3]}}, "inner.size", "2 items"),
+    ({"inner": {"size": 4}}, "inner.size", "list"),
+    ({"inner": {"mode": "c"}}, "inner.mode", "one of"),
+    ({"seeds": [1, "two"]}, r"seeds\[1\]", "int"),
+    ({"inner": 3}, "inner", "mapping"),
+    ({"steps": None}, "steps", "int"),
+])
+def test_wrong_type_is_an_error_naming_the_key(data, key, want):
+    with pytest.raises(ValidationError, match=rf"{key}.*{want}"):
+        from_dict(Outer, data)
+
+
+def test_overrides_parse_values_as_yaml():
+    assert parse_override("inner.lr=1e-3") == (["inner", "lr"], 0.001)
+    assert parse_override("seeds=[3, 4]") == (["seeds"], [3, 4])
+    assert parse_override("note=null") == (["note"], None)
+    assert parse_override("name=a=b") == (["name"], "a=b")
+    assert parse_override("x=-2E+4") == (["x"], -20000.0)
+    assert parse_override("x=3") == (["x"], 3) and parse_override("x=0.5") == (["x"], 0.5)
+    merged = merge_overrides({"inner": {"lr": 2}}, ["inner.size=[1, 2]", "maybe.lr=3"])
+    assert merged == {"inner": {"lr": 2, "size": [1, 2]}, "maybe": {"lr": 3}}
+    for bad in ("steps", "=3", "a..b=1"):
+        with pytest.raises(ValidationError, match="override"):
+            parse_override(bad)
+    with pytest.raises(ValidationError, match="is a value, not a section"):
+        merge_overrides({"steps": 3}, ["steps.x=1"])
+
+
+def test_yaml_file_then_overrides(tmp_path: Path):
+    p = tmp_path / "c.yaml"
+    p.write_text("steps: 10\ninner:\n  lr: 0.5\n")
+    cfg = load_config(Outer, p, ["inner.lr=0.25", "flag=true"])
+    assert (cfg.steps, cfg.inner.lr, cfg.flag) == (10, 0.25, True)
+    p.write_text("steps: 10\ninner:\n  lrr: 0.5\n")
+    with pytest.raises(ValidationError, match=r"c\.yaml: unknown config key 'inner\.lrr'"):
+        load_config(Outer, p)
+    p.write_text("- 1\n- 2\n")
+    with pytest.raises(ValidationError, match="mapping at the top level"):
+        load_config(Outer, p)
+    with pytest.raises(FileNotFoundError):
+        load_config(Outer, tmp_path / "missing.yaml")
+
+
+def test_yaml_python_tags_are_rejected_not_executed(tmp_path: Path):
+    marker = tmp_path / "pwned"
+    p = tmp_path / "evil.yaml"
+    p.write_text(f"steps: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ValidationError, match="not valid YAML"):
+        load_config(Outer, p)
+    with pytest.raises(ValidationError):
+        parse_override(f"steps=!!python/object/apply:os.system ['touch {marker}']")
+    assert not marker.exists()
+
+
+def test_round_trip_and_replace():
+    cfg = from_dict(Outer, {"stages": [{"lr": 2.0}], "maybe": {"mode": "b"}})
+    data = to_dict(cfg)
+    assert data["inner"]["size"] == [4, 8] and data["stages"][0]["lr"] == 2.0
+    assert from_dict(Outer, data) == cfg
+    cfg2 = replace(cfg, ["inner.lr=0.5"])
+    assert cfg2.inner.lr == 0.5 and cfg.inner.lr == 0.1
+
+
+def test_help_lists_every_leaf_with_its_docstring():
+    rows = {r[0]: r for r in describe_fields(Outer)}
+    assert set(rows) == {"name", "steps", "flag", "seeds", "inner.lr", "inner.size", "inner.mode",
+                         "maybe", "stages", "note"}
+    assert rows["inner.lr"][3] == "Learning rate."
+    assert rows["steps"][1:] == ("int", "3", "How many steps.")
+    text = format_help(Outer)
+    assert "inner.size" in text and "Height and width." in text
