@@ -110,8 +110,8 @@ def render(
     quats = gaussians.quats.reshape(b, n, 4)
     scales = gaussians.scales.reshape(b, n, 3)
     opacities = gaussians.opacities.reshape(b, n)
-    sh = gaussians.sh.reshape(b, n, -1, 3)
-    feats = None if features is None else features.reshape(b, n, -1)
+    sh = gaussians.sh.reshape(b, n, gaussians.sh.shape[-2], 3)
+    feats = None if features is None else features.reshape(b, n, features.shape[-1])
     viewmats = cameras.world_to_cam.to(dtype).reshape(b, c, 4, 4)
     Ks = cameras.K.to(dtype).reshape(b, c, 3, 3)
     scenes, cams = b, c
@@ -125,7 +125,7 @@ def render(
             for t in (quats, scales, opacities, sh)
         )
         if feats is not None:
-            feats = feats[:, None].expand(b, c, n, feats.shape[-1]).reshape(b * c, n, -1)
+            feats = feats[:, None].expand(b, c, n, feats.shape[-1]).reshape(b * c, n, feats.shape[-1])
         viewmats = viewmats.reshape(b * c, 1, 4, 4)
         Ks = Ks.reshape(b * c, 1, 3, 3)
         scenes, cams = b * c, 1

@@ -1,0 +1,275 @@
+"""``splatnet.render`` through its public API: shapes, batching, features, dynamic scenes,
+background, validation, and the compiled ``cpu`` backend against the ``torch`` reference."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import splatnet
+from splatnet.errors import ValidationError
+from splatnet.render import RenderOutput, render
+from splatnet.render.reference import SH_C0
+
+F64 = torch.float64
+
+
+def _gaussians(n=30, batch=(), seed=0, dtype=F64, sh_degree=1, spread=1.2, dynamic=False,
+               check=True):
+    g = torch.Generator().manual_seed(seed)
+    k = (sh_degree + 1) ** 2
+    fields = [
+        torch.randn(*batch, n, 3, generator=g, dtype=dtype) * spread,
+        torch.randn(*batch, n, 4, generator=g, dtype=dtype),
+        torch.rand(*batch, n, 3, generator=g, dtype=dtype) * 0.25 + 0.03,
+        torch.rand(*batch, n, generator=g, dtype=dtype) * 0.9 + 0.05,
+        torch.randn(*batch, n, k, 3, generator=g, dtype=dtype) * 0.4,
+    ]
+    if dynamic:
+        fields += [torch.randn(*batch, n, 3, generator=g, dtype=dtype),
+                   torch.rand(*batch, n, generator=g, dtype=dtype)]
+    return splatnet.Gaussians(*fields, check=check)
+
+
+def _look_at(eye, target=(0.0, 0.0, 0.0)):
+    eye = torch.tensor(eye, dtype=F64)
+    z = torch.tensor(target, dtype=F64) - eye
+    z = z / z.norm()
+    x = torch.linalg.cross(z, torch.tensor([0.0, 0.0, 1.0], dtype=F64))
+    x = x / x.norm()
+    y = torch.linalg.cross(z, x)
+    m = torch.eye(4, dtype=F64)
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, z, eye
+    return m
+
+
+def _cameras(c=2, batch=(), width=24, height=18, radius=5.0, timestamps=None, seed=0):
+    poses = []
+    for i in range(math.prod(batch) * c):
+        a = 2 * math.pi * i / (c + 0.5) + 0.1 * seed
+        poses.append(_look_at((radius * math.cos(a), radius * math.sin(a), 0.8)))
+    poses = torch.stack(poses).reshape(*batch, c, 4, 4)
+    f = 0.9 * width
+    K = torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=F64)
+    K = K.expand(*batch, c, 3, 3).clone()
+    return splatnet.Cameras(K, poses, width, height, timestamps=timestamps)
+
+
+def test_output_shapes_and_types():
+    g, cams = _gaussians(20), _cameras(3)
+    feats = torch.randn(20, 5, dtype=F64)
+    out = render(g, cams, features=feats, backend="torch")
+    assert isinstance(out, RenderOutput)
+    assert out.rgb.shape == (3, 18, 24, 3) and out.alpha.shape == (3, 18, 24, 1)
+    assert out.depth.shape == (3, 18, 24, 1) and out.features.shape == (3, 18, 24, 5)
+    assert out.radii.shape == (3, 20, 2) and out.radii.dtype == torch.int32
+    assert out.means2d.shape == (3, 20, 2) and out.visible.shape == (3, 20)
+    assert out.visible.dtype == torch.bool and out.visible.any()
+    assert render(g, cams, backend="torch").features is None
+    # Top-level export.
+    assert splatnet.RenderOutput is RenderOutput
+
+
+@pytest.mark.parametrize("batch", [(2,), (2, 3)])
+def test_batch_dims_equal_separate_renders(batch):
+    g = _gaussians(15, batch=batch, seed=1)
+    cams = _cameras(2, batch=batch)
+    feats = torch.randn(*batch, 15, 3, dtype=F64)
+    bg = torch.rand(*batch, 2, 3, dtype=F64)
+    out = render(g, cams, features=feats, background=bg, backend="torch")
+    assert out.rgb.shape == batch + (2, 18, 24, 3)
+    for idx in torch.cartesian_prod(*[torch.arange(b) for b in batch]).reshape(-1, len(batch)):
+        idx = tuple(idx.tolist())
+        gi = splatnet.Gaussians(*(getattr(g, k)[idx] for k in ("means", "quats", "scales",
+                                                                "opacities", "sh")))
+        ci = splatnet.Cameras(cams.K[idx], cams.cam_to_world[idx], 24, 18)
+        one = render(gi, ci, features=feats[idx], background=bg[idx], backend="torch")
+        for name in ("rgb", "alpha", "depth", "features", "radii", "means2d"):
+            assert torch.allclose(getattr(out, name)[idx], getattr(one, name)), name
+
+
+def test_expected_depth_and_background_compositing():
+    # One Gaussian straight ahead: depth = its z wherever it is drawn; rgb = c α + (1 − α) bg.
+    g = splatnet.Gaussians(torch.tensor([[0.0, 0.0, 4.0]], dtype=F64),
+                           torch.tensor([[1.0, 0, 0, 0]], dtype=F64),
+                           torch.full((1, 3), 0.3, dtype=F64), torch.tensor([0.6], dtype=F64),
+                           torch.tensor([[[0.2, 0.5, -0.4]]], dtype=F64))
+    K = torch.tensor([[[20.0, 0, 12], [0, 20, 9], [0, 0, 1]]], dtype=F64)
+    cams = splatnet.Cameras(K, torch.eye(4, dtype=F64)[None], 24, 18)
+    bg = torch.tensor([0.1, 0.7, 0.3], dtype=F64, requires_grad=True)
+    out = render(g, cams, background=bg, backend="torch")
+    drawn = out.alpha[..., 0] > 0
+    assert drawn.sum() > 20 and not drawn.all()
+    assert torch.allclose(out.depth[drawn], torch.full_like(out.depth[drawn], 4.0))
+    assert (out.depth[~drawn] == 0).all()
+    colour = 0.5 + SH_C0 * torch.tensor([0.2, 0.5, -0.4], dtype=F64)
+    want = colour * out.alpha + (1 - out.alpha) * bg
+    assert torch.allclose(out.rgb, want, atol=1e-12)
+    (grad,) = torch.autograd.grad(out.rgb.sum(), bg)
+    assert torch.allclose(grad, (1 - out.alpha).sum().expand(3))
+
+
+def test_background_per_camera():
+    g, cams = _gaussians(10), _cameras(2)
+    bg = torch.tensor([[1.0, 0, 0], [0, 0, 1.0]], dtype=F64)
+    out = render(g, cams, background=bg, backend="torch")
+    plain = render(g, cams, backend="torch")
+    for c in range(2):
+        assert torch.allclose(out.rgb[c], plain.rgb[c] + (1 - plain.alpha[c]) * bg[c])
+
+
+@pytest.mark.parametrize("d", [1, 2, 7, 32, 64])
+def test_feature_channels(d):
+    g, cams = _gaussians(25, seed=2), _cameras(2)
+    feats = torch.randn(25, d, dtype=F64, generator=torch.Generator().manual_seed(d))
+    out = render(g, cams, features=feats, backend="torch")
+    assert out.features.shape == (2, 18, 24, d)
+    # Channels are blended independently with the same weights as colour: a feature equal to
+    # the degree-0 colour renders the rgb image, a constant feature renders alpha × it.
+    dc = g.sh[:, 0, :] * SH_C0 + 0.5
+    g0 = splatnet.Gaussians(g.means, g.quats, g.scales, g.opacities, g.sh[:, :1])
+    probe = torch.cat([dc, torch.full((25, 1), 2.5, dtype=F64), feats], dim=-1)
+    ref_out = render(g0, cams, features=probe, backend="torch")
+    assert torch.allclose(ref_out.features[..., :3], ref_out.rgb, atol=1e-12)
+    assert torch.allclose(ref_out.features[..., 3:4], 2.5 * ref_out.alpha, atol=1e-12)
+    assert torch.allclose(ref_out.features[..., 4:], out.features, atol=1e-12)
+
+
+def test_zero_gaussians_give_background():
+    g = _gaussians(0)
+    cams = _cameras(2)
+    bg = torch.tensor([0.2, 0.4, 0.6], dtype=F64, requires_grad=True)
+    out = render(g, cams, background=bg, features=torch.zeros(0, 3, dtype=F64), backend="torch")
+    assert torch.allclose(out.rgb, bg.expand(2, 18, 24, 3))
+    assert not out.alpha.any() and not out.depth.any() and not out.features.any()
+    assert out.radii.shape == (2, 0, 2) and out.visible.shape == (2, 0)
+    out.rgb.sum().backward()
+    assert torch.allclose(bg.grad, torch.full((3,), 2.0 * 18 * 24, dtype=F64))
+
+
+def test_means2d_gradient_is_retained():
+    g = _gaussians(20, seed=3)
+    for t in (g.means, g.quats, g.scales, g.opacities, g.sh):
+        t.requires_grad_()
+    out = render(g, _cameras(2), backend="torch")
+    (out.rgb.sum() + out.depth.sum()).backward()
+    grad = out.means2d.grad
+    assert grad is not None and grad.shape == (2, 20, 2)
+    assert grad[out.visible].abs().sum() > 0 and not grad[~out.visible].any()
+    assert g.means.grad is not None and torch.isfinite(g.means.grad).all()
+
+
+def test_gradcheck_through_the_api():
+    """float64 finite differences of every differentiable input, dynamic scene included."""
+    g = _gaussians(4, seed=4, spread=0.5, dynamic=True)
+    ts = torch.tensor([0.2, 0.9], dtype=F64)
+    cams = _cameras(2, width=12, height=10, radius=3.0, timestamps=ts)
+    feats = torch.randn(4, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+    bg = torch.tensor([0.3, 0.1, 0.6], dtype=F64)
+
+    def fn(means, quats, scales, opacities, sh, velocities, feats, bg):
+        gg = splatnet.Gaussians(means, quats, scales, opacities, sh, velocities, g.times,
+                                check=False)
+        out = render(gg, cams, features=feats, background=bg, backend="torch")
+        return out.rgb, out.alpha, out.depth * out.alpha, out.features
+
+    inputs = [g.means, g.quats, g.scales, g.opacities, g.sh, g.velocities, feats, bg]
+    inputs = [t.clone().requires_grad_() for t in inputs]
+    assert float(fn(*inputs)[1].detach().max()) > 0.3
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- dynamic scenes
+def test_moving_gaussian_renders_where_the_camera_time_puts_it():
+    means = torch.tensor([[0.0, 0.0, 5.0]], dtype=F64)
+    vel = torch.tensor([[0.8, -0.4, 0.0]], dtype=F64)
+    times = torch.tensor([1.0], dtype=F64)
+    rest = (torch.tensor([[1.0, 0, 0, 0]], dtype=F64), torch.full((1, 3), 0.2, dtype=F64),
+            torch.tensor([0.9], dtype=F64), torch.zeros(1, 1, 3, dtype=F64))
+    moving = splatnet.Gaussians(means, *rest, vel, times)
+    K = torch.tensor([[20.0, 0, 16], [0, 20, 12], [0, 0, 1]], dtype=F64).expand(3, 3, 3)
+    ts = torch.tensor([1.0, 2.0, 0.5], dtype=F64)
+    cams = splatnet.Cameras(K.clone(), torch.eye(4, dtype=F64).expand(3, 4, 4).clone(), 32, 24,
+                            timestamps=ts)
+    out = render(moving, cams, backend="torch")
+    for c, t in enumerate(ts.tolist()):
+        at = means + vel * (t - 1.0)
+        static = splatnet.Gaussians(at, *rest)
+        one = render(static, cams[c], backend="torch")
+        assert torch.allclose(out.rgb[c], one.rgb[0], atol=1e-12)
+        assert torch.allclose(out.means2d[c], one.means2d[0])
+        want_px = 20 * at[0, 0] / 5 + 16
+        assert float(out.means2d[c, 0, 0]) == pytest.approx(float(want_px))
+    # Without camera timestamps the means are seen as stored.
+    plain = splatnet.Cameras(K.clone(), torch.eye(4, dtype=F64).expand(3, 4, 4).clone(), 32, 24)
+    still = render(moving, plain, backend="torch")
+    assert torch.allclose(still.means2d[:, 0], torch.tensor([16.0, 12.0], dtype=F64).expand(3, 2))
+
+
+def test_dynamic_batched_scene_shapes_and_means2d_grad():
+    g = _gaussians(12, batch=(2,), dynamic=True)
+    for t in (g.means, g.velocities):
+        t.requires_grad_()
+    cams = _cameras(3, batch=(2,), timestamps=torch.rand(2, 3, dtype=F64))
+    out = render(g, cams, backend="torch")
+    assert out.rgb.shape == (2, 3, 18, 24, 3) and out.means2d.shape == (2, 3, 12, 2)
+    out.rgb.sum().backward()
+    assert out.means2d.grad is not None and out.means2d.grad.shape == (2, 3, 12, 2)
+    assert g.velocities.grad is not None and g.velocities.grad.abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------- validation
+def test_validation_errors_name_the_field():
+    g, cams = _gaussians(10), _cameras(2)
+    bad = _gaussians(10, check=False)
+    bad.means[3, 1] = float("nan")
+    with pytest.raises(ValidationError, match="means"):
+        render(bad, cams, backend="torch")
+    bad = _gaussians(10, check=False)
+    bad.sh[0, 0, 0] = float("inf")
+    with pytest.raises(ValidationError, match="sh"):
+        render(bad, cams, backend="torch")
+    with pytest.raises(ValidationError, match="features"):
+        render(g, cams, features=torch.full((10, 2), float("nan"), dtype=F64), backend="torch")
+    with pytest.raises(ValidationError, match="features"):
+        render(g, cams, features=torch.zeros(9, 2, dtype=F64), backend="torch")
+    with pytest.raises(ValidationError, match="features"):
+        render(g, cams, features=torch.zeros(10, dtype=F64), backend="torch")
+    with pytest.raises(ValidationError, match="background"):
+        render(g, cams, background=torch.zeros(4, dtype=F64), backend="torch")
+    with pytest.raises(ValidationError, match="background"):
+        render(g, cams, background=torch.tensor([0.0, float("nan"), 0.0], dtype=F64),
+               backend="torch")
+    with pytest.raises(ValidationError, match="batch"):
+        render(_gaussians(10, batch=(2,)), cams, backend="torch")
+    with pytest.raises(ValidationError, match="sh_degree"):
+        render(g, cams, sh_degree=2, backend="torch")
+    with pytest.raises(ValidationError, match="backend"):
+        render(g, cams, backend="vulkan")
+    with pytest.raises(ValidationError, match="float32"):
+        render(g, cams, backend="cpu")
+    with pytest.raises(ValidationError, match="CUDA"):
+        render(g.to(torch.float32), cams, backend="cuda")
+    with pytest.raises(ValidationError, match="near"):
+        render(g, cams, near=1.0, far=0.5, backend="torch")
+    with pytest.raises(ValidationError, match="gaussians"):
+        render(g.means, cams, backend="torch")
+    bad_cams = splatnet.Cameras(cams.K.clone(), cams.cam_to_world.clone(), 24, 18, check=False)
+    bad_cams.cam_to_world[0, 0, 3] = float("nan")
+    with pytest.raises(ValidationError, match="cam_to_world"):
+        render(g, bad_cams, backend="torch")
+
+
+def test_sh_degree_limits_the_bands():
+    g, cams = _gaussians(20, sh_degree=2), _cameras(2)
+    low = splatnet.Gaussians(g.means, g.quats, g.scales, g.opacities, g.sh[:, :4])
+    a = render(g, cams, sh_degree=1, backend="torch")
+    b = render(low, cams, backend="torch")
+    assert torch.allclose(a.rgb, b.rgb)
+
+
+def test_auto_backend_runs_float64_on_the_reference():
+    g, cams = _gaussians(10), _cameras(1)
+    assert torch.equal(render(g, cams).rgb, render(g, cams, backend="torch").rgb)
