@@ -164,7 +164,7 @@ def read_model_file(path: str | os.PathLike) -> tuple[str, dict, dict[str, Tenso
 
 def load_model(path: str | os.PathLike | None = None,
                device: str | torch.device | None = None) -> nn.Module:
-    """Load a model for inference (``eval()`` mode) from a model file or checkpoint.
+    """Load a model for inference (``model.eval()`` mode) from a model file or checkpoint.
 
     Args:
         path: ``NAME.safetensors`` (or ``NAME.json`` / ``NAME``), a checkpoint step directory, or
