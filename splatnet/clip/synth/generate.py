@@ -1,0 +1,247 @@
+"""``generate``: render a synthetic street clip and write it with the clip writer."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from splatnet.clip.synth import materials as M
+from splatnet.clip.synth.layout import Layout, generate_layout
+from splatnet.clip.synth.noise import Noise
+from splatnet.clip.synth.render import SceneMeshes, shade
+from splatnet.clip.synth.rig import RigCamera, lidar_directions, make_rig, make_targets
+from splatnet.errors import ValidationError
+
+#: Depth beyond this is stored as 0 ("no depth"): the 16-bit PNG depth format tops out at 256 m.
+MAX_DEPTH = 250.0
+GENERATOR_VERSION = 1
+
+
+@dataclass
+class SynthClip:
+    """A rendered clip in memory (what :func:`generate` writes).
+
+    ``images[(f, name)]`` uint8 ``[H, W, 3]``; ``depths[(f, name)]`` float32 ``[H, W]`` camera-z
+    metres (0 = sky or beyond ``MAX_DEPTH``); ``sky[(f, name)]`` bool ``[H, W]``;
+    ``lidar[f]`` float32 ``[M, 3]`` ego-frame points and ``intensity[f]`` ``[M]``.
+    """
+
+    cameras: list[RigCamera]
+    width: int
+    height: int
+    timestamps: list[float]
+    ego_to_world: list[np.ndarray]  # [4, 4] per frame; world = ego frame of frame 0
+    images: dict = field(default_factory=dict)
+    depths: dict = field(default_factory=dict)
+    sky: dict = field(default_factory=dict)
+    lidar: list = field(default_factory=list)
+    intensity: list = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+    layout: Layout | None = None
+
+
+def _check_args(seed, cameras, frames, size, targets, frame_interval):
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValidationError(f"synth: seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(cameras, (int, np.integer)) or not 1 <= cameras <= 12:
+        raise ValidationError(f"synth: cameras must be an integer in [1, 12], got {cameras!r}")
+    if not isinstance(frames, (int, np.integer)) or not 1 <= frames <= 1000:
+        raise ValidationError(f"synth: frames must be an integer in [1, 1000], got {frames!r}")
+    if not isinstance(targets, (int, np.integer)) or not 0 <= targets <= 12:
+        raise ValidationError(f"synth: targets must be an integer in [0, 12], got {targets!r}")
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValidationError(f"synth: size must be (height, width), got {size!r}") from None
+    if not (8 <= h <= 4096 and 8 <= w <= 4096):
+        raise ValidationError(f"synth: size {h}x{w} out of range (8..4096 per side)")
+    if not (0.0 < float(frame_interval) <= 10.0):
+        raise ValidationError(f"synth: frame_interval must be in (0, 10] s, got {frame_interval!r}")
+    return h, w
+
+
+def _inside_car(lay: Layout, p: np.ndarray, t: float, margin: float) -> bool:
+    """Is scene point ``p`` within ``margin`` of any car's bounding box at time ``t``?"""
+    for i, o in enumerate(lay.objects):
+        if o.kind not in ("moving_car", "parked_car"):
+            continue
+        T = lay.object_pose(i, t)
+        q = T[:3, :3].T @ (p - T[:3, 3])
+        L, W, H = o.size
+        if abs(q[0]) < L / 2 + margin and abs(q[1]) < W / 2 + margin and -margin < q[2] < H + margin:
+            return True
+    return False
+
+
+def render_clip(
+    seed: int,
+    cameras: int = 6,
+    frames: int = 3,
+    size: tuple[int, int] = (256, 448),
+    targets: int = 0,
+    *,
+    lidar: bool = True,
+    shadows: bool = True,
+    frame_interval: float = 0.1,
+    lidar_beams: int = 32,
+    lidar_azimuths: int = 1024,
+    lidar_range: float = 80.0,
+) -> SynthClip:
+    """Render a synthetic clip in memory. Same arguments always give identical arrays."""
+    h, w = _check_args(seed, cameras, frames, size, targets, frame_interval)
+    seed = int(seed)
+    # Independent streams, so e.g. the camera count does not change the street.
+    lay = generate_layout(np.random.default_rng([seed, 0]), frame_interval * (frames - 1))
+    rig_rng = np.random.default_rng([seed, 1])
+    noise = Noise(np.random.default_rng([seed, 2]))
+    rig, roof = make_rig(rig_rng, int(cameras), w, h)
+    times = [k * float(frame_interval) for k in range(frames)]
+    # Target cameras must not sit inside a car at any frame: shrink the offset if they do.
+    extra = make_targets(rig_rng, rig, roof, int(targets), w, h)
+    for cam in extra:
+        for _ in range(4):
+            bad = any(_inside_car(lay, (lay.ego_pose(t) @ cam.cam_to_ego)[:3, 3], t, 0.3)
+                      for t in times)
+            if not bad:
+                break
+            cam.cam_to_ego[1, 3] *= 0.6
+    all_cams = rig + extra
+
+    E0_inv = np.linalg.inv(lay.ego_pose(0.0))
+    clip = SynthClip(all_cams, w, h, times, [E0_inv @ lay.ego_pose(t) for t in times], layout=lay)
+    meshes = SceneMeshes(lay)
+
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
+    pix = np.stack([xs.ravel(), ys.ravel(), np.ones(h * w)], 1)  # [HW, 3] pixel centres
+    sensor = np.array([0.2, 0.0, roof + 0.3])
+    beam_dirs = lidar_directions(lidar_beams, lidar_azimuths)
+    for f, t in enumerate(times):
+        scene = meshes.at(t)
+        E = lay.ego_pose(t)
+        origins, dirs, angles = [], [], []
+        for cam in all_cams:
+            Tcw = E @ cam.cam_to_ego
+            # Directions with camera-z = 1, so the ray parameter of a hit is its depth.
+            d_cam = pix @ np.linalg.inv(cam.K).T
+            origins.append(np.broadcast_to(Tcw[:3, 3], d_cam.shape))
+            dirs.append(d_cam @ Tcw[:3, :3].T)
+            angles.append(np.full(h * w, 1.0 / cam.K[0, 0]))
+        o = np.concatenate(origins).astype(np.float32)
+        d = np.concatenate(dirs).astype(np.float32)
+        hits = scene.cast(o, d)
+        rgb = shade(scene, noise, o, d, hits, np.concatenate(angles), shadows=shadows)
+        rgb8 = np.round(rgb * 255.0).astype(np.uint8).reshape(len(all_cams), h, w, 3)
+        depth = np.where(np.isfinite(hits.t) & (hits.t <= MAX_DEPTH), hits.t, 0.0)
+        depth = depth.astype(np.float32).reshape(len(all_cams), h, w)
+        sky = ~np.isfinite(hits.t).reshape(len(all_cams), h, w)
+        for c, cam in enumerate(all_cams):
+            clip.images[(f, cam.name)] = rgb8[c]
+            clip.depths[(f, cam.name)] = depth[c]
+            clip.sky[(f, cam.name)] = sky[c]
+        if lidar:
+            origin = (E @ np.append(sensor, 1.0))[:3]
+            lh = scene.cast(np.broadcast_to(origin, beam_dirs.shape), beam_dirs @ E[:3, :3].T)
+            ok = np.isfinite(lh.t) & (lh.t <= lidar_range) & (lh.t >= 0.5)
+            pts = (sensor + beam_dirs[ok] * lh.t[ok, None]).astype(np.float32)  # ego frame
+            mats = meshes.tri_mat[lh.prim[ok]]
+            refl = np.vectorize(M.REFLECTIVITY.get, otypes=[np.float32])(mats) if mats.size else (
+                np.zeros(0, np.float32))
+            cos_inc = np.abs(np.sum(lh.normal[ok] * (beam_dirs[ok] @ E[:3, :3].T), 1))
+            clip.lidar.append(pts)
+            clip.intensity.append((refl * (0.3 + 0.7 * cos_inc)).astype(np.float32))
+    clip.metadata = _metadata(lay, seed, all_cams, times, E0_inv, roof, sensor, lidar, shadows,
+                              (lidar_beams, lidar_azimuths, lidar_range), frame_interval)
+    return clip
+
+
+def _metadata(lay, seed, cams, times, E0_inv, roof, sensor, lidar, shadows, lidar_cfg, dt) -> dict:
+    R0 = E0_inv[:3, :3]
+    objects = []
+    for i, o in enumerate(lay.objects):
+        if o.kind not in ("moving_car", "parked_car"):
+            continue
+        per_frame = []
+        for t in times:
+            T = E0_inv @ lay.object_pose(i, t)
+            vel = R0 @ lay.object_velocity(i, t)
+            per_frame.append({
+                "position": [round(float(x), 4) for x in T[:3, 3]],
+                "yaw": round(float(np.arctan2(T[1, 0], T[0, 0])), 5),
+                "velocity": [round(float(x), 4) for x in vel],
+            })
+        objects.append({"id": i, "kind": o.kind, "moving": o.dynamic,
+                        "size_lwh": [round(float(x), 3) for x in o.size], "frames": per_frame})
+    return {
+        "generator": "splatnet.clip.synth",
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "license": "synthetic, generated by splatnet (Apache-2.0)",
+        "frames": "world = ego frame of frame 0 (x forward, y left, z up); ego origin on the "
+                  "ground below the vehicle centre",
+        "frame_interval_s": dt,
+        "roof_height_m": round(roof, 4),
+        "max_depth_m": MAX_DEPTH,
+        "depth": "camera z in metres; 0 where the ray hits nothing (sky) or beyond max_depth_m",
+        "shadows": bool(shadows),
+        "lidar": None if not lidar else {
+            "sensor_in_ego": [round(float(x), 4) for x in sensor],
+            "beams": lidar_cfg[0], "azimuths": lidar_cfg[1], "elevation_deg": [-25.0, 15.0],
+            "max_range_m": lidar_cfg[2], "min_range_m": 0.5,
+            "sweep": "instantaneous at the frame timestamp (no rolling shutter)",
+        },
+        "cameras": {c.name: {"hfov_deg": round(float(np.degrees(c.hfov)), 3),
+                             "yaw_deg": round(float(np.degrees(c.yaw)), 3)} for c in cams},
+        "sun_direction_world": [round(float(x), 5) for x in R0 @ lay.sun_dir],
+        "street": lay.info,
+        "objects": objects,
+    }
+
+
+def generate(
+    dst: str | os.PathLike,
+    seed: int,
+    cameras: int = 6,
+    frames: int = 3,
+    size: tuple[int, int] = (256, 448),
+    targets: int = 0,
+    *,
+    lidar: bool = True,
+    shadows: bool = True,
+    frame_interval: float = 0.1,
+    jpeg_quality: int = 90,
+    depth_format: str = "png16",
+    overwrite: bool = False,
+) -> Path:
+    """Render a synthetic driving clip for ``seed`` and write it to ``dst`` (clip format v1).
+
+    Args:
+        dst: output clip directory (must not exist unless ``overwrite``).
+        seed: any non-negative integer; the same seed always gives the same clip.
+        cameras: rig cameras, yaws spread round 360° (the first looks forward).
+        frames: time steps ``frame_interval`` seconds apart.
+        size: ``(height, width)`` of every image.
+        targets: extra cameras off the rig (role ``"target"``) for supervision.
+        lidar: ray-cast a 32-beam roof LiDAR sweep per frame (ego-frame points + intensity).
+        shadows: cast shadow rays towards the sun.
+        jpeg_quality: JPEG quality of the images.
+        depth_format: ``"png16"`` (1/256 m steps) or ``"npy"`` (float32), see the clip format.
+
+    Returns the clip path. The manifest's ``metadata`` records the seed, the street, the sun and
+    every car's box, pose and velocity per frame (world frame).
+    """
+    from splatnet.clip.writer import CameraSpec, FrameSpec, LidarSpec, write_clip
+
+    clip = render_clip(seed, cameras, frames, size, targets, lidar=lidar, shadows=shadows,
+                       frame_interval=frame_interval)
+    specs = [CameraSpec(c.name, c.K, clip.width, clip.height, c.cam_to_ego, role=c.role)
+             for c in clip.cameras]
+    fr = [FrameSpec(t, E) for t, E in zip(clip.timestamps, clip.ego_to_world)]
+    lid = None
+    if lidar:
+        lid = [LidarSpec(p, frame="ego", intensity=i) for p, i in zip(clip.lidar, clip.intensity)]
+    return write_clip(dst, specs, fr, clip.images, lidar=lid, depths=clip.depths,
+                      sky_masks=clip.sky, metadata=clip.metadata, jpeg_quality=jpeg_quality,
+                      depth_format=depth_format, overwrite=overwrite)

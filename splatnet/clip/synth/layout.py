@@ -1,0 +1,428 @@
+"""A random street: lanes, curbs, sidewalks, buildings, parked and moving cars, poles, trees.
+
+Everything is drawn from one ``numpy.random.Generator``, so a seed fixes the scene. The scene
+frame is z-up with the street's centre line starting at the origin along +x (see
+:mod:`splatnet.clip.synth.street`); the ego drives in a right-hand lane towards +s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from splatnet.clip.synth import materials as M
+from splatnet.clip.synth.meshes import Mesh, axis_y, box, cylinder, ellipsoid, quads
+from splatnet.clip.synth.street import Centerline
+
+_CAR_COLORS = np.array(
+    [
+        [0.92, 0.92, 0.90],
+        [0.08, 0.08, 0.09],
+        [0.62, 0.63, 0.65],
+        [0.40, 0.41, 0.43],
+        [0.62, 0.08, 0.07],
+        [0.10, 0.20, 0.50],
+        [0.13, 0.30, 0.18],
+        [0.80, 0.65, 0.20],
+        [0.85, 0.40, 0.10],
+        [0.35, 0.55, 0.75],
+        [0.55, 0.45, 0.35],
+        [0.30, 0.10, 0.30],
+    ]
+)
+_FACADE_COLORS = np.array(
+    [
+        [0.82, 0.78, 0.70],
+        [0.70, 0.45, 0.35],
+        [0.60, 0.58, 0.55],
+        [0.85, 0.82, 0.74],
+        [0.55, 0.35, 0.28],
+        [0.72, 0.70, 0.62],
+        [0.45, 0.50, 0.55],
+        [0.88, 0.75, 0.55],
+        [0.65, 0.55, 0.45],
+        [0.78, 0.62, 0.50],
+        [0.50, 0.52, 0.48],
+        [0.90, 0.88, 0.84],
+    ]
+)
+_SIGN_COLORS = np.array([[0.75, 0.08, 0.08], [0.08, 0.25, 0.65], [0.10, 0.45, 0.20], [0.90, 0.75, 0.10]])
+
+
+@dataclass
+class SceneObject:
+    """A mesh in its own local frame, its shading parameters and its motion."""
+
+    kind: str
+    mesh: Mesh
+    color: np.ndarray
+    color2: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    params: np.ndarray = field(default_factory=lambda: np.zeros(8))
+    variant: int = 0
+    pose: np.ndarray | None = None  # static 4×4 local-to-scene pose
+    motion: tuple | None = None  # moving car: (d, s0, speed along s, yaw offset)
+    size: tuple = ()
+
+    @property
+    def dynamic(self) -> bool:
+        return self.motion is not None
+
+
+@dataclass
+class Layout:
+    centerline: Centerline
+    look: M.StreetLook
+    objects: list[SceneObject]
+    ego_d: float
+    ego_s0: float
+    ego_speed: float
+    sun_dir: np.ndarray  # unit vector towards the sun, scene frame
+    sun_color: np.ndarray
+    ambient: np.ndarray
+    sky_zenith: np.ndarray
+    sky_horizon: np.ndarray
+    cloud_cover: float
+    info: dict
+
+    def object_pose(self, i: int, t: float) -> np.ndarray:
+        o = self.objects[i]
+        if o.motion is None:
+            return o.pose
+        d, s0, v, yaw = o.motion
+        return self.centerline.pose(s0 + v * t, d, yaw)
+
+    def object_velocity(self, i: int, t: float) -> np.ndarray:
+        o = self.objects[i]
+        if o.motion is None:
+            return np.zeros(3)
+        d, s0, v, _ = o.motion
+        s = s0 + v * t
+        tan, _ = self.centerline.frame(s)
+        # A point at lateral offset d moves at v·(1 - κd) along an arc of the centre line.
+        return tan * v * (1.0 - self.centerline.kappa * d)
+
+    def ego_pose(self, t: float) -> np.ndarray:
+        return self.centerline.pose(self.ego_s0 + self.ego_speed * t, self.ego_d)
+
+
+def _u(rng, lo, hi) -> float:
+    return float(rng.uniform(lo, hi))
+
+
+def strip(cl: Centerline, s0: float, s1: float, ds: float, a, b, material) -> Mesh:
+    """Surface swept along the street between lateral profile points ``a=(d, z)`` and ``b``."""
+    n = max(1, int(np.ceil((s1 - s0) / ds)))
+    s = np.linspace(s0, s1, n + 1)
+
+    def pts(dz):
+        p = cl.point(s, dz[0])
+        p[:, 2] = dz[1]
+        return p
+
+    pa, pb = pts(a), pts(b)
+    corners = np.stack([pa[:-1], pa[1:], pb[1:], pb[:-1]], 1)
+    return quads(corners, material)
+
+
+def car_mesh(rng: np.random.Generator) -> tuple[Mesh, tuple]:
+    """A car in its local frame (x forward, y left, z up, origin on the ground at its centre)."""
+    kind = rng.choice(["sedan", "hatch", "suv", "van"], p=[0.4, 0.25, 0.25, 0.1])
+    if kind == "sedan":
+        L, W, z0, z1, cl, ch, cx = _u(rng, 4.3, 4.9), _u(rng, 1.75, 1.85), 0.28, 0.95, 0.5, 0.5, -0.08
+    elif kind == "hatch":
+        L, W, z0, z1, cl, ch, cx = _u(rng, 3.7, 4.2), _u(rng, 1.68, 1.8), 0.28, 0.95, 0.58, 0.52, -0.1
+    elif kind == "suv":
+        L, W, z0, z1, cl, ch, cx = _u(rng, 4.5, 4.9), _u(rng, 1.85, 1.95), 0.35, 1.1, 0.62, 0.58, -0.08
+    else:
+        L, W, z0, z1, cl, ch, cx = _u(rng, 4.8, 5.3), _u(rng, 1.9, 2.0), 0.35, 1.2, 0.74, 0.85, -0.1
+    body_mats = [M.CAR_FRONT, M.CAR_REAR, M.CAR_BODY, M.CAR_BODY, M.CAR_BODY, M.CAR_BODY]
+    body = box((L, W, z1 - z0), (0.0, 0.0, z0), body_mats)
+    cab_mats = [M.CAR_GLASS, M.CAR_GLASS, M.CAR_GLASS, M.CAR_GLASS, M.CAR_BODY, M.CAR_BODY]
+    cabin = box((cl * L, W - 0.14, ch), (cx * L, 0.0, z1), cab_mats, bottom=False)
+    r = _u(rng, 0.3, 0.35)
+    parts = [body, cabin]
+    for x in (L / 2 - 0.8, -(L / 2 - 0.85)):
+        for side in (1.0, -1.0):
+            w = cylinder(r, -0.11, 0.11, 12, M.WHEEL)
+            parts.append(axis_y(w, (x, side * (W / 2 - 0.1), r)))
+    return Mesh.concat(parts), (L, W, z1 + ch)
+
+
+def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
+    """Draw a street for a clip of ``duration`` seconds."""
+    kappa = 0.0 if rng.random() < 0.3 else float(rng.choice([-1, 1]) / rng.uniform(250.0, 900.0))
+    cl = Centerline(kappa)
+    lw = _u(rng, 3.0, 3.7)
+    lanes_fwd = int(rng.choice([1, 2], p=[0.55, 0.45]))
+    lanes_back = int(rng.choice([1, 2], p=[0.6, 0.4]))
+    pw = _u(rng, 2.1, 2.5)
+    park = [rng.random() < 0.75, rng.random() < 0.75]  # right, left
+    e_right = lanes_fwd * lw + (pw if park[0] else 0.0)
+    e_left = lanes_back * lw + (pw if park[1] else 0.0)
+    curb_h, curb_w = _u(rng, 0.1, 0.18), _u(rng, 0.2, 0.35)
+    walk = [_u(rng, 2.0, 4.5), _u(rng, 2.0, 4.5)]
+    ego_lane = int(rng.integers(lanes_fwd))
+    ego_d = -(ego_lane + 0.5) * lw
+    ego_speed = _u(rng, 8.0, 12.0)
+    travel = ego_speed * duration
+    s_lo, s_hi = -250.0, 400.0 + travel
+    near_lo, near_hi = -70.0, travel + 130.0
+
+    # Markings: lane separators, centre line, edge lines, maybe a crosswalk ahead.
+    lines: list = []
+    centre = str(rng.choice(["yellow2", "yellow", "dash"]))
+    lines.append((0.0, centre))
+    lines += [(-k * lw, "dash") for k in range(1, lanes_fwd)]
+    lines += [(k * lw, "dash") for k in range(1, lanes_back)]
+    lines += [(-lanes_fwd * lw + 0.2, "solid"), (lanes_back * lw - 0.2, "solid")]
+    crosswalk = None
+    if rng.random() < 0.5:
+        c0 = _u(rng, 20.0, 60.0) + travel
+        crosswalk = (c0, c0 + 4.0, -lanes_fwd * lw + 0.3, lanes_back * lw - 0.3)
+    asphalt = np.array([0.33, 0.33, 0.34]) * _u(rng, 0.8, 1.2) + rng.normal(0, 0.01, 3)
+    look = M.StreetLook(
+        centerline=cl,
+        lane_lines=lines,
+        crosswalk=crosswalk,
+        asphalt=asphalt.astype(np.float32),
+        paint_white=np.array([0.88, 0.88, 0.86], np.float32),
+        paint_yellow=np.array([0.85, 0.68, 0.15], np.float32),
+        curb=np.array([0.66, 0.65, 0.62], np.float32) * _u(rng, 0.9, 1.1),
+        sidewalk=(np.array([0.62, 0.60, 0.57]) * _u(rng, 0.85, 1.15)).astype(np.float32),
+        ground=np.array([0.30, 0.42, 0.20], np.float32) * _u(rng, 0.8, 1.2),
+        tile=_u(rng, 0.3, 0.6),
+        dash=(_u(rng, 2.5, 3.5), _u(rng, 9.0, 12.0)),
+    )
+
+    objects: list[SceneObject] = []
+    eye = np.eye(4)
+    # The street surfaces are one static object in scene coordinates.
+    parts = [strip(cl, s_lo, s_hi, 2.0, (-e_right, 0.0), (e_left, 0.0), M.ROAD)]
+    for side, e in ((-1.0, e_right), (1.0, e_left)):
+        w = walk[0 if side < 0 else 1]
+        parts.append(strip(cl, s_lo, s_hi, 2.0, (side * e, 0.0), (side * e, curb_h), M.CURB))
+        parts.append(strip(cl, s_lo, s_hi, 2.0, (side * e, curb_h), (side * (e + curb_w), curb_h), M.CURB))
+        parts.append(
+            strip(
+                cl,
+                s_lo,
+                s_hi,
+                2.0,
+                (side * (e + curb_w), curb_h),
+                (side * (e + curb_w + w), curb_h),
+                M.SIDEWALK,
+            )
+        )
+        parts.append(
+            strip(
+                cl,
+                s_lo,
+                s_hi,
+                4.0,
+                (side * (e + curb_w + w), curb_h),
+                (side * (e + curb_w + w + 80.0), curb_h),
+                M.GROUND,
+            )
+        )
+    far = 3000.0
+    mid = cl.point(0.5 * (s_lo + s_hi))
+    parts.append(
+        quads(
+            np.array(
+                [
+                    [
+                        mid + [-far, -far, -0.05],
+                        mid + [far, -far, -0.05],
+                        mid + [far, far, -0.05],
+                        mid + [-far, far, -0.05],
+                    ]
+                ]
+            ),
+            M.FAR_GROUND,
+        )
+    )
+    objects.append(SceneObject("street", Mesh.concat(parts), np.zeros(3), pose=eye))
+
+    # Buildings along both sides.
+    style_h = _u(rng, 8.0, 30.0)
+    for side, e in ((-1.0, e_right), (1.0, e_left)):
+        line = e + curb_w + walk[0 if side < 0 else 1]
+        s = near_lo - _u(rng, 0.0, 10.0)
+        while s < near_hi:
+            width = _u(rng, 8.0, 26.0)
+            if rng.random() < 0.15:
+                s += _u(rng, 3.0, 10.0)  # an alley
+            depth = _u(rng, 10.0, 18.0)
+            height = float(np.clip(rng.normal(style_h, 0.35 * style_h), 5.0, 45.0))
+            setback = _u(rng, 0.0, 1.5) if rng.random() < 0.4 else 0.0
+            sc = s + width / 2
+            mats = [M.FACADE] * 4 + [M.ROOF, M.FACADE]
+            # Box local frame: x along the street, y across; the street-facing face is -y on
+            # the right side (side=-1) and +y on the left.
+            mesh = box((width, depth, height), (0.0, 0.0, 0.0), mats, bottom=False)
+            pose = cl.pose(sc, side * (line + setback + depth / 2), 0.0, curb_h)
+            ground_h = _u(rng, 3.4, 4.6)
+            floor_h = _u(rng, 2.8, 3.5)
+            prm = [
+                ground_h,
+                floor_h,
+                _u(rng, 2.0, 3.6),
+                _u(rng, 0.35, 0.6),
+                floor_h * _u(rng, 0.4, 0.6),
+                _u(rng, 0.7, 1.0),
+                _u(rng, 0.2, 0.8),
+                0.0,
+            ]
+            base = _FACADE_COLORS[rng.integers(len(_FACADE_COLORS))] * _u(rng, 0.85, 1.1)
+            trim = np.clip(base * _u(rng, 0.5, 1.3) + rng.normal(0, 0.05, 3), 0.05, 0.95)
+            variant = int(rng.choice([0, 1, 2], p=[0.5, 0.3, 0.2]))
+            objects.append(
+                SceneObject(
+                    "building", mesh, base, trim, np.array(prm), variant, pose, size=(width, depth, height)
+                )
+            )
+            s += width
+
+    # Sidewalk furniture: street lights, trees, signs, bushes. One occupancy list per side.
+    for side, e in ((-1.0, e_right), (1.0, e_left)):
+        w = walk[0 if side < 0 else 1]
+        kerb = e + curb_w
+        used: list[tuple[float, float]] = []
+
+        def free(a, b, used=used):
+            return all(b < u0 or a > u1 for u0, u1 in used)
+
+        s = near_lo + _u(rng, 0, 20)
+        spacing = _u(rng, 18.0, 32.0)
+        pole_col = np.array([0.45, 0.47, 0.5]) * _u(rng, 0.7, 1.3)
+        while s < near_hi:
+            hgt = _u(rng, 6.0, 8.0)
+            arm = _u(rng, 1.2, 2.0)
+            pole = cylinder(0.09, 0.0, hgt, 10, M.POLE)
+            arm_m = box((0.12, arm, 0.12), (0.0, -arm / 2, hgt - 0.3), M.POLE)
+            lamp = box((0.35, 0.6, 0.18), (0.0, -arm, hgt - 0.4), M.LAMP)
+            mesh = Mesh.concat([pole, arm_m, lamp])
+            # The arm points along local -y: towards the road after a half turn on the right.
+            pose = cl.pose(s, side * (kerb + 0.45), np.pi if side < 0 else 0.0, curb_h)
+            objects.append(SceneObject("streetlight", mesh, pole_col, pose=pose))
+            used.append((s - 1.0, s + 1.0))
+            s += spacing
+        if rng.random() < 0.75 and w >= 2.5:
+            s = near_lo + _u(rng, 0, 10)
+            gap = _u(rng, 7.0, 14.0)
+            leaf = np.array([0.22, 0.38, 0.14]) * _u(rng, 0.8, 1.2)
+            while s < near_hi:
+                if free(s - 1.5, s + 1.5):
+                    th = _u(rng, 2.0, 3.5)
+                    rx, rz = _u(rng, 1.3, 2.4), _u(rng, 1.5, 2.8)
+                    trunk = cylinder(_u(rng, 0.1, 0.2), 0.0, th + rz * 0.5, 8, M.TRUNK)
+                    crown = ellipsoid(
+                        (rx, rx * _u(rng, 0.85, 1.15), rz),
+                        (0, 0, th + rz * 0.8),
+                        6,
+                        10,
+                        M.FOLIAGE,
+                        jitter=0.35,
+                        rng=rng,
+                    )
+                    pose = cl.pose(s, side * (kerb + min(1.3, w / 2)), _u(rng, 0, 6.28), curb_h)
+                    c1 = leaf + rng.normal(0, 0.03, 3)
+                    c2 = np.array([0.45, 0.5, 0.18]) * _u(rng, 0.8, 1.2)
+                    objects.append(SceneObject("tree", Mesh.concat([trunk, crown]), c1, c2, pose=pose))
+                    used.append((s - 1.5, s + 1.5))
+                s += gap
+        for _ in range(int(rng.integers(0, 3))):
+            s = _u(rng, near_lo, near_hi)
+            if not free(s - 0.6, s + 0.6):
+                continue
+            ph = _u(rng, 2.2, 2.8)
+            plate = box((0.04, 0.7, 0.7), (0.0, 0.0, ph), M.SIGN)
+            mesh = Mesh.concat([cylinder(0.04, 0.0, ph + 0.7, 8, M.POLE), plate])
+            # The plate faces oncoming traffic on its side (local +x towards -s on the right).
+            pose = cl.pose(s, side * (kerb + 0.35), np.pi if side < 0 else 0.0, curb_h)
+            color = _SIGN_COLORS[rng.integers(len(_SIGN_COLORS))]
+            objects.append(SceneObject("sign", mesh, color, pose=pose))
+            used.append((s - 0.6, s + 0.6))
+        for _ in range(int(rng.integers(0, 5))):
+            s = _u(rng, near_lo, near_hi)
+            r = _u(rng, 0.5, 1.0)
+            mesh = ellipsoid((r * 1.5, r, r * 0.8), (0, 0, 0.3), 5, 8, M.FOLIAGE, 0.3, rng)
+            pose = cl.pose(s, side * (kerb + w - r * 0.8), 0.0, curb_h)
+            c1 = np.array([0.2, 0.35, 0.12]) * _u(rng, 0.8, 1.2)
+            objects.append(SceneObject("bush", mesh, c1, c1 * 1.4, pose=pose))
+
+    def car_colors():
+        c = _CAR_COLORS[rng.integers(len(_CAR_COLORS))] * _u(rng, 0.9, 1.1)
+        return np.clip(c, 0.02, 0.98)
+
+    # Parked cars in the parking strips.
+    for side, on in ((-1.0, park[0]), (1.0, park[1])):
+        if not on:
+            continue
+        d = side * ((lanes_fwd if side < 0 else lanes_back) * lw + pw / 2)
+        s = near_lo + _u(rng, 0, 6)
+        while s < near_hi:
+            mesh, size = car_mesh(rng)
+            if rng.random() < 0.8:
+                yaw = (0.0 if side < 0 else np.pi) + rng.normal(0, 0.02)
+                pose = cl.pose(s + size[0] / 2, d + rng.normal(0, 0.08), yaw)
+                objects.append(SceneObject("parked_car", mesh, car_colors(), pose=pose, size=size))
+            s += size[0] + _u(rng, 0.8, 3.0) + (_u(rng, 5, 15) if rng.random() < 0.2 else 0.0)
+
+    # Moving cars: one speed per lane so cars in a lane never collide; the ego lane gets at most
+    # a lead car far enough ahead that the gap stays positive for the whole clip.
+    lanes = [(-(k + 0.5) * lw, 1.0) for k in range(lanes_fwd)] + [
+        ((k + 0.5) * lw, -1.0) for k in range(lanes_back)
+    ]
+    for d, direction in lanes:
+        speed = ego_speed * _u(rng, 0.75, 1.2) if direction > 0 else _u(rng, 6.0, 14.0)
+        is_ego = abs(d - ego_d) < 1e-6
+        if is_ego:
+            speed = ego_speed * _u(rng, 0.95, 1.15)
+            if rng.random() < 0.3:
+                continue
+            s = 12.0 + max(0.0, (ego_speed - speed) * duration) + _u(rng, 0.0, 20.0)
+            hi = s + 1.0  # one lead car
+        else:
+            # Oncoming cars travel towards -s: start them further out so they pass the ego.
+            shift = speed * duration if direction < 0 else 0.0
+            s = near_lo + 20.0 + _u(rng, 0, 15) + shift * 0.5
+            hi = near_hi - 30.0 + shift
+        while s < hi:
+            mesh, size = car_mesh(rng)
+            yaw = 0.0 if direction > 0 else np.pi
+            motion = (d, s + size[0] / 2, direction * speed, yaw)
+            objects.append(SceneObject("moving_car", mesh, car_colors(), motion=motion, size=size))
+            s += size[0] + _u(rng, 8.0, 40.0)
+
+    # Sun and sky: clear or hazy/overcast.
+    az = _u(rng, 0.0, 2 * np.pi)
+    el = np.radians(_u(rng, 15.0, 60.0))
+    sun_dir = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+    overcast = rng.random() < 0.2
+    if overcast:
+        sun_color = np.array([0.35, 0.35, 0.35])
+        ambient = np.array([0.75, 0.76, 0.8])
+        zenith, horizon = np.array([0.6, 0.63, 0.68]), np.array([0.82, 0.83, 0.85])
+        cover = _u(rng, 0.6, 0.9)
+    else:
+        sun_color = np.array([0.72, 0.68, 0.6]) * _u(rng, 0.9, 1.1)
+        ambient = np.array([0.42, 0.45, 0.52]) * _u(rng, 0.9, 1.1)
+        zenith = np.array([0.25, 0.45, 0.8]) * _u(rng, 0.85, 1.1)
+        horizon = np.array([0.72, 0.8, 0.9]) * _u(rng, 0.9, 1.05)
+        cover = _u(rng, 0.0, 0.5)
+    info = {
+        "curvature": kappa,
+        "lane_width": lw,
+        "lanes_forward": lanes_fwd,
+        "lanes_oncoming": lanes_back,
+        "parking": [bool(p) for p in park],
+        "curb_height": curb_h,
+        "sidewalk_width": walk,
+        "ego_lane": ego_lane,
+        "overcast": bool(overcast),
+    }
+    return Layout(
+        cl, look, objects, ego_d, 0.0, ego_speed, sun_dir, sun_color, ambient, zenith, horizon, cover, info
+    )

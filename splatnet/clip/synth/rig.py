@@ -1,0 +1,115 @@
+"""The surround camera rig, extra target cameras and the roof LiDAR's beam pattern.
+
+Ego frame: x forward, y left, z up, origin on the ground below the vehicle's centre. Cameras use
+the OpenCV frame (+x right, +y down, +z forward) as ``docs/clip-format.md`` requires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_SECTORS = ["front", "front_left", "left", "back_left", "back", "back_right", "right", "front_right"]
+
+
+@dataclass
+class RigCamera:
+    name: str
+    K: np.ndarray  # [3, 3]
+    cam_to_ego: np.ndarray  # [4, 4] OpenCV camera → ego
+    role: str  # "rig" | "target"
+    yaw: float
+    hfov: float
+
+
+def look_rotation(yaw: float, pitch_down: float = 0.0, roll: float = 0.0) -> np.ndarray:
+    """Camera-to-ego rotation of an OpenCV camera looking along ``yaw`` (radians, CCW from +x)."""
+    cp, sp = np.cos(pitch_down), np.sin(pitch_down)
+    f = np.array([np.cos(yaw) * cp, np.sin(yaw) * cp, -sp])  # optical axis (+z_cam)
+    r = np.array([np.sin(yaw), -np.cos(yaw), 0.0])  # image right (+x_cam)
+    d = np.cross(f, r)  # image down (+y_cam)
+    R = np.stack([r, d, f], axis=1)
+    if roll:
+        c, s = np.cos(roll), np.sin(roll)
+        R = R @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    return R
+
+
+def intrinsics(hfov: float, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    fx = 0.5 * width / np.tan(0.5 * hfov)
+    cx = 0.5 * width + rng.normal(0.0, 0.01 * width)
+    cy = 0.5 * height + rng.normal(0.0, 0.01 * height)
+    return np.array([[fx, 0.0, cx], [0.0, fx, cy], [0.0, 0.0, 1.0]])
+
+
+def _sector(yaw: float) -> str:
+    k = int(np.round((yaw % (2 * np.pi)) / (np.pi / 4))) % 8
+    return _SECTORS[k]
+
+
+def _mount(yaw: float, height: float) -> np.ndarray:
+    """A point on the roof's edge in direction ``yaw`` (a 2.6 m × 1.5 m roof ellipse)."""
+    return np.array([0.3 + 1.0 * np.cos(yaw), 0.75 * np.sin(yaw), height])
+
+
+def _pose(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, :3] = R
+    T[:3, 3] = t
+    return T
+
+
+def make_rig(rng: np.random.Generator, num_cameras: int, width: int, height: int) -> tuple[
+        list[RigCamera], float]:
+    """``num_cameras`` cameras with yaws spread round 360°, plus the roof height."""
+    roof = float(rng.uniform(1.5, 1.9))
+    cams: list[RigCamera] = []
+    step = 2 * np.pi / num_cameras
+    names: list[str] = []
+    for i in range(num_cameras):
+        yaw = i * step + (rng.normal(0.0, np.radians(2.0)) if i else 0.0)
+        if i == 0:
+            hfov = np.radians(rng.uniform(66.0, 74.0))
+        else:
+            # Wide enough to overlap the neighbours a little even with few cameras.
+            hfov = np.radians(np.clip(np.degrees(step) + 35.0, 95.0, 120.0) + rng.uniform(-4, 4))
+        K = intrinsics(hfov, width, height, rng)
+        R = look_rotation(yaw, np.radians(rng.uniform(0.0, 4.0)), np.radians(rng.normal(0, 0.3)))
+        name = f"cam_{_sector(yaw)}"
+        if name in names:
+            name = f"{name}_{i}"
+        names.append(name)
+        cams.append(RigCamera(name, K, _pose(R, _mount(yaw, roof)), "rig", float(yaw), float(hfov)))
+    return cams, roof
+
+
+def make_targets(rng: np.random.Generator, rig: list[RigCamera], roof: float, count: int,
+                 width: int, height: int) -> list[RigCamera]:
+    """Extra supervision cameras between rig yaws, 0.5–2 m to the side of the rig."""
+    out = []
+    n = len(rig)
+    order = rng.permutation(n)
+    for k in range(count):
+        i = int(order[k % n])
+        a = rig[i].yaw
+        b = rig[(i + 1) % n].yaw if n > 1 else a + np.pi / 2
+        if b <= a:
+            b += 2 * np.pi
+        yaw = 0.5 * (a + b) + rng.normal(0.0, np.radians(3.0))
+        hfov = np.radians(rng.uniform(80.0, 95.0))
+        K = intrinsics(hfov, width, height, rng)
+        offset = float(rng.uniform(0.5, 2.0)) * (1.0 if rng.random() < 0.5 else -1.0)
+        pos = _mount(yaw, roof + rng.uniform(-0.2, 0.2)) + np.array([0.0, offset, 0.0])
+        R = look_rotation(yaw, np.radians(rng.uniform(0.0, 4.0)))
+        out.append(RigCamera(f"target_{k}", K, _pose(R, pos), "target", float(yaw), float(hfov)))
+    return out
+
+
+def lidar_directions(beams: int = 32, azimuths: int = 1024, lo_deg: float = -25.0,
+                     hi_deg: float = 15.0) -> np.ndarray:
+    """Unit beam directions in the sensor (= ego-aligned) frame, ``[beams * azimuths, 3]``."""
+    el = np.radians(np.linspace(lo_deg, hi_deg, beams))[:, None]
+    az = (np.arange(azimuths) * (2 * np.pi / azimuths))[None, :]
+    d = np.stack(np.broadcast_arrays(np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)), -1)
+    return d.reshape(-1, 3)
