@@ -10,6 +10,7 @@ import sys
 COMMANDS = [
     "splatnet.cli.info",
     "splatnet.cli.synth",
+    "splatnet.cli.convert",
 ]
 
 

@@ -30,7 +30,7 @@ from splatnet.errors import ValidationError
 from splatnet.io.atomic import atomic_write_bytes, atomic_write_text
 
 ArrayLike = Any  # numpy array, torch tensor or nested lists
-ImageSource = Union[np.ndarray, str, os.PathLike]
+ImageSource = Union[np.ndarray, str, os.PathLike, Callable[[], np.ndarray]]
 
 
 @dataclass
@@ -104,6 +104,21 @@ def _to_numpy(x: ArrayLike) -> np.ndarray:
     return np.asarray(x)
 
 
+def _check_rgb(arr: Any, cam: CameraSpec, where: str) -> np.ndarray:
+    arr = _to_numpy(arr)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValidationError(
+            f"{where}: image must be a uint8 [H, W, 3] array or a file path, got "
+            f"{arr.dtype} {list(arr.shape)}"
+        )
+    if arr.shape[:2] != (cam.height, cam.width):
+        raise ValidationError(
+            f"{where}: image is {arr.shape[1]}x{arr.shape[0]}, camera {cam.name!r} expects "
+            f"{cam.width}x{cam.height}"
+        )
+    return np.ascontiguousarray(arr)
+
+
 def _image_bytes(src: ImageSource, cam: CameraSpec, fmt: str, quality: int, where: str):
     """Return ``(extension, producer)``; the producer encodes/copies in a worker thread."""
     if isinstance(src, (str, os.PathLike)):
@@ -115,18 +130,9 @@ def _image_bytes(src: ImageSource, cam: CameraSpec, fmt: str, quality: int, wher
                 f"expects {cam.width}x{cam.height}"
             )
         return info.format, path.read_bytes
-    arr = _to_numpy(src)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValidationError(
-            f"{where}: image must be a uint8 [H, W, 3] array or a file path, got "
-            f"{arr.dtype} {list(arr.shape)}"
-        )
-    if arr.shape[:2] != (cam.height, cam.width):
-        raise ValidationError(
-            f"{where}: image is {arr.shape[1]}x{arr.shape[0]}, camera {cam.name!r} expects "
-            f"{cam.width}x{cam.height}"
-        )
-    arr = np.ascontiguousarray(arr)
+    if callable(src):  # produced lazily in a worker thread (keeps memory flat for big clips)
+        return fmt, lambda: encode_image(_check_rgb(src(), cam, where), fmt, quality)
+    arr = _check_rgb(src, cam, where)
     return fmt, lambda: encode_image(arr, fmt, quality)
 
 
@@ -219,8 +225,9 @@ def write_clip(
         cameras: the cameras, in the order :meth:`Clip.views` returns them.
         frames: the time steps, timestamps strictly increasing.
         images: ``{(frame index, camera name): image}`` for every frame and camera; an image is
-            a uint8 ``[H, W, 3]`` array (encoded as ``image_format``) or the path of an existing
-            JPEG/PNG of the camera's size (copied byte for byte).
+            a uint8 ``[H, W, 3]`` array (encoded as ``image_format``), a zero-argument callable
+            returning one (called in a worker thread, so large clips need not sit in memory), or
+            the path of an existing JPEG/PNG of the camera's size (copied byte for byte).
         lidar: per frame, a :class:`LidarSpec` or a bare ``[M, 3]`` array (= ego frame at the
             frame's pose); a dict ``{frame index: ...}`` or a list with ``None`` for no sweep.
         depths: ``{(frame index, camera name): [H, W] float}`` ground-truth camera-z depth in

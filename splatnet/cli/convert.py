@@ -1,0 +1,55 @@
+"""``splatnet convert KIND SRC DST``: turn a DGP/DDAD, nuScenes, nerfstudio or COLMAP dataset into
+a splatnet clip (``docs/clip-format.md``)."""
+
+from __future__ import annotations
+
+import argparse
+
+KINDS = ("dgp", "nuscenes", "nerfstudio", "colmap")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "convert",
+        help="convert a dataset (dgp, nuscenes, nerfstudio, colmap) into a splatnet clip",
+        description=(
+            "Convert a dataset into a splatnet clip directory. Kinds: dgp (a DGP/DDAD scene "
+            "directory), nuscenes (the dataset root with v1.0-*/ tables and samples/), nerfstudio "
+            "(a directory with transforms.json, or the file), colmap (a project with sparse/0 and "
+            "images/, or a sparse model directory with --images)."
+        ),
+    )
+    # A free string (not argparse choices) so an unknown kind gets splatnet's one-line error.
+    p.add_argument("kind", metavar="KIND", help=f"source format: one of {', '.join(KINDS)}")
+    p.add_argument("src", metavar="SRC", help="source dataset (directory or file)")
+    p.add_argument("dst", metavar="DST", help="output clip directory (must not exist)")
+    p.add_argument("--overwrite", action="store_true", help="replace DST if it is an existing clip")
+    p.add_argument("--scene", default=None, help="nuscenes: scene name when the tables hold several")
+    p.add_argument(
+        "--version",
+        dest="table_version",
+        default=None,
+        help="nuscenes: table directory (e.g. v1.0-mini) when there are several",
+    )
+    p.add_argument("--images", default=None, help="colmap: image directory (default: found beside the model)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from splatnet.clip import Clip
+    from splatnet.clip.convert import convert
+
+    options = {"overwrite": args.overwrite}
+    if args.scene is not None:
+        options["scene"] = args.scene
+    if args.table_version is not None:
+        options["version"] = args.table_version
+    if args.images is not None:
+        options["images"] = args.images
+    path = convert(args.kind, args.src, args.dst, **options)
+    clip = Clip.load(path)
+    print(
+        f"wrote {path}: {clip.num_cameras} cameras x {clip.num_frames} frames"
+        + (", with LiDAR" if clip.has_lidar else "")
+    )
+    return 0
