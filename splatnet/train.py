@@ -71,6 +71,8 @@ class SyntheticConfig:
     """Frames per generated clip."""
     size: tuple[int, int] = (128, 224)
     """Image size (height, width) the generator renders at (views are resized from it)."""
+    targets: int = 2
+    """Held-out 'target'-role cameras per clip, beside the rig (novel-view supervision)."""
     cache_dir: str = "~/.cache/splatnet/synthetic"
     """Where generated clips are kept (one directory per seed and setting)."""
 
