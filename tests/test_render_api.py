@@ -10,7 +10,7 @@ import torch
 
 import splatnet
 from splatnet.errors import ValidationError
-from splatnet.render import RenderOutput, render
+from splatnet.render import RenderOutput, reference, render
 from splatnet.render.reference import SH_C0
 
 F64 = torch.float64
@@ -273,3 +273,161 @@ def test_sh_degree_limits_the_bands():
 def test_auto_backend_runs_float64_on_the_reference():
     g, cams = _gaussians(10), _cameras(1)
     assert torch.equal(render(g, cams).rgb, render(g, cams, backend="torch").rgb)
+
+
+# ----------------------------------------------------------------------------- cpu vs torch
+def _cpu_available() -> bool:
+    try:
+        from splatnet import _ext
+
+        _ext.require_cpu()
+        return hasattr(torch.ops.splatnet, "project_forward")
+    except Exception:  # noqa: BLE001 - any failure means: not built here
+        return False
+
+
+needs_cpu = pytest.mark.skipif(not _cpu_available(), reason="splatnet._C CPU ops not built")
+
+
+def _mixed_scene(n=600, batch=(), seed=0, sh_degree=3, dynamic=False):
+    """float32 Gaussians that cover the hard cases: overlapping clusters, off-screen, behind the
+    cameras, near the near plane, sub-pixel and image-filling ones."""
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*s):
+        return torch.rand(*batch, *s, generator=g)
+
+    means = (r(n, 3) - 0.5) * 6.0  # a cluster around the origin (seen by every camera)
+    # 0 plain, 1 far / off-screen, 2 sub-pixel, 3 image-filling, 4 needle, 5 opaque
+    weights = torch.tensor([0.55, 0.15, 0.1, 0.02, 0.08, 0.1])
+    kind = torch.multinomial(weights, max(1, math.prod(batch) * n), replacement=True, generator=g)
+    kind = kind[: math.prod(batch) * n].reshape(*batch, n)
+    means = torch.where((kind == 1)[..., None], (r(n, 3) - 0.5) * 30.0, means)  # far / off-screen
+    scales = r(n, 3) * 0.12 + 0.01
+    scales = torch.where((kind == 2)[..., None], r(n, 3) * 1e-3 + 1e-4, scales)  # sub-pixel
+    scales = torch.where((kind == 3)[..., None], r(n, 3) * 1.0 + 0.5, scales)  # image-filling
+    aniso = torch.where((kind == 4)[..., None], torch.tensor([3.0, 0.05, 0.3]), torch.ones(3))
+    scales = scales * aniso
+    opac = r(n) * 0.97 + 0.02
+    # Opaque ones packed in a ball: the 0.99 clamp and, behind a few layers, the T < 1e-4 stop.
+    opac = torch.where(kind == 5, torch.ones_like(opac), opac)
+    means = torch.where((kind == 5)[..., None], (r(n, 3) - 0.5) * 0.8, means)
+    scales = torch.where((kind == 5)[..., None], r(n, 3) * 0.2 + 0.1, scales)
+    k = (sh_degree + 1) ** 2
+    sh = torch.randn(*batch, n, k, 3, generator=g) * 0.3
+    sh[..., 0, :] += 0.5
+    quats = torch.randn(*batch, n, 4, generator=g)
+    extra = []
+    if dynamic:
+        extra = [torch.randn(*batch, n, 3, generator=g) * 0.5, r(n)]
+    return splatnet.Gaussians(means, quats, scales, opac, sh, *extra)
+
+
+def _rig(c=3, batch=(), width=64, height=48, timestamps=None):
+    cams = _cameras(c, batch=batch, width=width, height=height, radius=4.0,
+                    timestamps=timestamps)
+    # One camera sits inside the cluster: Gaussians behind it, at its centre and near plane.
+    m = cams.cam_to_world.clone()
+    m[..., 0, :3, 3] = torch.tensor([0.3, -0.2, 0.1], dtype=F64)
+    return splatnet.Cameras(cams.K.float(), m.float(), width, height, timestamps=timestamps)
+
+
+def _grad_inputs(g: splatnet.Gaussians, feats, bg):
+    names = ["means", "quats", "scales", "opacities", "sh"]
+    if g.is_dynamic:
+        names.append("velocities")
+    tensors = {k: getattr(g, k).detach().clone().requires_grad_() for k in names}
+    tensors["features"] = feats.detach().clone().requires_grad_()
+    tensors["background"] = bg.detach().clone().requires_grad_()
+    return tensors
+
+
+def _render_and_grad(g, cams, tensors, backend, dtype, antialiased=False):
+    t = {k: v.to(dtype) for k, v in tensors.items()}
+    gg = splatnet.Gaussians(t["means"], t["quats"], t["scales"], t["opacities"], t["sh"],
+                            t.get("velocities"), None if g.times is None else g.times.to(dtype),
+                            check=False)
+    out = render(gg, cams.to(dtype), features=t["features"], background=t["background"],
+                 antialiased=antialiased, backend=backend)
+    gen = torch.Generator().manual_seed(123)
+    loss = 0
+    for name in ("rgb", "alpha", "depth", "features"):
+        x = getattr(out, name)
+        loss = loss + (x * torch.randn(x.shape, generator=gen, dtype=F64).to(dtype)).sum()
+    loss.backward()
+    grads = {k: v.grad.clone() for k, v in tensors.items()}
+    grads["means2d"] = out.means2d.grad
+    return out, grads
+
+
+def _compare(g, cams, feats, bg, antialiased=False):
+    tensors = _grad_inputs(g, feats, bg)
+    cpu, g_cpu = _render_and_grad(g, cams, tensors, "cpu", torch.float32, antialiased)
+    for v in tensors.values():
+        v.grad = None
+    ref, g_ref = _render_and_grad(g, cams, tensors, "torch", F64, antialiased)
+    assert torch.equal(cpu.visible, ref.visible)
+    assert ref.visible.any() and not ref.visible.all()
+    vis = ref.visible
+    radii_diff = (cpu.radii[vis] - ref.radii[vis]).abs()
+    assert int(radii_diff.max()) <= 1 and float((radii_diff > 0).float().mean()) < 0.01
+    m_err = (cpu.means2d[vis].double() - ref.means2d[vis]).abs()
+    assert (m_err <= 1e-3 + 1e-5 * ref.means2d[vis].abs()).all(), float(m_err.max())
+    for name in ("rgb", "alpha", "depth", "features"):
+        a, b = getattr(cpu, name).double(), getattr(ref, name)
+        tol = 1e-4 * max(1.0, float(b.abs().max())) if name == "depth" else 1e-4
+        err = float((a - b).abs().max().detach())
+        assert err <= tol, f"{name}: max abs error {err:.2e}"
+    for name, want in g_ref.items():
+        got = g_cpu[name].double()
+        if name == "means2d":
+            got, want = got[vis], want[vis]
+        rel = float((got - want).norm() / want.norm().clamp_min(1e-30))
+        assert want.norm() > 0, name
+        assert rel <= 1e-3, f"grad of {name}: relative error {rel:.2e}"
+    return ref
+
+
+@needs_cpu
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cpu_matches_torch_mixed_scene(seed, monkeypatch):
+    g = _mixed_scene(500, seed=seed)
+    cams = _rig(3)
+    feats = torch.randn(500, 5, generator=torch.Generator().manual_seed(seed))
+    bg = torch.tensor([0.2, 0.5, 0.9])
+    ref = _compare(g, cams, feats, bg)
+    assert int((ref.alpha < 0.5).sum()) > 1000  # plenty of pixels are partly covered
+    # ... and some stop on the T < 1e-4 rule: without it they would change.
+    monkeypatch.setattr(reference, "T_MIN", 0.0)
+    no_stop = render(g.to(F64), cams.to(F64), features=feats.double(), background=bg.double(),
+                     backend="torch")
+    assert int((no_stop.rgb - ref.rgb).abs().gt(1e-9).any(-1).sum()) > 20
+
+
+@needs_cpu
+def test_cpu_matches_torch_antialiased_batched_many_features():
+    g = _mixed_scene(200, batch=(2,), seed=3, sh_degree=2)
+    cams = _rig(2, batch=(2,), width=40, height=36)
+    feats = torch.randn(2, 200, 64, generator=torch.Generator().manual_seed(3))
+    _compare(g, cams, feats, torch.rand(2, 2, 3), antialiased=True)
+
+
+@needs_cpu
+def test_cpu_matches_torch_dynamic_scene():
+    ts = torch.tensor([[0.0, 0.4, 1.1]], dtype=F64)
+    g = _mixed_scene(250, batch=(1,), seed=4, sh_degree=1, dynamic=True)
+    cams = _rig(3, batch=(1,), width=48, height=32, timestamps=ts)
+    feats = torch.randn(1, 250, 1, generator=torch.Generator().manual_seed(4))
+    _compare(g, cams, feats, torch.tensor([0.0, 0.0, 0.0]))
+
+
+@needs_cpu
+def test_cpu_zero_gaussians_and_auto_backend():
+    cams = _rig(2)
+    g = _mixed_scene(0)
+    out = render(g, cams, background=torch.tensor([0.1, 0.2, 0.3]), backend="cpu")
+    assert torch.allclose(out.rgb, torch.tensor([0.1, 0.2, 0.3]).expand(2, 48, 64, 3))
+    g = _mixed_scene(50)
+    a = render(g, cams)  # float32 CPU tensors: auto = cpu
+    b = render(g, cams, backend="cpu")
+    assert torch.equal(a.rgb, b.rgb)
