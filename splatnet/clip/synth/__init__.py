@@ -6,6 +6,6 @@ manifest's metadata; ``render_clip(seed)`` returns the same data in memory. open
 on first use only.
 """
 
-from splatnet.clip.synth.generate import MAX_DEPTH, SynthClip, generate, render_clip
+from splatnet.clip.synth.pipeline import MAX_DEPTH, SynthClip, generate, render_clip
 
 __all__ = ["MAX_DEPTH", "SynthClip", "generate", "render_clip"]

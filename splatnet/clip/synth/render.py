@@ -98,8 +98,11 @@ class FrameScene:
         o3d = _o3d()
         rays = np.concatenate([np.broadcast_to(origins, dirs.shape), dirs], axis=1)
         ans = self.scene.cast_rays(o3d.core.Tensor(rays.astype(np.float32)))
-        return Hits(ans["t_hit"].numpy(), ans["primitive_ids"].numpy().astype(np.int64),
-                    ans["primitive_normals"].numpy())
+        return Hits(
+            ans["t_hit"].numpy(),
+            ans["primitive_ids"].numpy().astype(np.int64),
+            ans["primitive_normals"].numpy(),
+        )
 
     def occluded(self, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
         o3d = _o3d()
@@ -107,8 +110,15 @@ class FrameScene:
         return self.scene.test_occlusions(o3d.core.Tensor(rays.astype(np.float32))).numpy()
 
 
-def shade(frame: FrameScene, noise: Noise, origin: np.ndarray, dirs: np.ndarray, hits: Hits,
-          pixel_angle: np.ndarray, shadows: bool = True) -> np.ndarray:
+def shade(
+    frame: FrameScene,
+    noise: Noise,
+    origin: np.ndarray,
+    dirs: np.ndarray,
+    hits: Hits,
+    pixel_angle: np.ndarray,
+    shadows: bool = True,
+) -> np.ndarray:
     """Colours ``[N, 3]`` in [0, 1] of rays ``origin + t·dirs`` (dirs need not be unit).
 
     ``origin`` is ``[N, 3]`` or ``[3]``; ``pixel_angle [N]`` is the angle one pixel subtends.
@@ -150,8 +160,20 @@ def shade(frame: FrameScene, noise: Noise, origin: np.ndarray, dirs: np.ndarray,
     order = np.argsort(mat, kind="stable")
     bounds = np.flatnonzero(np.diff(mat[order])) + 1
     for sel in np.split(order, bounds):
-        s = M.Surface(pl[sel], nl[sel], rl[sel], pw[sel], u[sel], v[sel], size[sel, 0],
-                      size[sel, 1], au[sel], av[sel], obj[sel], pix[sel])
+        s = M.Surface(
+            pl[sel],
+            nl[sel],
+            rl[sel],
+            pw[sel],
+            u[sel],
+            v[sel],
+            size[sel, 0],
+            size[sel, 1],
+            au[sel],
+            av[sel],
+            obj[sel],
+            pix[sel],
+        )
         albedo[sel] = M.shade(int(mat[sel[0]]), s, noise, objs, lay.look)
     sun = lay.sun_dir.astype(np.float32)
     cos_sun = np.clip(nw @ sun, 0.0, None)
@@ -160,8 +182,10 @@ def shade(frame: FrameScene, noise: Noise, origin: np.ndarray, dirs: np.ndarray,
         # Offset along the normal so the shadow ray does not hit its own triangle.
         occ = frame.occluded(pw[lit] + nw[lit] * 0.02, sun[None])
         cos_sun[lit[occ]] = 0.0
-    light = (lay.ambient[None].astype(np.float32) * (0.75 + 0.25 * nw[:, 2:3])
-             + lay.sun_color[None].astype(np.float32) * cos_sun[:, None])
+    light = (
+        lay.ambient[None].astype(np.float32) * (0.75 + 0.25 * nw[:, 2:3])
+        + lay.sun_color[None].astype(np.float32) * cos_sun[:, None]
+    )
     out[idx] = albedo * light
     return np.clip(out, 0.0, 1.0)
 

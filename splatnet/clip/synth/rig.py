@@ -60,8 +60,9 @@ def _pose(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     return T
 
 
-def make_rig(rng: np.random.Generator, num_cameras: int, width: int, height: int) -> tuple[
-        list[RigCamera], float]:
+def make_rig(
+    rng: np.random.Generator, num_cameras: int, width: int, height: int
+) -> tuple[list[RigCamera], float]:
     """``num_cameras`` cameras with yaws spread round 360°, plus the roof height."""
     roof = float(rng.uniform(1.5, 1.9))
     cams: list[RigCamera] = []
@@ -84,8 +85,9 @@ def make_rig(rng: np.random.Generator, num_cameras: int, width: int, height: int
     return cams, roof
 
 
-def make_targets(rng: np.random.Generator, rig: list[RigCamera], roof: float, count: int,
-                 width: int, height: int) -> list[RigCamera]:
+def make_targets(
+    rng: np.random.Generator, rig: list[RigCamera], roof: float, count: int, width: int, height: int
+) -> list[RigCamera]:
     """Extra supervision cameras between rig yaws, 0.5–2 m to the side of the rig."""
     out = []
     n = len(rig)
@@ -106,8 +108,9 @@ def make_targets(rng: np.random.Generator, rig: list[RigCamera], roof: float, co
     return out
 
 
-def lidar_directions(beams: int = 32, azimuths: int = 1024, lo_deg: float = -25.0,
-                     hi_deg: float = 15.0) -> np.ndarray:
+def lidar_directions(
+    beams: int = 32, azimuths: int = 1024, lo_deg: float = -25.0, hi_deg: float = 15.0
+) -> np.ndarray:
     """Unit beam directions in the sensor (= ego-aligned) frame, ``[beams * azimuths, 3]``."""
     el = np.radians(np.linspace(lo_deg, hi_deg, beams))[:, None]
     az = (np.arange(azimuths) * (2 * np.pi / azimuths))[None, :]
