@@ -272,16 +272,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
           const float* __restrict Gp = G.data();
 #pragma omp simd
           for (int p = p0; p < p1; ++p) {
+            // Masks as 0/1 floats (not bools): GCC if-converts and vectorises this form.
             float al = o * Gp[p];
             al = al < kAlphaMax ? al : kAlphaMax;
-            const float next_T = Tp[p] * (1.f - al);
-            const bool visible = al >= kAlphaThreshold;
-            const bool stop = visible & (next_T < kTransmittanceMin);
-            const bool blend = visible & !stop & (dp[p] == 0.f);
-            dp[p] = stop ? 1.f : dp[p];
-            wp[p] = blend ? al * Tp[p] : 0.f;
-            Tp[p] = blend ? next_T : Tp[p];
-            lp[p] = blend ? jj : lp[p];
+            const float T0 = Tp[p];
+            const float next_T = T0 * (1.f - al);
+            const float visible = al >= kAlphaThreshold ? 1.f : 0.f;
+            const float stop = next_T < kTransmittanceMin ? visible : 0.f;
+            const float blend = visible * (1.f - stop) * (1.f - dp[p]);
+            dp[p] = dp[p] > stop ? dp[p] : stop;
+            wp[p] = blend * (al * T0);
+            Tp[p] = blend > 0.f ? next_T : T0;
+            lp[p] = blend > 0.f ? jj : lp[p];
           }
           const float* v = bt.vals.data() + k * Ch;
           for (int64_t ch = 0; ch < Ch; ++ch) {
@@ -354,7 +356,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
   const int ts = g.ts, P = ts * ts;
 
   at::parallel_for(0, I * g.NT, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<float> px(P), py(P), T(P), Tf(P), vao(P), G(P), A(P), Ti(P), Ra(P), vA(P);
+    std::vector<float> px(P), py(P), T(P), Tf(P), vao(P), G(P), A(P), Ti(P), Ra(P), vA(P), lastf(P);
     std::vector<float> vout(P * Ch), S(P * Ch), gv(std::max<int64_t>(Ch, 1));
     std::vector<int> last(P);
     Batch bt;
@@ -384,6 +386,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
           for (int64_t ch = 0; ch < Ch; ++ch) vout[ch * P + p] = 0.f;
         }
         T[p] = Tf[p];
+        lastf[p] = (float)last[p];  // exact: list lengths stay far below 2^24
       }
       std::fill(S.begin(), S.end(), 0.f);
       // Walk the list back to front from the last contributor of any pixel of the tile.
@@ -398,55 +401,62 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
           tile_gaussian(px.data(), py.data(), p0, p1, bt.mx[k], bt.my[k], bt.a[k], bt.b[k], bt.c[k], G.data());
           const float o = bt.o[k];
           const int jj = jstart - begin + k;  // list index (0-based) of this Gaussian
-          float* __restrict Tp = T.data();
-          float* __restrict Ap = A.data();
-          float* __restrict Tip = Ti.data();
-          float* __restrict Rap = Ra.data();
-          float* __restrict vAp = vA.data();
-          const float* __restrict Gp = G.data();
-          const float* __restrict Tfp = Tf.data();
-          const float* __restrict vaop = vao.data();
-          const int* __restrict lp = last.data();
+          // Tile-local arrays offset to the first row this Gaussian reaches; masks are 0/1 floats
+          // so that GCC if-converts and vectorises the loops.
+          const int n = p1 - p0;
+          float* __restrict Tp = T.data() + p0;
+          float* __restrict Ap = A.data() + p0;
+          float* __restrict Tip = Ti.data() + p0;
+          float* __restrict Rap = Ra.data() + p0;
+          float* __restrict vAp = vA.data() + p0;
+          const float* __restrict Gp = G.data() + p0;
+          const float* __restrict Tfp = Tf.data() + p0;
+          const float* __restrict vaop = vao.data() + p0;
+          const float* __restrict lp = lastf.data() + p0;
+          const float* __restrict pxp = px.data() + p0;
+          const float* __restrict pyp = py.data() + p0;
+          const float jf = (float)jj;
           float any = 0.f;
-#pragma omp simd reduction(max : any)
-          for (int p = p0; p < p1; ++p) {
-            float al = o * Gp[p];
+#pragma omp simd reduction(+ : any)
+          for (int q = 0; q < n; ++q) {
+            float al = o * Gp[q];
             al = al < kAlphaMax ? al : kAlphaMax;
-            const bool contrib = (jj < lp[p]) & (al >= kAlphaThreshold);
+            const float contrib = (jf < lp[q]) ? (al >= kAlphaThreshold ? 1.f : 0.f) : 0.f;
             const float ra = 1.f / (1.f - al);
-            const float Tbefore = Tp[p] * ra;
-            Ap[p] = contrib ? al : 0.f;
-            Tip[p] = contrib ? Tbefore : 0.f;
-            Rap[p] = contrib ? ra : 0.f;
-            vAp[p] = contrib ? Tfp[p] * ra * vaop[p] : 0.f;
-            Tp[p] = contrib ? Tbefore : Tp[p];
-            any = contrib ? 1.f : any;
+            const float T0 = Tp[q];
+            const float Tbefore = T0 * ra;
+            Ap[q] = contrib * al;
+            Tip[q] = contrib * Tbefore;
+            Rap[q] = contrib * ra;
+            vAp[q] = contrib * (Tfp[q] * ra * vaop[q]);
+            Tp[q] = contrib > 0.f ? Tbefore : T0;
+            any += contrib;
           }
           if (any == 0.f) continue;
           const float* v = bt.vals.data() + k * Ch;
           for (int64_t ch = 0; ch < Ch; ++ch) {
             const float vc = v[ch];
-            const float* __restrict vo = vout.data() + ch * P;
-            float* __restrict Sp = S.data() + ch * P;
+            const float* __restrict vo = vout.data() + ch * P + p0;
+            float* __restrict Sp = S.data() + ch * P + p0;
             float acc = 0.f;
 #pragma omp simd reduction(+ : acc)
-            for (int p = p0; p < p1; ++p) {
-              const float wgt = Ap[p] * Tip[p];
-              acc += wgt * vo[p];
-              vAp[p] += (vc * Tip[p] - Sp[p] * Rap[p]) * vo[p];
-              Sp[p] += vc * wgt;
+            for (int q = 0; q < n; ++q) {
+              const float wgt = Ap[q] * Tip[q];
+              acc += wgt * vo[q];
+              vAp[q] += (vc * Tip[q] - Sp[q] * Rap[q]) * vo[q];
+              Sp[q] += vc * wgt;
             }
             gv[ch] = acc;
           }
           const float a = bt.a[k], b = bt.b[k], c = bt.c[k], mx = bt.mx[k], my = bt.my[k];
           float s_o = 0.f, s_a = 0.f, s_b = 0.f, s_c = 0.f, s_mx = 0.f, s_my = 0.f;
 #pragma omp simd reduction(+ : s_o, s_a, s_b, s_c, s_mx, s_my)
-          for (int p = p0; p < p1; ++p) {
-            const float dx = px[p] - mx, dy = py[p] - my;
-            const float raw = o * Gp[p];
-            const float v_raw = raw < kAlphaMax ? vAp[p] : 0.f;  // vA is 0 where not a contributor
+          for (int q = 0; q < n; ++q) {
+            const float dx = pxp[q] - mx, dy = pyp[q] - my;
+            const float raw = o * Gp[q];
+            const float v_raw = raw < kAlphaMax ? vAp[q] : 0.f;  // vA is 0 where not a contributor
             const float v_sigma = -raw * v_raw;
-            s_o += Gp[p] * v_raw;
+            s_o += Gp[q] * v_raw;
             s_a += 0.5f * dx * dx * v_sigma;
             s_b += dx * dy * v_sigma;
             s_c += 0.5f * dy * dy * v_sigma;
