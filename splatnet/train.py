@@ -569,7 +569,8 @@ def run(cfg: TrainConfigBase, *, resume: str | None = None, stop_at: int | None 
     if model is None:
         model = ckpt_io.build_model(cfg.arch, cfg.model)
     if data is None or task is None:
-        from .train_data import SplatTask, build_data
+        from .train_data import build_data
+        from .train_task import SplatTask
 
         data = data if data is not None else build_data(cfg)
         task = task if task is not None else SplatTask(cfg.loss)

@@ -39,6 +39,7 @@ class SplatBatch:
     target_depths: Tensor | None  # [B, T, 1, H, W] metres, 0 = unknown
     target_sky: Tensor | None  # [B, T, 1, H, W] 1 = sky, 0 = not sky, -1 = unknown
     target_valid: Tensor | None  # [B, T, 1, H, W] bool, False = ignore the pixel
+    context_lidar: list[Tensor | None] | None = None  # B world point clouds [P_b, 3] (model input)
 
     @property
     def batch_size(self) -> int:
@@ -46,6 +47,8 @@ class SplatBatch:
 
     def to(self, device: Any) -> SplatBatch:
         def mv(x: Any) -> Any:
+            if isinstance(x, list):
+                return [mv(v) for v in x]
             return None if x is None else x.to(device)
 
         return SplatBatch(**{f.name: mv(getattr(self, f.name)) for f in dataclasses.fields(self)})
@@ -74,7 +77,9 @@ def collate(items: list[SplatBatch]) -> SplatBatch:
                                                                      for s in items]),
         cat("context_depths", 0.0), torch.cat([s.target_images for s in items]),
         _cat_cameras([s.target_cameras for s in items]), cat("target_depths", 0.0),
-        cat("target_sky", -1.0), _cat_valid(items))
+        cat("target_sky", -1.0), _cat_valid(items),
+        None if all(s.context_lidar is None for s in items)
+        else [p for s in items for p in (s.context_lidar or [None])])
 
 
 def _cat_valid(items: list[SplatBatch]) -> Tensor | None:
@@ -143,7 +148,9 @@ class ClipSource:
         clip = self.clips[ci]
         ctx = clip.views(frames=frames, size=size, num_workers=1)
         tgt = [clip.views(frames=[f], cameras=[c], size=size, num_workers=1) for f, c in targets]
-        ctx_depth = _depth_maps(clip, ctx.cameras, ctx.frame_ids.tolist(), ctx.depths, size)
+        lidar_cache: dict[int, Tensor | None] = {}
+        ctx_depth = _depth_maps(clip, ctx.cameras, ctx.frame_ids.tolist(), ctx.depths, size,
+                                lidar_cache)
         tgt_cams = Cameras(torch.cat([t.cameras.K for t in tgt]),
                            torch.cat([t.cameras.cam_to_world for t in tgt]), size[1], size[0],
                            torch.cat([t.cameras.timestamps for t in tgt]),
@@ -152,7 +159,7 @@ class ClipSource:
         tgt_depth_gt = None
         if all(t.depths is not None for t in tgt):
             tgt_depth_gt = torch.cat([t.depths for t in tgt])
-        tgt_depth = _depth_maps(clip, tgt_cams, tgt_frames, tgt_depth_gt, size)
+        tgt_depth = _depth_maps(clip, tgt_cams, tgt_frames, tgt_depth_gt, size, lidar_cache)
         sky = None
         if any(t.sky_masks is not None for t in tgt):
             sky = torch.cat([t.sky_masks.float() if t.sky_masks is not None
@@ -165,10 +172,15 @@ class ClipSource:
         def chw(x: Tensor | None) -> Tensor | None:  # [V, H, W, C] -> [1, V, C, H, W]
             return None if x is None else x.permute(0, 3, 1, 2).contiguous()[None]
 
+        lidar = None
+        if clip.has_lidar:
+            pts = [p for p in (lidar_cache[f] if f in lidar_cache else clip.lidar(f)
+                               for f in frames) if p is not None]
+            lidar = [torch.cat(pts) if pts else None]
         return SplatBatch(
             chw(ctx.images), _batch1(ctx.cameras), chw(ctx_depth),
             chw(torch.cat([t.images for t in tgt])), _batch1(tgt_cams), chw(tgt_depth),
-            chw(sky), chw(valid))
+            chw(sky), chw(valid), lidar)
 
     def collate(self, items: list[SplatBatch]) -> SplatBatch:
         return collate(items)
@@ -180,51 +192,73 @@ def _batch1(c: Cameras) -> Cameras:
 
 
 def _depth_maps(clip: Any, cams: Cameras, frames: list[int], dense: Tensor | None,
-                size: tuple[int, int]) -> Tensor | None:
+                size: tuple[int, int], cache: dict[int, Tensor | None]) -> Tensor | None:
     """``[V, H, W, 1]`` supervision depth: LiDAR of each view's frame, else ``dense``."""
     if not clip.has_lidar:
         return dense
     out = torch.zeros(len(frames), size[0], size[1], 1)
-    cache: dict[int, Tensor | None] = {}
-    for v, f in enumerate(frames):
+    w2c = cams.world_to_cam
+    for f in sorted(set(frames)):
         if f not in cache:
             cache[f] = clip.lidar(f)
         pts = cache[f]
-        if pts is not None and len(pts):
-            out[v, :, :, 0] = project_depth(pts, cams.K[v], cams.world_to_cam[v], size)
+        if pts is None or not len(pts):
+            continue
+        views = [v for v, fv in enumerate(frames) if fv == f]
+        out[views, :, :, 0] = project_depth(pts, cams.K[views], w2c[views], size)
     return out
 
 
 def project_depth(points: Tensor, K: Tensor, world_to_cam: Tensor,
                   size: tuple[int, int], near: float = 0.5) -> Tensor:
-    """Sparse ``[H, W]`` depth (camera z, nearest point per pixel, 0 = none) of world ``points``."""
+    """Sparse depth maps (camera z of the nearest point per pixel, 0 = none) of world ``points``.
+
+    Args:
+        points: ``[M, 3]`` world points.
+        K, world_to_cam: ``[..., 3, 3]`` / ``[..., 4, 4]`` cameras.
+        size: ``(H, W)``; pixel ``(x, y)`` covers ``[x, x + 1) × [y, y + 1)``.
+    Returns ``[..., H, W]``.
+    """
     h, w = size
-    p = points.double() @ world_to_cam[:3, :3].double().T + world_to_cam[:3, 3].double()
-    z = p[:, 2]
+    lead = K.shape[:-2]
+    K = K.reshape(-1, 3, 3).float()
+    w2c = world_to_cam.reshape(-1, 4, 4).float()
+    n = K.shape[0]
+    p = points.float()
+    cam = torch.einsum("vij,mj->vmi", w2c[:, :3, :3], p) + w2c[:, None, :3, 3]  # [V, M, 3]
+    z = cam[..., 2]
     keep = z > near
-    p, z = p[keep], z[keep]
-    uv = p[:, :2] / z[:, None] @ K[:2, :2].double().T + K[:2, 2].double()
-    x, y = torch.floor(uv[:, 0]).long(), torch.floor(uv[:, 1]).long()
+    v_idx = torch.arange(n).unsqueeze(1).expand_as(z)[keep]
+    cam, z = cam[keep], z[keep]
+    kk = K[v_idx]  # [P, 3, 3]
+    xn, yn = cam[:, 0] / z, cam[:, 1] / z
+    u = kk[:, 0, 0] * xn + kk[:, 0, 1] * yn + kk[:, 0, 2]
+    vv = kk[:, 1, 1] * yn + kk[:, 1, 2]
+    x, y = torch.floor(u).long(), torch.floor(vv).long()
     inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-    flat = (y * w + x)[inside]
-    depth = torch.full((h * w,), float("inf"), dtype=torch.float64)
+    flat = ((v_idx * h + y) * w + x)[inside]
+    depth = torch.full((n * h * w,), float("inf"))
     depth.scatter_reduce_(0, flat, z[inside], reduce="amin")
     depth[torch.isinf(depth)] = 0.0
-    return depth.reshape(h, w).float()
+    return depth.reshape(*lead, h, w)
 
 
 # ---------------------------------------------------------------------------- synthetic clips
 def synthetic_clips(seeds: list[int], cameras: int, frames: int, size: tuple[int, int],
                     targets: int, cache_dir: str | os.PathLike) -> list[Path]:
     """Paths of generated clips, rendering the missing ones into ``cache_dir`` (cached by key)."""
+    import importlib
+
     from .clip.synth import generate
-    from .clip.synth.generate import GENERATOR_VERSION
+
+    # Part of the cache key: a new generator version renders new clips instead of reusing old.
+    version = getattr(importlib.import_module(generate.__module__), "GENERATOR_VERSION", 0)
 
     root = Path(cache_dir).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     out = []
     for seed in seeds:
-        name = (f"synth_v{GENERATOR_VERSION}_seed{seed}_c{cameras}_f{frames}_"
+        name = (f"synth_v{version}_seed{seed}_c{cameras}_f{frames}_"
                 f"{size[0]}x{size[1]}_t{targets}")
         path = root / name
         if not (path / "clip.json").is_file():

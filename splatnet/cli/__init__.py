@@ -11,6 +11,7 @@ COMMANDS = [
     "splatnet.cli.info",
     "splatnet.cli.synth",
     "splatnet.cli.convert",
+    "splatnet.cli.train",
 ]
 
 

@@ -1,0 +1,29 @@
+"""``splatnet train --config configs/NAME.yaml [KEY=VALUE ...]``: train the network."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from splatnet.train import add_arguments, config_epilog
+
+    try:
+        epilog = config_epilog()
+    except Exception as exc:  # noqa: BLE001 - a broken model module must not break every command
+        epilog = f"(config keys unavailable: {exc})"
+    p = sub.add_parser(
+        "train", help="train the feed-forward network (configs/*.yaml, KEY=VALUE overrides)",
+        description="Train SplatNet on clip directories or synthetic clips. Defaults come from "
+                    "the TrainConfig dataclass; --config YAML and KEY=VALUE arguments override "
+                    "them (unknown keys are errors). For several processes or machines run "
+                    "`torchrun --nproc_per_node N -m splatnet.train ...` (docs/training.md).",
+        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from splatnet.train import run_from_args
+
+    return run_from_args(args)
