@@ -265,6 +265,7 @@ def convert_colmap(
         else:
             sources[(0, name)] = path
         files[name] = im["name"]
+    distorted_png = any(callable(sources[(0, n)]) and Path(files[n]).suffix.lower() == ".png" for n in files)
     if not specs:
         raise FormatError(f"{model_dir}: the model has no registered images")
     lidar = {0: LidarSpec(pts.astype(np.float32), frame="world")} if pts is not None and len(pts) else None
@@ -276,6 +277,7 @@ def convert_colmap(
         sources,
         lidar=lidar,
         metadata=meta,
+        image_format="png" if distorted_png else "jpg",  # lossless for lossless sources
         world_frame="poses",
         overwrite=overwrite,
     )
