@@ -125,7 +125,7 @@ def strip(cl: Centerline, s0: float, s1: float, ds: float, a, b, material) -> Me
     return quads(corners, material)
 
 
-def car_mesh(rng: np.random.Generator) -> tuple[Mesh, tuple]:
+def car_mesh(rng: np.random.Generator) -> tuple[Mesh, tuple, np.ndarray]:
     """A car in its local frame (x forward, y left, z up, origin on the ground at its centre)."""
     kind = rng.choice(["sedan", "hatch", "suv", "van"], p=[0.4, 0.25, 0.25, 0.1])
     if kind == "sedan":
@@ -139,14 +139,20 @@ def car_mesh(rng: np.random.Generator) -> tuple[Mesh, tuple]:
     body_mats = [M.CAR_FRONT, M.CAR_REAR, M.CAR_BODY, M.CAR_BODY, M.CAR_BODY, M.CAR_BODY]
     body = box((L, W, z1 - z0), (0.0, 0.0, z0), body_mats)
     cab_mats = [M.CAR_GLASS, M.CAR_GLASS, M.CAR_GLASS, M.CAR_GLASS, M.CAR_BODY, M.CAR_BODY]
-    cabin = box((cl * L, W - 0.14, ch), (cx * L, 0.0, z1), cab_mats, bottom=False)
+    # Sloped windscreens: the cabin's roof is shorter than its base.
+    tf = ch * (_u(rng, 0.9, 1.4) if kind != "van" else 0.35)
+    tb = ch * (_u(rng, 0.3, 0.8) if kind in ("sedan", "suv") else 0.15)
+    cabin = box((cl * L, W - 0.14, ch), (cx * L, 0.0, z1), cab_mats, bottom=False, taper=(tf, tb))
     r = _u(rng, 0.3, 0.35)
     parts = [body, cabin]
     for x in (L / 2 - 0.8, -(L / 2 - 0.85)):
         for side in (1.0, -1.0):
             w = cylinder(r, -0.11, 0.11, 12, M.WHEEL)
             parts.append(axis_y(w, (x, side * (W / 2 - 0.1), r)))
-    return Mesh.concat(parts), (L, W, z1 + ch)
+    # The glass shader needs the cabin's outline: x range, base height, height and tapers.
+    x0 = cx * L - cl * L / 2
+    params = np.array([x0, x0 + cl * L, z1, ch, tf, tb, 0.0, 0.0])
+    return Mesh.concat(parts), (L, W, z1 + ch), params
 
 
 def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
@@ -244,8 +250,25 @@ def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
     )
     objects.append(SceneObject("street", Mesh.concat(parts), np.zeros(3), pose=eye))
 
-    # Buildings along both sides.
+    # Buildings along both sides, and a back row (taller, further out) seen through the gaps.
     style_h = _u(rng, 8.0, 30.0)
+
+    def building(sc: float, d: float, width: float, depth: float, height: float) -> None:
+        mats = [M.FACADE] * 4 + [M.ROOF, M.FACADE]
+        # Local frame: x along the street, y across (towards +d), origin at the base centre.
+        mesh = box((width, depth, height), (0.0, 0.0, 0.0), mats, bottom=False)
+        pose = cl.pose(sc, d, 0.0, curb_h)
+        ground_h, floor_h = _u(rng, 3.4, 4.6), _u(rng, 2.8, 3.5)
+        # ground floor height, floor height, window column spacing, window width (fraction of
+        # a column), window height, sill height, door position (fraction of the face width)
+        prm = [ground_h, floor_h, _u(rng, 2.0, 3.6), _u(rng, 0.35, 0.6),
+               floor_h * _u(rng, 0.4, 0.6), _u(rng, 0.7, 1.0), _u(rng, 0.2, 0.8), 0.0]
+        base = _FACADE_COLORS[rng.integers(len(_FACADE_COLORS))] * _u(rng, 0.85, 1.1)
+        trim = np.clip(base * _u(rng, 0.5, 1.3) + rng.normal(0, 0.05, 3), 0.05, 0.95)
+        variant = int(rng.choice([0, 1, 2], p=[0.5, 0.3, 0.2]))
+        objects.append(SceneObject("building", mesh, base, trim, np.array(prm), variant, pose,
+                                   size=(width, depth, height)))
+
     for side, e in ((-1.0, e_right), (1.0, e_left)):
         line = e + curb_w + walk[0 if side < 0 else 1]
         s = near_lo - _u(rng, 0.0, 10.0)
@@ -256,33 +279,15 @@ def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
             depth = _u(rng, 10.0, 18.0)
             height = float(np.clip(rng.normal(style_h, 0.35 * style_h), 5.0, 45.0))
             setback = _u(rng, 0.0, 1.5) if rng.random() < 0.4 else 0.0
-            sc = s + width / 2
-            mats = [M.FACADE] * 4 + [M.ROOF, M.FACADE]
-            # Box local frame: x along the street, y across; the street-facing face is -y on
-            # the right side (side=-1) and +y on the left.
-            mesh = box((width, depth, height), (0.0, 0.0, 0.0), mats, bottom=False)
-            pose = cl.pose(sc, side * (line + setback + depth / 2), 0.0, curb_h)
-            ground_h = _u(rng, 3.4, 4.6)
-            floor_h = _u(rng, 2.8, 3.5)
-            prm = [
-                ground_h,
-                floor_h,
-                _u(rng, 2.0, 3.6),
-                _u(rng, 0.35, 0.6),
-                floor_h * _u(rng, 0.4, 0.6),
-                _u(rng, 0.7, 1.0),
-                _u(rng, 0.2, 0.8),
-                0.0,
-            ]
-            base = _FACADE_COLORS[rng.integers(len(_FACADE_COLORS))] * _u(rng, 0.85, 1.1)
-            trim = np.clip(base * _u(rng, 0.5, 1.3) + rng.normal(0, 0.05, 3), 0.05, 0.95)
-            variant = int(rng.choice([0, 1, 2], p=[0.5, 0.3, 0.2]))
-            objects.append(
-                SceneObject(
-                    "building", mesh, base, trim, np.array(prm), variant, pose, size=(width, depth, height)
-                )
-            )
+            building(s + width / 2, side * (line + setback + depth / 2), width, depth, height)
             s += width
+        s = near_lo - _u(rng, 0.0, 20.0)
+        while s < near_hi + 40.0:
+            width, depth = _u(rng, 15.0, 40.0), _u(rng, 15.0, 25.0)
+            height = float(np.clip(rng.normal(1.4 * style_h, 0.4 * style_h), 8.0, 60.0))
+            back = line + 20.0 + _u(rng, 0.0, 12.0)
+            building(s + width / 2, side * (back + depth / 2), width, depth, height)
+            s += width + (_u(rng, 5.0, 30.0) if rng.random() < 0.3 else 0.0)
 
     # Sidewalk furniture: street lights, trees, signs, bushes. One occupancy list per side.
     for side, e in ((-1.0, e_right), (1.0, e_left)):
@@ -363,11 +368,12 @@ def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
         d = side * ((lanes_fwd if side < 0 else lanes_back) * lw + pw / 2)
         s = near_lo + _u(rng, 0, 6)
         while s < near_hi:
-            mesh, size = car_mesh(rng)
+            mesh, size, prm = car_mesh(rng)
             if rng.random() < 0.8:
                 yaw = (0.0 if side < 0 else np.pi) + rng.normal(0, 0.02)
                 pose = cl.pose(s + size[0] / 2, d + rng.normal(0, 0.08), yaw)
-                objects.append(SceneObject("parked_car", mesh, car_colors(), pose=pose, size=size))
+                objects.append(SceneObject("parked_car", mesh, car_colors(), params=prm, pose=pose,
+                                           size=size))
             s += size[0] + _u(rng, 0.8, 3.0) + (_u(rng, 5, 15) if rng.random() < 0.2 else 0.0)
 
     # Moving cars: one speed per lane so cars in a lane never collide; the ego lane gets at most
@@ -390,10 +396,11 @@ def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
             s = near_lo + 20.0 + _u(rng, 0, 15) + shift * 0.5
             hi = near_hi - 30.0 + shift
         while s < hi:
-            mesh, size = car_mesh(rng)
+            mesh, size, prm = car_mesh(rng)
             yaw = 0.0 if direction > 0 else np.pi
             motion = (d, s + size[0] / 2, direction * speed, yaw)
-            objects.append(SceneObject("moving_car", mesh, car_colors(), motion=motion, size=size))
+            objects.append(SceneObject("moving_car", mesh, car_colors(), params=prm, motion=motion,
+                                       size=size))
             s += size[0] + _u(rng, 8.0, 40.0)
 
     # Sun and sky: clear or hazy/overcast.

@@ -277,12 +277,22 @@ def _car_body(s: Surface, nz: Noise, objs: ObjectTable, st: StreetLook) -> np.nd
 
 def _car_glass(s: Surface, nz: Noise, objs: ObjectTable, st: StreetLook) -> np.ndarray:
     c = objs.color[s.obj]
+    prm = objs.params[s.obj]
+    x0, x1, z0, h, tf, tb = (prm[:, k] for k in range(6))
     fu, fv = s.footprint(s.axis_u), s.footprint(s.axis_v)
     pw = 0.09
-    glass_u = box(s.u, pw, s.su - pw, fu)
+    # Windscreens (front/back faces): pillars at both ends of u.
+    glass = box(s.u, pw, s.su - pw, fu) * box(s.v, 0.06, s.sv - 0.05, fv)
     side = np.abs(s.n[:, 1]) > 0.8
-    bpillar = np.where(side, box(s.u, 0.5 * s.su - pw, 0.5 * s.su + pw, fu), 0.0)
-    glass = np.clip(glass_u * box(s.v, 0.06, s.sv - 0.05, fv) - bpillar, 0, 1)
+    if side.any():
+        # Side windows: the sloped A and C pillars follow the cabin outline in local x, z.
+        x, z = s.p[:, 0], s.p[:, 2]
+        zr = np.clip((z - z0) / np.maximum(h, 1e-3), 0.0, 1.0)
+        front, back = x1 - tf * zr, x0 + tb * zr
+        mid = 0.5 * (x0 + x1)
+        win = box(x, back + pw * 1.4, front - pw * 1.4, fu) * box(z, z0 + 0.06, z0 + h - 0.05, fv)
+        win = np.clip(win - box(x, mid - pw, mid + pw, fu), 0.0, 1.0)
+        glass = np.where(side, win, glass)
     refl = 0.08 + 0.22 * np.clip(s.v / np.maximum(s.sv, 1e-3), 0, 1)
     gcol = np.stack([refl * 0.9, refl, refl * 1.15], 1)
     return mix(c * 0.95, gcol, glass)

@@ -81,27 +81,37 @@ def quads(corners: np.ndarray, material) -> Mesh:
 FRONT, BACK, LEFT, RIGHT, TOP, BOTTOM = range(6)
 
 
-def box(size, center=(0.0, 0.0, 0.0), materials=0, bottom: bool = True) -> Mesh:
+def box(size, center=(0.0, 0.0, 0.0), materials=0, bottom: bool = True,
+        taper: tuple[float, float] = (0.0, 0.0)) -> Mesh:
     """Axis-aligned box of ``size (lx, ly, lz)`` whose bottom face centre is ``center``.
 
     ``materials`` is one id or six (one per face, order above). Side faces get u horizontal
     (left to right seen from outside) and v up from the bottom edge; top/bottom u = x, v = y.
+    ``taper = (front, back)`` pulls the top face's +x / -x edges inwards by those lengths (a
+    car cabin with sloped windscreens); the ±y faces become trapezoids whose v stays vertical.
     """
     lx, ly, lz = (float(v) for v in size)
     cx, cy, cz = (float(v) for v in center)
     x0, x1, y0, y1, z0, z1 = cx - lx / 2, cx + lx / 2, cy - ly / 2, cy + ly / 2, cz, cz + lz
+    t0, t1 = x0 + taper[1], x1 - taper[0]  # top face x range
     P = np.array
     faces = [
-        [P([x1, y0, z0]), P([x1, y1, z0]), P([x1, y1, z1]), P([x1, y0, z1])],  # +x
-        [P([x0, y1, z0]), P([x0, y0, z0]), P([x0, y0, z1]), P([x0, y1, z1])],  # -x
-        [P([x1, y1, z0]), P([x0, y1, z0]), P([x0, y1, z1]), P([x1, y1, z1])],  # +y
-        [P([x0, y0, z0]), P([x1, y0, z0]), P([x1, y0, z1]), P([x0, y0, z1])],  # -y
-        [P([x0, y0, z1]), P([x1, y0, z1]), P([x1, y1, z1]), P([x0, y1, z1])],  # +z
+        [P([x1, y0, z0]), P([x1, y1, z0]), P([t1, y1, z1]), P([t1, y0, z1])],  # +x
+        [P([x0, y1, z0]), P([x0, y0, z0]), P([t0, y0, z1]), P([t0, y1, z1])],  # -x
+        [P([x1, y1, z0]), P([x0, y1, z0]), P([t0, y1, z1]), P([t1, y1, z1])],  # +y
+        [P([x0, y0, z0]), P([x1, y0, z0]), P([t1, y0, z1]), P([t0, y0, z1])],  # -y
+        [P([t0, y0, z1]), P([t1, y0, z1]), P([t1, y1, z1]), P([t0, y1, z1])],  # +z
         [P([x0, y1, z0]), P([x1, y1, z0]), P([x1, y0, z0]), P([x0, y0, z0])],  # -z
     ]
     mats = np.broadcast_to(np.asarray(materials, dtype=np.int16), (6,))
     keep = list(range(6 if bottom else 5))
-    return quads(np.array([faces[i] for i in keep]), mats[keep])
+    m = quads(np.array([faces[i] for i in keep]), mats[keep])
+    if taper != (0.0, 0.0):
+        # Trapezoid sides: keep v vertical with the face's height as its extent.
+        for f in (LEFT, RIGHT):
+            m.uv_v[2 * f: 2 * f + 2] = [0.0, 0.0, 1.0]
+            m.uv_size[2 * f: 2 * f + 2, 1] = lz
+    return m
 
 
 def cylinder(
