@@ -444,3 +444,19 @@ def test_reject_bad_lidar_file(written):
     np.save(written / "lidar/000000.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(FormatError, match="Python objects"):
         Clip.load(written)
+
+
+@pytest.mark.parametrize("full", [(192, 256), (190, 250)])  # divisible by 4, and not
+def test_reduced_jpeg_decode_keeps_geometry(tmp_path, full):
+    from PIL import Image
+
+    from splatnet.clip._files import read_rgb
+
+    h, w = full
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([xx * 255 // w, yy * 255 // h, np.zeros_like(xx)], -1).astype(np.uint8)
+    img[40:80, 150:200] = 255  # an off-centre square: a shift would show
+    Image.fromarray(img).save(tmp_path / "a.jpg", quality=95)
+    got = read_rgb(tmp_path / "a.jpg", (48, 64)).astype(float)
+    ref = np.array(Image.fromarray(img).resize((64, 48), Image.BILINEAR)).astype(float)
+    assert np.abs(got - ref).mean() < 3.0

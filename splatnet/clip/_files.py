@@ -157,10 +157,28 @@ def _open_pil(path: Path):
 
 
 def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode an image to uint8 ``[H, W, 3]``; ``size=(H, W)`` resizes (antialiased bilinear)."""
+    """Decode an image to uint8 ``[H, W, 3]``; ``size=(H, W)`` resizes (antialiased bilinear).
+
+    When shrinking a JPEG by 2x or more, libjpeg decodes at a reduced DCT scale first (much
+    faster); that is only used when the scale divides the image size exactly, so the reduced
+    image covers the same extent and the pixel-centre geometry of the resize is unchanged.
+    """
     from PIL import Image
 
-    img = _open_pil(path)
+    if size is not None:
+        try:
+            img = Image.open(path)
+            full = img.size
+            if img.format == "JPEG" and (2 * size[1] <= full[0] and 2 * size[0] <= full[1]):
+                img.draft("RGB", (size[1], size[0]))
+                sx, sy = full[0] / img.size[0], full[1] / img.size[1]
+                if sx != sy or sx != int(sx) or full[0] % img.size[0] or full[1] % img.size[1]:
+                    img = Image.open(path)  # inexact reduction: decode at full size instead
+            img.load()
+        except (OSError, SyntaxError, ValueError) as e:
+            raise FormatError(f"{path}: cannot decode image ({e})") from None
+    else:
+        img = _open_pil(path)
     if img.mode != "RGB":
         img = img.convert("RGB")
     if size is not None and (img.height, img.width) != tuple(size):
