@@ -9,6 +9,7 @@ import sys
 # One module per subcommand, each exposing ``register(subparsers)`` which sets ``func``.
 COMMANDS = [
     "splatnet.cli.info",
+    "splatnet.cli.render",
     "splatnet.cli.synth",
     "splatnet.cli.convert",
     "splatnet.cli.train",

@@ -43,3 +43,37 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_write(path, "w") as f:
         f.write(text)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
+    """Fill a temporary directory beside ``path``; on success it replaces ``path`` in one rename.
+
+    An existing ``path`` is an error unless ``force`` (then it is replaced only after the new
+    contents are complete). On any exception the temporary directory is removed.
+    """
+    import shutil
+
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path}: already exists (pass --force to replace it)")
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path}: exists and is not a directory; refusing to replace it")
+    parent = path.parent if str(path.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 is for the temporary name only
+    try:
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=parent))
+            os.replace(path, old / "dir")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,44 @@
+"""Argument types shared by subcommands (one parser per notation)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def size_hw(text: str) -> tuple[int, int]:
+    """``HxW`` such as ``256x448`` → ``(256, 448)``."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 256x448, got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive HxW, got {text!r}")
+    return h, w
+
+
+def frame_range(text: str) -> slice:
+    """``A:B`` (Python-style, either end optional) or a single frame ``A`` → a slice of frames."""
+    try:
+        if ":" in text:
+            a, b = text.split(":", 1)
+            return slice(int(a) if a.strip() else None, int(b) if b.strip() else None)
+        a = int(text)
+        return slice(a, a + 1 if a != -1 else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected frames as A:B (e.g. 0:3) or A, got {text!r}") from None
+
+
+def name_list(text: str) -> list[str]:
+    """Comma-separated names → list (empty items dropped)."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more comma-separated names")
+    return names
+
+
+def frame_ids(frames: slice | None, num_frames: int) -> list[int]:
+    """Indices a frame slice selects from ``num_frames``; an empty selection is an error."""
+    ids = list(range(num_frames)) if frames is None else list(range(num_frames))[frames]
+    if not ids:
+        raise ValueError(f"--frames selects no frame of the clip's {num_frames}")
+    return ids
