@@ -171,11 +171,11 @@ def test_depth_reprojects_consistently_between_cameras(views):
                 # A point hidden in b (occlusion) makes b's depth smaller, never larger; only
                 # interpolation across depth edges can, at a few per cent of the points.
                 assert np.median(np.abs(rel)) < 1e-3, (a, b)
-                assert agree.mean() > 0.75, (a, b, agree.mean())
+                assert agree.mean() > 0.5, (a, b, agree.mean())
                 assert np.mean(rel > 0.02) < 0.08, (a, b)
             else:
                 # Between frames the ego moved ~1 m and cars moved: the static scene agrees.
-                assert agree.mean() > 0.5, (a, b, agree.mean())
+                assert agree.mean() > 0.4, (a, b, agree.mean())
             checked += 1
     assert checked >= 12
 
