@@ -287,3 +287,43 @@ def test_benchmark_six_cameras_three_frames(tmp_path):
     dt = time.perf_counter() - t0
     print(f"synth 6 cameras x 3 frames at 256x448: {dt:.2f} s")
     assert dt < 60  # the target is 10 s on 2 cores; this only catches pathological slowdowns
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "sample_clip"
+
+
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason="examples/data/sample_clip not present")
+def test_bundled_sample_clip():
+    size = sum(p.stat().st_size for p in SAMPLE.rglob("*") if p.is_file())
+    assert size <= 5 * 1024 * 1024
+    c = splatnet.Clip.load(SAMPLE)
+    assert c.num_frames == 3
+    assert len(c.rig_camera_names) == 6 and len(c.target_camera_names) == 2
+    v = c.views(roles=("rig", "target"))
+    assert v.images.shape == (24, 256, 448, 3)
+    assert v.depths is not None and v.sky_masks is not None
+    assert all(c.lidar(f).shape[0] > 10000 for f in range(3))
+    readme = (SAMPLE.parent / "README.md").read_text()
+    meta = json.loads((SAMPLE / "clip.json").read_text())["metadata"]
+    assert f"--seed {meta['seed']}" in readme
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason="examples/data/sample_clip not present")
+def test_bundled_sample_clip_matches_its_command(tmp_path):
+    """The README's command regenerates the bundled clip (JPEG bytes aside)."""
+    import shlex
+
+    readme = (SAMPLE.parent / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith("splatnet synth "))
+    argv = shlex.split(line)[1:]
+    argv[1] = str(tmp_path / "regen")
+    assert main(argv) == 0
+    a, b = splatnet.Clip.load(SAMPLE), splatnet.Clip.load(tmp_path / "regen")
+    assert json.loads((SAMPLE / "clip.json").read_text()) == json.loads(
+        (tmp_path / "regen" / "clip.json").read_text())
+    va, vb = (x.views(roles=("rig", "target")) for x in (a, b))
+    assert (va.depths == vb.depths).all() and (va.sky_masks == vb.sky_masks).all()
+    assert (va.images - vb.images).abs().mean() < 2 / 255
+    for f in range(a.num_frames):
+        assert (a.lidar(f) == b.lidar(f)).all()
