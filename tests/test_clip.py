@@ -460,3 +460,56 @@ def test_reduced_jpeg_decode_keeps_geometry(tmp_path, full):
     got = read_rgb(tmp_path / "a.jpg", (48, 64)).astype(float)
     ref = np.array(Image.fromarray(img).resize((64, 48), Image.BILINEAR)).astype(float)
     assert np.abs(got - ref).mean() < 3.0
+
+
+def test_reject_manifest_symlink_out(written, tmp_path):
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text((written / "clip.json").read_text())
+    (written / "clip.json").unlink()
+    os.symlink(outside, written / "clip.json")
+    with pytest.raises(FormatError, match="symlink leading out"):
+        Clip.load(written)
+
+
+def test_docs_worked_example_loads_as_documented(tmp_path):
+    """The JSON example in docs/clip-format.md is a valid clip and means what the text says."""
+    from PIL import Image
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "clip-format.md").read_text()
+    block = doc.split("### Worked example", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    m = json.loads(block)
+    root = tmp_path / "example"
+    for fr in m["frames"]:
+        for rel in fr["images"].values():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (448, 256), (10, 20, 30)).save(root / rel, quality=95)
+        for rel in fr.get("depths", {}).values():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((256, 448), 2560, np.uint16)).save(root / rel)
+        if "lidar" in fr:
+            (root / "lidar").mkdir(exist_ok=True)
+            np.save(root / fr["lidar"]["path"], np.array([[10.0, 0.0, 0.0]], np.float32))
+            np.save(root / fr["lidar"]["intensity"], np.array([0.5], np.float32))
+    for cam in m["cameras"]:
+        if "mask" in cam:
+            (root / cam["mask"]).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((256, 448), 255, np.uint8)).save(root / cam["mask"])
+    (root / "clip.json").write_text(block)
+    clip = Clip.load(root)
+    assert clip.rig_camera_names == ["front"] and clip.target_camera_names == ["left_offset"]
+    v = clip.views(frames=[1], cameras=["front"])
+    torch.testing.assert_close(v.cameras.centers[0], torch.tensor([2.5, 0.0, 1.5]))
+    torch.testing.assert_close(
+        clip.views(cameras=["front"]).cameras.timestamps,
+        torch.tensor([0.0, 0.1], dtype=torch.float64),
+        atol=1e-6,
+        rtol=0,
+    )
+    assert clip.time_origin == 1700000000.0
+    # the front camera looks along ego +x: the world point (10, 0, 1.5) projects at the image
+    # centre; in frame 1 the ego is 1 m ahead and the camera 1.5 m ahead of it: depth 7.5 m
+    p = v.cameras.world_to_cam[0] @ torch.tensor([10.0, 0.0, 1.5, 1.0])
+    torch.testing.assert_close(p[:3], torch.tensor([0.0, 0.0, 7.5]), atol=1e-5, rtol=0)
+    v0 = clip.views(frames=[0], cameras=["front"])
+    torch.testing.assert_close(v0.depths[0].max(), torch.tensor(10.0))  # 2560 / 256 m
+    torch.testing.assert_close(clip.lidar(0), torch.tensor([[10.0, 0.0, 0.0]]))

@@ -184,6 +184,9 @@ class Clip:
             raise FileNotFoundError(f"{root}: clip directory not found")
         if not manifest_path.is_file():
             raise FileNotFoundError(f"{manifest_path}: clip manifest not found")
+        real_root = Path(os.path.realpath(root))
+        if Path(os.path.realpath(manifest_path)).parent != real_root:
+            raise FormatError(f"{manifest_path}: is a symlink leading out of the clip directory")
         try:
             text = manifest_path.read_text(encoding="utf-8")
             # NaN/Infinity literals parse; the field checks then name the field that holds them.

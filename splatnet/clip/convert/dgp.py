@@ -75,13 +75,17 @@ def find_scene_json(src: Path) -> Path:
         return src
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: DGP scene not found")
-    cands = sorted(src.glob("scene_*.json"))
+    cands = sorted(p for p in src.glob("scene_*.json") if not p.name.startswith("scene_dataset"))
     if len(cands) == 1:
         return cands[0]
     if not cands:
         sub = sorted(p.name for p in src.iterdir() if p.is_dir() and any(p.glob("scene_*.json")))
-        hint = f"; pass one scene directory, e.g. {src / sub[0]} (scenes: {sub})" if sub else ""
-        raise FormatError(f"{src}: no scene_*.json here{hint}")
+        if sub:
+            raise FormatError(
+                f"{src}: this is a DGP dataset, not a scene; pass one scene directory, e.g. "
+                f"{src / sub[0]} (scenes: {sub})"
+            )
+        raise FormatError(f"{src}: no DGP scene_*.json here")
     raise FormatError(f"{src}: several scene JSONs {[c.name for c in cands]}; pass one of them")
 
 
