@@ -36,6 +36,9 @@ FOV_CLAMP = 1.3  # x/z, y/z clamped to 1.3× the half field of view for the Jaco
 DEPTH_EPS = 1e-10  # expected depth = Σ z α T / max(alpha, DEPTH_EPS)
 TILE_SIZE = 16
 
+# exp(−σ) for σ beyond this is < 1e-26 · 255: such α are skipped whatever the cap, so σ is
+# clamped there before exp (denormal floats make exp ~100× slower on x86).
+_SIGMA_CAP = 60.0
 # Pixel × Gaussian pairs evaluated at once inside a tile (bounds the memory of one step).
 _PAIRS_PER_STEP = 1 << 20
 # Beyond this many pixel × Gaussian pairs in a whole image, tiles are recomputed in backward
@@ -307,7 +310,9 @@ def _blend_pixels(centres: Tensor, means2d: Tensor, conics: Tensor, opac: Tensor
         a, b, c = conics[s : s + step].unbind(-1)  # [g]
         dx, dy = d.unbind(-1)
         sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy  # ½ dᵀ Σ'⁻¹ d
-        alpha = torch.clamp_max(opac[s : s + step] * torch.exp(-sigma), ALPHA_MAX)
+        # σ is capped where α ≪ 1/255 anyway (keeps exp out of slow denormal arithmetic).
+        alpha = torch.clamp_max(opac[s : s + step] * torch.exp(-sigma.clamp_max(_SIGMA_CAP)),
+                                ALPHA_MAX)
         alpha = torch.where(alpha >= ALPHA_MIN, alpha, torch.zeros_like(alpha))
         # T after each Gaussian if it were blended; from the first one that would take T below
         # T_MIN on, nothing more is blended at that pixel (T only decreases, so the mask is a
