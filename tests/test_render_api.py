@@ -252,6 +252,8 @@ def test_validation_errors_name_the_field():
         render(g, cams, backend="cpu")
     with pytest.raises(ValidationError, match="CUDA"):
         render(g.to(torch.float32), cams, backend="cuda")
+    with pytest.raises(ValidationError, match="CUDA"):
+        render(g.to(torch.float32), cams, backend="gsplat")
     with pytest.raises(ValidationError, match="near"):
         render(g, cams, near=1.0, far=0.5, backend="torch")
     with pytest.raises(ValidationError, match="gaussians"):
