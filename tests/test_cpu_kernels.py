@@ -372,3 +372,22 @@ def test_opcheck_schemas_fake_and_autograd_registrations():
     torch.library.opcheck(torch.ops.splatnet.rasterize_forward.default, rargs,
                           test_utils=("test_schema", "test_autograd_registration",
                                       "test_faketensor"))
+
+
+@pytest.mark.slow
+def test_torch_compile_fullgraph_forward_and_backward():
+    W, H = 32, 24
+    scene = f32(make_scene(N=30, W=W, H=H, special=False))
+
+    def loss_fn(*inputs):
+        _, img, alpha = render(_ops.project, _ops.rasterize, inputs, W, H)
+        return img.square().sum() + alpha.sum()
+
+    grads = []
+    for fn in (torch.compile(loss_fn, fullgraph=True), loss_fn):
+        leaves = [t.clone().requires_grad_(i < 5) for i, t in enumerate(scene)]
+        loss_fn_value = fn(*leaves)
+        loss_fn_value.backward()
+        grads.append([t.grad for t in leaves[:5]] + [loss_fn_value.detach()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)

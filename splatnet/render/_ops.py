@@ -24,6 +24,9 @@ _REGISTERED = False
 
 def _require(*tensors: Tensor) -> None:
     """Raise BackendUnavailableError (naming the fix) unless the ops can run on these tensors."""
+    if torch.compiler.is_compiling():
+        # Checked when the caller ran eagerly; tracing the cached checks would only add guards.
+        return
     _ext.require_cpu()
     if any(t.is_cuda for t in tensors):
         _ext.require_cuda()
