@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 from splatnet.clip.synth import materials as M
 from splatnet.clip.synth.layout import Layout, generate_layout
 from splatnet.clip.synth.noise import Noise
-from splatnet.clip.synth.render import SceneMeshes, shade
+from splatnet.clip.synth.render import SceneMeshes, rotate, shade
 from splatnet.clip.synth.rig import RigCamera, lidar_directions, make_rig, make_targets
 from splatnet.errors import ValidationError
 
@@ -41,6 +42,7 @@ class SynthClip:
     intensity: list = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
     layout: Layout | None = None
+    timings: dict = field(default_factory=dict)  # seconds per stage (not in the metadata)
 
 
 def _check_args(seed, cameras, frames, size, targets, frame_interval):
@@ -61,6 +63,19 @@ def _check_args(seed, cameras, frames, size, targets, frame_interval):
     if not (0.0 < float(frame_interval) <= 10.0):
         raise ValidationError(f"synth: frame_interval must be in (0, 10] s, got {frame_interval!r}")
     return h, w
+
+
+class _Ticker:
+    """Accumulates wall-clock seconds per stage into a dict (for benchmarks, not metadata)."""
+
+    def __init__(self, out: dict):
+        self.out = out
+        self.t = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.out[stage] = self.out.get(stage, 0.0) + now - self.t
+        self.t = now
 
 
 def _inside_car(lay: Layout, p: np.ndarray, t: float, margin: float) -> bool:
@@ -93,6 +108,8 @@ def render_clip(
     """Render a synthetic clip in memory. Same arguments always give identical arrays."""
     h, w = _check_args(seed, cameras, frames, size, targets, frame_interval)
     seed = int(seed)
+    timings: dict = {}
+    tick = _Ticker(timings)
     # Independent streams, so e.g. the camera count does not change the street.
     lay = generate_layout(np.random.default_rng([seed, 0]), frame_interval * (frames - 1))
     rig_rng = np.random.default_rng([seed, 1])
@@ -114,24 +131,33 @@ def render_clip(
     meshes = SceneMeshes(lay)
 
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
-    pix = np.stack([xs.ravel(), ys.ravel(), np.ones(h * w)], 1)  # [HW, 3] pixel centres
+    px, py = xs.ravel(), ys.ravel()  # [HW] pixel centres
     sensor = np.array([0.2, 0.0, roof + 0.3])
     beam_dirs = lidar_directions(lidar_beams, lidar_azimuths)
+    clip.timings = timings
+    tick("layout")
     for f, t in enumerate(times):
+        tick("setup")
         scene = meshes.at(t)
+        tick("build_scene")
         E = lay.ego_pose(t)
         origins, dirs, angles = [], [], []
         for cam in all_cams:
             Tcw = E @ cam.cam_to_ego
             # Directions with camera-z = 1, so the ray parameter of a hit is its depth.
-            d_cam = pix @ np.linalg.inv(cam.K).T
+            K = cam.K
+            d_cam = np.stack([(px - K[0, 2]) / K[0, 0], (py - K[1, 2]) / K[1, 1],
+                              np.ones_like(px)], axis=1)
             origins.append(np.broadcast_to(Tcw[:3, 3], d_cam.shape))
-            dirs.append(d_cam @ Tcw[:3, :3].T)
+            dirs.append(rotate(d_cam, Tcw[:3, :3]))
             angles.append(np.full(h * w, 1.0 / cam.K[0, 0]))
         o = np.concatenate(origins).astype(np.float32)
         d = np.concatenate(dirs).astype(np.float32)
+        tick("camera_rays")
         hits = scene.cast(o, d)
+        tick("cast")
         rgb = shade(scene, noise, o, d, hits, np.concatenate(angles), shadows=shadows)
+        tick("shade")
         rgb8 = np.round(rgb * 255.0).astype(np.uint8).reshape(len(all_cams), h, w, 3)
         depth = np.where(np.isfinite(hits.t) & (hits.t <= MAX_DEPTH), hits.t, 0.0)
         depth = depth.astype(np.float32).reshape(len(all_cams), h, w)
@@ -140,9 +166,10 @@ def render_clip(
             clip.images[(f, cam.name)] = rgb8[c]
             clip.depths[(f, cam.name)] = depth[c]
             clip.sky[(f, cam.name)] = sky[c]
+        tick("outputs")
         if lidar:
             origin = (E @ np.append(sensor, 1.0))[:3]
-            lh = scene.cast(np.broadcast_to(origin, beam_dirs.shape), beam_dirs @ E[:3, :3].T)
+            lh = scene.cast(np.broadcast_to(origin, beam_dirs.shape), rotate(beam_dirs, E[:3, :3]))
             ok = np.isfinite(lh.t) & (lh.t <= lidar_range) & (lh.t >= 0.5)
             pts = (sensor + beam_dirs[ok] * lh.t[ok, None]).astype(np.float32)  # ego frame
             mats = meshes.tri_mat[lh.prim[ok]]
@@ -151,9 +178,10 @@ def render_clip(
                 if mats.size
                 else (np.zeros(0, np.float32))
             )
-            cos_inc = np.abs(np.sum(lh.normal[ok] * (beam_dirs[ok] @ E[:3, :3].T), 1))
+            cos_inc = np.abs(np.sum(lh.normal[ok] * rotate(beam_dirs[ok], E[:3, :3]), 1))
             clip.lidar.append(pts)
             clip.intensity.append((refl * (0.3 + 0.7 * cos_inc)).astype(np.float32))
+            tick("lidar")
     clip.metadata = _metadata(
         lay,
         seed,

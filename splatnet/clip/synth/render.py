@@ -17,6 +17,12 @@ from splatnet.clip.synth.meshes import Mesh
 from splatnet.clip.synth.noise import Noise, mix
 
 
+def rotate(v: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """``v @ R.T`` for many vectors ``v [N, 3]`` without BLAS (whose threads thrash on a busy
+    2-core machine for these skinny products)."""
+    return v[:, 0:1] * R[:, 0] + v[:, 1:2] * R[:, 1] + v[:, 2:3] * R[:, 2]
+
+
 def _o3d():
     import open3d as o3d  # lazy: open3d takes ~0.5 s to import
 
@@ -176,7 +182,7 @@ def shade(
         )
         albedo[sel] = M.shade(int(mat[sel[0]]), s, noise, objs, lay.look)
     sun = lay.sun_dir.astype(np.float32)
-    cos_sun = np.clip(nw @ sun, 0.0, None)
+    cos_sun = np.clip(np.sum(nw * sun, axis=1), 0.0, None)
     if shadows:
         lit = np.nonzero(cos_sun > 0)[0]
         # Offset along the normal so the shadow ray does not hit its own triangle.
@@ -203,7 +209,7 @@ def sky_color(lay: Layout, noise: Noise, d: np.ndarray) -> np.ndarray:
         c = noise.fbm(q, 1.0, 4)
         dens = np.clip((c - (1.0 - lay.cloud_cover)) / 0.25, 0.0, 1.0) * np.clip(z * 6.0, 0.0, 1.0)
         col = mix(col, np.array([0.9, 0.9, 0.92], np.float32) * (0.8 + 0.3 * c[:, None]), dens)
-    cs = d @ lay.sun_dir.astype(np.float32)
+    cs = np.sum(d * lay.sun_dir.astype(np.float32), axis=1)
     glow = 1.2 * np.exp((cs - 1.0) * 400.0) + 0.25 * np.exp((cs - 1.0) * 10.0)
     col = col + lay.sun_color[None].astype(np.float32) * glow[:, None]
     return np.clip(col, 0.0, 1.0).astype(np.float32)
