@@ -1,0 +1,93 @@
+"""Time one SplatNet forward pass (untrained weights: speed does not depend on them).
+
+    python benchmarks/reconstruct.py --cameras 6 --frames 3 --height 256 --width 448
+
+Prints wall time (median of ``--repeat`` runs after a warm-up), the FLOP count from
+``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matmuls; grid_sample, norms and
+element-wise ops are not counted) and the number of Gaussians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from splatnet import Cameras  # noqa: E402
+from splatnet.models import SplatNet, SplatNetConfig  # noqa: E402
+
+
+def surround_rig(cameras: int, frames: int, height: int, width: int, *, speed: float = 10.0,
+                 dt: float = 0.1, device: str = "cpu") -> Cameras:
+    """A ring of cameras on a car driving along +x (world z up), OpenCV camera frames."""
+    K, poses, ts, names = [], [], [], []
+    f = 0.6 * width
+    for t in range(frames):
+        for c in range(cameras):
+            yaw = 2 * math.pi * c / cameras
+            fwd = torch.tensor([math.cos(yaw), math.sin(yaw), 0.0])
+            down = torch.tensor([0.0, 0.0, -1.0])
+            pose = torch.eye(4)
+            pose[:3, :3] = torch.stack([torch.linalg.cross(down, fwd), down, fwd], dim=1)
+            pose[:3, 3] = torch.tensor([speed * dt * t, 0.0, 1.5]) + 0.5 * fwd
+            poses.append(pose)
+            K.append(torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]]))
+            ts.append(t * dt)
+            names.append(f"cam{c}")
+    return Cameras(torch.stack(K)[None], torch.stack(poses)[None], width, height,
+                   timestamps=torch.tensor(ts, dtype=torch.float64)[None], names=names).to(device)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--cameras", type=int, default=6)
+    p.add_argument("--frames", type=int, default=3)
+    p.add_argument("--height", type=int, default=256)
+    p.add_argument("--width", type=int, default=448)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = SplatNet(SplatNetConfig()).to(args.device).eval()
+    cams = surround_rig(args.cameras, args.frames, args.height, args.width, device=args.device)
+    v = args.cameras * args.frames
+    images = torch.rand(1, v, 3, args.height, args.width, device=args.device)
+
+    def run():
+        out = model(images, cams)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return out
+
+    with torch.inference_mode():
+        run()  # warm-up
+        times = []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            out = run()
+            times.append(time.perf_counter() - t0)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(images, cams)
+    params = sum(q.numel() for q in model.parameters())
+    print(f"SplatNet: {params / 1e6:.2f} M parameters, {args.cameras} cameras x {args.frames} frames "
+          f"at {args.width}x{args.height} on {args.device} ({torch.get_num_threads()} threads)")
+    print(f"forward: {statistics.median(times):.3f} s (median of {args.repeat}; "
+          f"min {min(times):.3f} s)")
+    print(f"FLOPs (conv/matmul): {counter.get_total_flops() / 1e9:.1f} GFLOP")
+    print(f"Gaussians: {out.gaussians.num_gaussians}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""``splatnet.GaussianHead``: per-pixel features + depth → pixel-aligned 3D Gaussians.
+
+The part of SplatNet a driving model can import on its own: give it feature maps from any
+backbone, a depth map (or depth logits over candidate depths) and the cameras, and it returns
+``splatnet.Gaussians`` that :func:`splatnet.render` draws differentiably. SplatNet uses the same
+class internally.
+
+Per cell (one Gaussian per ``stride × stride`` pixels, stride = image size / feature size):
+
+- depth: expected inverse depth of the softmax over candidates (or the given depth), refined by
+  a bounded correction; the centre is ``origin + R · K⁻¹ [u, v, 1] · z`` with ``z`` the camera
+  depth and ``(u, v)`` the cell centre plus a sub-cell offset;
+- scale: ``stride · z / f · (lo + (hi − lo) · sigmoid(x))`` (a footprint of lo–hi cells);
+- rotation: a camera-frame quaternion biased to identity, rotated into the world;
+- opacity: ``sigmoid(x + bias) · (1 − p_sky)``; sky cells fade out instead of sitting at
+  infinity;
+- colour: SH DC from the cell's mean pixel colour plus a learned residual, higher bands learned;
+- velocity (optional): bounded, camera frame rotated to world, ``times`` = the view timestamp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .cameras import Cameras
+from .errors import ValidationError
+from .gaussians import Gaussians, quat_multiply
+from .models.geometry import cell_centers, lift, matrix_to_quat, plucker, rotate, unproject_dirs
+from .sh import num_sh_bases, rgb_to_sh
+
+#: Channels the head adds to the user's features: normalised inverse depth, confidence, unit
+#: camera-frame ray (3), Plücker ray in the world (6) and the cell's mean colour (3).
+GEOMETRY_CHANNELS = 14
+
+
+@dataclass
+class HeadOutput:
+    """What :class:`GaussianHead` returns (``h × w`` is the feature grid).
+
+    Attributes:
+        gaussians: batch ``[B]``, ``N = V · h · w`` Gaussians ordered view, row, column.
+        depth: ``[B, V, 1, h, w]`` refined camera depth z of the Gaussian centres (before the
+            sub-cell offset moves them along the image plane).
+        coarse_depth: ``[B, V, 1, h, w]`` depth before refinement.
+        confidence: ``[B, V, 1, h, w]`` max candidate probability (1 for a given depth map).
+        opacity: ``[B, V, 1, h, w]`` activated opacity (sky suppression included).
+        sky_prob: ``[B, V, 1, h, w]`` sky probability, or None when the head predicts no sky.
+    """
+
+    gaussians: Gaussians
+    depth: Tensor
+    coarse_depth: Tensor
+    confidence: Tensor
+    opacity: Tensor
+    sky_prob: Tensor | None
+
+
+class GaussianHead(nn.Module):
+    """Feature maps + depth + cameras → pixel-aligned Gaussians.
+
+    Args:
+        feature_dim: channels C of the feature maps the head is given.
+        hidden_dim: width of the head's convolutions.
+        sh_degree: SH degree of the output colour (0–3).
+        near, far: depth range (camera z); depths are clamped into it.
+        predict_velocity: also predict per-Gaussian velocities (cameras need timestamps).
+        max_velocity: bound on each velocity component (world units per second).
+        opacity_bias: initial opacity logit.
+        scale_range: footprint range ``(lo, hi)`` in cells.
+        depth_correction: largest change of normalised inverse depth the refinement may make.
+        predict_sky: predict a sky probability that suppresses opacity.
+
+    Shape:
+        - features: ``[B, V, C, h, w]``; the image size must be ``h`` and ``w`` times an integer.
+        - depth: ``[B, V, 1, h', w']`` camera z, or depth_logits ``[B, V, D, h', w']`` with
+          candidate_depths ``[D]`` or ``[B, V, D]`` (any ``h', w'``: resized to ``h × w``).
+        - images: optional ``[B, V, 3, H, W]`` in [0, 1], the colour the DC term starts from.
+
+    Example:
+        >>> head = GaussianHead(64)
+        >>> out = head(feats, cameras, depth=depth)  # doctest: +SKIP
+        >>> splatnet.render(out.gaussians, target_cameras).rgb  # doctest: +SKIP
+    """
+
+    def __init__(self, feature_dim: int, *, hidden_dim: int = 32, sh_degree: int = 1,
+                 near: float = 1.0, far: float = 100.0, predict_velocity: bool = False,
+                 max_velocity: float = 40.0, opacity_bias: float = -1.0,
+                 scale_range: tuple[float, float] = (0.1, 3.0), depth_correction: float = 0.1,
+                 predict_sky: bool = True) -> None:
+        super().__init__()
+        if not 0 <= sh_degree <= 3:
+            raise ValidationError(f"sh_degree: expected 0-3, got {sh_degree}")
+        if not 0 < near < far:
+            raise ValidationError(f"near/far: need 0 < near < far, got {near}, {far}")
+        self.feature_dim = feature_dim
+        self.sh_degree = sh_degree
+        self.near, self.far = float(near), float(far)
+        self.predict_velocity = predict_velocity
+        self.max_velocity = float(max_velocity)
+        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+        self.depth_correction = float(depth_correction)
+        self.predict_sky = predict_sky
+        k = num_sh_bases(sh_degree)
+        # Output layout: depth correction 1, offset 2, scale 3, rotation 4, colour 3K, opacity 1,
+        # [sky 1], [velocity 3].
+        sizes = [1, 2, 3, 4, 3 * k, 1] + ([1] if predict_sky else []) \
+            + ([3] if predict_velocity else [])
+        self._sizes = sizes
+        groups = 8 if hidden_dim % 8 == 0 else 1
+        # 1×1 mixing, one 3×3 for neighbourhood context, 1×1 out: the head runs at the
+        # Gaussian resolution (stride 2: a quarter of all pixels), so it is kept light.
+        self.net = nn.Sequential(
+            nn.Conv2d(feature_dim + GEOMETRY_CHANNELS, hidden_dim, 1),
+            nn.GroupNorm(groups, hidden_dim), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden_dim, hidden_dim, 3, padding=1), nn.ReLU(inplace=True),
+        )
+        self.out = nn.Conv2d(hidden_dim, sum(sizes), 1)
+        with torch.no_grad():
+            # Small outputs at init: colour = pixel colour, identity rotation, no offset.
+            self.out.weight.mul_(0.1)
+            self.out.bias.zero_()
+            bias = self.out.bias.split(sizes)
+            lo, hi = self.scale_range
+            frac = min(max((0.5 - lo) / (hi - lo), 1e-3), 1 - 1e-3)
+            bias[2].fill_(float(torch.logit(torch.tensor(frac))))  # footprint ≈ 0.5 cell
+            bias[5].fill_(opacity_bias)
+            if predict_sky:
+                bias[6].fill_(-2.0)
+
+    @classmethod
+    def from_config(cls, feature_dim: int, near: float, far: float, cfg) -> GaussianHead:
+        """Build from a :class:`splatnet.models.config.HeadConfig`."""
+        return cls(feature_dim, hidden_dim=cfg.hidden_dim, sh_degree=cfg.sh_degree, near=near,
+                   far=far, predict_velocity=cfg.predict_velocity, max_velocity=cfg.max_velocity,
+                   opacity_bias=cfg.opacity_bias, scale_range=tuple(cfg.scale_range),
+                   depth_correction=cfg.depth_correction, predict_sky=cfg.predict_sky)
+
+    def forward(self, features: Tensor, cameras: Cameras, *, depth: Tensor | None = None,
+                depth_logits: Tensor | None = None, candidate_depths: Tensor | None = None,
+                images: Tensor | None = None) -> HeadOutput:
+        b, v, _, h, w = self._check(features, cameras, depth, depth_logits, candidate_depths,
+                                    images)
+        dtype, device = features.dtype, features.device
+        width, height = cameras.width, cameras.height
+        inv_near, inv_far = 1.0 / self.near, 1.0 / self.far
+
+        # Coarse inverse depth and confidence on the head's grid.
+        if depth_logits is not None:
+            cand = candidate_depths.to(dtype)
+            if cand.dim() == 1:
+                cand = cand.view(1, 1, -1)
+            probs = depth_logits.softmax(dim=2)  # [B, V, D, h', w']
+            inv = (probs * (1.0 / cand)[..., None, None]).sum(2, keepdim=True)
+            conf = probs.amax(dim=2, keepdim=True)
+        else:
+            inv = 1.0 / depth.to(dtype).clamp(self.near, self.far)
+            conf = torch.ones_like(inv)
+        inv = _resize(inv, h, w)
+        conf = _resize(conf, h, w)
+        disp = ((inv - inv_far) / (inv_near - inv_far)).clamp(0.0, 1.0)  # [B, V, 1, h, w]
+
+        # Geometry of the cells.
+        K = cameras.K.to(dtype)  # [B, V, 3, 3]
+        c2w = cameras.cam_to_world.to(dtype)  # [B, V, 4, 4]
+        uv = cell_centers(h, w, width, height, device=device, dtype=dtype)  # [h, w, 2]
+        dirs_cam = unproject_dirs(K, uv)  # [B, V, h, w, 3]
+        dirs_unit = dirs_cam / dirs_cam.norm(dim=-1, keepdim=True)
+        centers = c2w[..., :3, 3]  # [B, V, 3]
+        rays = plucker(rotate(c2w, dirs_cam), centers, centers.mean(1, keepdim=True), 10.0)
+        if images is not None:
+            colour = F.adaptive_avg_pool2d(images.reshape(b * v, 3, height, width).to(dtype),
+                                           (h, w)).reshape(b, v, 3, h, w)
+        else:
+            colour = features.new_zeros(b, v, 3, h, w)
+        geo = torch.cat([disp, conf, dirs_unit.permute(0, 1, 4, 2, 3),
+                         rays.permute(0, 1, 4, 2, 3), colour], dim=2)
+        x = torch.cat([features, geo], dim=2).reshape(b * v, -1, h, w)
+        raw = self.out(self.net(x)).reshape(b, v, -1, h, w)
+        parts = list(raw.split(self._sizes, dim=2))
+        d_corr, r_off, r_scale, r_rot, r_col, r_opa = parts[:6]
+        rest = parts[6:]
+        r_sky = rest.pop(0) if self.predict_sky else None
+        r_vel = rest.pop(0) if self.predict_velocity else None
+
+        # Depth: bounded refinement of the normalised inverse depth.
+        disp_f = (disp + self.depth_correction * torch.tanh(d_corr)).clamp(0.0, 1.0)
+        z = 1.0 / (inv_far + disp_f * (inv_near - inv_far))  # [B, V, 1, h, w]
+        cell = torch.tensor([width / w, height / h], dtype=dtype, device=device)
+        off = (torch.sigmoid(r_off) - 0.5).permute(0, 1, 3, 4, 2) * cell  # [B, V, h, w, 2]
+        means = lift(K, c2w, uv + off, z[:, :, 0])  # [B, V, h, w, 3]
+
+        f = 0.5 * (K[..., 0, 0] + K[..., 1, 1])[..., None, None, None]  # [B, V, 1, 1, 1]
+        lo, hi = self.scale_range
+        cell_world = (width / w) * z / f  # [B, V, 1, h, w] one cell's size at depth z
+        scales = cell_world * (lo + (hi - lo) * torch.sigmoid(r_scale))  # [B, V, 3, h, w]
+
+        q_local = r_rot + torch.tensor([1.0, 0, 0, 0], dtype=dtype, device=device)[:, None, None]
+        q_local = q_local / q_local.norm(dim=2, keepdim=True).clamp_min(1e-8)
+        q_cam = matrix_to_quat(c2w[..., :3, :3])  # [B, V, 4]
+        quats = quat_multiply(q_cam[:, :, None, None, :], q_local.permute(0, 1, 3, 4, 2))
+
+        opacity = torch.sigmoid(r_opa)
+        sky_prob = None
+        if r_sky is not None:
+            sky_prob = torch.sigmoid(r_sky)
+            opacity = opacity * (1.0 - sky_prob)
+
+        k = num_sh_bases(self.sh_degree)
+        sh = r_col.reshape(b, v, k, 3, h, w)
+        if images is not None:
+            dc = rgb_to_sh(colour)  # [B, V, 3, h, w]
+            sh = torch.cat([(sh[:, :, :1] + dc[:, :, None]), sh[:, :, 1:]], dim=2)
+
+        n = v * h * w
+
+        def flat(t: Tensor) -> Tensor:  # [B, V, ch..., h, w] → [B, N, ch...]
+            lead = t.shape[2:-2]
+            t = t.movedim((-2, -1), (2, 3))
+            return t.reshape(b, n, *lead)
+
+        velocities = times = None
+        if r_vel is not None:
+            vel_cam = self.max_velocity * torch.tanh(r_vel).permute(0, 1, 3, 4, 2)
+            velocities = rotate(c2w, vel_cam).reshape(b, n, 3)
+            ts = cameras.timestamps.to(dtype).reshape(b, v, 1)
+            times = ts.expand(b, v, h * w).reshape(b, n)
+        gaussians = Gaussians(
+            means=means.reshape(b, n, 3),
+            quats=quats.reshape(b, n, 4),
+            scales=flat(scales),
+            opacities=flat(opacity)[..., 0],
+            sh=flat(sh),
+            velocities=velocities,
+            times=times,
+            check=False,
+        )
+        return HeadOutput(gaussians=gaussians, depth=z, coarse_depth=1.0 / inv.clamp_min(1e-12),
+                          confidence=conf, opacity=opacity, sky_prob=sky_prob)
+
+    def _check(self, features, cameras, depth, depth_logits, candidate_depths, images):
+        if not isinstance(cameras, Cameras):
+            raise ValidationError(f"cameras: expected splatnet.Cameras, got {type(cameras).__name__}")
+        if features.dim() != 5:
+            raise ValidationError(f"features: expected [B, V, C, h, w], got {tuple(features.shape)}")
+        b, v, c, h, w = features.shape
+        if c != self.feature_dim:
+            raise ValidationError(f"features: the head was built for {self.feature_dim} channels, "
+                                  f"got {c}")
+        if cameras.batch_shape != (b,) or cameras.num_cameras != v:
+            raise ValidationError(f"cameras: expected batch shape ({b},) with {v} cameras to match "
+                                  f"features {tuple(features.shape)}, got batch "
+                                  f"{cameras.batch_shape} with {cameras.num_cameras}")
+        if cameras.width % w or cameras.height % h:
+            raise ValidationError(
+                f"features: the image size {cameras.width}x{cameras.height} is not an integer "
+                f"multiple of the feature grid {w}x{h} (one Gaussian per stride x stride pixels)")
+        if (depth is None) == (depth_logits is None):
+            raise ValidationError("give exactly one of depth [B, V, 1, h, w] or depth_logits "
+                                  "[B, V, D, h, w] (with candidate_depths)")
+        if depth is not None and (depth.dim() != 5 or depth.shape[:3] != (b, v, 1)):
+            raise ValidationError(f"depth: expected [{b}, {v}, 1, h, w], got {tuple(depth.shape)}")
+        if depth_logits is not None:
+            if depth_logits.dim() != 5 or depth_logits.shape[:2] != (b, v):
+                raise ValidationError(f"depth_logits: expected [{b}, {v}, D, h, w], got "
+                                      f"{tuple(depth_logits.shape)}")
+            nd = depth_logits.shape[2]
+            if candidate_depths is None or candidate_depths.shape not in ((nd,), (b, v, nd)):
+                got = None if candidate_depths is None else tuple(candidate_depths.shape)
+                raise ValidationError(f"candidate_depths: expected [{nd}] or [{b}, {v}, {nd}] "
+                                      f"camera depths, got {got}")
+        if images is not None and tuple(images.shape) != (b, v, 3, cameras.height, cameras.width):
+            raise ValidationError(f"images: expected [{b}, {v}, 3, {cameras.height}, "
+                                  f"{cameras.width}], got {tuple(images.shape)}")
+        if self.predict_velocity and cameras.timestamps is None:
+            raise ValidationError("predict_velocity needs Cameras.timestamps (the time of each view)")
+        return b, v, c, h, w
+
+
+def _resize(x: Tensor, h: int, w: int) -> Tensor:
+    """Bilinear resize of ``[B, V, C, h', w']`` to ``[B, V, C, h, w]`` (no-op when equal)."""
+    if x.shape[-2:] == (h, w):
+        return x
+    b, v = x.shape[:2]
+    y = F.interpolate(x.flatten(0, 1), size=(h, w), mode="bilinear", align_corners=False)
+    return y.reshape(b, v, -1, h, w)

@@ -1,0 +1,156 @@
+"""Typed configuration of :class:`~splatnet.models.SplatNet` (every field has a default).
+
+YAML configs override these fields; :meth:`SplatNetConfig.from_dict` rejects unknown keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ValidationError
+
+
+@dataclass
+class EncoderConfig:
+    """The CNN image encoder shared by all views."""
+
+    stem_dim: int = 32
+    """Channels at 1/2 resolution (also fed to the Gaussian head as fine features)."""
+    mid_dim: int = 48
+    """Channels at 1/4 resolution."""
+    low_dim: int = 96
+    """Channels at 1/8 resolution."""
+    matching_dim: int = 16
+    """Channels of the matching feature the cost volume correlates."""
+    context_dim: int = 64
+    """Channels of the context feature (monocular cues)."""
+    weights: str | None = None
+    """Optional local file (.safetensors or a torch state dict) with encoder weights to load."""
+
+
+@dataclass
+class CostVolumeConfig:
+    """Plane-sweep stereo between neighbouring views and the depth network behind it."""
+
+    num_candidates: int = 32
+    """Depth candidates, uniform in inverse depth between ``near`` and ``far``."""
+    temporal_sources: int = 2
+    """Source views of the same camera at other frames (the nearest in time)."""
+    rig_neighbors: int = 2
+    """Source views of other cameras at the same frame (smallest angle between optical axes)."""
+    unet_dims: tuple[int, int, int] = (48, 64, 144)
+    """Widths of the 3-level depth U-Net at 1/4, 1/8, 1/16 resolution."""
+    use_lidar: bool = True
+    """Feed LiDAR (when given) as a sparse inverse-depth input to the depth network."""
+    lidar_dropout: float = 0.5
+    """While training, drop a scene's LiDAR input with this probability."""
+
+
+@dataclass
+class HeadConfig:
+    """The pixel-aligned Gaussian head (see :class:`splatnet.GaussianHead`)."""
+
+    stride: int = 2
+    """One Gaussian per ``stride × stride`` pixels; image sizes must be divisible by it."""
+    hidden_dim: int = 32
+    """Width of the head's convolutions."""
+    sh_degree: int = 1
+    """SH degree of the colour (0–3)."""
+    predict_velocity: bool = False
+    """Predict a per-Gaussian velocity (needs camera timestamps)."""
+    max_velocity: float = 40.0
+    """Speed bound in world units per second (tanh-bounded per axis)."""
+    opacity_bias: float = -1.0
+    """Initial bias of the opacity logit (sigmoid(-1) ≈ 0.27)."""
+    scale_range: tuple[float, float] = (0.1, 3.0)
+    """Gaussian footprint range in cells (std = stride · z / f · value)."""
+    depth_correction: float = 0.1
+    """Largest refinement of the normalised inverse depth the head may apply per step."""
+    predict_sky: bool = True
+    """Predict a sky probability that suppresses opacity."""
+
+
+@dataclass
+class SkyConfig:
+    """The sky colour network: a small MLP of the ray direction, conditioned on the scene."""
+
+    enabled: bool = True
+    hidden_dim: int = 32
+    latent_dim: int = 16
+    num_frequencies: int = 3
+
+
+@dataclass
+class PostprocessConfig:
+    """Bounding the output at inference (training renders the raw set)."""
+
+    min_opacity: float = 0.02
+    """Prune Gaussians below this opacity."""
+    merge: bool = True
+    """Merge near-duplicates (same voxel of a scale-adaptive hash)."""
+    merge_cell: float = 1.0
+    """Voxel edge in units of the Gaussians' own scale level."""
+    max_gaussians: int = 1_000_000
+    """Keep at most this many Gaussians per scene (highest opacity first)."""
+
+
+@dataclass
+class SplatNetConfig:
+    """Everything :class:`~splatnet.models.SplatNet` needs to build itself."""
+
+    near: float = 1.0
+    """Nearest depth (camera z, world units) the network can predict."""
+    far: float = 100.0
+    """Farthest depth; the sky handles what lies beyond."""
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    cost_volume: CostVolumeConfig = field(default_factory=CostVolumeConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    sky: SkyConfig = field(default_factory=SkyConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if not (0 < self.near < self.far):
+            raise ValidationError(f"SplatNetConfig: need 0 < near < far, got {self.near}, {self.far}")
+        if self.head.stride not in (1, 2, 4, 8):
+            raise ValidationError(f"head.stride: expected 1, 2, 4 or 8, got {self.head.stride}")
+        if not 0 <= self.head.sh_degree <= 3:
+            raise ValidationError(f"head.sh_degree: expected 0-3, got {self.head.sh_degree}")
+        if self.cost_volume.num_candidates < 2:
+            raise ValidationError("cost_volume.num_candidates: need at least 2")
+        lo, hi = self.head.scale_range
+        if not 0 < lo < hi:
+            raise ValidationError(f"head.scale_range: need 0 < lo < hi, got {self.head.scale_range}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SplatNetConfig:
+        """Build from a (possibly partial) nested dict; unknown keys are errors."""
+        return _from_dict(cls, data, "")
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValidationError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValidationError(f"{where or 'config'}: unknown key(s) {unknown}; "
+                              f"known: {sorted(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        default = cls.__dataclass_fields__[name].default_factory \
+            if fields[name].default is dataclasses.MISSING else None
+        if default is not None and dataclasses.is_dataclass(default):
+            kwargs[name] = _from_dict(default, value, f"{where}{name}.")
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)

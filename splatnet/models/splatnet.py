@@ -1,0 +1,227 @@
+"""SplatNet: posed images of a multi-camera rig over a few frames → 3D Gaussians, one pass.
+
+Pipeline (``MODEL_NOTES.md`` has the reasoning): a shared CNN encoder with Plücker rays →
+plane-sweep cost volume at 1/4 resolution between neighbouring views (same camera at other
+frames, left/right rig neighbours) → a depth U-Net giving logits over inverse-depth candidates →
+:class:`splatnet.GaussianHead` at the configured stride (depth refinement, pixel-aligned
+Gaussians) and a sky model for what lies beyond ``far``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import head as _head
+from ..cameras import Cameras
+from ..errors import ValidationError
+from ..gaussians import Gaussians
+from .config import SplatNetConfig
+from .cost_volume import DepthNet, inverse_depth_candidates, plane_sweep, select_sources
+from .encoder import Encoder
+from .geometry import cell_centers, plucker, project_points_depth, rotate, unproject_dirs
+from .postprocess import postprocess
+from .sky import SkyBackground, SkyModel
+
+#: Channels of the context features handed to the Gaussian head (projected from the U-Net).
+HEAD_CONTEXT_DIM = 32
+
+
+@dataclass
+class SplatNetOutput:
+    """What :meth:`SplatNet.forward` returns (``h × w = H/stride × W/stride``).
+
+    Attributes:
+        gaussians: batch ``[B]``, ``N = V · h · w`` raw Gaussians (no pruning: train on these).
+        depth: ``[B, V, 1, h, w]`` final camera depth z per Gaussian cell.
+        coarse_depth: ``[B, V, 1, H/4, W/4]`` expected depth of the cost-volume softmax.
+        depth_logits: ``[B, V, D, H/4, W/4]`` logits over ``candidate_depths``.
+        candidate_depths: ``[D]`` camera depths of the plane sweep.
+        confidence: ``[B, V, 1, h, w]`` max candidate probability.
+        opacity: ``[B, V, 1, h, w]`` Gaussian opacity per cell.
+        sky_prob: ``[B, V, 1, h, w]`` sky probability, or None.
+        sky: the scenes' :class:`~splatnet.models.sky.SkyBackground` (call on world ray
+            directions, or ``.render(cameras)`` for a per-pixel background), or None.
+        stride: pixels per Gaussian cell along each axis.
+    """
+
+    gaussians: Gaussians
+    depth: Tensor
+    coarse_depth: Tensor
+    depth_logits: Tensor
+    candidate_depths: Tensor
+    confidence: Tensor
+    opacity: Tensor
+    sky_prob: Tensor | None
+    sky: SkyBackground | None
+    stride: int
+
+
+class SplatNet(nn.Module):
+    """The feed-forward reconstruction network.
+
+    Args:
+        config: a :class:`SplatNetConfig` (defaults: ~2 M parameters, stride 2, SH degree 1).
+
+    Example:
+        >>> model = SplatNet(SplatNetConfig())
+        >>> out = model(images, cameras)  # images [B, V, 3, H, W], cameras batch [B], V cams
+        >>> splatnet.render(out.gaussians, target_cameras)  # doctest: +SKIP
+    """
+
+    def __init__(self, config: SplatNetConfig | None = None) -> None:
+        super().__init__()
+        cfg = config if config is not None else SplatNetConfig()
+        cfg.validate()
+        self.config = cfg
+        self.encoder = Encoder(cfg.encoder)
+        self.depth_net = DepthNet(cfg.cost_volume.num_candidates, cfg.encoder.context_dim,
+                                  cfg.cost_volume)
+        self.head_context = nn.Conv2d(self.depth_net.out_dim, HEAD_CONTEXT_DIM, 1)
+        self.head = _head.GaussianHead.from_config(HEAD_CONTEXT_DIM + cfg.encoder.stem_dim,
+                                                   cfg.near, cfg.far, cfg.head)
+        self.sky = None
+        if cfg.sky.enabled:
+            self.sky = SkyModel(self.depth_net.out_dim, hidden_dim=cfg.sky.hidden_dim,
+                                latent_dim=cfg.sky.latent_dim,
+                                num_frequencies=cfg.sky.num_frequencies)
+        cand = inverse_depth_candidates(cfg.near, cfg.far, cfg.cost_volume.num_candidates)
+        self.register_buffer("candidate_depths", cand, persistent=False)
+
+    @property
+    def stride(self) -> int:
+        return self.config.head.stride
+
+    def forward(self, images: Tensor, cameras: Cameras,
+                lidar: list[Tensor | None] | None = None) -> SplatNetOutput:
+        """Reconstruct B scenes.
+
+        Args:
+            images: ``[B, V, 3, H, W]`` float in [0, 1]; V = rig cameras × frames, flattened in
+                any order. H and W must be divisible by ``config.head.stride``.
+            cameras: ``splatnet.Cameras`` with batch shape ``[B]`` and V cameras of size W×H;
+                ``names`` (same name = same physical camera) and ``timestamps`` choose the
+                views matched in the cost volume (see ``cost_volume.select_sources``).
+            lidar: optional list of B world point clouds ``[P_b, 3]`` (or None per scene), fed
+                as sparse depth when ``config.cost_volume.use_lidar``.
+        Returns:
+            :class:`SplatNetOutput`.
+        """
+        b, v, height, width = self._check(images, cameras, lidar)
+        cfg = self.config
+        dtype = images.dtype
+        device = images.device
+        h2, w2 = (height + 1) // 2, (width + 1) // 2
+        h4, w4 = (h2 + 1) // 2, (w2 + 1) // 2
+
+        K = cameras.K.to(dtype)
+        c2w = cameras.cam_to_world.to(dtype)
+        uv4 = cell_centers(h4, w4, width, height, device=device, dtype=dtype)
+        centers = c2w[..., :3, 3]
+        rays = plucker(rotate(c2w, unproject_dirs(K, uv4)), centers,
+                       centers.mean(1, keepdim=True), 10.0)  # [B, V, h4, w4, 6]
+        rays = rays.permute(0, 1, 4, 2, 3).reshape(b * v, 6, h4, w4)
+
+        match, context, fine = self.encoder(images.reshape(b * v, 3, height, width), rays)
+        match = match.reshape(b, v, -1, h4, w4)
+
+        index, valid = select_sources(cameras, cfg.cost_volume.temporal_sources,
+                                      cfg.cost_volume.rig_neighbors)
+        cand = self.candidate_depths.to(dtype)
+        cost, count = plane_sweep(match, cameras, index, valid, cand)
+
+        lidar_in = self._lidar_input(lidar, cameras, b, v, h4, w4, dtype)
+        extra = torch.cat([count.reshape(b * v, 1, h4, w4), lidar_in, context], dim=1)
+        logits, ctx = self.depth_net(cost.reshape(b * v, -1, h4, w4), extra)
+        logits = logits.reshape(b, v, -1, h4, w4)
+
+        s = self.stride
+        hs, ws = height // s, width // s
+        head_ctx = self.head_context(ctx)
+        feats = torch.cat([_resize(head_ctx, hs, ws), _resize(fine, hs, ws)], dim=1)
+        out = self.head(feats.reshape(b, v, -1, hs, ws), cameras, depth_logits=logits,
+                        candidate_depths=cand, images=images)
+
+        probs = logits.softmax(dim=2)
+        coarse = 1.0 / (probs * (1.0 / cand)[:, None, None]).sum(2, keepdim=True)
+        sky = self.sky(ctx.reshape(b, v, -1, h4, w4)) if self.sky is not None else None
+        return SplatNetOutput(gaussians=out.gaussians, depth=out.depth, coarse_depth=coarse,
+                              depth_logits=logits, candidate_depths=cand,
+                              confidence=out.confidence, opacity=out.opacity,
+                              sky_prob=out.sky_prob, sky=sky, stride=s)
+
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor, cameras: Cameras,
+                    lidar: list[Tensor | None] | None = None) -> list[Gaussians]:
+        """Inference: forward in eval mode, then prune / merge / cap (``config.postprocess``).
+
+        Returns one unbatched :class:`Gaussians` per scene.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            out = self(images, cameras, lidar)
+        finally:
+            self.train(was_training)
+        return postprocess(out.gaussians, self.config.postprocess)
+
+    def _lidar_input(self, lidar, cameras: Cameras, b: int, v: int, h: int, w: int,
+                     dtype: torch.dtype) -> Tensor:
+        """``[B·V, 2, h, w]``: normalised sparse inverse depth and its mask (zeros if none)."""
+        out = torch.zeros(b, v, 2, h, w, dtype=dtype, device=cameras.device)
+        if lidar is None or not self.config.cost_volume.use_lidar:
+            return out.reshape(b * v, 2, h, w)
+        inv_near, inv_far = 1.0 / self.config.near, 1.0 / self.config.far
+        K = cameras.K.to(dtype)
+        w2c = cameras.world_to_cam.to(dtype)
+        for i, pts in enumerate(lidar):
+            if pts is None or pts.shape[0] == 0:
+                continue
+            if self.training and torch.rand(()) < self.config.cost_volume.lidar_dropout:
+                continue
+            z = project_points_depth(pts.to(cameras.device), K[i], w2c[i], h, w, cameras.width,
+                                     cameras.height)  # [V, h, w]
+            mask = z > 0
+            inv = torch.where(mask, 1.0 / z.clamp_min(1e-6), torch.zeros_like(z))
+            disp = ((inv - inv_far) / (inv_near - inv_far)).clamp(0.0, 1.0) * mask
+            out[i, :, 0] = disp
+            out[i, :, 1] = mask.to(dtype)
+        return out.reshape(b * v, 2, h, w)
+
+    def _check(self, images: Tensor, cameras: Cameras, lidar) -> tuple[int, int, int, int]:
+        if not isinstance(images, Tensor) or images.dim() != 5 or images.shape[2] != 3:
+            shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+            raise ValidationError(f"images: expected [B, V, 3, H, W], got {shape}")
+        if not images.is_floating_point():
+            raise ValidationError(f"images: expected float values in [0, 1], got {images.dtype}")
+        b, v, _, height, width = images.shape
+        if not isinstance(cameras, Cameras):
+            raise ValidationError(f"cameras: expected splatnet.Cameras, got {type(cameras).__name__}")
+        if cameras.batch_shape != (b,) or cameras.num_cameras != v:
+            raise ValidationError(f"cameras: expected batch shape ({b},) with {v} cameras (one per "
+                                  f"view), got batch {cameras.batch_shape} with "
+                                  f"{cameras.num_cameras}")
+        if (cameras.width, cameras.height) != (width, height):
+            raise ValidationError(f"cameras are {cameras.width}x{cameras.height} but the images "
+                                  f"are {width}x{height}")
+        s = self.stride
+        if height % s or width % s:
+            raise ValidationError(
+                f"images: size {width}x{height} is not divisible by the Gaussian stride {s}; "
+                f"crop or resize to e.g. {width - width % s}x{height - height % s}")
+        if lidar is not None and len(lidar) != b:
+            raise ValidationError(f"lidar: expected a list of {b} point clouds (or None), got "
+                                  f"{len(lidar)}")
+        if math.prod(images.shape) == 0:
+            raise ValidationError(f"images: empty tensor {tuple(images.shape)}")
+        return b, v, height, width
+
+
+def _resize(x: Tensor, h: int, w: int) -> Tensor:
+    if x.shape[-2:] == (h, w):
+        return x
+    return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
