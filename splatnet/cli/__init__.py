@@ -10,6 +10,8 @@ import sys
 COMMANDS = [
     "splatnet.cli.info",
     "splatnet.cli.render",
+    "splatnet.cli.reconstruct",
+    "splatnet.cli.eval",
     "splatnet.cli.synth",
     "splatnet.cli.convert",
     "splatnet.cli.train",

@@ -1,0 +1,200 @@
+"""Feed-forward reconstruction of a log clip: one network pass from posed images to Gaussians.
+
+The library side of ``splatnet reconstruct`` and ``splatnet eval``::
+
+    import splatnet
+    model = splatnet.load_model()                      # the shipped default, or a path
+    g = splatnet.reconstruct("path/to/clip", model)    # -> splatnet.Gaussians
+    g.save_ply("scene.ply")
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import ValidationError
+from .gaussians import Gaussians
+
+
+@dataclass
+class Reconstruction:
+    """The result of one clip's reconstruction.
+
+    Attributes:
+        gaussians: the post-processed (pruned, merged, capped) Gaussians of the scene.
+        sky: the network's sky model for this scene (composite it as ``(1 − alpha) · sky``) or None.
+        timings: seconds spent per stage: ``load`` (decode images), ``network``,
+            ``postprocess``, and ``refine`` when refinement ran.
+        size: ``(H, W)`` the network ran at.
+        frames, cameras: the context frames and camera names used.
+    """
+
+    gaussians: Gaussians
+    sky: object | None
+    timings: dict[str, float] = field(default_factory=dict)
+    size: tuple[int, int] = (0, 0)
+    frames: list[int] = field(default_factory=list)
+    cameras: list[str] = field(default_factory=list)
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda":
+        from ._ext import require_cuda
+
+        require_cuda()
+    return device
+
+
+def default_size(clip, cameras: Sequence[str], stride: int) -> tuple[int, int]:
+    """The cameras' native ``(H, W)`` rounded down to a multiple of the network's stride."""
+    sizes = {(clip.camera(c).height, clip.camera(c).width) for c in cameras}
+    h = min(s[0] for s in sizes)
+    w = min(s[1] for s in sizes)
+    h, w = h - h % stride, w - w % stride
+    if h <= 0 or w <= 0:
+        raise ValidationError(f"images of {w}x{h} are too small for the network's stride {stride}")
+    return h, w
+
+
+@dataclass
+class ClipInputs:
+    """A clip's decoded network inputs (made by :func:`prepare_inputs`, possibly in a thread)."""
+
+    images: torch.Tensor  # [1, V, 3, H, W]
+    cameras: object  # Cameras, batch [1], V cameras
+    lidar: list[torch.Tensor] | None
+    size: tuple[int, int]
+    frames: list[int]
+    camera_names: list[str]
+    load_seconds: float
+
+
+def prepare_inputs(
+    clip,
+    stride: int,
+    *,
+    frames: Sequence[int] | None = None,
+    cameras: Sequence[str] | None = None,
+    size: tuple[int, int] | None = None,
+    use_lidar: bool = True,
+) -> ClipInputs:
+    """Decode the context views (and LiDAR) of ``clip`` at a size divisible by ``stride``."""
+    from .cameras import Cameras
+
+    t0 = time.perf_counter()
+    frame_ids = list(range(clip.num_frames)) if frames is None else [int(f) for f in frames]
+    names = list(clip.rig_camera_names) if cameras is None else list(cameras)
+    if size is None:
+        size = default_size(clip, names, stride)
+    h, w = int(size[0]), int(size[1])
+    if h % stride or w % stride:
+        raise ValidationError(f"size {h}x{w}: height and width must be divisible by the "
+                              f"network's stride {stride}")
+    views = clip.views(frames=frame_ids, cameras=names, size=(h, w))
+    lidar = None
+    if use_lidar and clip.has_lidar:
+        pts = [p for p in (clip.lidar(f) for f in frame_ids) if p is not None]
+        lidar = [torch.cat(pts)] if pts else None
+    c = views.cameras
+    cams = Cameras(c.K[None], c.cam_to_world[None], c.width, c.height,
+                   timestamps=None if c.timestamps is None else c.timestamps[None],
+                   names=c.names, check=False)
+    images = views.images.permute(0, 3, 1, 2)[None].contiguous()
+    return ClipInputs(images, cams, lidar, (h, w), frame_ids, names, time.perf_counter() - t0)
+
+
+def run_network(inputs: ClipInputs, model: nn.Module,
+                device: str | torch.device | None = None) -> Reconstruction:
+    """One forward pass of ``model`` on prepared inputs, then prune / merge / cap."""
+    from .models.postprocess import postprocess
+
+    dev = _device(device)
+    model = model.to(dev).eval()
+    lidar = None if inputs.lidar is None else [p.to(dev) for p in inputs.lidar]
+    images, cams = inputs.images.to(dev), inputs.cameras.to(dev)
+    timings = {"load": inputs.load_seconds}
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        out = model(images, cams, lidar)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+    timings["network"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    post = getattr(getattr(model, "config", None), "postprocess", None)
+    g = postprocess(out.gaussians, post)[0]
+    timings["postprocess"] = time.perf_counter() - t0
+    sky = out.sky.detach() if getattr(out, "sky", None) is not None else None
+    return Reconstruction(g, sky, timings, inputs.size, inputs.frames, inputs.camera_names)
+
+
+def reconstruct_clip(
+    clip,
+    model: nn.Module,
+    *,
+    frames: Sequence[int] | None = None,
+    cameras: Sequence[str] | None = None,
+    size: tuple[int, int] | None = None,
+    device: str | torch.device | None = None,
+    use_lidar: bool = True,
+) -> Reconstruction:
+    """Reconstruct a loaded :class:`~splatnet.clip.Clip` with ``model`` (see :func:`reconstruct`)."""
+    _device(device)  # fail before decoding anything
+    inputs = prepare_inputs(clip, int(getattr(model, "stride", 1)), frames=frames, cameras=cameras,
+                            size=size, use_lidar=use_lidar)
+    return run_network(inputs, model, device)
+
+
+def reconstruct(
+    clip_or_path,
+    model: nn.Module | None = None,
+    frames: Sequence[int] | None = None,
+    cameras: Sequence[str] | None = None,
+    size: tuple[int, int] | None = None,
+    device: str | torch.device | None = None,
+) -> Gaussians:
+    """Reconstruct a clip in one forward pass of the network.
+
+    Args:
+        clip_or_path: a :class:`~splatnet.clip.Clip` or the path of a clip directory.
+        model: a loaded network (default: :func:`splatnet.load_model()`, the shipped checkpoint).
+        frames: context frame indices (default: all).
+        cameras: context camera names (default: the clip's rig cameras).
+        size: ``(H, W)`` to run at (default: native size rounded down to the network's stride).
+        device: ``"cpu"`` (default) or ``"cuda"``.
+
+    Returns:
+        The scene's :class:`~splatnet.Gaussians` in the clip's world frame, ready for
+        ``save_ply``.
+
+    Example:
+        >>> g = splatnet.reconstruct("examples/data/sample_clip")  # doctest: +SKIP
+        >>> g.save_ply("sample.ply")  # doctest: +SKIP
+    """
+    from .clip import Clip
+
+    clip = clip_or_path if isinstance(clip_or_path, Clip) else Clip.load(_clip_path(clip_or_path))
+    if model is None:
+        from .checkpoint import load_model
+
+        model = load_model(device=device)
+    return reconstruct_clip(clip, model, frames=frames, cameras=cameras, size=size,
+                            device=device).gaussians
+
+
+def _clip_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such clip directory")
+    if not p.is_dir():
+        raise ValidationError(f"{p}: not a clip (expected a directory with clip.json)")
+    return p

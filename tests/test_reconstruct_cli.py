@@ -1,0 +1,127 @@
+"""``splatnet reconstruct`` / ``splatnet eval`` plumbing: outputs, overwrite rules, JSON, many clips
+with a broken one, bad inputs. Uses an untrained network saved to a temporary model file, so these
+tests check the pipeline, not the quality (the shipped checkpoint's quality is benchmarked)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from splatnet import Gaussians
+from splatnet.cli import main
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "sample_clip"
+pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="bundled sample clip missing")
+SIZE = "64x112"
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    from splatnet.checkpoint import save_model
+    from splatnet.models import SplatNet
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "net"
+    save_model(path, SplatNet())
+    return path.with_suffix(".safetensors")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "splatnet", *args], capture_output=True, text=True)
+
+
+def test_reconstruct_writes_a_loadable_ply_and_never_overwrites(tmp_path: Path, model_file: Path,
+                                                                capsys):
+    out = tmp_path / "scene.ply"
+    args = ["reconstruct", str(SAMPLE), "-o", str(out), "--checkpoint", str(model_file),
+            "--size", SIZE, "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    for stage in ("load", "network", "postprocess", "write"):
+        assert f"{stage} " in printed
+    g = Gaussians.load_ply(out)
+    assert g.num_gaussians > 1000 and g.sh_degree >= 1
+    before = out.read_bytes()
+    assert main(args) == 1  # exists, no --force
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert main(args + ["--force", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["ok"] and summary["output"] == str(out) and summary["gaussians"] > 1000
+    assert set(summary["timings"]) >= {"load", "network", "postprocess", "write"}
+    assert summary["views"] == 18 and summary["size"] == [64, 112]
+
+
+def test_splat_format_and_frame_camera_selection(tmp_path: Path, model_file: Path, capsys):
+    out = tmp_path / "scene.splat"
+    assert main(["reconstruct", str(SAMPLE), "-o", str(out), "--checkpoint", str(model_file),
+                 "--size", SIZE, "--frames", "0:2", "--cameras", "cam_front,cam_front_left",
+                 "--json", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["format"] == "splat" and summary["views"] == 4
+    assert out.stat().st_size == 32 * summary["gaussians"]
+
+
+def test_many_clips_one_broken(tmp_path: Path, model_file: Path, capsys):
+    good2 = tmp_path / "clip_b"
+    shutil.copytree(SAMPLE, good2)
+    broken = tmp_path / "clip_broken"
+    shutil.copytree(SAMPLE, broken)
+    victim = sorted((broken / "images" / "cam_front").iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:200])  # truncated JPEG
+    out_dir = tmp_path / "out"
+    rc = main(["reconstruct", str(SAMPLE), str(broken), str(good2), "--out-dir", str(out_dir),
+               "--checkpoint", str(model_file), "--size", SIZE, "--json", "--quiet"])
+    captured = capsys.readouterr()
+    assert rc == 1
+    doc = json.loads(captured.out)
+    assert [c["ok"] for c in doc["clips"]] == [True, False, True] and doc["failed"] == 1
+    assert "clip_broken" in captured.err
+    assert sorted(p.name for p in out_dir.iterdir()) == ["clip_b.ply", "sample_clip.ply"]
+
+
+@pytest.mark.parametrize("case", ["not_a_clip", "missing", "other_arch", "cuda"])
+def test_bad_inputs_one_line(tmp_path: Path, model_file: Path, case: str):
+    clip, ckpt, extra = str(SAMPLE), str(model_file), []
+    if case == "not_a_clip":
+        clip = str(tmp_path)
+        (tmp_path / "hello.txt").write_text("hi")
+    elif case == "missing":
+        clip = str(tmp_path / "nope")
+    elif case == "other_arch":
+        meta = json.loads(model_file.with_suffix(".json").read_text())
+        meta["config"]["encoder"]["stem_dim"] = 8
+        bad = tmp_path / "bad"
+        shutil.copy(model_file, bad.with_suffix(".safetensors"))
+        bad.with_suffix(".json").write_text(json.dumps(meta))
+        ckpt = str(bad.with_suffix(".safetensors"))
+    elif case == "cuda":
+        if torch.cuda.is_available():
+            pytest.skip("machine has a GPU")
+        extra = ["--device", "cuda"]
+    out = tmp_path / "o.ply"
+    res = cli("reconstruct", clip, "-o", str(out), "--checkpoint", ckpt, "--size", SIZE, *extra)
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("splatnet reconstruct: error:"), res.stderr
+    assert not out.exists() and not list(tmp_path.glob(".o.ply*"))
+
+
+def test_eval_scores_held_out_views(tmp_path: Path, model_file: Path, capsys):
+    report = tmp_path / "r.json"
+    assert main(["eval", str(SAMPLE), "--checkpoint", str(model_file), "--size", SIZE,
+                 "--holdout-frames", "2", "--report", str(report), "--json"]) == 0
+    doc = json.loads(report.read_text())
+    assert doc["split"]["kind"] == "frames" and doc["split"]["holdout_frames"] == [2]
+    assert doc["split"]["context_frames"] == [0, 1]
+    assert len(doc["per_view"]) == 6 and all(r["frame"] == 2 for r in doc["per_view"])
+    assert 5 < doc["psnr"] < 60 and 0 < doc["ssim"] <= 1
+    assert doc["depth_vs_lidar"]["points"] > 0
+    assert "skipped" in doc["lpips"]
+    assert json.loads(capsys.readouterr().out)["psnr"] == doc["psnr"]
