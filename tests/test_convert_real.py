@@ -182,6 +182,31 @@ def test_dgp_lidar_depth_matches_camera_by_camera_timing(dgp_clip):
         np.testing.assert_allclose(np.diff(centres, axis=0), np.diff(ego[:, :3, 3], axis=0), atol=0.15)
 
 
+def level_and_facing(cam_to_ego: np.ndarray, travel_dir: np.ndarray) -> tuple[float, float]:
+    """(camera 'down' axis · ego up, optical axis · direction of travel), both in the ego frame."""
+    R = cam_to_ego[:3, :3]
+    return float(R[:, 1] @ np.array([0.0, 0.0, 1.0])), float(R[:, 2] @ travel_dir)
+
+
+def test_dgp_cameras_level_and_facing_the_right_way(dgp_clip):
+    """Quaternion convention check: cameras are level (image 'down' = ego down) and the front
+    camera looks along the direction the ego actually drives (from the independent ego poses);
+    the conjugate-quaternion convention fails both."""
+    ego = dgp_clip.ego_to_world.numpy()
+    travel = np.linalg.inv(ego[0])[:3, :3] @ (ego[2, :3, 3] - ego[0, :3, 3])
+    travel /= np.linalg.norm(travel)
+    assert travel[0] > 0.99  # DGP ego frame: x forward
+    for name in dgp_clip.camera_names:
+        X = dgp_clip.camera(name).cam_to_ego
+        down_up, _ = level_and_facing(X, travel)
+        assert down_up < -0.95, name
+        conj = X.copy()
+        conj[:3, :3] = X[:3, :3].T  # what the conjugate (wrong) quaternion convention would give
+        assert level_and_facing(conj, travel)[0] > -0.95, name  # ... fails the level test
+    assert level_and_facing(dgp_clip.camera("CAMERA_01").cam_to_ego, travel)[1] > 0.99  # front
+    assert level_and_facing(dgp_clip.camera("CAMERA_09").cam_to_ego, travel)[1] < -0.99  # rear
+
+
 # ---------------------------------------------------------------------------- nuScenes
 
 
@@ -258,6 +283,12 @@ def test_nuscenes_lidar_projects_into_images(ns_clip):
 
 
 def test_nuscenes_camera_centres_on_the_car(ns_clip):
+    for name in ns_clip.camera_names:
+        X = ns_clip.camera(name).cam_to_ego
+        assert level_and_facing(X, np.array([1.0, 0.0, 0.0]))[0] < -0.95, name  # level
+    # nuScenes ego frame: x forward; CAM_FRONT looks forward, CAM_BACK backward
+    assert level_and_facing(ns_clip.camera("CAM_FRONT").cam_to_ego, np.array([1.0, 0, 0]))[1] > 0.99
+    assert level_and_facing(ns_clip.camera("CAM_BACK").cam_to_ego, np.array([1.0, 0, 0]))[1] < -0.99
     for name in ns_clip.camera_names:
         c = ns_clip.cam_to_world(0, name)[:3, 3]
         assert np.linalg.norm(c[:2]) < 2.5  # within the car's footprint (ego moves < 0.5 m)
