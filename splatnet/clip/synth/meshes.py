@@ -23,6 +23,8 @@ class Mesh:
     uv_u: np.ndarray  # [F, 3]
     uv_v: np.ndarray  # [F, 3]
     uv_size: np.ndarray  # [F, 2]
+    # [V, 3] shading normals of curved surfaces (zero rows: flat-shaded), or None: all flat.
+    vertex_normals: np.ndarray | None = None
 
     @property
     def num_triangles(self) -> int:
@@ -39,6 +41,7 @@ class Mesh:
             self.uv_u @ R.T,
             self.uv_v @ R.T,
             self.uv_size,
+            None if self.vertex_normals is None else self.vertex_normals @ R.T,
         )
 
     @staticmethod
@@ -52,7 +55,15 @@ class Mesh:
             np.concatenate([m.uv_u for m in meshes]),
             np.concatenate([m.uv_v for m in meshes]),
             np.concatenate([m.uv_size for m in meshes]),
+            _concat_normals(meshes),
         )
+
+
+def _concat_normals(meshes: list[Mesh]) -> np.ndarray | None:
+    if all(m.vertex_normals is None for m in meshes):
+        return None
+    return np.concatenate([np.zeros_like(m.vertices) if m.vertex_normals is None
+                           else m.vertex_normals for m in meshes])
 
 
 def quads(corners: np.ndarray, material) -> Mesh:
@@ -124,6 +135,9 @@ def cylinder(
     hi = np.concatenate([ring, np.full((segments + 1, 1), z1)], 1)
     corners = np.stack([lo[:-1], lo[1:], hi[1:], hi[:-1]], 1)  # [S, 4, 3]
     side = quads(corners, material)
+    radial = np.stack([np.cos(ang[:-1]), np.sin(ang[:-1]), np.zeros(segments)], 1)
+    radial_next = np.stack([np.cos(ang[1:]), np.sin(ang[1:]), np.zeros(segments)], 1)
+    side.vertex_normals = np.stack([radial, radial_next, radial_next, radial], 1).reshape(-1, 3)
     # Shift each face's u origin back by the arc length before it, so u runs round the pole.
     chord = np.linalg.norm(corners[:, 1] - corners[:, 0], axis=1)
     before = np.repeat(np.concatenate([[0.0], np.cumsum(chord)[:-1]]), 2)
@@ -187,7 +201,13 @@ def ellipsoid(
         np.tile([1.0, 0.0, 0.0], (f, 1)),
         np.tile([0.0, 0.0, 1.0], (f, 1)),
         np.tile(np.asarray(radii, float)[[0, 2]], (f, 1)),
+        # Normals of the smooth ellipsoid (the lumps shade as if round: softer crowns).
+        _unit((unit / np.asarray(radii, float)).reshape(-1, 3)),
     )
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
 def rotate_z(m: Mesh, yaw: float, t=(0.0, 0.0, 0.0)) -> Mesh:

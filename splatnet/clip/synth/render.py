@@ -48,6 +48,12 @@ class SceneMeshes:
         self.uv_v = local.uv_v.astype(np.float32)
         self.uv_size = local.uv_size.astype(np.float32)
         self.triangles = local.triangles.astype(np.uint32)
+        # Per-corner shading normals [F, 3, 3] (local frame) of curved surfaces; flat: None.
+        self.smooth = None
+        if local.vertex_normals is not None:
+            corner = local.vertex_normals[local.triangles].astype(np.float32)
+            self.smooth_tri = np.all(np.any(corner != 0, axis=2), axis=1)  # [F]
+            self.smooth = corner
         self.static = static
         self.dynamic = dynamic
         vcounts = [m.vertices.shape[0] for m in meshes]
@@ -86,6 +92,7 @@ class Hits:
     t: np.ndarray  # [N] ray parameter (inf: no hit)
     prim: np.ndarray  # [N] triangle index (valid where hit)
     normal: np.ndarray  # [N, 3] geometric normal in the scene frame
+    bary: np.ndarray  # [N, 2] barycentric (u, v) of the hit: p = (1-u-v) A + u B + v C
 
     @property
     def hit(self) -> np.ndarray:
@@ -104,11 +111,8 @@ class FrameScene:
         o3d = _o3d()
         rays = np.concatenate([np.broadcast_to(origins, dirs.shape), dirs], axis=1)
         ans = self.scene.cast_rays(o3d.core.Tensor(rays.astype(np.float32)))
-        return Hits(
-            ans["t_hit"].numpy(),
-            ans["primitive_ids"].numpy().astype(np.int64),
-            ans["primitive_normals"].numpy(),
-        )
+        return Hits(ans["t_hit"].numpy(), ans["primitive_ids"].numpy().astype(np.int64),
+                    ans["primitive_normals"].numpy(), ans["primitive_uvs"].numpy())
 
     def occluded(self, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
         o3d = _o3d()
@@ -181,19 +185,43 @@ def shade(
             pix[sel],
         )
         albedo[sel] = M.shade(int(mat[sel[0]]), s, noise, objs, lay.look)
+    ns = _shading_normals(m, hits.bary[idx], prim, Ro, nw)
     sun = lay.sun_dir.astype(np.float32)
-    cos_sun = np.clip(np.sum(nw * sun, axis=1), 0.0, None)
+    cos_sun = np.clip(np.sum(ns * sun, axis=1), 0.0, None)
     if shadows:
         lit = np.nonzero(cos_sun > 0)[0]
         # Offset along the normal so the shadow ray does not hit its own triangle.
         occ = frame.occluded(pw[lit] + nw[lit] * 0.02, sun[None])
         cos_sun[lit[occ]] = 0.0
     light = (
-        lay.ambient[None].astype(np.float32) * (0.75 + 0.25 * nw[:, 2:3])
+        lay.ambient[None].astype(np.float32) * (0.75 + 0.25 * ns[:, 2:3])
         + lay.sun_color[None].astype(np.float32) * cos_sun[:, None]
     )
     out[idx] = albedo * light
     return np.clip(out, 0.0, 1.0)
+
+
+def _shading_normals(m: SceneMeshes, bary: np.ndarray, prim: np.ndarray, R: np.ndarray,
+                     nw: np.ndarray) -> np.ndarray:
+    """Interpolated vertex normals on curved triangles, else the geometric normal ``nw``.
+
+    Both face the viewer. ``R [N, 3, 3]`` rotates each hit's object frame to the scene.
+    """
+    ns = nw.copy()
+    if m.smooth is None:
+        return ns
+    k = np.nonzero(m.smooth_tri[prim])[0]
+    if k.size == 0:
+        return ns
+    corner = m.smooth[prim[k]]  # [K, 3, 3] local
+    b = bary[k]
+    w = np.stack([1.0 - b[:, 0] - b[:, 1], b[:, 0], b[:, 1]], axis=1)  # [K, 3]
+    nl = np.sum(corner * w[:, :, None], axis=1)
+    n = np.einsum("nij,nj->ni", R[k], nl)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
+    n = np.where((np.sum(n * nw[k], axis=1) < 0)[:, None], -n, n)
+    ns[k] = n
+    return ns
 
 
 def sky_color(lay: Layout, noise: Noise, d: np.ndarray) -> np.ndarray:
