@@ -513,3 +513,28 @@ def test_docs_worked_example_loads_as_documented(tmp_path):
     v0 = clip.views(frames=[0], cameras=["front"])
     torch.testing.assert_close(v0.depths[0].max(), torch.tensor(10.0))  # 2560 / 256 m
     torch.testing.assert_close(clip.lidar(0), torch.tensor([[10.0, 0.0, 0.0]]))
+
+
+def test_depth_beyond_png16_range_warns_and_stores_zero(tmp_path, clip_inputs):
+    cams, frames, images, *_ = clip_inputs
+    d = np.full((H, W), 10.0, np.float32)
+    d[0, 0] = 300.0  # > 65535 / 256 m
+    with pytest.warns(UserWarning, match="1 depth values beyond 256.0 m"):
+        path = write_clip(tmp_path / "c", cams, frames, images, depths={(0, "front"): d})
+    v = Clip.load(path).views(frames=[0], cameras=["front"])
+    assert float(v.depths[0, 0, 0, 0]) == 0.0 and float(v.depths[0, 1, 1, 0]) == 10.0
+
+
+def test_reject_bad_mask_and_depth_files(written):
+    from PIL import Image
+
+    Image.new("L", (W, H - 1)).save(written / "masks/front.png")
+    with pytest.raises(ValidationError, match=r"front\.png: image is 32x23"):
+        Clip.load(written)
+    Image.new("RGB", (W, H)).save(written / "masks/front.png")
+    with pytest.raises(FormatError, match="masks must be 8-bit"):
+        Clip.load(written)
+    Image.new("L", (W, H)).save(written / "masks/front.png")
+    np.save(written / "depths/front/000001.npy", np.zeros((H, W + 1), np.float32))
+    with pytest.raises(FormatError, match=r"000001\.npy: depth has shape \[24, 33\]"):
+        Clip.load(written)
