@@ -538,3 +538,9 @@ def test_reject_bad_mask_and_depth_files(written):
     np.save(written / "depths/front/000001.npy", np.zeros((H, W + 1), np.float32))
     with pytest.raises(FormatError, match=r"000001\.npy: depth has shape \[24, 33\]"):
         Clip.load(written)
+
+
+def test_views_to_device(written):
+    v = Clip.load(written).views(frames=[0]).to("cpu")
+    assert v.images.device.type == "cpu" and v.cameras.timestamps.dtype == torch.float64
+    assert v.camera_names == ["front", "left"] and v.depths is not None

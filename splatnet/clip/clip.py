@@ -98,6 +98,23 @@ class Views:
     def __len__(self) -> int:
         return len(self.camera_names)
 
+    def to(self, device: torch.device | str) -> Views:
+        """The same views with every tensor on ``device``."""
+
+        def mv(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(device)
+
+        return Views(
+            cameras=self.cameras.to(device),
+            images=self.images.to(device),
+            frame_ids=self.frame_ids.to(device),
+            camera_names=list(self.camera_names),
+            roles=list(self.roles),
+            depths=mv(self.depths),
+            sky_masks=mv(self.sky_masks),
+            masks=mv(self.masks),
+        )
+
 
 def _inv_rigid(T: np.ndarray) -> np.ndarray:
     out = np.eye(4)
