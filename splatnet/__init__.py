@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 from .cameras import Cameras
 from .errors import BackendUnavailableError, FormatError, SplatnetError, ValidationError
 from .gaussians import Gaussians
+from .render import RenderOutput, render  # the function, not the package of the same name
 
 __version__ = "0.1.0"
 
 # name -> module that defines it; resolved lazily by __getattr__.
 _LAZY = {
-    "render": "splatnet.render",
-    "RenderOutput": "splatnet.render",
+    "reconstruct": "splatnet.feedforward",
     "Clip": "splatnet.clip",
     "GaussianHead": "splatnet.head",
     "load_model": "splatnet.checkpoint",
@@ -39,7 +39,9 @@ __all__ = [
     "Gaussians",
     "SplatnetError",
     "ValidationError",
+    "RenderOutput",
     "__version__",
+    "render",
     *_LAZY,
 ]
 
@@ -62,5 +64,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import losses, models
     from .checkpoint import load_model
     from .clip import Clip
+    from .feedforward import reconstruct
     from .head import GaussianHead
-    from .render import RenderOutput, render

@@ -101,7 +101,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     LiDAR (where present), LPIPS as skipped, the Gaussian count and timings.
     """
     from . import metrics
-    from .reconstruct import _device, prepare_inputs, run_network
+    from .feedforward import _device, prepare_inputs, run_network
     from .render import render
 
     dev = _device(device)

@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoint import load_model
     from ..clip import Clip
     from ..evaluate import evaluate_clip
+    from ..feedforward import _clip_path, _device
     from ..io.atomic import atomic_write_text
-    from ..reconstruct import _clip_path, _device
 
     device = _device(args.device)
     clip = Clip.load(_clip_path(args.clip))

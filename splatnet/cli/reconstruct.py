@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..checkpoint import load_model
-    from ..reconstruct import _device
+    from ..feedforward import _device
 
     device = _device(args.device)
     t0 = time.perf_counter()
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _load(clip_path: str, args: argparse.Namespace, stride: int):
     from ..clip import Clip
-    from ..reconstruct import _clip_path, prepare_inputs
+    from ..feedforward import _clip_path, prepare_inputs
 
     clip = Clip.load(_clip_path(clip_path))
     frames = frame_ids(args.frames, clip.num_frames) if args.frames is not None else None
@@ -141,7 +141,7 @@ def _load(clip_path: str, args: argparse.Namespace, stride: int):
 
 def _reconstruct_one(clip_path, loaded, model, device, out_path: Path, fmt: str,
                      args: argparse.Namespace) -> dict:
-    from ..reconstruct import run_network
+    from ..feedforward import run_network
 
     clip, inputs = loaded
     rec = run_network(inputs, model, device)
