@@ -31,6 +31,7 @@ import os
 import random
 import sys
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -456,10 +457,19 @@ class Trainer:
     def _log(self, metrics: dict[str, float]) -> None:
         if self.dist.enabled:
             keys = sorted(metrics)
-            t = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=self.device)
-            dist.all_reduce(t)
-            metrics = {k: float(v) / self.dist.world_size for k, v in zip(keys, t.tolist())}
-            metrics["lr"] = lr_at(self.step - 1, self.cfg.optim, self.cfg.schedule)
+            # Ranks may report different metrics (e.g. a sample without sky masks): average
+            # only when every rank has the same keys, else log rank 0's own values.
+            code = zlib.crc32(",".join(keys).encode())
+            probe = torch.tensor([code, -code], dtype=torch.int64, device=self.device)
+            dist.all_reduce(probe, op=dist.ReduceOp.MAX)
+            if int(probe[0]) == code and int(probe[1]) == -code:
+                t = torch.tensor([metrics[k] for k in keys], dtype=torch.float64,
+                                 device=self.device)
+                dist.all_reduce(t)
+                metrics = {k: float(v) / self.dist.world_size for k, v in zip(keys, t.tolist())}
+                metrics["lr"] = lr_at(self.step - 1, self.cfg.optim, self.cfg.schedule)
+            else:
+                metrics = {**metrics, "rank0_only": 1.0}
         if not self.dist.is_main:
             return
         stage = self.cfg.data.stage_at(self.step - 1)
