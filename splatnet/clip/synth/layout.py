@@ -61,8 +61,9 @@ class SceneObject:
     params: np.ndarray = field(default_factory=lambda: np.zeros(8))
     variant: int = 0
     pose: np.ndarray | None = None  # static 4×4 local-to-scene pose
-    motion: tuple | None = None  # moving car: (d, s0, speed along s, yaw offset)
-    size: tuple = ()
+    motion: tuple | None = None  # moving object: (d, s0, speed along s, yaw offset)
+    size: tuple = ()  # bounding box (length, width, height) of cars and pedestrians
+    z: float = 0.0  # height of a moving object's ground (sidewalk level for pedestrians)
 
     @property
     def dynamic(self) -> bool:
@@ -90,7 +91,7 @@ class Layout:
         if o.motion is None:
             return o.pose
         d, s0, v, yaw = o.motion
-        return self.centerline.pose(s0 + v * t, d, yaw)
+        return self.centerline.pose(s0 + v * t, d, yaw, o.z)
 
     def object_velocity(self, i: int, t: float) -> np.ndarray:
         o = self.objects[i]
@@ -153,6 +154,30 @@ def car_mesh(rng: np.random.Generator) -> tuple[Mesh, tuple, np.ndarray]:
     x0 = cx * L - cl * L / 2
     params = np.array([x0, x0 + cl * L, z1, ch, tf, tb, 0.0, 0.0])
     return Mesh.concat(parts), (L, W, z1 + ch), params
+
+
+_CLOTH_COLORS = np.array([
+    [0.15, 0.15, 0.18], [0.85, 0.85, 0.82], [0.20, 0.28, 0.50], [0.55, 0.12, 0.12],
+    [0.25, 0.40, 0.25], [0.70, 0.60, 0.40], [0.45, 0.45, 0.48], [0.90, 0.70, 0.20],
+])
+_SKIN_TONES = np.array([[0.85, 0.68, 0.55], [0.72, 0.53, 0.40], [0.50, 0.35, 0.25],
+                        [0.35, 0.24, 0.17]])
+
+
+def pedestrian_mesh(rng: np.random.Generator) -> tuple[Mesh, tuple, np.ndarray]:
+    """A standing figure (legs, torso, arms, head) facing local +x, feet at z = 0."""
+    h = _u(rng, 1.55, 1.9)
+    k = h / 1.75
+    hip, shoulder = 0.9 * k, 1.45 * k
+    legs = [box((0.16, 0.14, hip), (rng.normal(0, 0.06), y * 0.1, 0.0), M.CLOTHES)
+            for y in (-1.0, 1.0)]
+    torso = box((0.24, 0.42 * k, shoulder - hip), (0.0, 0.0, hip), M.CLOTHES)
+    arms = [box((0.12, 0.1, 0.62 * k), (rng.normal(0, 0.05), y * 0.27 * k, shoulder - 0.62 * k),
+                M.CLOTHES) for y in (-1.0, 1.0)]
+    head = ellipsoid((0.1 * k, 0.085 * k, 0.12 * k), (0.0, 0.0, shoulder + 0.16 * k), 5, 8, M.SKIN)
+    skin = _SKIN_TONES[rng.integers(len(_SKIN_TONES))]
+    params = np.array([hip, _u(rng, 0.3, 1.0), *skin, 0.0, 0.0, 0.0])
+    return Mesh.concat([*legs, torso, *arms, head]), (0.3, 0.6 * k, shoulder + 0.28 * k), params
 
 
 def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
@@ -375,6 +400,21 @@ def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
                 objects.append(SceneObject("parked_car", mesh, car_colors(), params=prm, pose=pose,
                                            size=size))
             s += size[0] + _u(rng, 0.8, 3.0) + (_u(rng, 5, 15) if rng.random() < 0.2 else 0.0)
+
+    # Pedestrians walking along the sidewalks, away from the kerb-side furniture.
+    for side, e in ((-1.0, e_right), (1.0, e_left)):
+        w = walk[0 if side < 0 else 1]
+        for _ in range(int(rng.integers(0, 7))):
+            mesh, size, prm = pedestrian_mesh(rng)
+            d = side * (e + curb_w + w * _u(rng, 0.62, 0.85))
+            speed = _u(rng, 0.8, 1.7) * (1.0 if rng.random() < 0.5 else -1.0)
+            yaw = 0.0 if speed > 0 else np.pi
+            top = _CLOTH_COLORS[rng.integers(len(_CLOTH_COLORS))] * _u(rng, 0.8, 1.15)
+            bottom = _CLOTH_COLORS[rng.integers(len(_CLOTH_COLORS))] * _u(rng, 0.6, 1.0)
+            objects.append(SceneObject("pedestrian", mesh, np.clip(top, 0, 1), np.clip(bottom, 0, 1),
+                                       params=prm, motion=(d, _u(rng, near_lo + 20, near_hi - 40),
+                                                           speed, yaw),
+                                       size=size, z=curb_h))
 
     # Moving cars: one speed per lane so cars in a lane never collide; the ego lane gets at most
     # a lead car far enough ahead that the gap stays positive for the whole clip.

@@ -18,6 +18,7 @@ ROAD, CURB, SIDEWALK, GROUND, FAR_GROUND = 1, 2, 3, 4, 5
 FACADE, ROOF = 6, 7
 CAR_BODY, CAR_GLASS, CAR_FRONT, CAR_REAR, WHEEL = 8, 9, 10, 11, 12
 POLE, LAMP, SIGN, TRUNK, FOLIAGE = 13, 14, 15, 16, 17
+CLOTHES, SKIN = 18, 19
 NAMES = {
     ROAD: "road",
     CURB: "curb",
@@ -36,6 +37,8 @@ NAMES = {
     SIGN: "sign",
     TRUNK: "trunk",
     FOLIAGE: "foliage",
+    CLOTHES: "clothes",
+    SKIN: "skin",
 }
 #: Approximate LiDAR reflectivity per material (returned as intensity).
 REFLECTIVITY = {
@@ -56,6 +59,8 @@ REFLECTIVITY = {
     SIGN: 0.9,
     TRUNK: 0.3,
     FOLIAGE: 0.35,
+    CLOTHES: 0.3,
+    SKIN: 0.3,
 }
 
 
@@ -375,6 +380,26 @@ def _foliage(s: Surface, nz: Noise, objs: ObjectTable, st: StreetLook) -> np.nda
     return col * (0.55 + 0.9 * (b - 0.5) + 0.45)[:, None]
 
 
+def _clothes(s: Surface, nz: Noise, objs: ObjectTable, st: StreetLook) -> np.ndarray:
+    """Shirt (``color``) above the hips, trousers (``color2``) below, shoes at the bottom."""
+    top, bottom = objs.color[s.obj], objs.color2[s.obj]
+    fz = s.footprint(s.axis_v)
+    z = s.p[:, 2]
+    hip = objs.params[s.obj, 0]
+    c = mix(bottom, top, box(z, hip, 10.0, fz))
+    c = mix(c, _col([0.1, 0.09, 0.08]), box(z, -1.0, 0.08, fz))
+    return c * (0.85 + 0.3 * nz.fbm(s.p, 8.0, 2, s.footprint()))[:, None]
+
+
+def _skin(s: Surface, nz: Noise, objs: ObjectTable, st: StreetLook) -> np.ndarray:
+    """Face and hands; hair (``params[1]`` tone) on the top and back of the head."""
+    skin = objs.params[s.obj, 2:5]
+    hair = _col([0.12, 0.09, 0.06]) * objs.params[s.obj, 1:2] * 3.0
+    n = s.n
+    is_hair = (n[:, 2] > 0.35) | (n[:, 0] < -0.3)
+    return np.where(is_hair[:, None] & (s.p[:, 2] > 1.45)[:, None], hair, skin)
+
+
 _SHADERS = {
     ROAD: _road,
     CURB: _curb,
@@ -393,4 +418,6 @@ _SHADERS = {
     SIGN: _sign,
     TRUNK: _trunk,
     FOLIAGE: _foliage,
+    CLOTHES: _clothes,
+    SKIN: _skin,
 }

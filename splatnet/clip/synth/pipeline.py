@@ -19,6 +19,8 @@ from splatnet.errors import ValidationError
 #: Depth beyond this is stored as 0 ("no depth"): the 16-bit PNG depth format tops out at 256 m.
 MAX_DEPTH = 250.0
 GENERATOR_VERSION = 1
+#: Object kinds whose boxes, poses and velocities the metadata lists.
+AGENTS = ("moving_car", "parked_car", "pedestrian")
 
 
 @dataclass
@@ -78,10 +80,10 @@ class _Ticker:
         self.t = now
 
 
-def _inside_car(lay: Layout, p: np.ndarray, t: float, margin: float) -> bool:
-    """Is scene point ``p`` within ``margin`` of any car's bounding box at time ``t``?"""
+def _inside_agent(lay: Layout, p: np.ndarray, t: float, margin: float) -> bool:
+    """Is scene point ``p`` within ``margin`` of any car's or pedestrian's box at time ``t``?"""
     for i, o in enumerate(lay.objects):
-        if o.kind not in ("moving_car", "parked_car"):
+        if o.kind not in AGENTS:
             continue
         T = lay.object_pose(i, t)
         q = T[:3, :3].T @ (p - T[:3, 3])
@@ -120,7 +122,7 @@ def render_clip(
     extra = make_targets(rig_rng, rig, roof, int(targets), w, h)
     for cam in extra:
         for _ in range(4):
-            bad = any(_inside_car(lay, (lay.ego_pose(t) @ cam.cam_to_ego)[:3, 3], t, 0.3) for t in times)
+            bad = any(_inside_agent(lay, (lay.ego_pose(t) @ cam.cam_to_ego)[:3, 3], t, 0.3) for t in times)
             if not bad:
                 break
             cam.cam_to_ego[1, 3] *= 0.6
@@ -202,7 +204,7 @@ def _metadata(lay, seed, cams, times, E0_inv, roof, sensor, lidar, shadows, lida
     R0 = E0_inv[:3, :3]
     objects = []
     for i, o in enumerate(lay.objects):
-        if o.kind not in ("moving_car", "parked_car"):
+        if o.kind not in AGENTS:
             continue
         per_frame = []
         for t in times:
@@ -256,6 +258,9 @@ def _metadata(lay, seed, cams, times, E0_inv, roof, sensor, lidar, shadows, lida
         },
         "sun_direction_world": [round(float(x), 5) for x in R0 @ lay.sun_dir],
         "street": lay.info,
+        "objects_doc": "cars and pedestrians: size_lwh of the box; per frame the world "
+                       "position of the box's bottom centre, yaw about world z (rad), "
+                       "velocity (m/s, world)",
         "objects": objects,
     }
 
