@@ -85,6 +85,7 @@ class Layout:
     sky_horizon: np.ndarray
     cloud_cover: float
     info: dict
+    haze_distance: float = 1e9  # metres over which distant surfaces fade towards the horizon
 
     def object_pose(self, i: int, t: float) -> np.ndarray:
         o = self.objects[i]
@@ -453,12 +454,14 @@ def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
         ambient = np.array([0.75, 0.76, 0.8])
         zenith, horizon = np.array([0.6, 0.63, 0.68]), np.array([0.82, 0.83, 0.85])
         cover = _u(rng, 0.6, 0.9)
+        haze = _u(rng, 250.0, 600.0)
     else:
         sun_color = np.array([0.72, 0.68, 0.6]) * _u(rng, 0.9, 1.1)
         ambient = np.array([0.42, 0.45, 0.52]) * _u(rng, 0.9, 1.1)
         zenith = np.array([0.25, 0.45, 0.8]) * _u(rng, 0.85, 1.1)
         horizon = np.array([0.72, 0.8, 0.9]) * _u(rng, 0.9, 1.05)
         cover = _u(rng, 0.0, 0.5)
+        haze = _u(rng, 500.0, 1500.0)
     info = {
         "curvature": kappa,
         "lane_width": lw,
@@ -470,6 +473,5 @@ def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
         "ego_lane": ego_lane,
         "overcast": bool(overcast),
     }
-    return Layout(
-        cl, look, objects, ego_d, 0.0, ego_speed, sun_dir, sun_color, ambient, zenith, horizon, cover, info
-    )
+    return Layout(cl, look, objects, ego_d, 0.0, ego_speed, sun_dir, sun_color, ambient, zenith,
+                  horizon, cover, info, haze)

@@ -197,7 +197,9 @@ def shade(
         lay.ambient[None].astype(np.float32) * (0.75 + 0.25 * ns[:, 2:3])
         + lay.sun_color[None].astype(np.float32) * cos_sun[:, None]
     )
-    out[idx] = albedo * light
+    # Aerial perspective: distant surfaces fade towards the horizon colour.
+    haze = (1.0 - np.exp(-dist / lay.haze_distance))[:, None]
+    out[idx] = albedo * light * (1.0 - haze) + lay.sky_horizon.astype(np.float32)[None] * haze
     return np.clip(out, 0.0, 1.0)
 
 
