@@ -148,20 +148,28 @@ class ScheduleConfig:
 
 @dataclass
 class LossConfig:
-    """Weights of the training loss on target views (see splatnet.losses)."""
+    """Weights of the training loss (see splatnet.train_task and splatnet.losses)."""
 
-    l1_weight: float = 0.8
-    """Photometric L1 weight."""
+    photometric_weight: float = 1.0
+    """Weight of the target-view photometric loss (1 − s)·L1 + s·(1 − SSIM)."""
     ssim_weight: float = 0.2
-    """(1 − SSIM) weight."""
-    depth_weight: float = 1.0
-    """LiDAR / ground-truth depth L1 on inverse depth of the predicted depth maps."""
-    render_depth_weight: float = 0.1
-    """L1 on inverse rendered depth at target views where depth is known."""
-    sky_weight: float = 0.1
-    """L1 between rendered alpha and 1 − sky mask where sky masks exist."""
+    """s: the SSIM share of the photometric loss."""
     context_weight: float = 0.25
     """Weight of the photometric loss on the context views themselves."""
+    depth_weight: float = 1.0
+    """L1 on inverse depth between the depth maps (final + coarse) and LiDAR of the context views."""
+    render_depth_weight: float = 0.1
+    """L1 on inverse rendered depth at target views where LiDAR depth is known."""
+    sky_weight: float = 0.1
+    """L1 between rendered alpha and 1 − sky mask at target views (where masks exist)."""
+    sky_prob_weight: float = 0.1
+    """Binary cross-entropy of the head's sky probability against context sky masks."""
+    smooth_weight: float = 0.001
+    """Edge-aware smoothness of the predicted inverse depth (Monodepth2)."""
+    opacity_weight: float = 0.0
+    """Mean-opacity sparsity prior."""
+    scale_weight: float = 0.0
+    """Penalty on needle-like Gaussians (max/min axis ratio above 10)."""
 
 
 @dataclass

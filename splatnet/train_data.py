@@ -40,6 +40,7 @@ class SplatBatch:
     target_sky: Tensor | None  # [B, T, 1, H, W] 1 = sky, 0 = not sky, -1 = unknown
     target_valid: Tensor | None  # [B, T, 1, H, W] bool, False = ignore the pixel
     context_lidar: list[Tensor | None] | None = None  # B world point clouds [P_b, 3] (model input)
+    context_sky: Tensor | None = None  # [B, V, 1, H, W] 1 = sky, 0 = not sky, -1 = unknown
 
     @property
     def batch_size(self) -> int:
@@ -79,7 +80,8 @@ def collate(items: list[SplatBatch]) -> SplatBatch:
         _cat_cameras([s.target_cameras for s in items]), cat("target_depths", 0.0),
         cat("target_sky", -1.0), _cat_valid(items),
         None if all(s.context_lidar is None for s in items)
-        else [p for s in items for p in (s.context_lidar or [None])])
+        else [p for s in items for p in (s.context_lidar or [None])],
+        cat("context_sky", -1.0))
 
 
 def _cat_valid(items: list[SplatBatch]) -> Tensor | None:
@@ -177,10 +179,11 @@ class ClipSource:
             pts = [p for p in (lidar_cache[f] if f in lidar_cache else clip.lidar(f)
                                for f in frames) if p is not None]
             lidar = [torch.cat(pts) if pts else None]
+        ctx_sky = None if ctx.sky_masks is None else ctx.sky_masks.float()
         return SplatBatch(
             chw(ctx.images), _batch1(ctx.cameras), chw(ctx_depth),
             chw(torch.cat([t.images for t in tgt])), _batch1(tgt_cams), chw(tgt_depth),
-            chw(sky), chw(valid), lidar)
+            chw(sky), chw(valid), lidar, chw(ctx_sky))
 
     def collate(self, items: list[SplatBatch]) -> SplatBatch:
         return collate(items)

@@ -3,16 +3,22 @@
 ``SplatTask.loss(model, batch, step, stage)`` (the trainer's ``Task`` interface):
 
 1. ``out = model(context images, context cameras, lidar=context LiDAR points)``;
-2. render ``out.gaussians`` into the target cameras (and, with ``loss.context_weight`` > 0, into
-   the context cameras), compositing the predicted sky behind them with weight ``1 − alpha``;
-3. ``l1_weight · L1 + ssim_weight · (1 − SSIM)`` on the composited colour, plus
+2. ``splatnet.losses.render_and_compare`` of ``out.gaussians`` (sky composited behind them
+   with weight ``1 − alpha``) at the target views, and at the context views with
+   ``context_weight``: ``(1 − s)·L1 + s·(1 − SSIM)``;
+3. plus, where the data has them:
    - ``depth_weight`` (or the curriculum stage's): L1 on *normalised inverse depth*
-     ``near / z`` between the network's depth maps (final and coarse) and the sparse LiDAR /
-     ground-truth depth of the context views (per cell: the nearest point, by max-pooling
-     inverse depth);
-   - ``render_depth_weight``: the same on the rendered depth of the targets where it is known
-     and the render is opaque (alpha > 0.5);
-   - ``sky_weight``: L1 between rendered alpha and ``1 − sky mask`` where a sky mask exists.
+     ``near / z`` between the network's depth maps (final and coarse) and each context view's
+     sparse LiDAR depth. The depth maps come from ``train_data`` (each view gets the sweep of
+     its own frame, so moving cars are not smeared across frames; clips without LiDAR fall back
+     on ground-truth depth maps), hence this module's ``inverse_depth_l1`` rather than
+     ``losses.lidar_depth_loss``, which splats one cloud into every view of a scene;
+   - ``render_depth_weight``: the same on the rendered depth of the targets where the render is
+     opaque (alpha > 0.5);
+   - ``sky_weight``: L1 between rendered alpha and ``1 − sky mask`` at the targets;
+     ``sky_prob_weight``: ``losses.sky_probability_loss`` on the context views;
+   - ``smooth_weight``: ``losses.edge_aware_smoothness`` of the inverse depth;
+     ``opacity_weight`` / ``scale_weight``: ``losses.opacity_loss`` / ``losses.scale_loss``.
 
 Every term is a mean over the batch's scenes, as the trainer requires.
 """
@@ -25,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .metrics import ssim_map
+from . import losses
 
 
 class SplatTask:
@@ -37,29 +43,28 @@ class SplatTask:
 
     def loss(self, model: nn.Module, batch: Any, step: int,
              stage: Any) -> tuple[Tensor, dict[str, float]]:
-        from .render import render
-
         cfg = self.cfg
         out = model(batch.context_images, batch.context_cameras, lidar=batch.context_lidar)
         core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
         near = float(core.config.near)
         metrics: dict[str, float] = {}
 
-        r = render(out.gaussians, batch.target_cameras, backend=self.backend)
-        rgb = _composite(r.rgb, r.alpha, out.sky, batch.target_cameras)
-        target = batch.target_images.permute(0, 1, 3, 4, 2)  # [B, T, H, W, 3]
-        valid = None if batch.target_valid is None else batch.target_valid.permute(0, 1, 3, 4, 2)
-        photo, m = photometric_loss(rgb, target, valid, cfg.l1_weight, cfg.ssim_weight)
-        metrics.update(m)
-        total = photo
+        valid = batch.target_valid
+        rc = losses.render_and_compare(out.gaussians, batch.target_cameras, batch.target_images,
+                                       sky=out.sky, mask=valid, ssim_weight=cfg.ssim_weight,
+                                       backend=self.backend, return_render=True)
+        total = cfg.photometric_weight * rc.loss
+        metrics["photometric"] = float(rc.loss.detach())
+        metrics["psnr"] = mean_psnr(rc.rgb, batch.target_images)
+        r = rc.render
 
         if cfg.context_weight > 0:
-            rc = render(out.gaussians, batch.context_cameras, backend=self.backend)
-            rgbc = _composite(rc.rgb, rc.alpha, out.sky, batch.context_cameras)
-            pc, mc = photometric_loss(rgbc, batch.context_images.permute(0, 1, 3, 4, 2), None,
-                                      cfg.l1_weight, cfg.ssim_weight)
-            total = total + cfg.context_weight * pc
-            metrics["context_psnr"] = mc["psnr"]
+            cc = losses.render_and_compare(out.gaussians, batch.context_cameras,
+                                           batch.context_images, sky=out.sky,
+                                           ssim_weight=cfg.ssim_weight, backend=self.backend,
+                                           return_render=True)
+            total = total + cfg.context_weight * cc.loss
+            metrics["context_psnr"] = mean_psnr(cc.rgb, batch.context_images)
 
         depth_w = cfg.depth_weight if stage.depth_weight is None else stage.depth_weight
         if batch.context_depths is not None and depth_w > 0:
@@ -70,53 +75,45 @@ class SplatTask:
             metrics["coarse_depth_l1"] = float(d_coarse.detach())
 
         if batch.target_depths is not None and cfg.render_depth_weight > 0:
-            rd = r.depth.permute(0, 1, 4, 2, 3)  # [B, T, 1, H, W]
-            opaque = r.alpha.permute(0, 1, 4, 2, 3).detach() > 0.5
+            rd = r.depth.movedim(-1, -3)  # [B, T, 1, H, W]
+            opaque = r.alpha.movedim(-1, -3).detach() > 0.5
             gt = torch.where(opaque, batch.target_depths, torch.zeros_like(batch.target_depths))
             d_r = inverse_depth_l1(rd, gt, near, pool=False)
             total = total + cfg.render_depth_weight * d_r
             metrics["render_depth_l1"] = float(d_r.detach())
 
         if batch.target_sky is not None and cfg.sky_weight > 0:
-            sky = batch.target_sky.permute(0, 1, 3, 4, 2)  # [B, T, H, W, 1]
+            sky = batch.target_sky.movedim(-3, -1)  # [B, T, H, W, 1], -1 = unknown
             known = (sky >= 0).to(r.alpha.dtype)
             err = (r.alpha - (1 - sky.clamp_min(0))).abs() * known
             s = err.sum() / known.sum().clamp_min(1)
             total = total + cfg.sky_weight * s
             metrics["sky_l1"] = float(s.detach())
 
+        if (batch.context_sky is not None and out.sky_prob is not None
+                and cfg.sky_prob_weight > 0 and bool((batch.context_sky >= 0).all())):
+            sp = losses.sky_probability_loss(out.sky_prob, batch.context_sky[:, :, 0])
+            total = total + cfg.sky_prob_weight * sp
+            metrics["sky_prob_bce"] = float(sp.detach())
+
+        if cfg.smooth_weight > 0:
+            sm = losses.edge_aware_smoothness(1.0 / out.depth.clamp_min(1e-6),
+                                              batch.context_images)
+            total = total + cfg.smooth_weight * sm
+        if cfg.opacity_weight > 0:
+            total = total + cfg.opacity_weight * losses.opacity_loss(out.gaussians.opacities)
+        if cfg.scale_weight > 0:
+            total = total + cfg.scale_weight * losses.scale_loss(out.gaussians.scales)
+
         metrics["gaussians"] = float(out.gaussians.num_gaussians)
         return total, metrics
 
 
-def _composite(rgb: Tensor, alpha: Tensor, sky: Any, cameras: Any) -> Tensor:
-    """``rgb + (1 − alpha) · sky colour`` (the renderer drew on black)."""
-    if sky is None:
-        return rgb
-    return rgb + (1 - alpha) * sky.render(cameras).to(rgb.dtype)
-
-
-def photometric_loss(pred: Tensor, target: Tensor, valid: Tensor | None, l1_weight: float,
-                     ssim_weight: float) -> tuple[Tensor, dict[str, float]]:
-    """``l1_weight · L1 + ssim_weight · (1 − SSIM)`` over ``[..., H, W, 3]`` images."""
-    pred32 = pred.float()
-    err = (pred32 - target).abs()
-    if valid is not None:
-        w = valid.to(err.dtype)
-        l1 = (err * w).sum() / (w.sum() * 3).clamp_min(1)
-    else:
-        l1 = err.mean()
-    loss = l1_weight * l1
-    metrics = {"l1": float(l1.detach())}
-    h, w_ = pred.shape[-3:-1]
-    if ssim_weight > 0 and min(h, w_) >= 11:
-        s = ssim_map(pred32.clamp(0, 1), target).mean()
-        loss = loss + ssim_weight * (1 - s)
-        metrics["ssim"] = float(s.detach())
+def mean_psnr(pred: Tensor, target: Tensor) -> float:
+    """Mean over images ``[..., 3, H, W]`` of the PSNR (dB) of ``pred`` clamped to [0, 1]."""
     with torch.no_grad():
-        mse = (pred32.clamp(0, 1) - target).square().mean(dim=(-3, -2, -1))
-        metrics["psnr"] = float((-10 * torch.log10(mse.clamp_min(1e-10))).mean())
-    return loss, metrics
+        mse = (pred.float().clamp(0, 1) - target).square().mean(dim=(-3, -2, -1))
+        return float((-10 * torch.log10(mse.clamp_min(1e-10))).mean())
 
 
 def inverse_depth_l1(pred: Tensor, gt: Tensor, near: float, pool: bool = True) -> Tensor:
