@@ -1,0 +1,3 @@
+// Emulator shim (see emu_runtime.h).
+#pragma once
+#include "emu_runtime_api.h"
