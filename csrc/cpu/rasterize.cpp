@@ -14,6 +14,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -236,13 +237,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   float* o_T = final_T.data_ptr<float>();
   const int ts = g.ts, P = ts * ts;
 
-  at::parallel_for(0, I * g.NT, 1, [&](int64_t lo, int64_t hi) {
+  // Tiles differ widely in cost (list lengths), so threads take them one at a time from a shared
+  // counter instead of at::parallel_for's static split.
+  std::atomic<int64_t> next_tile{0};
+  const int64_t total_tiles = I * g.NT;
+  at::parallel_for(0, std::min<int64_t>(at::get_num_threads(), total_tiles), 1, [&](int64_t, int64_t) {
     std::vector<float> px(P), py(P), T(P), done(P), G(P), w(P), out(P * Ch);
     std::vector<int> last(P);
     Batch bt;
     bt.vals.resize(kBatch * std::max<int64_t>(Ch, 1));
     tile_pixel_centres(ts, px.data(), py.data());
-    for (int64_t it = lo; it < hi; ++it) {
+    for (int64_t it = next_tile++; it < total_tiles; it = next_tile++) {
       const int64_t img = it / g.NT, t = it % g.NT;
       const int begin = p_off[it], end = p_off[it + 1];
       if (begin == end) continue;  // outputs already hold the empty-pixel values
@@ -355,14 +360,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
   float* o_op = g_op.data_ptr<float>();
   const int ts = g.ts, P = ts * ts;
 
-  at::parallel_for(0, I * g.NT, 1, [&](int64_t lo, int64_t hi) {
+  // Tiles differ widely in cost (list lengths), so threads take them one at a time from a shared
+  // counter instead of at::parallel_for's static split.
+  std::atomic<int64_t> next_tile{0};
+  const int64_t total_tiles = I * g.NT;
+  at::parallel_for(0, std::min<int64_t>(at::get_num_threads(), total_tiles), 1, [&](int64_t, int64_t) {
     std::vector<float> px(P), py(P), T(P), Tf(P), vao(P), G(P), A(P), Ti(P), Ra(P), vA(P), lastf(P);
     std::vector<float> vout(P * Ch), S(P * Ch), gv(std::max<int64_t>(Ch, 1));
     std::vector<int> last(P);
     Batch bt;
     bt.vals.resize(kBatch * std::max<int64_t>(Ch, 1));
     tile_pixel_centres(ts, px.data(), py.data());
-    for (int64_t it = lo; it < hi; ++it) {
+    for (int64_t it = next_tile++; it < total_tiles; it = next_tile++) {
       const int64_t img = it / g.NT, t = it % g.NT;
       const int begin = p_off[it], end = p_off[it + 1];
       if (begin == end) continue;
