@@ -25,11 +25,14 @@ import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-import splatnet
-from splatnet.render import reference, render
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
+
+import splatnet  # noqa: E402
+from splatnet.render import reference, render  # noqa: E402
 
 TARGET_S = 1.5  # issue 3: 200k Gaussians × 6 cameras × 256×448, forward + backward, CPU
 YAWS_DEG = (0.0, 55.0, -55.0, 110.0, -110.0, 180.0)

@@ -255,79 +255,104 @@ def _tile_lists(means2d: Tensor, radii: Tensor, depths: Tensor, tiles_x: int, ti
 def _rasterize_image(means2d: Tensor, conics: Tensor, values: Tensor, opac: Tensor,
                      depths: Tensor, radii: Tensor, width: int, height: int,
                      tile_size: int) -> tuple[Tensor, Tensor]:
-    """One camera: ``[H·W, Ch]`` colours and ``[H·W, 1]`` alpha (flattened row-major)."""
-    ch = values.shape[-1]
+    """One camera: ``[H·W, Ch]`` colours and ``[H·W, 1]`` alpha (flattened row-major).
+
+    Tiles are blended a batch at a time: tiles with similar list lengths are stacked and their
+    lists padded with a transparent dummy Gaussian (opacity 0: always skipped), which changes
+    no pixel and saves the Python overhead of one step per tile.
+    """
+    n, ch = values.shape
     dtype, dev = values.dtype, values.device
     tiles_x, tiles_y = math.ceil(width / tile_size), math.ceil(height / tile_size)
     flat, offsets = _tile_lists(means2d, radii, depths, tiles_x, tiles_y, tile_size)
-    counts = (offsets[1:] - offsets[:-1]).tolist()
-    starts = offsets[:-1].tolist()
-    total_pairs = sum(counts) * tile_size * tile_size
-    use_checkpoint = torch.is_grad_enabled() and total_pairs > _PAIRS_BEFORE_CHECKPOINT
+    counts = offsets[1:] - offsets[:-1]
+    blended = torch.zeros(height * width, ch + 1, dtype=dtype, device=dev)
+    if not bool((counts > 0).any()):
+        return blended[:, :ch], blended[:, ch:]
+    px_per_tile = tile_size * tile_size
+    use_checkpoint = (torch.is_grad_enabled()
+                      and int(counts.sum()) * px_per_tile > _PAIRS_BEFORE_CHECKPOINT)
 
+    # Index n is the dummy Gaussian (appended as a row of zeros: opacity 0).
+    pad = lambda t: torch.cat([t, t.new_zeros(1, *t.shape[1:])])  # noqa: E731
+    m_ext, c_ext, o_ext, v_ext = pad(means2d), pad(conics), pad(opac), pad(values)
+
+    # Pixel slots of every tile (slots beyond the image edge are computed and dropped).
     ar = torch.arange(tile_size, device=dev)
+    sy, sx = torch.meshgrid(ar, ar, indexing="ij")
+    slot_x, slot_y = sx.reshape(-1), sy.reshape(-1)  # [P]
+
+    tiles = torch.nonzero(counts > 0).squeeze(-1)
+    tiles = tiles[torch.argsort(counts[tiles], stable=True)]  # similar lengths side by side
+    tile_counts = counts[tiles].tolist()
     pieces, pixel_ids = [], []
-    for t, (start, count) in enumerate(zip(starts, counts)):
-        if count == 0:
-            continue
-        ty, tx = divmod(t, tiles_x)
-        px = tx * tile_size + ar
-        py = ty * tile_size + ar
-        px, py = px[px < width], py[py < height]
-        gy, gx = torch.meshgrid(py, px, indexing="ij")
-        pix_ids = (gy * width + gx).reshape(-1)
-        centres = torch.stack([gx, gy], dim=-1).reshape(-1, 2).to(dtype) + 0.5
-        ids = flat[start : start + count]
-        args = (centres, means2d[ids], conics[ids], opac[ids], values[ids])
+    i = 0
+    while i < len(tiles):
+        # The longest list of a batch is its last; grow the batch while it fits the budget.
+        j = i + 1
+        while j < len(tiles) and (j + 1 - i) * tile_counts[j] * px_per_tile <= _PAIRS_PER_STEP:
+            j += 1
+        batch, length = tiles[i:j], tile_counts[j - 1]
+        rank = torch.arange(length, device=dev)
+        pos = offsets[batch][:, None] + rank  # [T, L] positions in the flat list
+        ids = torch.where(rank < counts[batch][:, None], flat[pos.clamp_max(len(flat) - 1)], n)
+        ty, tx = batch // tiles_x, batch % tiles_x
+        gx = tx[:, None] * tile_size + slot_x  # [T, P]
+        gy = ty[:, None] * tile_size + slot_y
+        centres = torch.stack([gx, gy], dim=-1).to(dtype) + 0.5  # [T, P, 2]
+        args = (centres, m_ext[ids], c_ext[ids], o_ext[ids], v_ext[ids])
         if use_checkpoint:
             out = checkpoint(_blend_pixels, *args, use_reentrant=False)
         else:
             out = _blend_pixels(*args)
-        pieces.append(out)
-        pixel_ids.append(pix_ids)
+        inside = (gx < width) & (gy < height)
+        pieces.append(out[inside])
+        pixel_ids.append((gy * width + gx)[inside])
+        i = j
 
-    blended = torch.zeros(height * width, ch + 1, dtype=dtype, device=dev)
-    if pieces:
-        blended = blended.index_copy(0, torch.cat(pixel_ids), torch.cat(pieces))
+    blended = blended.index_copy(0, torch.cat(pixel_ids), torch.cat(pieces))
     return blended[:, :ch], blended[:, ch:]
 
 
 def _blend_pixels(centres: Tensor, means2d: Tensor, conics: Tensor, opac: Tensor,
                   values: Tensor) -> Tensor:
-    """Blend depth-ordered Gaussians ``[n]`` at pixel centres ``[P, 2]`` → ``[P, Ch + 1]``.
+    """Blend depth-ordered Gaussians at pixel centres, for a batch of T tiles.
 
-    The last output channel is the accumulated alpha. Gaussians are taken in steps of a bounded
-    size; the transmittance carried between steps makes this identical to one sequential loop.
+    ``centres [T, P, 2]``; per tile ``L`` Gaussians front to back: ``means2d [T, L, 2]``,
+    ``conics [T, L, 3]``, ``opac [T, L]``, ``values [T, L, Ch]`` → ``[T, P, Ch + 1]`` (the last
+    channel is the accumulated alpha). Long lists are taken in steps of bounded size; the
+    transmittance and the stop carried between steps make this one sequential loop.
     """
-    P = centres.shape[0]
-    n, ch = values.shape
-    step = max(1, _PAIRS_PER_STEP // max(P, 1))
-    T = torch.ones(P, dtype=values.dtype, device=values.device)  # transmittance before a step
-    stopped = torch.zeros(P, dtype=torch.bool, device=values.device)
-    acc = values.new_zeros(P, ch + 1)
-    for s in range(0, n, step):
-        d = centres[:, None, :] - means2d[None, s : s + step, :]  # [P, g, 2]
-        a, b, c = conics[s : s + step].unbind(-1)  # [g]
+    nt, P = centres.shape[:2]
+    L, ch = values.shape[1:]
+    step = max(1, _PAIRS_PER_STEP // max(nt * P, 1))
+    T = values.new_ones(nt, P)  # transmittance before the step
+    stopped = torch.zeros(nt, P, dtype=torch.bool, device=values.device)
+    acc = values.new_zeros(nt, P, ch + 1)
+    for s in range(0, L, step):
+        e = min(L, s + step)
+        d = centres[:, :, None, :] - means2d[:, None, s:e, :]  # [T, P, g, 2]
+        a, b, c = conics[:, None, s:e, :].unbind(-1)  # [T, 1, g]
         dx, dy = d.unbind(-1)
         sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy  # ½ dᵀ Σ'⁻¹ d
         # σ is capped where α ≪ 1/255 anyway (keeps exp out of slow denormal arithmetic).
-        alpha = torch.clamp_max(opac[s : s + step] * torch.exp(-sigma.clamp_max(_SIGMA_CAP)),
+        alpha = torch.clamp_max(opac[:, None, s:e] * torch.exp(-sigma.clamp_max(_SIGMA_CAP)),
                                 ALPHA_MAX)
         alpha = torch.where(alpha >= ALPHA_MIN, alpha, torch.zeros_like(alpha))
         # T after each Gaussian if it were blended; from the first one that would take T below
         # T_MIN on, nothing more is blended at that pixel (T only decreases, so the mask is a
         # suffix of the list).
-        t_after = T[:, None] * torch.cumprod(1.0 - alpha, dim=1)
-        stop = (t_after < T_MIN) | stopped[:, None]
+        t_after = T[..., None] * torch.cumprod(1.0 - alpha, dim=-1)
+        stop = (t_after < T_MIN) | stopped[..., None]
         alpha = torch.where(stop, torch.zeros_like(alpha), alpha)
         one_minus = 1.0 - alpha
-        t_excl = T[:, None] * torch.cumprod(
-            torch.cat([torch.ones_like(one_minus[:, :1]), one_minus[:, :-1]], dim=1), dim=1
+        t_excl = T[..., None] * torch.cumprod(
+            torch.cat([torch.ones_like(one_minus[..., :1]), one_minus[..., :-1]], dim=-1), dim=-1
         )
-        weights = alpha * t_excl  # [P, g]
-        acc = acc + torch.cat([weights @ values[s : s + step], weights.sum(1, keepdim=True)], 1)
-        T = t_excl[:, -1] * one_minus[:, -1]
-        stopped = stop[:, -1]
-        if bool(stopped.all()):  # every pixel of the tile has stopped
+        weights = alpha * t_excl  # [T, P, g]
+        acc = acc + torch.cat([weights @ values[:, s:e], weights.sum(-1, keepdim=True)], -1)
+        T = t_excl[..., -1] * one_minus[..., -1]
+        stopped = stop[..., -1]
+        if bool(stopped.all()):  # every pixel has stopped
             break
     return acc
