@@ -19,6 +19,8 @@ from splatnet.errors import ValidationError
 #: Depth beyond this is stored as 0 ("no depth"): the 16-bit PNG depth format tops out at 256 m.
 MAX_DEPTH = 250.0
 GENERATOR_VERSION = 1
+_REFLECTIVITY = np.zeros(max(M.REFLECTIVITY) + 1, np.float32)  # material id -> LiDAR reflectivity
+_REFLECTIVITY[list(M.REFLECTIVITY)] = list(M.REFLECTIVITY.values())
 #: Object kinds whose boxes, poses and velocities the metadata lists.
 AGENTS = ("moving_car", "parked_car", "pedestrian")
 
@@ -139,7 +141,6 @@ def render_clip(
     clip.timings = timings
     tick("layout")
     for f, t in enumerate(times):
-        tick("setup")
         scene = meshes.at(t)
         tick("build_scene")
         E = lay.ego_pose(t)
@@ -174,12 +175,7 @@ def render_clip(
             lh = scene.cast(np.broadcast_to(origin, beam_dirs.shape), rotate(beam_dirs, E[:3, :3]))
             ok = np.isfinite(lh.t) & (lh.t <= lidar_range) & (lh.t >= 0.5)
             pts = (sensor + beam_dirs[ok] * lh.t[ok, None]).astype(np.float32)  # ego frame
-            mats = meshes.tri_mat[lh.prim[ok]]
-            refl = (
-                np.vectorize(M.REFLECTIVITY.get, otypes=[np.float32])(mats)
-                if mats.size
-                else (np.zeros(0, np.float32))
-            )
+            refl = _REFLECTIVITY[meshes.tri_mat[lh.prim[ok]]]
             cos_inc = np.abs(np.sum(lh.normal[ok] * rotate(beam_dirs[ok], E[:3, :3]), 1))
             clip.lidar.append(pts)
             clip.intensity.append((refl * (0.3 + 0.7 * cos_inc)).astype(np.float32))

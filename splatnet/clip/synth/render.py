@@ -1,8 +1,8 @@
 """Ray casting the street with open3d and shading the hits.
 
 One :class:`SceneMeshes` per clip holds the triangles (static objects already in the scene frame,
-moving cars in their local frames); :meth:`SceneMeshes.at` poses the cars at a time and builds an
-``open3d.t.geometry.RaycastingScene``. Rays are cast in the z-up scene frame.
+moving cars and pedestrians in their local frames); :meth:`SceneMeshes.at` poses the movers at a
+time and builds an ``open3d.t.geometry.RaycastingScene``. Rays are cast in the z-up scene frame.
 """
 
 from __future__ import annotations
@@ -49,26 +49,20 @@ class SceneMeshes:
         self.uv_size = local.uv_size.astype(np.float32)
         self.triangles = local.triangles.astype(np.uint32)
         # Per-corner shading normals [F, 3, 3] (local frame) of curved surfaces; flat: None.
-        self.smooth = None
+        self.smooth: np.ndarray | None = None
+        self.smooth_tri = np.zeros(len(self.tri_mat), bool)  # [F] triangle is curved
         if local.vertex_normals is not None:
-            corner = local.vertex_normals[local.triangles].astype(np.float32)
-            self.smooth_tri = np.all(np.any(corner != 0, axis=2), axis=1)  # [F]
-            self.smooth = corner
-        self.static = static
+            self.smooth = local.vertex_normals[local.triangles].astype(np.float32)
+            self.smooth_tri = np.all(np.any(self.smooth != 0, axis=2), axis=1)
         self.dynamic = dynamic
-        vcounts = [m.vertices.shape[0] for m in meshes]
-        ns = len(static)
         self._static_vertices = np.concatenate(
             [layout.objects[i].mesh.transformed(layout.objects[i].pose).vertices for i in static]
         )
         self._dyn_local = [layout.objects[i].mesh.vertices for i in dynamic]
-        self._nv_static = int(sum(vcounts[:ns]))
-        n = len(layout.objects)
-        self.colors = np.stack([o.color for o in layout.objects]).astype(np.float32)
+        self.colors = np.stack([o.color for o in layout.objects]).astype(np.float32)  # [O, 3]
         self.colors2 = np.stack([o.color2 for o in layout.objects]).astype(np.float32)
-        self.params = np.stack([o.params for o in layout.objects]).astype(np.float32)
+        self.params = np.stack([o.params for o in layout.objects]).astype(np.float32)  # [O, 8]
         self.variant = np.array([o.variant for o in layout.objects], dtype=np.int32)
-        assert self.colors.shape == (n, 3)
 
     def poses(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Per-object local-to-scene rotations ``[O, 3, 3]`` and translations ``[O, 3]``."""
