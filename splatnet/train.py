@@ -608,7 +608,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", metavar="PATH",
                         help="continue from a checkpoint: a run directory, its checkpoints/ "
                              "folder or one step directory (without --config, the checkpoint's "
-                             "own config is used)")
+                             "own config is used); 'auto': resume log.dir's latest checkpoint "
+                             "when there is one, else start fresh (for restarted jobs)")
     parser.add_argument("--stop-at", type=int, metavar="STEP",
                         help="stop after this step (the schedule still spans schedule.steps), "
                              "e.g. to split a run into jobs")
@@ -640,11 +641,17 @@ def run_from_args(args: argparse.Namespace, *, config_cls: type | None = None,
     if cls is None:
         raise ValidationError(f"the SplatNet model is not available yet (importing "
                               f"splatnet.models failed: {_MODEL_IMPORT_ERROR})")
-    cfg = resolve_config(cls, args.config, args.overrides, args.resume)
+    resume = args.resume
+    if resume == "auto":  # the run's own directory if it has a checkpoint, else a fresh start
+        cfg = resolve_config(cls, args.config, args.overrides, None)
+        found = Path(cfg.log.dir).expanduser() / "checkpoints" / "latest.json"
+        resume = str(found.parent) if found.is_file() else None
+    else:
+        cfg = resolve_config(cls, args.config, args.overrides, resume)
     if args.print_config:
         print(_to_yaml(cfg), end="")
         return 0
-    run(cfg, resume=args.resume, stop_at=args.stop_at, model=model, data=data, task=task)
+    run(cfg, resume=resume, stop_at=args.stop_at, model=model, data=data, task=task)
     return 0
 
 

@@ -167,3 +167,20 @@ def test_ddp_two_processes_match_one_process(tmp_path):
     # only rank 0 wrote: one metrics file with one row per step
     rows = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == [1, 2, 3, 4, 5]
+
+
+def test_resume_auto_starts_fresh_then_continues(tmp_path):
+    from _train_tiny import run_main
+
+    args = ["schedule.steps=6", "schedule.warmup_steps=1", "data.batch_size=2", "log.every=1",
+            "log.progress=false", "log.tensorboard=false", "log.checkpoint_every=2",
+            "model.dropout=0.2"]
+    assert run_main([*args, f"log.dir={tmp_path / 'a'}"]) == 0
+    for stop in ("3", "6"):  # a job killed after step 3, then restarted with the same command
+        assert run_main([*args, f"log.dir={tmp_path / 'b'}", "--resume", "auto",
+                         "--stop-at", stop]) == 0
+    a = checkpoint.load_checkpoint(tmp_path / "a" / "checkpoints")
+    b = checkpoint.load_checkpoint(tmp_path / "b" / "checkpoints")
+    assert a.step == b.step == 6
+    for k, v in a.model_state.items():
+        assert torch.equal(v, b.model_state[k]), k
