@@ -580,22 +580,27 @@ def run(cfg: TrainConfigBase, *, resume: str | None = None, stop_at: int | None 
         model: nn.Module | None = None, data: DataSource | None = None,
         task: Task | None = None, dist_info: DistInfo | None = None) -> nn.Module:
     """Train as ``cfg`` says; pieces not given are built from ``cfg`` (the real network)."""
+    owns_group = dist_info is None and not dist.is_initialized()
     dist_info = dist_info or init_distributed(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)  # same initial parameters on every rank
-    if model is None:
-        model = ckpt_io.build_model(cfg.arch, cfg.model)
-    if data is None or task is None:
-        from .train_data import build_data
-        from .train_task import SplatTask
+    try:
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)  # same initial parameters on every rank
+        if model is None:
+            model = ckpt_io.build_model(cfg.arch, cfg.model)
+        if data is None or task is None:
+            from .train_data import build_data
+            from .train_task import SplatTask
 
-        data = data if data is not None else build_data(cfg)
-        task = task if task is not None else SplatTask(cfg.loss)
-    trainer = Trainer(cfg, model, data, task, dist_info)
-    if resume is not None:
-        trainer.resume(_ckpt_dir(resume))
-    return trainer.fit(stop_at=stop_at)
+            data = data if data is not None else build_data(cfg)
+            task = task if task is not None else SplatTask(cfg.loss)
+        trainer = Trainer(cfg, model, data, task, dist_info)
+        if resume is not None:
+            trainer.resume(_ckpt_dir(resume))
+        return trainer.fit(stop_at=stop_at)
+    finally:
+        if owns_group and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
