@@ -9,6 +9,10 @@
 #    c10/cuda headers but not the generated c10/cuda/impl/cuda_cmake_macros.h, so a stub of it is
 #    put on the include path (it only configures the export macros of the c10_cuda library).
 #
+# 3. The kernels and the host glue run in a CPU emulator (.ci/cuda_emu: fibers with real block and
+#    warp barriers, a CUB shim) and are compared with the CPU ops (~4 min on 2 cores the first
+#    time; SPLATNET_SKIP_CUDA_EMU=1 skips it).
+#
 # Exits 0 with a message when nvcc is absent. Environment: PYTHON (default .venv/bin/python, else
 # python3) to find torch's include dirs; CUDA_HOME (default: from nvcc's location).
 set -euo pipefail
@@ -72,3 +76,10 @@ for f in "${CPP_FILES[@]}"; do
   g++ -fsyntax-only -std=c++17 -DWITH_CUDA -w "${INC[@]}" "$f"
 done
 echo "compile_cuda: OK (${#CU_FILES[@]} .cu file(s) for sm_80 and sm_90, ${#CPP_FILES[@]} host file(s) syntax-checked)"
+
+if [ "${SPLATNET_SKIP_CUDA_EMU:-0}" = "1" ]; then
+  echo "compile_cuda: emulator check skipped (SPLATNET_SKIP_CUDA_EMU=1)"
+  exit 0
+fi
+echo "compile_cuda: running the kernels in the CPU emulator against the CPU ops"
+"$PY" -m pytest .ci/cuda_emu/test_emu.py -q -p no:cacheprovider
