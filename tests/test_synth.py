@@ -282,6 +282,25 @@ def test_different_seeds_differ():
     assert c.metadata["street"] == a.metadata["street"]
 
 
+def test_chunked_rendering_gives_the_same_clip(monkeypatch):
+    import splatnet.clip.synth.pipeline as pipeline
+
+    a = render_clip(4, cameras=3, frames=1, size=(48, 64), targets=1, lidar=False)
+    monkeypatch.setattr(pipeline, "MAX_RAYS", 48 * 64 * 2)  # two cameras per batch
+    b = render_clip(4, cameras=3, frames=1, size=(48, 64), targets=1, lidar=False)
+    for k in a.images:
+        assert (a.images[k] == b.images[k]).all() and (a.depths[k] == b.depths[k]).all()
+
+
+def test_adjacent_rig_cameras_overlap():
+    for n in (4, 5, 6, 8):
+        cams = render_clip(n, cameras=n, frames=1, size=(16, 24), lidar=False).cameras
+        for a, b in zip(cams, cams[1:] + cams[:1]):
+            gap = (b.yaw - a.yaw) % (2 * np.pi)
+            half = [np.arctan(0.5 * 24 / c.K[0, 0]) for c in (a, b)]
+            assert sum(half) > gap + np.radians(3), (n, a.name, b.name)
+
+
 def test_bad_arguments_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="seed"):
         render_clip(-1)

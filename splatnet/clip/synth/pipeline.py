@@ -19,6 +19,8 @@ from splatnet.errors import ValidationError
 #: Depth beyond this is stored as 0 ("no depth"): the 16-bit PNG depth format tops out at 256 m.
 MAX_DEPTH = 250.0
 GENERATOR_VERSION = 1
+#: Rays cast and shaded at once (whole cameras per batch): bounds memory for large images.
+MAX_RAYS = 2_000_000
 _REFLECTIVITY = np.zeros(max(M.REFLECTIVITY) + 1, np.float32)  # material id -> LiDAR reflectivity
 _REFLECTIVITY[list(M.REFLECTIVITY)] = list(M.REFLECTIVITY.values())
 #: Object kinds whose boxes, poses and velocities the metadata lists.
@@ -144,31 +146,36 @@ def render_clip(
         scene = meshes.at(t)
         tick("build_scene")
         E = lay.ego_pose(t)
-        origins, dirs, angles = [], [], []
-        for cam in all_cams:
-            Tcw = E @ cam.cam_to_ego
-            # Directions with camera-z = 1, so the ray parameter of a hit is its depth.
-            K = cam.K
-            d_cam = np.stack([(px - K[0, 2]) / K[0, 0], (py - K[1, 2]) / K[1, 1],
-                              np.ones_like(px)], axis=1)
-            origins.append(np.broadcast_to(Tcw[:3, 3], d_cam.shape))
-            dirs.append(rotate(d_cam, Tcw[:3, :3]))
-            angles.append(np.full(h * w, 1.0 / cam.K[0, 0]))
-        o = np.concatenate(origins).astype(np.float32)
-        d = np.concatenate(dirs).astype(np.float32)
-        tick("camera_rays")
-        hits = scene.cast(o, d)
-        tick("cast")
-        rgb = shade(scene, noise, o, d, hits, np.concatenate(angles), shadows=shadows)
-        tick("shade")
-        rgb8 = np.round(rgb * 255.0).astype(np.uint8).reshape(len(all_cams), h, w, 3)
-        depth = np.where(np.isfinite(hits.t) & (hits.t <= MAX_DEPTH), hits.t, 0.0)
-        depth = depth.astype(np.float32).reshape(len(all_cams), h, w)
-        sky = ~np.isfinite(hits.t).reshape(len(all_cams), h, w)
-        for c, cam in enumerate(all_cams):
-            clip.images[(f, cam.name)] = rgb8[c]
-            clip.depths[(f, cam.name)] = depth[c]
-            clip.sky[(f, cam.name)] = sky[c]
+        # Cameras in chunks of at most MAX_RAYS rays, to bound memory at large image sizes.
+        per_chunk = max(1, MAX_RAYS // (h * w))
+        for c0 in range(0, len(all_cams), per_chunk):
+            chunk = all_cams[c0:c0 + per_chunk]
+            origins, dirs, angles = [], [], []
+            for cam in chunk:
+                Tcw = E @ cam.cam_to_ego
+                # Directions with camera-z = 1, so the ray parameter of a hit is its depth.
+                K = cam.K
+                d_cam = np.stack([(px - K[0, 2]) / K[0, 0], (py - K[1, 2]) / K[1, 1],
+                                  np.ones_like(px)], axis=1)
+                origins.append(np.broadcast_to(Tcw[:3, 3], d_cam.shape))
+                dirs.append(rotate(d_cam, Tcw[:3, :3]))
+                angles.append(np.full(h * w, 1.0 / K[0, 0]))
+            o = np.concatenate(origins).astype(np.float32)
+            d = np.concatenate(dirs).astype(np.float32)
+            tick("camera_rays")
+            hits = scene.cast(o, d)
+            tick("cast")
+            rgb = shade(scene, noise, o, d, hits, np.concatenate(angles), shadows=shadows)
+            tick("shade")
+            n = len(chunk)
+            rgb8 = np.round(rgb * 255.0).astype(np.uint8).reshape(n, h, w, 3)
+            depth = np.where(np.isfinite(hits.t) & (hits.t <= MAX_DEPTH), hits.t, 0.0)
+            depth = depth.astype(np.float32).reshape(n, h, w)
+            sky = ~np.isfinite(hits.t).reshape(n, h, w)
+            for c, cam in enumerate(chunk):
+                clip.images[(f, cam.name)] = rgb8[c]
+                clip.depths[(f, cam.name)] = depth[c]
+                clip.sky[(f, cam.name)] = sky[c]
         tick("outputs")
         if lidar:
             origin = (E @ np.append(sensor, 1.0))[:3]

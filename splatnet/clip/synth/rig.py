@@ -70,10 +70,11 @@ def make_rig(
     names: list[str] = []
     for i in range(num_cameras):
         yaw = i * step + (rng.normal(0.0, np.radians(2.0)) if i else 0.0)
-        if i == 0:
+        # A ~70° front camera in full rigs (and lone ones); otherwise wide enough that
+        # neighbours overlap a little even with few cameras.
+        if i == 0 and (num_cameras >= 6 or num_cameras <= 2):
             hfov = np.radians(rng.uniform(66.0, 74.0))
         else:
-            # Wide enough to overlap the neighbours a little even with few cameras.
             hfov = np.radians(np.clip(np.degrees(step) + 35.0, 95.0, 120.0) + rng.uniform(-4, 4))
         K = intrinsics(hfov, width, height, rng)
         R = look_rotation(yaw, np.radians(rng.uniform(0.0, 4.0)), np.radians(rng.normal(0, 0.3)))
