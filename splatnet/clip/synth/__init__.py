@@ -1,9 +1,34 @@
 """Synthetic driving clips: a procedural street ray-cast with open3d.
 
-``generate(dst, seed)`` writes a clip (format v1) with a surround camera rig, optional target
-cameras, LiDAR sweeps, ground-truth depth, sky masks and every car's pose and velocity in the
-manifest's metadata; ``render_clip(seed)`` returns the same data in memory. open3d is imported
-on first use only.
+``generate(dst, seed)`` (CLI: ``splatnet synth DST --seed S``) writes a clip in format v1
+(``docs/clip-format.md``); ``render_clip(seed)`` returns the same data in memory as a
+:class:`SynthClip`. The same arguments always give the same arrays (and, on one machine, the
+same bytes); different seeds differ in street layout, widths and curvature, building heights
+and facades, cars, pedestrians, colours, sun, sky and camera heights.
+
+What a clip holds:
+
+- **cameras**: ``cameras`` rig cameras round the roof (1.5-1.9 m), yaws spread round 360° (the
+  first looks forward, ~70° hfov in a 6-camera rig; the others ~95-120° so neighbours overlap),
+  slightly pitched down, OpenCV frames; plus ``targets`` extra cameras (role ``"target"``)
+  between rig yaws, 0.5-2 m to the side of the rig, for supervision only.
+- **frames**: ``frame_interval`` (0.1 s) apart; the ego drives at 8-12 m/s along a lane of a
+  straight or gently curved street. The world frame is the ego frame of frame 0 (x forward,
+  y left, z up; ego origin on the ground below the vehicle centre).
+- **images**: sun (Lambert, shadow rays) + sky ambient shading of solid procedural textures
+  (asphalt with lane markings, kerbs, paving, facades with windows and doors, car bodies with
+  glass, lights and wheels, foliage, bark), sky gradient with clouds and sun glow, distance haze.
+- **depths**: camera-z metres from the same ray casts; 0 where the ray hits nothing (sky) or
+  lies beyond ``MAX_DEPTH`` (250 m, the 16-bit PNG format's range).
+- **sky masks**: True exactly where the camera ray hits nothing.
+- **LiDAR**: one instantaneous sweep per frame from a roof sensor (32 beams from -25° to +15°,
+  1024 azimuths, 0.5-80 m), stored in the ego frame with a reflectivity-based intensity.
+- **metadata** (manifest): seed, generator version, street parameters, sun direction (world),
+  camera yaws/hfovs, and for every car and pedestrian its box size and, per frame, the world
+  position of the box's bottom centre, yaw and velocity (m/s). Moving objects are re-posed and
+  re-cast at each frame's time, so images, depths and LiDAR agree with these poses.
+
+open3d is imported on first use only.
 """
 
 from splatnet.clip.synth.pipeline import MAX_DEPTH, SynthClip, generate, render_clip

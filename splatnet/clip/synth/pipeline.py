@@ -298,7 +298,7 @@ def generate(
         depth_format: ``"png16"`` (1/256 m steps) or ``"npy"`` (float32), see the clip format.
 
     Returns the clip path. The manifest's ``metadata`` records the seed, the street, the sun and
-    every car's box, pose and velocity per frame (world frame).
+    every car's and pedestrian's box, pose and velocity per frame (world frame).
     """
     from splatnet.clip.writer import CameraSpec, FrameSpec, LidarSpec, write_clip
 
