@@ -92,6 +92,18 @@ __attribute__((noinline)) void tile_gaussian(const float* __restrict px, const f
   }
 }
 
+// Calls body(i) for i in [0, n) on the intra-op threads, handing out items one at a time from a
+// shared counter (items such as tiles or images differ widely in cost; at::parallel_for splits
+// statically).
+template <class F>
+void parallel_dynamic(int64_t n, const F& body) {
+  if (n <= 0) return;
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, std::min<int64_t>(at::get_num_threads(), n), 1, [&](int64_t, int64_t) {
+    for (int64_t i = next++; i < n; i = next++) body(i);
+  });
+}
+
 // Sorted (image, tile) lists. Returns (tile_offsets [I·NT + 1] int32, flat_ids [M] int32).
 std::tuple<at::Tensor, at::Tensor> bin_and_sort(const float* m2d, const int* rad, const float* dep, int64_t I,
                                                 int64_t N, const Grid& g, const at::TensorOptions& opts) {
@@ -99,44 +111,38 @@ std::tuple<at::Tensor, at::Tensor> bin_and_sort(const float* m2d, const int* rad
   std::vector<int64_t> offsets(I * NT + 1, 0);
   int64_t* cnt = offsets.data() + 1;
   // Counts per (image, tile); one image per task, so no races.
-  at::parallel_for(0, I, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      int64_t* c = cnt + i * NT;
-      for (int64_t n = 0; n < N; ++n) {
-        int x0, x1, y0, y1;
-        const int64_t o = i * N + n;
-        if (!tile_rect(m2d + o * 2, rad + o * 2, g, x0, x1, y0, y1)) continue;
-        for (int ty = y0; ty < y1; ++ty)
-          for (int tx = x0; tx < x1; ++tx) c[ty * g.TW + tx] += 1;
-      }
+  parallel_dynamic(I, [&](int64_t i) {
+    int64_t* c = cnt + i * NT;
+    for (int64_t n = 0; n < N; ++n) {
+      int x0, x1, y0, y1;
+      const int64_t o = i * N + n;
+      if (!tile_rect(m2d + o * 2, rad + o * 2, g, x0, x1, y0, y1)) continue;
+      for (int ty = y0; ty < y1; ++ty)
+        for (int tx = x0; tx < x1; ++tx) c[ty * g.TW + tx] += 1;
     }
   });
   for (int64_t t = 0; t < I * NT; ++t) offsets[t + 1] += offsets[t];
   const int64_t M = offsets[I * NT];
   TORCH_CHECK(M < (int64_t)std::numeric_limits<int32_t>::max(), kFwd, ": ", M,
               " (Gaussian, tile) pairs exceed the int32 range; render fewer cameras or Gaussians per call");
-  std::vector<uint64_t> keys(M);
-  at::parallel_for(0, I, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<int64_t> cursor(NT);
-    for (int64_t i = lo; i < hi; ++i) {
-      std::copy(offsets.begin() + i * NT, offsets.begin() + (i + 1) * NT, cursor.begin());
-      for (int64_t n = 0; n < N; ++n) {
-        int x0, x1, y0, y1;
-        const int64_t o = i * N + n;
-        if (!tile_rect(m2d + o * 2, rad + o * 2, g, x0, x1, y0, y1)) continue;
-        const uint64_t key = ((uint64_t)float_key(dep[o]) << 32) | (uint64_t)n;
-        for (int ty = y0; ty < y1; ++ty)
-          for (int tx = x0; tx < x1; ++tx) keys[cursor[ty * g.TW + tx]++] = key;
-      }
-    }
-  });
   auto tile_offsets = at::empty({I * NT + 1}, opts.dtype(at::kInt));
   auto flat_ids = at::empty({M}, opts.dtype(at::kInt));
   int* p_off = tile_offsets.data_ptr<int>();
   int* p_ids = flat_ids.data_ptr<int>();
   for (int64_t t = 0; t <= I * NT; ++t) p_off[t] = (int)offsets[t];
-  at::parallel_for(0, I * NT, 16, [&](int64_t lo, int64_t hi) {
-    for (int64_t t = lo; t < hi; ++t) {
+  std::vector<uint64_t> keys(M);
+  // Fill each image's lists with (depth, id) keys, then sort its tiles while they are in cache.
+  parallel_dynamic(I, [&](int64_t i) {
+    std::vector<int64_t> cursor(offsets.begin() + i * NT, offsets.begin() + (i + 1) * NT);
+    for (int64_t n = 0; n < N; ++n) {
+      int x0, x1, y0, y1;
+      const int64_t o = i * N + n;
+      if (!tile_rect(m2d + o * 2, rad + o * 2, g, x0, x1, y0, y1)) continue;
+      const uint64_t key = ((uint64_t)float_key(dep[o]) << 32) | (uint64_t)n;
+      for (int ty = y0; ty < y1; ++ty)
+        for (int tx = x0; tx < x1; ++tx) keys[cursor[ty * g.TW + tx]++] = key;
+    }
+    for (int64_t t = i * NT; t < (i + 1) * NT; ++t) {
       std::sort(keys.begin() + offsets[t], keys.begin() + offsets[t + 1]);
       for (int64_t j = offsets[t]; j < offsets[t + 1]; ++j) p_ids[j] = (int)(uint32_t)(keys[j] & 0xffffffffu);
     }

@@ -62,6 +62,7 @@ inline void check_finite_cpu(const at::Tensor& t, const char* op, const char* na
   // Grain large enough that small tensors stay on the calling thread.
   at::parallel_for(0, n, 1 << 16, [&](int64_t lo, int64_t hi) {
     float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
     for (int64_t i = lo; i < hi; ++i) acc += p[i] * 0.f;  // NaN iff some element is NaN or inf
     if (acc != 0.f || std::isnan(acc)) {
       for (int64_t i = lo; i < hi; ++i)
