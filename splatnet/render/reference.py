@@ -86,7 +86,7 @@ def project_reference(
     colour ``max(0, 0.5 + Σ Y_k(d) sh_k)`` along ``d`` = camera centre → mean.
 
     Culled (radii 0): ``z ≤ near``, ``z ≥ far``, a degenerate 2D covariance, or a bounding box
-    entirely off the image. Their other outputs are finite but meaningless.
+    entirely off the image. Their outputs are zero except ``depths`` (as in the compiled ops).
     """
     B, N = means.shape[:2]
     C = viewmats.shape[1]
@@ -115,8 +115,8 @@ def project_reference(
     lim_x_neg = cx / fx + extra * half_tan_x
     lim_y_pos = (height - cy) / fy + extra * half_tan_y
     lim_y_neg = cy / fy + extra * half_tan_y
-    tx = z_safe * torch.maximum(torch.minimum(x / z_safe, lim_x_pos), -lim_x_neg)
-    ty = z_safe * torch.maximum(torch.minimum(y / z_safe, lim_y_pos), -lim_y_neg)
+    tx = z_safe * torch.clamp(x / z_safe, -lim_x_neg, lim_x_pos)
+    ty = z_safe * torch.clamp(y / z_safe, -lim_y_neg, lim_y_pos)
     zero = torch.zeros_like(z_safe)
     jac = torch.stack(
         [fx / z_safe, zero, -fx * tx / z_safe**2, zero, fy / z_safe, -fy * ty / z_safe**2], dim=-1
@@ -160,7 +160,10 @@ def project_reference(
     centres = -(viewmats[:, :, :3, :3].transpose(-1, -2) @ viewmats[:, :, :3, 3:]).squeeze(-1)
     dirs = means[:, None, :, :] - centres[:, :, None, :]  # [B, C, N, 3]
     colors = _sh_colors(sh, dirs, sh_degree)
-    return means2d, conics, z, radii, opac, colors
+    k2 = keep[..., None]
+    nil = torch.zeros((), dtype=means.dtype, device=means.device)
+    return (torch.where(k2, means2d, nil), torch.where(k2, conics, nil), z, radii,
+            torch.where(keep, opac, nil), torch.where(k2, colors, nil))
 
 
 def _sh_colors(sh: Tensor, dirs: Tensor, degree: int) -> Tensor:
