@@ -173,6 +173,20 @@ class LossConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Periodic held-out evaluation (rank 0; splatnet.evaluate.evaluate_clip on each clip)."""
+
+    every: int = 0
+    """Evaluate every this many steps and at the end (0: never)."""
+    clips: list[str] = field(default_factory=list)
+    """Clip directories never used for training."""
+    synthetic_seeds: list[int] = field(default_factory=list)
+    """Synthetic clips rendered with data.synthetic's settings; must not be training seeds."""
+    size: tuple[int, int] | None = None
+    """(height, width) to evaluate at (null: the curriculum's size at that step)."""
+
+
+@dataclass
 class LogConfig:
     """Outputs: run directory, metrics, checkpoints."""
 
@@ -208,6 +222,8 @@ class TrainConfigBase:
     """Loss weights."""
     log: LogConfig = field(default_factory=LogConfig)
     """Logging and checkpoints."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Held-out evaluation during training."""
     seed: int = 0
     """Seed of parameter initialisation and of the per-step RNG streams."""
     device: str = "auto"
@@ -232,6 +248,15 @@ class TrainConfigBase:
         for i, s in enumerate(self.data.curriculum):
             if min(s.size) <= 0:
                 raise ValidationError(f"data.curriculum[{i}].size: must be positive")
+        if self.eval.synthetic_seeds:
+            if self.data.synthetic is None:
+                raise ValidationError("eval.synthetic_seeds: needs data.synthetic (its settings)")
+            leak = sorted(set(self.eval.synthetic_seeds) & set(self.data.synthetic.seeds))
+            if leak:
+                raise ValidationError(f"eval.synthetic_seeds: {leak} are also training seeds")
+        leak_clips = sorted(set(self.eval.clips) & set(self.data.clips))
+        if leak_clips:
+            raise ValidationError(f"eval.clips: {leak_clips} are also training clips")
 
 
 try:  # the real network's config; the trainer itself does not need it
@@ -277,6 +302,11 @@ class DataSource(Protocol):
 
     def collate(self, items: list[Any]) -> Any:
         """A batch of samples; must have ``.to(device)``."""
+
+
+class Evaluator(Protocol):
+    def __call__(self, model: nn.Module, step: int, stage: StageConfig) -> dict[str, float]:
+        """Held-out metrics of ``model`` (in eval mode, under no_grad)."""
 
 
 class Task(Protocol):
@@ -328,8 +358,9 @@ class Trainer:
     """Optimises ``model`` on ``data`` with ``task``'s loss as ``cfg`` says; see ``fit``."""
 
     def __init__(self, cfg: TrainConfigBase, model: nn.Module, data: DataSource, task: Task,
-                 dist_info: DistInfo | None = None) -> None:
+                 dist_info: DistInfo | None = None, evaluate: Evaluator | None = None) -> None:
         self.cfg = cfg
+        self.evaluate = evaluate
         self.dist = dist_info or DistInfo()
         if cfg.data.batch_size % self.dist.world_size:
             raise ValidationError(f"data.batch_size={cfg.data.batch_size} is not divisible by "
@@ -396,6 +427,9 @@ class Trainer:
                     bar.set_postfix(loss=f"{metrics['loss']:.4f}", refresh=False)
                 if self.step % cfg.log.every == 0 or self.step == end:
                     self._log(metrics)
+                ev = cfg.eval.every
+                if self.evaluate is not None and ev and (self.step % ev == 0 or self.step == end):
+                    self._run_eval()
                 every = cfg.log.checkpoint_every
                 if (every and self.step % every == 0) or self.step == end:
                     self.save()
@@ -461,6 +495,26 @@ class Trainer:
         if self.dist.enabled:
             dist.barrier()
         return path
+
+    def _run_eval(self) -> None:
+        """Rank 0 evaluates the unwrapped model (no DDP traffic); the other ranks go on and
+        wait for it in the next step's gradient all-reduce."""
+        if not self.dist.is_main:
+            return
+        stage = self.cfg.data.stage_at(self.step - 1)
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                result = self.evaluate(self.model, self.step, stage)
+        finally:
+            self.model.train()
+        row = {"step": self.step, "time": time.time(),
+               **{f"eval_{k}": float(v) for k, v in result.items()}}
+        self._metrics.append(row)
+        if self._tb is not None:
+            for k, v in result.items():
+                self._tb.add_scalar(f"eval/{k}", float(v), self.step)
+        self._flush_metrics()
 
     def _log(self, metrics: dict[str, float]) -> None:
         if self.dist.enabled:
@@ -578,7 +632,8 @@ def _ckpt_dir(path: str | os.PathLike) -> Path:
 
 def run(cfg: TrainConfigBase, *, resume: str | None = None, stop_at: int | None = None,
         model: nn.Module | None = None, data: DataSource | None = None,
-        task: Task | None = None, dist_info: DistInfo | None = None) -> nn.Module:
+        task: Task | None = None, dist_info: DistInfo | None = None,
+        evaluate: Evaluator | None = None) -> nn.Module:
     """Train as ``cfg`` says; pieces not given are built from ``cfg`` (the real network)."""
     owns_group = dist_info is None and not dist.is_initialized()
     dist_info = dist_info or init_distributed(cfg.device)
@@ -594,7 +649,12 @@ def run(cfg: TrainConfigBase, *, resume: str | None = None, stop_at: int | None 
 
             data = data if data is not None else build_data(cfg)
             task = task if task is not None else SplatTask(cfg.loss)
-        trainer = Trainer(cfg, model, data, task, dist_info)
+        if evaluate is None and cfg.eval.every and dist_info.is_main and (
+                cfg.eval.clips or cfg.eval.synthetic_seeds):
+            from .train_data import ClipEvaluator
+
+            evaluate = ClipEvaluator.from_config(cfg)
+        trainer = Trainer(cfg, model, data, task, dist_info, evaluate)
         if resume is not None:
             trainer.resume(_ckpt_dir(resume))
         return trainer.fit(stop_at=stop_at)

@@ -275,6 +275,42 @@ def synthetic_clips(seeds: list[int], cameras: int, frames: int, size: tuple[int
     return out
 
 
+class ClipEvaluator:
+    """Mean held-out PSNR / SSIM (and LiDAR depth error) over clips, via ``evaluate_clip``.
+
+    Each clip is split as ``splatnet.evaluate.split_views`` does by default (its target cameras
+    when it has them, else its last frame), as the benchmarks report.
+    """
+
+    def __init__(self, paths: list[str | os.PathLike], size: tuple[int, int] | None = None):
+        from .clip import Clip
+
+        self.clips = [Clip.load(Path(p).expanduser()) for p in paths]
+        self.size = size
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> ClipEvaluator:
+        paths: list[Any] = list(cfg.eval.clips)
+        s = cfg.data.synthetic
+        if cfg.eval.synthetic_seeds:
+            paths += synthetic_clips(cfg.eval.synthetic_seeds, s.cameras, s.frames, s.size,
+                                     s.targets, s.cache_dir)
+        return cls(paths, cfg.eval.size)
+
+    def __call__(self, model: Any, step: int, stage: Any) -> dict[str, float]:
+        from .evaluate import evaluate_clip
+
+        size = tuple(self.size) if self.size is not None else tuple(stage.size)
+        device = next(model.parameters()).device
+        reports = [evaluate_clip(c, model, size=size, device=device) for c in self.clips]
+        out = {"psnr": float(np.mean([r["psnr"] for r in reports])),
+               "ssim": float(np.mean([r["ssim"] for r in reports]))}
+        rel = [r["depth_vs_lidar"]["abs_rel"] for r in reports if "depth_vs_lidar" in r]
+        if rel:
+            out["depth_abs_rel"] = float(np.mean(rel))
+        return out
+
+
 def build_data(cfg: Any) -> ClipSource:
     """The ``DataSource`` a ``TrainConfig`` describes (rank 0 renders synthetic clips first)."""
     import torch.distributed as dist

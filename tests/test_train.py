@@ -184,3 +184,29 @@ def test_resume_auto_starts_fresh_then_continues(tmp_path):
     assert a.step == b.step == 6
     for k, v in a.model_state.items():
         assert torch.equal(v, b.model_state[k]), k
+
+
+def test_periodic_eval_is_logged_and_does_not_change_training(tmp_path):
+    calls = []
+
+    def evaluate(model, step, stage):
+        assert not model.training
+        calls.append(step)
+        x = torch.ones(1, 4)
+        return {"out": float(model(x).sum())}
+
+    plain = params(train(tiny_cfg(tmp_path / "a")))
+    cfg = tiny_cfg(tmp_path / "b", eval={"every": 3})
+    evald = params(run(cfg, data=TinyData(), task=TinyTask(), evaluate=evaluate))
+    assert calls == [3, 6, 8]
+    for k in plain:
+        assert torch.equal(plain[k], evald[k]), k
+    rows = [json.loads(x) for x in (tmp_path / "b" / "run" / "metrics.jsonl").read_text()
+            .splitlines()]
+    assert [r["step"] for r in rows if "eval_out" in r] == [3, 6, 8]
+
+
+def test_eval_seeds_must_not_be_training_seeds(tmp_path):
+    with pytest.raises(ValueError, match=r"\[3\] are also training seeds"):
+        tiny_cfg(tmp_path, data={"synthetic": {"seeds": [1, 2, 3]}},
+                 eval={"every": 1, "synthetic_seeds": [3, 4]})

@@ -43,8 +43,13 @@ def test_shipped_configs_load(path):
 
 
 def test_cli_trains_saves_and_resumes(tmp_path, clip_dir, capsys):
+    from splatnet.train_data import synthetic_clips
+
+    eval_clip = synthetic_clips([2], cameras=2, frames=2, size=(48, 80), targets=1,
+                                cache_dir=clip_dir.parent)[0]
     run = tmp_path / "run"
-    args = ["train", f"data.clips=[{clip_dir}]", "data.size=[16, 24]", "data.target_views=1",
+    args = ["train", f"data.clips=[{clip_dir}]", f"eval.clips=[{eval_clip}]", "eval.every=2",
+            "data.size=[16, 24]", "data.target_views=1",
             "schedule.steps=3", "schedule.warmup_steps=1", f"log.dir={run}", "log.every=1",
             "log.progress=false", "log.checkpoint_every=2", "log.keep=0", "loss.ssim_weight=0"]
     args += [f"model.{k}={json.dumps(v)}" for k, v in SMALL_MODEL.items()]
@@ -52,8 +57,12 @@ def test_cli_trains_saves_and_resumes(tmp_path, clip_dir, capsys):
     assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] == 2
     assert cli_main(["train", "--resume", str(run)]) == 0  # the stored config, to the end
     rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2, 3]
-    assert all(r["loss"] > 0 and r["depth_l1"] >= 0 for r in rows)
+    train_rows = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in train_rows] == [1, 2, 3]
+    assert all(r["loss"] > 0 and r["depth_l1"] >= 0 for r in train_rows)
+    evals = [r for r in rows if "eval_psnr" in r]
+    assert [r["step"] for r in evals] == [2, 3]  # every 2 steps and at the end
+    assert all(0 < r["eval_psnr"] < 60 and 0 < r["eval_ssim"] <= 1 for r in evals)
     model = splatnet.load_model(run)
     assert type(model).__name__ == "SplatNet" and not model.training
     # a bad override is one line on stderr and a non-zero exit
