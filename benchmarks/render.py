@@ -163,6 +163,17 @@ def time_backend(g, cams, backend: str, repeats: int, warmup: bool) -> tuple[flo
     return statistics.median(fwd), statistics.median(bwd)
 
 
+def load_note() -> str:
+    """The 1-minute load average, with a warning when other work competes for the cores."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return "unknown"
+    cores = os.cpu_count() or 1
+    busy = "  (WARNING: busier than the core count; multi-threaded timings are unreliable)"
+    return f"{load:.1f} on {cores} cores" + (busy if load > cores else "")
+
+
 @contextlib.contextmanager
 def num_threads(k: int):
     old = torch.get_num_threads()
@@ -216,6 +227,7 @@ def main(argv=None) -> int:
     print(f"  machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; python {sys.version.split()[0]}")
     print(f"  command: {' '.join([os.path.basename(sys.argv[0])] + sys.argv[1:])}")
+    print(f"  load average at start: {load_note()}")
     print("  scene: street, 6 cameras, SH degree 3; pairs = (pixel, Gaussian) pairs in the tile lists")
 
     results = {}
@@ -254,6 +266,7 @@ def main(argv=None) -> int:
         print(f"\nTarget: 200k Gaussians × 6 cameras × 256×448 fwd+bwd on cpu: {t:.3f} s "
               f"({verdict} the {TARGET_S} s target)")
 
+    print(f"\nload average at the end: {load_note()}")
     if torch.cuda.is_available():
         gpu_compare(ns, repeats=max(repeats, 5))
     else:

@@ -249,7 +249,11 @@ def _check_background(background: Tensor | None, gaussians: Gaussians,
 
 def _check_finite_inputs(gaussians: Gaussians, cameras: Cameras, features: Tensor | None,
                          background: Tensor | None) -> None:
-    """NaN/inf anywhere → ValidationError naming the field (one device sync when all is well)."""
+    """NaN/inf anywhere → ValidationError naming the field.
+
+    One reduction pass per tensor and one device sync when all is well: a NaN or inf makes the
+    sum non-finite; only then (or on an overflowing sum) is each field checked element-wise.
+    """
     named = dict(gaussians.fields())
     named["cameras.K"] = cameras.K
     named["cameras.cam_to_world"] = cameras.cam_to_world
@@ -263,12 +267,11 @@ def _check_finite_inputs(gaussians: Gaussians, cameras: Cameras, features: Tenso
     if not named:
         return
     with torch.no_grad():
-        flags = torch.stack([torch.isfinite(v).all() for v in named.values()])
-        if bool(flags.all()):
+        sums = torch.stack([v.sum(dtype=torch.float64) for v in named.values()])
+        if bool(torch.isfinite(sums).all()):
             return
-        for (name, value), ok in zip(named.items(), flags.tolist()):
-            if not ok:
-                check_finite(name, value)
+        for name, value in named.items():
+            check_finite(name, value)
 
 
 # ----------------------------------------------------------------------------- backends
