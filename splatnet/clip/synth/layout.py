@@ -279,21 +279,39 @@ def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
     # Buildings along both sides, and a back row (taller, further out) seen through the gaps.
     style_h = _u(rng, 8.0, 30.0)
 
-    def building(sc: float, d: float, width: float, depth: float, height: float) -> None:
+    def building(sc: float, d: float, width: float, depth: float, height: float,
+                 street_face: float = 0.0) -> None:
+        """A block; ``street_face`` ±1: its local ±y face fronts the street (gets balconies)."""
         mats = [M.FACADE] * 4 + [M.ROOF, M.FACADE]
         # Local frame: x along the street, y across (towards +d), origin at the base centre.
-        mesh = box((width, depth, height), (0.0, 0.0, 0.0), mats, bottom=False)
+        parts = [box((width, depth, height), (0.0, 0.0, 0.0), mats, bottom=False)]
         pose = cl.pose(sc, d, 0.0, curb_h)
-        ground_h, floor_h = _u(rng, 3.4, 4.6), _u(rng, 2.8, 3.5)
+        ground_h, floor_h, col_w = _u(rng, 3.4, 4.6), _u(rng, 2.8, 3.5), _u(rng, 2.0, 3.6)
         # ground floor height, floor height, window column spacing, window width (fraction of
         # a column), window height, sill height, door position (fraction of the face width)
-        prm = [ground_h, floor_h, _u(rng, 2.0, 3.6), _u(rng, 0.35, 0.6),
+        prm = [ground_h, floor_h, col_w, _u(rng, 0.35, 0.6),
                floor_h * _u(rng, 0.4, 0.6), _u(rng, 0.7, 1.0), _u(rng, 0.2, 0.8), 0.0]
         base = _FACADE_COLORS[rng.integers(len(_FACADE_COLORS))] * _u(rng, 0.85, 1.1)
         trim = np.clip(base * _u(rng, 0.5, 1.3) + rng.normal(0, 0.05, 3), 0.05, 0.95)
         variant = int(rng.choice([0, 1, 2], p=[0.5, 0.3, 0.2]))
-        objects.append(SceneObject("building", mesh, base, trim, np.array(prm), variant, pose,
-                                   size=(width, depth, height)))
+        if street_face and rng.random() < 0.35:
+            # Balconies under windows of the street front: relief for parallax and LiDAR.
+            ncol = max(1, round(width / col_w))
+            cw = width / ncol
+            bd = _u(rng, 0.8, 1.3)
+            every = int(rng.integers(1, 3))
+            y = street_face * (depth / 2 + bd / 2)
+            j = 0
+            while ground_h + (j + 1) * floor_h < height - 0.8:
+                z = ground_h + j * floor_h
+                for k in range(0, ncol, every):
+                    xc = -width / 2 + (k + 0.5) * cw
+                    parts.append(box((0.9 * cw, bd, 0.15), (xc, y, z), M.BALCONY))
+                    rail_y = street_face * (depth / 2 + bd - 0.03)
+                    parts.append(box((0.9 * cw, 0.05, 1.0), (xc, rail_y, z + 0.15), M.RAILING))
+                j += 1
+        objects.append(SceneObject("building", Mesh.concat(parts), base, trim, np.array(prm),
+                                   variant, pose, size=(width, depth, height)))
 
     for side, e in ((-1.0, e_right), (1.0, e_left)):
         line = e + curb_w + walk[0 if side < 0 else 1]
@@ -305,7 +323,8 @@ def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
             depth = _u(rng, 10.0, 18.0)
             height = float(np.clip(rng.normal(style_h, 0.35 * style_h), 5.0, 45.0))
             setback = _u(rng, 0.0, 1.5) if rng.random() < 0.4 else 0.0
-            building(s + width / 2, side * (line + setback + depth / 2), width, depth, height)
+            building(s + width / 2, side * (line + setback + depth / 2), width, depth, height,
+                     street_face=-side)
             s += width
         s = near_lo - _u(rng, 0.0, 20.0)
         while s < near_hi + 40.0:

@@ -19,6 +19,7 @@ FACADE, ROOF = 6, 7
 CAR_BODY, CAR_GLASS, CAR_FRONT, CAR_REAR, WHEEL = 8, 9, 10, 11, 12
 POLE, LAMP, SIGN, TRUNK, FOLIAGE = 13, 14, 15, 16, 17
 CLOTHES, SKIN = 18, 19
+BALCONY, RAILING = 20, 21
 NAMES = {
     ROAD: "road",
     CURB: "curb",
@@ -39,6 +40,8 @@ NAMES = {
     FOLIAGE: "foliage",
     CLOTHES: "clothes",
     SKIN: "skin",
+    BALCONY: "balcony",
+    RAILING: "railing",
 }
 #: Approximate LiDAR reflectivity per material (returned as intensity).
 REFLECTIVITY = {
@@ -61,6 +64,8 @@ REFLECTIVITY = {
     FOLIAGE: 0.35,
     CLOTHES: 0.3,
     SKIN: 0.3,
+    BALCONY: 0.4,
+    RAILING: 0.5,
 }
 
 
@@ -400,6 +405,22 @@ def _skin(s: Surface, nz: Noise, objs: ObjectTable, st: StreetLook) -> np.ndarra
     return np.where(is_hair[:, None] & (s.p[:, 2] > 1.45)[:, None], hair, skin)
 
 
+def _balcony(s: Surface, nz: Noise, objs: ObjectTable, st: StreetLook) -> np.ndarray:
+    """Slabs in the building's trim colour."""
+    g = 0.85 + 0.3 * (nz.fbm(s.p, 2.0, 2, s.footprint()) - 0.5)
+    return objs.color2[s.obj] * g[:, None]
+
+
+def _railing(s: Surface, nz: Noise, objs: ObjectTable, st: StreetLook) -> np.ndarray:
+    """Vertical bars (dark metal) in front of a lighter backing panel, a rail on top."""
+    fu, fv = s.footprint(s.axis_u), s.footprint(s.axis_v)
+    bars = pulse(s.u, 0.12, 0.0, 0.03, fu)
+    rail = box(s.v, s.sv - 0.06, s.sv + 1.0, fv) + box(s.v, -1.0, 0.05, fv)
+    metal = np.clip(bars + rail, 0.0, 1.0)
+    panel = objs.color2[s.obj] * 0.75 + 0.1
+    return mix(panel, _col([0.12, 0.12, 0.13]), metal)
+
+
 _SHADERS = {
     ROAD: _road,
     CURB: _curb,
@@ -420,4 +441,6 @@ _SHADERS = {
     FOLIAGE: _foliage,
     CLOTHES: _clothes,
     SKIN: _skin,
+    BALCONY: _balcony,
+    RAILING: _railing,
 }
