@@ -6,8 +6,9 @@ rewrites, so what runs is the code nvcc compiles, not a re-implementation:
 - ``kernel<<<grid, block, shmem, stream>>>(args)`` → ``emu::launch(kernel, grid, block, shmem,
   stream)(args)``, and ``extern __shared__ T name[];`` → a pointer to the block's emulated
   dynamic shared memory (kernels);
-- ``#include <c10/cuda/...>`` → a shim (guard, stream, error checks), ``c10::DeviceType::CUDA`` →
-  ``CPU`` and the ``TORCH_LIBRARY_IMPL(splatnet, CUDA, m)`` block → an unused function (glue).
+- ``#include <c10/cuda/...>`` → a shim (shim/c10/cuda/ also shadows the real headers: guard,
+  stream, error checks), ``c10::DeviceType::CUDA`` → ``CPU`` and the
+  ``TORCH_LIBRARY_IMPL(splatnet, CUDA, m)`` block → an unused function (glue).
 
 The runtime (shim/emu_runtime.h) says what the emulation does and does not cover.
 """

@@ -172,6 +172,12 @@ def test_validation_messages(emu):
     bad[0, 0, 3, 1] = float("nan")
     with pytest.raises(RuntimeError, match="'means2d' contains a non-finite"):
         emu.rasterize_forward(bad, con, values, op, dep, rad, W, H, 16)
+    for name, idx in (("values", 2), ("depths", 4)):
+        args = [m2d, con, values, op, dep]
+        args[idx] = args[idx].clone()
+        args[idx].view(-1)[-1] = float("inf")
+        with pytest.raises(RuntimeError, match=f"'{name}' contains a non-finite"):
+            emu.rasterize_forward(*args, rad, W, H, 16)
     with pytest.raises(RuntimeError, match="tile_size 8 or 16"):
         emu.rasterize_forward(m2d, con, values, op, dep, rad, W, H, 32)
     with pytest.raises(RuntimeError, match="'conics' must have shape"):

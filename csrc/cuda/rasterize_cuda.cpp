@@ -134,11 +134,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   // The finite-input flags and M travel to the host together: the op's one sync.
   const std::initializer_list<NamedTensor> named = {
       {"means2d", &means2d}, {"conics", &conics}, {"values", &values}, {"opac", &opac}, {"depths", &depths}};
-  at::Tensor flags = finite_flags(named);
-  if (IN > 0) flags = at::cat({flags, cum.slice(0, IN - 1, IN)});
+  const int64_t nf = (int64_t)named.size();
+  at::Tensor flags = finite_flags(named, /*extra=*/1);
+  if (IN > 0) flags.slice(0, nf, nf + 1).copy_(cum.slice(0, IN - 1, IN));  // else M = 0
+  else flags[nf].zero_();
   const at::Tensor host = flags.cpu();
   raise_if_not_finite(kFwd, host, named);
-  const int64_t M = IN > 0 ? host.data_ptr<int64_t>()[named.size()] : 0;
+  const int64_t M = host.data_ptr<int64_t>()[nf];
   TORCH_CHECK(M < kInt32Max, kFwd, ": ", M,
               " (Gaussian, tile) pairs exceed the int32 range; render fewer cameras or Gaussians per call");
 

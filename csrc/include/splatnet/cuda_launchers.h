@@ -16,6 +16,19 @@
 namespace splatnet {
 namespace cuda {
 
+// -------------------------------------------------------------------------------------- checks.cu
+constexpr int kMaxFiniteArrays = 8;
+
+// Up to kMaxFiniteArrays float arrays (pointer, element count).
+struct FiniteArrays {
+  const float* ptr[kMaxFiniteArrays];
+  int64_t count[kMaxFiniteArrays];
+  int num;
+};
+
+// Sets flags[a] = 0 when array a holds a NaN or ±inf; flags [num] must be set to 1 by the caller.
+void finite_flags(const FiniteArrays& arrays, int64_t* flags, cudaStream_t stream);
+
 // ---------------------------------------------------------------------------------- projection.cu
 // EWA projection + SH colour of B scenes × N Gaussians into B × C cameras (one thread per
 // (scene, camera, Gaussian)). Every output element is written (culled Gaussians: zeros, except
