@@ -1,0 +1,66 @@
+"""Image quality metrics shared by optimisation, evaluation and benchmarks: PSNR and SSIM.
+
+Images are ``[..., H, W, 3]`` (channels last, like ``RenderOutput.rgb``) with values in
+``[0, 1]``. Every function returns one value per image (shape ``[...]``); average them yourself so
+that the averaging (per view, per clip) is visible where it happens.
+
+SSIM is ``kornia.metrics.ssim`` with the usual constants (11-tap Gaussian window, σ = 1.5,
+``c1 = 0.01²``, ``c2 = 0.03²``). As a *metric* it is averaged over the ``'valid'`` region (the
+window never reaches outside the image, as in scikit-image); as a *loss* (``ssim_map`` with
+``padding='same'``) it covers every pixel, as in the reference 3DGS training code.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .errors import ValidationError
+
+SSIM_WINDOW = 11
+
+
+def _check_pair(pred: Tensor, target: Tensor) -> None:
+    if not isinstance(pred, Tensor) or not isinstance(target, Tensor):
+        raise ValidationError("metrics: expected two tensors [..., H, W, 3]")
+    if pred.shape != target.shape or pred.dim() < 3 or pred.shape[-1] != 3:
+        raise ValidationError(
+            f"metrics: expected two images [..., H, W, 3] of the same shape, got "
+            f"{list(pred.shape)} and {list(target.shape)}"
+        )
+
+
+def mse(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error per image, ``[...]``."""
+    _check_pair(pred, target)
+    return ((pred - target) ** 2).mean(dim=(-3, -2, -1))
+
+
+def psnr(pred: Tensor, target: Tensor, max_val: float = 1.0) -> Tensor:
+    """Peak signal-to-noise ratio in dB per image, ``[...]``: ``10 log10(max² / MSE)``.
+
+    Identical images give ``inf`` (the MSE is 0); clamp the prediction to ``[0, 1]`` first when it
+    comes from a renderer (as :func:`splatnet.optim.evaluate` does).
+    """
+    err = mse(pred, target)
+    return 10.0 * torch.log10(max_val**2 / err)
+
+
+def ssim_map(pred: Tensor, target: Tensor, padding: str = "same") -> Tensor:
+    """Per-pixel SSIM ``[..., 3, H', W']`` (channels first, as kornia returns it)."""
+    import kornia
+
+    _check_pair(pred, target)
+    lead = pred.shape[:-3]
+    h, w = pred.shape[-3:-1]
+    if min(h, w) < SSIM_WINDOW:
+        raise ValidationError(f"ssim: images of {w}x{h} are smaller than the {SSIM_WINDOW}-pixel window")
+    a = pred.reshape(-1, h, w, 3).permute(0, 3, 1, 2)
+    b = target.reshape(-1, h, w, 3).permute(0, 3, 1, 2)
+    out = kornia.metrics.ssim(a, b, SSIM_WINDOW, max_val=1.0, padding=padding)
+    return out.reshape(*lead, *out.shape[1:])
+
+
+def ssim(pred: Tensor, target: Tensor) -> Tensor:
+    """Structural similarity per image, ``[...]``, averaged over the valid region and channels."""
+    return ssim_map(pred, target, padding="valid").mean(dim=(-3, -2, -1))

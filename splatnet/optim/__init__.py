@@ -1,0 +1,22 @@
+"""Classic per-scene 3DGS optimisation on splatnet's rasterizer, and refinement of given Gaussians.
+
+``optimize(clip)`` initialises Gaussians (LiDAR or random points), runs :func:`fit` with adaptive
+density control and evaluates on held-out views; ``refine(gaussians, views, steps)`` runs a few
+steps from given Gaussians (the network's output).
+"""
+
+from .densify import DensifyConfig, DensityController
+from .params import GaussianParams
+from .trainer import FitResult, OptimConfig, evaluate, fit, refine, scene_extent
+
+__all__ = [
+    "DensifyConfig",
+    "DensityController",
+    "FitResult",
+    "GaussianParams",
+    "OptimConfig",
+    "evaluate",
+    "fit",
+    "refine",
+    "scene_extent",
+]
