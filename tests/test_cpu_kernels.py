@@ -391,3 +391,25 @@ def test_torch_compile_fullgraph_forward_and_backward():
         grads.append([t.grad for t in leaves[:5]] + [loss_fn_value.detach()])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("cameras", [1, 5])
+def test_thread_count_does_not_change_results(cameras):
+    """The backward accumulates per image (no atomics) or per tile (atomics) depending on the
+    thread and image counts; both must give the same gradients, and the forward the same image."""
+    W, H = 48, 40
+    scene = f32(make_scene(B=1, C=cameras, N=120, W=W, H=H, seed=3))
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            leaves = [t.clone().requires_grad_(i < 5) for i, t in enumerate(scene)]
+            _, img, alpha = render(_ops.project, _ops.rasterize, leaves, W, H)
+            (img.square().sum() + alpha.sum()).backward()
+            results.append([img, alpha] + [t.grad for t in leaves[:5]])
+    finally:
+        torch.set_num_threads(threads)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item())

@@ -366,21 +366,40 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
   float* o_op = g_op.data_ptr<float>();
   const int ts = g.ts, P = ts * ts;
 
-  // Tiles differ widely in cost (list lengths), so threads take them one at a time from a shared
-  // counter instead of at::parallel_for's static split.
-  std::atomic<int64_t> next_tile{0};
-  const int64_t total_tiles = I * g.NT;
-  at::parallel_for(0, std::min<int64_t>(at::get_num_threads(), total_tiles), 1, [&](int64_t, int64_t) {
+  // Work items, handed out one at a time from a shared counter (their costs differ widely):
+  // with enough images per thread, whole images, longest first, so that no two threads touch the
+  // same Gaussian and the gradients are accumulated without atomics; otherwise single tiles, with
+  // one atomic add per (Gaussian, tile) pair and gradient.
+  const int64_t nthreads = at::get_num_threads();
+  const bool by_image = nthreads == 1 || I >= 2 * nthreads;
+  std::vector<int64_t> order;
+  if (by_image) {
+    order.resize(I);
+    for (int64_t i = 0; i < I; ++i) order[i] = i;
+    auto cost = [&](int64_t i) { return p_off[(i + 1) * g.NT] - p_off[i * g.NT]; };
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return cost(a) > cost(b); });
+  }
+  const int64_t items = by_image ? I : I * g.NT;
+  std::atomic<int64_t> next_item{0};
+  at::parallel_for(0, std::min<int64_t>(nthreads, items), 1, [&](int64_t, int64_t) {
     std::vector<float> px(P), py(P), T(P), Tf(P), vao(P), G(P), A(P), Ti(P), Ra(P), vA(P), lastf(P);
     std::vector<float> vout(P * Ch), S(P * Ch), gv(std::max<int64_t>(Ch, 1));
     std::vector<int> last(P);
     Batch bt;
     bt.vals.resize(kBatch * std::max<int64_t>(Ch, 1));
     tile_pixel_centres(ts, px.data(), py.data());
-    for (int64_t it = next_tile++; it < total_tiles; it = next_tile++) {
+    auto add = [by_image](float* dst, float v) {
+      if (by_image) {
+        *dst += v;
+      } else {
+#pragma omp atomic
+        *dst += v;
+      }
+    };
+    auto process_tile = [&](int64_t it) {
       const int64_t img = it / g.NT, t = it % g.NT;
       const int begin = p_off[it], end = p_off[it + 1];
-      if (begin == end) continue;
+      if (begin == end) return;
       const int tx = (int)(t % g.TW), ty = (int)(t / g.TW);
       const int x0 = tx * ts, y0 = ty * ts;
       const int cols = std::min(ts, g.W - x0), rows = std::min(ts, g.H - y0);
@@ -479,10 +498,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
             s_my += -(b * dx + c * dy) * v_sigma;
           }
           const int64_t gid = img * N + p_ids[jstart + k];
-          auto add = [](float* dst, float v) {
-#pragma omp atomic
-            *dst += v;
-          };
           add(o_op + gid, s_o);
           add(o_con + gid * 3, s_a);
           add(o_con + gid * 3 + 1, s_b);
@@ -491,6 +506,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
           add(o_m2d + gid * 2 + 1, s_my);
           for (int64_t ch = 0; ch < Ch; ++ch) add(o_val + gid * Ch + ch, gv[ch]);
         }
+      }
+    };
+    for (int64_t k = next_item++; k < items; k = next_item++) {
+      if (by_image) {
+        for (int64_t t = 0; t < g.NT; ++t) process_tile(order[k] * g.NT + t);
+      } else {
+        process_tile(k);
       }
     }
   });
