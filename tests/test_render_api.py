@@ -459,3 +459,59 @@ def test_render_under_torch_compile_matches_eager():
     assert torch.allclose(compiled, eager)
     for a, t in zip(grads, leaves):
         assert torch.allclose(a, t.grad, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- gsplat adapter
+class _FakeGsplat:
+    """``gsplat.rasterization`` re-enacted with the reference (no CUDA here): lets the adapter's
+    own logic (channel order, leading dims, the means2d gradient) run on the CPU."""
+
+    @staticmethod
+    def rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height, *,
+                      near_plane, far_plane, eps2d, sh_degree, packed, tile_size, render_mode,
+                      rasterize_mode):
+        assert sh_degree is None and render_mode == "RGB+D" and not packed and eps2d == 0.3
+        lead, n, c = means.shape[:-2], means.shape[-2], viewmats.shape[-3]
+        b = math.prod(lead)
+        m2d, con, dep, radii, op, _ = reference.project_reference(
+            means.reshape(b, n, 3), quats.reshape(b, n, 4), scales.reshape(b, n, 3),
+            opacities.reshape(b, n), torch.zeros(b, n, 1, 3, dtype=means.dtype),
+            viewmats.reshape(b, c, 4, 4), Ks.reshape(b, c, 3, 3), width, height, 0, near_plane,
+            far_plane, rasterize_mode == "antialiased")
+        means2d = m2d.reshape(*lead, c, n, 2)  # gsplat's meta tensor is the one rasterized
+        values = torch.cat([colors.reshape(b, c, n, -1), dep[..., None]], -1)
+        img, alpha = reference.rasterize_reference(means2d.reshape(b, c, n, 2), con, values, op,
+                                                   dep, radii, width, height, tile_size)
+        return (img.reshape(*lead, c, height, width, -1),
+                alpha.reshape(*lead, c, height, width, 1),
+                {"means2d": means2d, "radii": radii.reshape(*lead, c, n, 2)})
+
+
+@pytest.mark.parametrize("case", ["static", "batched", "dynamic"])
+def test_gsplat_adapter_logic_matches_torch(monkeypatch, case):
+    from gsplat.cuda._torch_impl import _spherical_harmonics
+
+    from splatnet.render import api, gsplat_backend
+
+    monkeypatch.setattr(gsplat_backend, "_gsplat", lambda: (_FakeGsplat, _spherical_harmonics))
+    batch = () if case == "static" else (2,)
+    ts = torch.rand(*batch, 3, dtype=F64) if case == "dynamic" else None
+    g = _gaussians(20, batch=batch, seed=6, sh_degree=2, dynamic=case == "dynamic")
+    cams = _cameras(3, batch=batch, timestamps=ts)
+    feats = torch.randn(*batch, 20, 4, dtype=F64)
+    outs = {}
+    for backend in ("torch", "gsplat"):
+        monkeypatch.setattr(api, "_resolve_backend", lambda *a, b=backend: b)
+        leaves = [t.detach().clone().requires_grad_() for t in (g.means, g.quats, g.scales)]
+        gg = splatnet.Gaussians(*leaves, g.opacities, g.sh, g.velocities, g.times)
+        out = render(gg, cams, features=feats, background=torch.ones(3, dtype=F64),
+                     backend=backend)
+        (out.rgb.sum() + out.depth.sum() + out.features.sum()).backward()
+        outs[backend] = (out, [t.grad for t in leaves])
+    (a, ga), (b, gb) = outs["torch"], outs["gsplat"]
+    for name in ("rgb", "alpha", "depth", "features", "radii", "visible", "means2d"):
+        assert torch.allclose(getattr(a, name).double(), getattr(b, name).double()), name
+    assert b.means2d.shape == batch + (3, 20, 2) and b.means2d.grad is not None
+    assert torch.allclose(a.means2d.grad, b.means2d.grad)
+    for x, y in zip(ga, gb):
+        assert torch.allclose(x, y)

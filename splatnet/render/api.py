@@ -103,6 +103,8 @@ def render(
     background = _check_background(background, gaussians, batch + (c,))
     _check_finite_inputs(gaussians, cameras, features, background)
     backend = _resolve_backend(backend, device, dtype)
+    if backend == "gsplat" and n == 0:
+        backend = "torch"  # nothing to draw: the background alone, on any device
 
     # Flatten the batch: B scenes of N Gaussians, each seen by C cameras.
     b = math.prod(batch)
@@ -134,17 +136,17 @@ def render(
     if backend == "gsplat":
         from .gsplat_backend import render_gsplat
 
+        # gsplat takes any leading dims: hand it the unflattened ones, so that its projected
+        # means already have the output shape (static scenes) and their .grad is gsplat's own.
+        lead = batch if scenes == b else batch + (c,)
         image, alpha, means2d, radii = render_gsplat(
-            means, quats, scales, opacities, sh, viewmats, Ks, width, height, sh_degree,
-            near, far, antialiased, feats,
+            means.reshape(lead + means.shape[1:]), quats.reshape(lead + quats.shape[1:]),
+            scales.reshape(lead + scales.shape[1:]), opacities.reshape(lead + opacities.shape[1:]),
+            sh.reshape(lead + sh.shape[1:]), viewmats.reshape(lead + viewmats.shape[1:]),
+            Ks.reshape(lead + Ks.shape[1:]), width, height, sh_degree, near, far, antialiased,
+            None if feats is None else feats.reshape(lead + feats.shape[1:]),
         )
-        means2d_out = means2d.reshape(batch + (c, n, 2))
-        if means2d_out.requires_grad:
-            if means2d_out is means2d:
-                means2d_out.retain_grad()
-            else:  # a view: mirror the gradient of the tensor gsplat used
-                means2d.retain_grad()
-                means2d.register_hook(lambda g: _set_grad(means2d_out, g))
+        means2d_out = _grad_carrier(means2d, batch + (c, n, 2))
     else:
         project, rasterize = _stages(backend)
         means2d, conics, depths, radii, opac, colors = project(
@@ -186,8 +188,23 @@ def render(
     )
 
 
-def _set_grad(t: Tensor, g: Tensor) -> None:
-    t.grad = g.reshape(t.shape) if t.grad is None else t.grad + g.reshape(t.shape)
+def _grad_carrier(means2d: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``means2d`` in ``shape`` whose ``.grad`` backward fills (for a backend whose projected
+    means we cannot reshape inside the graph)."""
+    if tuple(means2d.shape) == shape:
+        if means2d.requires_grad:
+            means2d.retain_grad()
+        return means2d
+    # A reshaped view would never receive .grad: hand out a leaf copy that a hook fills.
+    carrier = means2d.detach().reshape(shape).requires_grad_(means2d.requires_grad)
+    if means2d.requires_grad:
+
+        def fill(grad: Tensor) -> None:
+            g = grad.reshape(shape)
+            carrier.grad = g.clone() if carrier.grad is None else carrier.grad + g
+
+        means2d.register_hook(fill)
+    return carrier
 
 
 # ----------------------------------------------------------------------------- validation

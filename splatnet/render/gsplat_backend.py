@@ -37,34 +37,37 @@ def _gsplat():
 
 
 def render_gsplat(
-    means: Tensor,  # [B, N, 3]
-    quats: Tensor,  # [B, N, 4]
-    scales: Tensor,  # [B, N, 3]
-    opacities: Tensor,  # [B, N]
-    sh: Tensor,  # [B, N, K, 3]
-    viewmats: Tensor,  # [B, C, 4, 4]
-    Ks: Tensor,  # [B, C, 3, 3]
+    means: Tensor,  # [..., N, 3]
+    quats: Tensor,  # [..., N, 4]
+    scales: Tensor,  # [..., N, 3]
+    opacities: Tensor,  # [..., N]
+    sh: Tensor,  # [..., N, K, 3]
+    viewmats: Tensor,  # [..., C, 4, 4]
+    Ks: Tensor,  # [..., C, 3, 3]
     width: int,
     height: int,
     sh_degree: int,
     near: float,
     far: float,
     antialiased: bool,
-    features: Tensor | None,  # [B, N, D]
+    features: Tensor | None,  # [..., N, D]
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Render with gsplat → ``(image [B,C,H,W,3+1+D], alpha [B,C,H,W,1], means2d [B,C,N,2],
-    radii [B,C,N,2])``; image channels are colour, accumulated depth ``Σ z α T``, features."""
+    """Render with gsplat → ``(image [...,C,H,W,3+1+D], alpha [...,C,H,W,1], means2d [...,C,N,2],
+    radii [...,C,N,2])``; image channels are colour, accumulated depth ``Σ z α T``, features.
+    ``means2d`` is gsplat's own projected-means tensor (call ``retain_grad`` on it)."""
     gsplat, spherical_harmonics = _gsplat()
-    B, N = means.shape[:2]
-    C = viewmats.shape[1]
+    lead = means.shape[:-2]
+    N = means.shape[-2]
+    C = viewmats.shape[-3]
     # SH colour per camera, evaluated by gsplat's own kernel, so features can ride along.
-    centres = torch.linalg.inv(viewmats)[..., :3, 3]  # [B, C, 3]
-    dirs = means[:, None, :, :] - centres[:, :, None, :]  # [B, C, N, 3]
+    centres = torch.linalg.inv(viewmats)[..., :3, 3]  # [..., C, 3]
+    dirs = means[..., None, :, :] - centres[..., :, None, :]  # [..., C, N, 3]
     k = (sh_degree + 1) ** 2
-    coeffs = sh[:, None, :, :k, :].expand(B, C, N, k, 3)
+    coeffs = sh[..., None, :, :k, :].expand(*lead, C, N, k, 3)
     colors = torch.clamp_min(spherical_harmonics(sh_degree, dirs, coeffs) + 0.5, 0.0)
     if features is not None:
-        colors = torch.cat([colors, features[:, None].expand(B, C, N, features.shape[-1])], -1)
+        feats = features[..., None, :, :].expand(*lead, C, N, features.shape[-1])
+        colors = torch.cat([colors, feats], dim=-1)
     image, alpha, meta = gsplat.rasterization(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height,
         near_plane=near, far_plane=far, eps2d=0.3, sh_degree=None, packed=False, tile_size=16,
