@@ -515,3 +515,27 @@ def test_gsplat_adapter_logic_matches_torch(monkeypatch, case):
     assert torch.allclose(a.means2d.grad, b.means2d.grad)
     for x, y in zip(ga, gb):
         assert torch.allclose(x, y)
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("cpu", marks=needs_cpu)])
+def test_degenerate_positions_give_finite_outputs_and_gradients(backend):
+    # Camera at the origin looking along +z: means at its centre, exactly on the near plane,
+    # behind it, and one ordinary Gaussian in front.
+    means = torch.tensor([[0.0, 0.0, 0.0], [0.05, 0.0, 0.01], [0.0, 0.1, -2.0],
+                          [0.1, -0.1, 3.0]])
+    n = len(means)
+    leaves = [means, torch.tensor([[1.0, 0.2, -0.1, 0.3]] * n), torch.full((n, 3), 0.3),
+              torch.full((n,), 0.8), torch.full((n, 16, 3), 0.2)]
+    leaves = [t.clone().requires_grad_() for t in leaves]
+    g = splatnet.Gaussians(*leaves)
+    K = torch.tensor([[[20.0, 0, 12], [0, 20, 9], [0, 0, 1]]])
+    cams = splatnet.Cameras(K, torch.eye(4)[None], 24, 18)
+    feats = torch.randn(n, 3, requires_grad=True)
+    out = render(g, cams, features=feats, antialiased=True, backend=backend)
+    assert out.visible[0].tolist() == [False, False, False, True]
+    loss = sum(getattr(out, k).sum() for k in ("rgb", "alpha", "depth", "features"))
+    loss = loss + out.means2d.sum()
+    grads = torch.autograd.grad(loss, leaves + [feats])
+    for t in [out.rgb, out.alpha, out.depth, out.features, out.means2d, *grads]:
+        assert torch.isfinite(t).all()
+    assert grads[0][3].abs().sum() > 0 and not grads[0][:3].any()
