@@ -201,7 +201,7 @@ def pick_torch_threads(cams) -> int:
 
 
 def fmt_rate(pairs: int, seconds: float) -> str:
-    return f"{pairs / seconds / 1e9:6.2f} G/s"
+    return f"{pairs / seconds / 1e6:8.1f} M/s"
 
 
 def row(label, n, size, pairs, fwd, bwd):
