@@ -43,12 +43,16 @@ class SplatTask:
 
     def loss(self, model: nn.Module, batch: Any, step: int,
              stage: Any) -> tuple[Tensor, dict[str, float]]:
-        cfg = self.cfg
         out = model(batch.context_images, batch.context_cameras, lidar=batch.context_lidar)
         core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-        near = float(core.config.near)
-        metrics: dict[str, float] = {}
+        # The network may run under bf16 autocast (CUDA); rendering and the losses run in float32.
+        with torch.autocast(batch.context_images.device.type, enabled=False):
+            return self._objective(_float32(out), batch, stage, float(core.config.near))
 
+    def _objective(self, out: Any, batch: Any, stage: Any,
+                   near: float) -> tuple[Tensor, dict[str, float]]:
+        cfg = self.cfg
+        metrics: dict[str, float] = {}
         valid = batch.target_valid
         rc = losses.render_and_compare(out.gaussians, batch.target_cameras, batch.target_images,
                                        sky=out.sky, mask=valid, ssim_weight=cfg.ssim_weight,
@@ -107,6 +111,24 @@ class SplatTask:
 
         metrics["gaussians"] = float(out.gaussians.num_gaussians)
         return total, metrics
+
+
+def _float32(out: Any) -> Any:
+    """``out`` with the Gaussians, depth maps and sky latent the losses read in float32."""
+    import dataclasses
+
+    f32 = torch.float32
+    changes: dict[str, Any] = {}
+    if out.gaussians.dtype != f32:
+        changes["gaussians"] = out.gaussians.to(f32)
+    for name in ("depth", "coarse_depth", "sky_prob"):
+        t = getattr(out, name, None)
+        if t is not None and t.dtype != f32:
+            changes[name] = t.float()
+    sky = getattr(out, "sky", None)
+    if sky is not None and sky.latent.dtype != f32:
+        changes["sky"] = type(sky)(sky.model, sky.latent.float())
+    return dataclasses.replace(out, **changes) if changes else out
 
 
 def mean_psnr(pred: Tensor, target: Tensor) -> float:

@@ -114,3 +114,34 @@ def test_overfits_one_small_clip(tmp_path, clip_dir):
     after = target_psnr()
     print(f"overfit: {before:.2f} -> {after:.2f} dB")
     assert after > before + 3.0, (before, after)
+
+
+def test_bf16_network_output_is_rendered_in_float32(clip_dir):
+    """What CUDA training does (bf16 network output, float32 rendering and losses): the task casts
+    a bf16 output back before rendering (the output is made bf16 by hand here)."""
+    import dataclasses
+
+    from splatnet.train_data import ClipSource
+    from splatnet.train_task import SplatTask, _float32
+
+    cfg = from_dict(train.TrainConfig, {"model": SMALL_MODEL})
+    torch.manual_seed(0)
+    model = checkpoint.build_model("splatnet", cfg.model)
+    data = ClipSource([clip_dir], context_frames=2, target_views=1)
+    stage = train.StageConfig(size=(16, 24))
+    batch = data.collate([data.get(0, stage)])
+    out = model(batch.context_images, batch.context_cameras, lidar=batch.context_lidar)
+    bf = torch.bfloat16
+    half = dataclasses.replace(
+        out, gaussians=out.gaussians.to(bf), depth=out.depth.to(bf),
+        coarse_depth=out.coarse_depth.to(bf),
+        sky=type(out.sky)(out.sky.model, out.sky.latent.to(bf)))
+    task = SplatTask(cfg.loss)
+    with torch.autocast("cpu", dtype=bf, enabled=False):
+        loss, m = task._objective(_float32(half), batch, stage, cfg.model.near)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    ref, _ = task._objective(out, batch, stage, cfg.model.near)
+    a, b = float(loss.detach()), float(ref.detach())
+    assert abs(a - b) < 0.05 * b  # bf16 rounding of the inputs only
+    loss.backward()
+    assert any(p.grad is not None for p in model.parameters())
