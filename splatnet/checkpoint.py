@@ -291,6 +291,11 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path:
     return step_dir
 
 
+def read_trainer_state(path: str | os.PathLike) -> dict:
+    """The ``trainer.json`` of a checkpoint (step directory or ``latest.json`` directory)."""
+    return _read_json(latest_checkpoint(path) / "trainer.json", TRAINER_FORMAT)
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint: a step directory or a directory holding ``latest.json``."""
     step_dir = latest_checkpoint(path)

@@ -612,10 +612,10 @@ def resolve_config(config_cls: type, config: str | None, overrides: Sequence[str
                    resume: str | None) -> Any:
     """Defaults ← ``config`` YAML ← (with ``resume`` and no ``config``: the checkpoint's) ← overrides."""
     if config is None and resume is not None:
-        ck_dir = ckpt_io.latest_checkpoint(_ckpt_dir(resume))
-        stored = json.loads((ck_dir / "trainer.json").read_text(encoding="utf-8")).get("config")
+        stored = ckpt_io.read_trainer_state(_ckpt_dir(resume)).get("config")
         if not isinstance(stored, dict):
-            raise ValidationError(f"{ck_dir}/trainer.json: no 'config' mapping to resume from")
+            raise ValidationError(f"{resume}: the checkpoint's trainer.json has no 'config' "
+                                  "mapping to resume from; pass --config")
         return from_dict(config_cls, merge_overrides(stored, overrides))
     if config is None:
         return load_config(config_cls, None, overrides)
