@@ -131,7 +131,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
                                        cum.data_ptr<int64_t>(), (int)IN, stream));
   }
 
-  // The finite-input flags and M travel to the host together: the op's one sync.
+  // The finite-input flags and M travel to the host together: the op's one sync. (Counting before
+  // the check is harmless: tile_rect clamps every bound to the tile grid, even for NaN means.)
   const std::initializer_list<NamedTensor> named = {
       {"means2d", &means2d}, {"conics", &conics}, {"values", &values}, {"opac", &opac}, {"depths", &depths}};
   const int64_t nf = (int64_t)named.size();
@@ -141,7 +142,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   const at::Tensor host = flags.cpu();
   raise_if_not_finite(kFwd, host, named);
   const int64_t M = host.data_ptr<int64_t>()[nf];
-  TORCH_CHECK(M < kInt32Max, kFwd, ": ", M,
+  // Headroom so the kernels' batch cursors (position + 256) cannot overflow int32.
+  TORCH_CHECK(M < kInt32Max - 1024, kFwd, ": ", M,
               " (Gaussian, tile) pairs exceed the int32 range; render fewer cameras or Gaussians per call");
 
   // One (key, id) per intersection, sorted by (image, tile, depth).
