@@ -466,7 +466,8 @@ class Trainer:
                 with autocast:
                     loss, m = self.task.loss(model, batch, step, stage)
                 if not bool(torch.isfinite(loss)):
-                    raise FloatingPointError(f"step {step}: loss is {float(loss)} (metrics {m})")
+                    raise FloatingPointError(f"step {step}: loss is {float(loss.detach())} "
+                                             f"(metrics {m})")
                 (loss * (len(idx) / local)).backward()
             for k, v in {"loss": float(loss.detach()), **m}.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(idx) / local
@@ -476,6 +477,9 @@ class Trainer:
         else:
             gnorm = float(torch.linalg.vector_norm(
                 torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
+        if not math.isfinite(gnorm):  # stop before a NaN update poisons the parameters
+            raise FloatingPointError(f"step {step}: gradient norm is {gnorm} (loss "
+                                     f"{sums.get('loss')})")
         self.optimizer.step()
         sums["grad_norm"] = gnorm
         sums["lr"] = lr

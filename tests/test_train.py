@@ -210,3 +210,15 @@ def test_eval_seeds_must_not_be_training_seeds(tmp_path):
     with pytest.raises(ValueError, match=r"\[3\] are also training seeds"):
         tiny_cfg(tmp_path, data={"synthetic": {"seeds": [1, 2, 3]}},
                  eval={"every": 1, "synthetic_seeds": [3, 4]})
+
+
+def test_non_finite_loss_stops_the_run_with_the_step(tmp_path):
+    class NanAfterTwo(TinyTask):
+        def loss(self, model, batch, step, stage):
+            loss, m = super().loss(model, batch, step, stage)
+            return (loss * float("nan") if step == 2 else loss), m
+
+    with pytest.raises(FloatingPointError, match="step 2: loss is nan"):
+        run(tiny_cfg(tmp_path), data=TinyData(), task=NanAfterTwo())
+    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in rows] == [1, 2]  # what ran is still logged
