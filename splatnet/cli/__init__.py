@@ -15,6 +15,7 @@ COMMANDS = [
     "splatnet.cli.synth",
     "splatnet.cli.convert",
     "splatnet.cli.train",
+    "splatnet.cli.optimize",
 ]
 
 

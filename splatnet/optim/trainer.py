@@ -136,12 +136,17 @@ def _compiled_cpu_available() -> bool:
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """``auto`` on CPU without the compiled kernels → ``torch`` (slow), with a warning."""
-    if backend == "auto" and device.type == "cpu" and not _compiled_cpu_available():
+    """The backend ``auto`` means here: ``cuda`` on CUDA, ``cpu`` on CPU, or ``torch`` (slow, with
+    a warning) on CPU when the compiled kernels are not built."""
+    if backend != "auto":
+        return backend
+    if device.type == "cuda":
+        return "cuda"
+    if not _compiled_cpu_available():
         warnings.warn("splatnet's compiled CPU renderer is not available; optimising with the "
                       "pure-PyTorch reference renderer (much slower)", stacklevel=3)
         return "torch"
-    return backend
+    return "cpu"
 
 
 def scene_extent(cameras: Cameras, means: Tensor | None = None) -> float:

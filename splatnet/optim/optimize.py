@@ -1,0 +1,226 @@
+"""``splatnet.optim.optimize(clip)``: classic per-scene 3DGS of one log clip, with a held-out score.
+
+Steps: choose training and held-out views (:func:`split_views`), initialise Gaussians
+(:mod:`.init`), optimise (:func:`~splatnet.optim.trainer.fit`), evaluate on the held-out views
+(:func:`~splatnet.optim.trainer.evaluate`). The scene is treated as static: moving objects are
+whatever the optimisation makes of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from ..errors import BackendUnavailableError, ValidationError
+from ..gaussians import Gaussians
+from . import init as init_mod
+from .trainer import FitResult, OptimConfig, evaluate, fit
+
+INITS = ("lidar", "random", "network")
+
+#: Default number of starting points (LiDAR points after voxel downsampling, or random points).
+NUM_INIT_POINTS = 100_000
+
+
+@dataclasses.dataclass
+class Split:
+    """Which views train and which are held out (frame indices × camera names)."""
+
+    train_frames: list[int]
+    train_cameras: list[str]
+    eval_frames: list[int]
+    eval_cameras: list[str]
+    description: str
+    """One line for humans, e.g. ``held-out frames [1]`` or ``target cameras ['t0']``."""
+
+    @property
+    def has_holdout(self) -> bool:
+        return bool(self.eval_frames) and bool(self.eval_cameras)
+
+
+@dataclasses.dataclass
+class OptimResult:
+    """What :func:`optimize_clip` returns."""
+
+    gaussians: Gaussians
+    metrics: dict[str, Any]
+    """``{"psnr", "ssim", "per_view", "views", "held_out"}`` on the held-out views (on the
+    training views, with ``held_out`` False, when the clip is too short to hold any out)."""
+    split: Split
+    init_seconds: float
+    """Loading the views and building the initial Gaussians."""
+    fit: FitResult
+    num_initial: int
+
+    @property
+    def seconds(self) -> float:
+        """Initialisation + optimisation wall time (evaluation excluded)."""
+        return self.init_seconds + self.fit.seconds
+
+
+def default_holdout_frames(num_frames: int) -> list[int]:
+    """Every 8th frame starting at min(4, T // 2): the middle one for 3-7 frames, none below 3."""
+    if num_frames < 3:
+        return []
+    first = min(4, num_frames // 2)
+    return [f for f in range(num_frames) if f % 8 == first % 8]
+
+
+def split_views(clip, holdout_frames: Sequence[int] | None = None,
+                holdout_cameras: Sequence[str] | None = None) -> Split:
+    """Training and held-out views of a clip.
+
+    - ``holdout_cameras``: those cameras (any role) are held out in every frame; the other rig
+      cameras train.
+    - ``holdout_frames``: the rig cameras of those frames are held out; the other frames train.
+    - neither: the clip's *target* cameras if it has any (views off the rig, every frame),
+      else :func:`default_holdout_frames`; a clip too short for either has no held-out views.
+    """
+    frames = list(range(clip.num_frames))
+    rig = list(clip.rig_camera_names)
+    if holdout_frames is not None and holdout_cameras is not None:
+        raise ValidationError("hold out frames or cameras, not both")
+    if holdout_cameras is not None:
+        names = list(dict.fromkeys(str(n) for n in holdout_cameras))
+        for n in names:
+            clip.camera(n)  # raises, naming the known cameras
+        train = [c for c in rig if c not in names]
+        if not names:
+            raise ValidationError("holdout cameras: name at least one camera")
+        if not train:
+            raise ValidationError(f"holdout cameras {names}: no rig camera left to train on "
+                                  f"(rig: {rig})")
+        return Split(frames, train, frames, names, f"held-out cameras {names}")
+    if holdout_frames is not None:
+        held = sorted({int(f) % clip.num_frames if -clip.num_frames <= int(f) < clip.num_frames
+                       else _bad_frame(f, clip.num_frames) for f in holdout_frames})
+        if not held:
+            raise ValidationError("holdout frames: name at least one frame")
+        train = [f for f in frames if f not in held]
+        if not train:
+            raise ValidationError(f"holdout frames {held}: no frame left to train on "
+                                  f"(the clip has {clip.num_frames})")
+        return Split(train, rig, held, rig, f"held-out frames {held}")
+    targets = list(clip.target_camera_names)
+    if targets:
+        return Split(frames, rig, frames, targets, f"target cameras {targets}")
+    held = default_holdout_frames(clip.num_frames)
+    if held:
+        return Split([f for f in frames if f not in held], rig, held, rig, f"held-out frames {held}")
+    return Split(frames, rig, [], [], "no held-out views (clip too short): scores are on training views")
+
+
+def _bad_frame(f: Any, n: int) -> int:
+    raise ValidationError(f"holdout frame {f} out of range [0, {n})")
+
+
+def _image_size(clip, cameras: Sequence[str], downscale: float) -> tuple[int, int]:
+    if not downscale >= 1.0:
+        raise ValidationError(f"downscale: expected a factor >= 1, got {downscale}")
+    cam = clip.camera(cameras[0])
+    return max(16, round(cam.height / downscale)), max(16, round(cam.width / downscale))
+
+
+def _device(device: str | torch.device) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailableError("device cuda: torch sees no CUDA device "
+                                      "(torch.cuda.is_available() is False); use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValidationError(f"device: expected cpu or cuda, got {device!r}")
+    return dev
+
+
+def optimize_clip(
+    clip,
+    *,
+    iterations: int = 7000,
+    init: str = "lidar",
+    holdout_frames: Sequence[int] | None = None,
+    holdout_cameras: Sequence[str] | None = None,
+    device: str | torch.device = "cpu",
+    max_gaussians: int | None = None,
+    seed: int = 0,
+    downscale: float = 1.0,
+    num_init_points: int = NUM_INIT_POINTS,
+    config: OptimConfig | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> OptimResult:
+    """Optimise Gaussians for ``clip`` (a :class:`splatnet.Clip` or its path) and score them.
+
+    Args:
+        iterations: optimisation steps (overrides ``config.iterations``).
+        init: ``"lidar"`` (LiDAR points coloured from the images), ``"random"`` (random points in
+            the clip's bounds) or ``"network"`` (not available yet: raises).
+        holdout_frames, holdout_cameras: held-out views (see :func:`split_views`).
+        device: ``"cpu"`` or ``"cuda"``; everything moves there.
+        max_gaussians: cap on the Gaussian count (overrides ``config.densify.max_gaussians``);
+            the initial points are capped to half of it so densification has room.
+        seed: seed of the initial subsampling, the view order and densification.
+        downscale: divide the image size by this factor (the first training camera's size).
+        num_init_points: at most this many initial Gaussians.
+        config: everything else (:class:`OptimConfig`).
+        progress: show a progress bar.
+        log: called with one-line status messages (e.g. ``print``).
+    """
+    from ..clip import Clip
+
+    say = log or (lambda _msg: None)
+    if isinstance(clip, (str, os.PathLike)):
+        clip = Clip.load(clip)
+    if init not in INITS:
+        raise ValidationError(f"init: expected one of {INITS}, got {init!r}")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise ValidationError(f"iterations: expected a non-negative int, got {iterations!r}")
+    if max_gaussians is not None and max_gaussians <= 0:
+        raise ValidationError(f"max_gaussians: expected a positive count, got {max_gaussians}")
+    if num_init_points <= 0:
+        raise ValidationError(f"num_init_points: expected a positive count, got {num_init_points}")
+    dev = _device(device)
+    cfg = dataclasses.replace(config or OptimConfig(), iterations=iterations, seed=seed)
+    cfg.densify = dataclasses.replace(cfg.densify)
+    if max_gaussians is not None:
+        cfg.densify.max_gaussians = max_gaussians
+    cap = cfg.densify.max_gaussians
+    n_init = num_init_points if cap is None else max(1, min(num_init_points, cap // 2))
+
+    t0 = time.perf_counter()
+    split = split_views(clip, holdout_frames, holdout_cameras)
+    size = _image_size(clip, split.train_cameras, downscale)
+    train = clip.views(split.train_frames, split.train_cameras, size=size)
+    say(f"training on {len(train)} views of {size[1]}x{size[0]}; evaluating on {split.description}")
+    generator = torch.Generator().manual_seed(int(seed))
+    if init == "lidar":
+        start = init_mod.init_lidar(clip, split.train_frames, train, n_init, cfg.sh_degree, generator)
+    elif init == "random":
+        start = init_mod.init_random(clip, split.train_frames, train, n_init, cfg.sh_degree, generator)
+    else:
+        start = init_mod.init_network(clip, train)
+    init_seconds = time.perf_counter() - t0
+    say(f"initialised {start.num_gaussians} Gaussians from {init} in {init_seconds:.1f} s")
+
+    result = fit(start.to(dev), train, cfg, progress=progress)
+    say(f"optimised {iterations} steps in {result.seconds:.1f} s with the {result.backend!r} "
+        f"renderer: {result.gaussians.num_gaussians} Gaussians")
+
+    if split.has_holdout:
+        held = clip.views(split.eval_frames, split.eval_cameras, size=size)
+    else:
+        held = train
+    scores = evaluate(result.gaussians, held, background=cfg.background,
+                      antialiased=cfg.antialiased, backend=cfg.backend)
+    scores["views"] = len(held)
+    scores["held_out"] = split.has_holdout
+    return OptimResult(result.gaussians, scores, split, init_seconds, result, start.num_gaussians)
+
+
+def optimize(clip, **kwargs: Any) -> Gaussians:
+    """Optimise Gaussians for ``clip``; see :func:`optimize_clip` for the arguments (this returns
+    only the Gaussians)."""
+    return optimize_clip(clip, **kwargs).gaussians
