@@ -222,3 +222,27 @@ def test_non_finite_loss_stops_the_run_with_the_step(tmp_path):
         run(tiny_cfg(tmp_path), data=TinyData(), task=NanAfterTwo())
     rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == [1, 2]  # what ran is still logged
+
+
+def test_tensorboard_is_written_when_installed(tmp_path, monkeypatch):
+    """The tensorboard package is optional; a recording stand-in checks the wiring."""
+    import types
+
+    events = []
+
+    class Writer:
+        def __init__(self, log_dir, purge_step=None):
+            events.append(("open", Path(log_dir).name, purge_step))
+
+        def add_scalar(self, tag, value, step):
+            events.append((tag, step))
+
+        def close(self):
+            events.append(("close",))
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard",
+                        types.SimpleNamespace(SummaryWriter=Writer))
+    train(tiny_cfg(tmp_path, log={"tensorboard": True}, schedule={"steps": 2}))
+    assert events[0] == ("open", "tensorboard", 1)
+    assert ("train/loss", 1) in events and ("train/mae", 2) in events
+    assert events[-1] == ("close",)
