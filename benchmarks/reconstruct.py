@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
@@ -72,11 +73,12 @@ def main() -> None:
 
     with torch.inference_mode():
         run()  # warm-up
-        times = []
+        times, cpu = [], []
         for _ in range(args.repeat):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = run()
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
         counter = FlopCounterMode(display=False)
         with counter:
             model(images, cams)
@@ -84,7 +86,9 @@ def main() -> None:
     print(f"SplatNet: {params / 1e6:.2f} M parameters, {args.cameras} cameras x {args.frames} frames "
           f"at {args.width}x{args.height} on {args.device} ({torch.get_num_threads()} threads)")
     print(f"forward: {statistics.median(times):.3f} s (median of {args.repeat}; "
-          f"min {min(times):.3f} s)")
+          f"min {min(times):.3f} s); process CPU time {statistics.median(cpu):.3f} s "
+          f"(wall ≈ CPU time / threads when the machine is otherwise idle; load average "
+          f"{os.getloadavg()[0]:.1f})")
     print(f"FLOPs (conv/matmul): {counter.get_total_flops() / 1e9:.1f} GFLOP")
     print(f"Gaussians: {out.gaussians.num_gaussians}")
 

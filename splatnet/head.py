@@ -28,8 +28,8 @@ from torch import Tensor, nn
 
 from .cameras import Cameras
 from .errors import ValidationError
-from .gaussians import Gaussians, quat_multiply
-from .models.geometry import cell_centers, lift, matrix_to_quat, plucker, rotate, unproject_dirs
+from .gaussians import Gaussians
+from .models.geometry import matrix_to_quat
 from .sh import num_sh_bases, rgb_to_sh
 
 #: Channels the head adds to the user's features: normalised inverse depth, confidence, unit
@@ -113,8 +113,10 @@ class GaussianHead(nn.Module):
         groups = 8 if hidden_dim % 8 == 0 else 1
         # 1×1 mixing, one 3×3 for neighbourhood context, 1×1 out: the head runs at the
         # Gaussian resolution (stride 2: a quarter of all pixels), so it is kept light.
+        # The first 1×1 layer is split in two (features, geometry) to avoid concatenating them.
+        self.mix_features = nn.Conv2d(feature_dim, hidden_dim, 1)
+        self.mix_geometry = nn.Conv2d(GEOMETRY_CHANNELS, hidden_dim, 1, bias=False)
         self.net = nn.Sequential(
-            nn.Conv2d(feature_dim + GEOMETRY_CHANNELS, hidden_dim, 1),
             nn.GroupNorm(groups, hidden_dim), nn.ReLU(inplace=True),
             nn.Conv2d(hidden_dim, hidden_dim, 3, padding=1), nn.ReLU(inplace=True),
         )
@@ -163,22 +165,35 @@ class GaussianHead(nn.Module):
         conf = _resize(conf, h, w)
         disp = ((inv - inv_far) / (inv_near - inv_far)).clamp(0.0, 1.0)  # [B, V, 1, h, w]
 
-        # Geometry of the cells.
+        # Geometry of the cells, channel-first: the camera-frame ray K⁻¹[u, v, 1] of cell (i, j)
+        # is (x_j, y_i, 1), so everything per view is a 3×3 (or 9×3) matrix times these rays.
         K = cameras.K.to(dtype)  # [B, V, 3, 3]
         c2w = cameras.cam_to_world.to(dtype)  # [B, V, 4, 4]
-        uv = cell_centers(h, w, width, height, device=device, dtype=dtype)  # [h, w, 2]
-        dirs_cam = unproject_dirs(K, uv)  # [B, V, h, w, 3]
-        dirs_unit = dirs_cam / dirs_cam.norm(dim=-1, keepdim=True)
-        centers = c2w[..., :3, 3]  # [B, V, 3]
-        rays = plucker(rotate(c2w, dirs_cam), centers, centers.mean(1, keepdim=True), 10.0)
+        rot, centers = c2w[..., :3, :3], c2w[..., :3, 3]  # [B, V, 3, 3], [B, V, 3]
+        fx, fy = K[..., 0, 0, None, None], K[..., 1, 1, None, None]  # [B, V, 1, 1]
+        cw, ch = width / w, height / h  # cell size in pixels
+        uu = (torch.arange(w, device=device, dtype=dtype) + 0.5) * cw
+        vv = (torch.arange(h, device=device, dtype=dtype) + 0.5) * ch
+        xs = (uu - K[..., 0, 2, None]) / K[..., 0, 0, None]  # [B, V, w]
+        ys = (vv - K[..., 1, 2, None]) / K[..., 1, 1, None]  # [B, V, h]
+        x_grid = xs[:, :, None, :].expand(b, v, h, w)
+        y_grid = ys[:, :, :, None].expand(b, v, h, w)
+        dirs_cam = torch.stack([x_grid, y_grid, torch.ones_like(x_grid)], dim=2)  # [B, V, 3, h, w]
+        inv_norm = torch.rsqrt(xs[:, :, None, :] ** 2 + ys[:, :, :, None] ** 2 + 1.0)
+        # Unit camera-frame ray, then Plücker [d, (o − c̄) × d / 10 m] in the world: one 9×3 map.
+        rel = (centers - centers.mean(1, keepdim=True)) / 10.0
+        ray_mat = torch.cat([torch.eye(3, dtype=dtype, device=device).expand(b, v, 3, 3), rot,
+                             _skew(rel) @ rot], dim=2)  # [B, V, 9, 3]
+        geo_rays = (ray_mat @ dirs_cam.reshape(b, v, 3, h * w)).reshape(b, v, 9, h, w)
+        geo_rays = geo_rays * inv_norm[:, :, None]
         if images is not None:
             colour = F.adaptive_avg_pool2d(images.reshape(b * v, 3, height, width).to(dtype),
                                            (h, w)).reshape(b, v, 3, h, w)
         else:
             colour = features.new_zeros(b, v, 3, h, w)
-        geo = torch.cat([disp, conf, dirs_unit.permute(0, 1, 4, 2, 3),
-                         rays.permute(0, 1, 4, 2, 3), colour], dim=2)
-        x = torch.cat([features, geo], dim=2).reshape(b * v, -1, h, w)
+        geo = torch.cat([disp, conf, geo_rays, colour], dim=2).reshape(b * v, -1, h, w)
+        x = self.mix_features(features.reshape(b * v, -1, h, w)) + self.mix_geometry(geo)
+        x = x.contiguous(memory_format=torch.channels_last)  # faster 3×3 convolutions on CPU
         raw = self.out(self.net(x)).reshape(b, v, -1, h, w)
         parts = list(raw.split(self._sizes, dim=2))
         d_corr, r_off, r_scale, r_rot, r_col, r_opa = parts[:6]
@@ -189,19 +204,24 @@ class GaussianHead(nn.Module):
         # Depth: bounded refinement of the normalised inverse depth.
         disp_f = (disp + self.depth_correction * torch.tanh(d_corr)).clamp(0.0, 1.0)
         z = 1.0 / (inv_far + disp_f * (inv_near - inv_far))  # [B, V, 1, h, w]
-        cell = torch.tensor([width / w, height / h], dtype=dtype, device=device)
-        off = (torch.sigmoid(r_off) - 0.5).permute(0, 1, 3, 4, 2) * cell  # [B, V, h, w, 2]
-        means = lift(K, c2w, uv + off, z[:, :, 0])  # [B, V, h, w, 3]
+        # Centre: origin + R · K⁻¹ [u + δu, v + δv, 1] · z (camera z, not distance along the ray).
+        off = torch.sigmoid(r_off) - 0.5  # [B, V, 2, h, w] in cells
+        zc = z[:, :, 0]
+        p_cam = torch.stack([(x_grid + off[:, :, 0] * (cw / fx)) * zc,
+                             (y_grid + off[:, :, 1] * (ch / fy)) * zc, zc], dim=2)
+        means = rot @ p_cam.reshape(b, v, 3, h * w) + centers[..., None]  # [B, V, 3, h·w]
 
         f = 0.5 * (K[..., 0, 0] + K[..., 1, 1])[..., None, None, None]  # [B, V, 1, 1, 1]
         lo, hi = self.scale_range
-        cell_world = (width / w) * z / f  # [B, V, 1, h, w] one cell's size at depth z
+        cell_world = cw * z / f  # [B, V, 1, h, w] one cell's size at depth z
         scales = cell_world * (lo + (hi - lo) * torch.sigmoid(r_scale))  # [B, V, 3, h, w]
 
+        # Rotation: camera-frame quaternion (biased to identity), composed with the camera's:
+        # q_cam ⊗ q_local is a 4×4 matrix of q_cam times q_local.
         q_local = r_rot + torch.tensor([1.0, 0, 0, 0], dtype=dtype, device=device)[:, None, None]
         q_local = q_local / q_local.norm(dim=2, keepdim=True).clamp_min(1e-8)
-        q_cam = matrix_to_quat(c2w[..., :3, :3])  # [B, V, 4]
-        quats = quat_multiply(q_cam[:, :, None, None, :], q_local.permute(0, 1, 3, 4, 2))
+        q_cam = matrix_to_quat(rot)  # [B, V, 4]
+        quats = _quat_left_matrix(q_cam) @ q_local.reshape(b, v, 4, h * w)  # [B, V, 4, h·w]
 
         opacity = torch.sigmoid(r_opa)
         sky_prob = None
@@ -224,13 +244,13 @@ class GaussianHead(nn.Module):
 
         velocities = times = None
         if r_vel is not None:
-            vel_cam = self.max_velocity * torch.tanh(r_vel).permute(0, 1, 3, 4, 2)
-            velocities = rotate(c2w, vel_cam).reshape(b, n, 3)
+            vel_cam = self.max_velocity * torch.tanh(r_vel).reshape(b, v, 3, h * w)
+            velocities = (rot @ vel_cam).transpose(-1, -2).reshape(b, n, 3)
             ts = cameras.timestamps.to(dtype).reshape(b, v, 1)
             times = ts.expand(b, v, h * w).reshape(b, n)
         gaussians = Gaussians(
-            means=means.reshape(b, n, 3),
-            quats=quats.reshape(b, n, 4),
+            means=means.transpose(-1, -2).reshape(b, n, 3),
+            quats=quats.transpose(-1, -2).reshape(b, n, 4),
             scales=flat(scales),
             opacities=flat(opacity)[..., 0],
             sh=flat(sh),
@@ -278,6 +298,20 @@ class GaussianHead(nn.Module):
         if self.predict_velocity and cameras.timestamps is None:
             raise ValidationError("predict_velocity needs Cameras.timestamps (the time of each view)")
         return b, v, c, h, w
+
+
+def _skew(v: Tensor) -> Tensor:
+    """``[..., 3]`` → ``[..., 3, 3]`` cross-product matrices: ``_skew(a) @ b = a × b``."""
+    x, y, z = v.unbind(-1)
+    o = torch.zeros_like(x)
+    return torch.stack([o, -z, y, z, o, -x, -y, x, o], dim=-1).reshape(*v.shape, 3)
+
+
+def _quat_left_matrix(q: Tensor) -> Tensor:
+    """``[..., 4]`` w, x, y, z → ``[..., 4, 4]`` with ``L(q) @ p = q ⊗ p`` (Hamilton product)."""
+    w, x, y, z = q.unbind(-1)
+    return torch.stack([w, -x, -y, -z, x, w, -z, y, y, z, w, -x, z, -y, x, w],
+                       dim=-1).reshape(*q.shape, 4)
 
 
 def _resize(x: Tensor, h: int, w: int) -> Tensor:

@@ -96,45 +96,59 @@ def plane_sweep(match: Tensor, cameras: Cameras, index: Tensor, valid: Tensor,
         that see each lifted point (0 where none do) and the mean over candidates of the
         fraction of sources that see it.
     """
+    match = match.contiguous()  # grid_sample is slow on channels_last inputs
     bsz, v, c, h, w = match.shape
     s = index.shape[-1]
     d = depths.shape[0]
-    dtype = match.dtype
+    dtype, device = match.dtype, match.device
     width, height = cameras.width, cameras.height
     K = cameras.K.to(dtype)  # [B, V, 3, 3]
     c2w = cameras.cam_to_world.to(dtype)
     w2c = cameras.world_to_cam.to(dtype)
-    uv = cell_centers(h, w, width, height, device=match.device, dtype=dtype)
+    uv = cell_centers(h, w, width, height, device=device, dtype=dtype)
     rays = unproject_dirs(K, uv)  # [B, V, h, w, 3] camera frame, z = 1
-    dz = depths.to(dtype)[None, None, :, None, None]  # [1, 1, D, 1, 1]
-    bidx = torch.arange(bsz, device=match.device)[:, None]
+    dz = depths.to(dtype)[:, None, None]  # [D, 1, 1]
+    bidx = torch.arange(bsz, device=device)[:, None]
+    # Pixel → grid_sample coordinates: x_n = 2u/W − 1, y_n = 2v/H − 1 (align_corners=False).
+    to_grid = torch.tensor([[2.0 / width, 0, -1.0], [0, 2.0 / height, -1.0], [0, 0, 1.0]],
+                           dtype=dtype, device=device)
+    # A ones channel sampled with zero padding gives each sample's in-image weight: the
+    # validity mask without separate bounds tests.
+    ones = match.new_ones(bsz, v, 1, h, w)
+    src_feats = torch.cat([match, ones], dim=2)  # [B, V, C + 1, h, w]
+    ref = match * (1.0 / math.sqrt(c))  # correlation = dot product / √C
     cost = match.new_zeros(bsz, v, d, h, w)
     count = match.new_zeros(bsz, v, d, h, w)
-    scale = 1.0 / math.sqrt(c)
+    inplace = not torch.is_grad_enabled()
     for k in range(s):
         src = index[..., k]  # [B, V]
         ok = valid[..., k].to(dtype)[..., None, None, None]  # [B, V, 1, 1, 1]
         rel = w2c[bidx, src] @ c2w  # [B, V, 4, 4] ref camera → source camera
-        # Source-camera point at depth d: (R_rel · ray) · d + t_rel, one channel at a time.
-        a = (rel[:, :, None, None, :3, :3] @ rays[..., None]).squeeze(-1)  # [B, V, h, w, 3]
-        t = rel[..., :3, 3][:, :, None, None, None, :]  # [B, V, 1, 1, 1, 3]
-        px = a[:, :, None, ..., 0] * dz + t[..., 0]  # [B, V, D, h, w]
-        py = a[:, :, None, ..., 1] * dz + t[..., 1]
-        pz = a[:, :, None, ..., 2] * dz + t[..., 2]
-        ks = K[bidx, src][:, :, None, None, None]  # [B, V, 1, 1, 1, 3, 3]
-        zs = pz.clamp_min(1e-3)
-        u = ks[..., 0, 0] * px / zs + ks[..., 0, 2]
-        vv = ks[..., 1, 1] * py / zs + ks[..., 1, 2]
-        inside = (pz > 1e-3) & (u > 0) & (u < width) & (vv > 0) & (vv < height)
-        grid = torch.stack([2.0 * u / width - 1.0, 2.0 * vv / height - 1.0], dim=-1)
-        grid = grid.reshape(bsz * v, d * h, w, 2)
-        feats = match[bidx, src].reshape(bsz * v, c, h, w)
-        sampled = F.grid_sample(feats, grid, mode="bilinear", padding_mode="zeros",
-                                align_corners=False).reshape(bsz, v, c, d, h, w)
-        corr = (sampled * match[:, :, :, None]).sum(2) * scale  # [B, V, D, h, w]
-        m = inside.to(dtype) * ok
-        cost = cost + corr * m
-        count = count + m
+        proj = to_grid @ K[bidx, src] @ rel[..., :3, :]  # [B, V, 3, 4]
+        # Grid coordinates of the point at depth d: (A · d + b)_xy / (A · d + b)_z.
+        a = (proj[:, :, None, None, :, :3] @ rays[..., None]).squeeze(-1)  # [B, V, h, w, 3]
+        a = a.permute(0, 1, 4, 2, 3)[:, :, :, None]  # [B, V, 3, 1, h, w]
+        bias = proj[..., 3][..., None, None, None]  # [B, V, 3, 1, 1, 1]
+        q = a * dz + bias  # [B, V, 3, D, h, w]
+        qz = q[:, :, 2]
+        behind = qz <= 1e-6
+        inv = 1.0 / qz.clamp_min(1e-6)
+        grid = torch.stack([q[:, :, 0] * inv, q[:, :, 1] * inv], dim=-1)  # [B, V, D, h, w, 2]
+        grid = grid.masked_fill(behind[..., None], 2.0)  # behind the camera: outside
+        feats = src_feats[bidx, src].reshape(bsz * v, c + 1, h, w)
+        sampled = F.grid_sample(feats, grid.reshape(bsz * v, d * h, w, 2), mode="bilinear",
+                                padding_mode="zeros", align_corners=False)
+        sampled = sampled.reshape(bsz, v, c + 1, d, h, w)
+        if inplace:
+            corr = sampled[:, :, :c].mul_(ref[:, :, :, None]).sum(2)  # [B, V, D, h, w]
+            m = sampled[:, :, c].mul_(ok)
+            cost.addcmul_(corr, m)
+            count.add_(m)
+        else:
+            corr = (sampled[:, :, :c] * ref[:, :, :, None]).sum(2)
+            m = sampled[:, :, c] * ok
+            cost = cost + corr * m
+            count = count + m
     cost = cost / count.clamp_min(1.0)
     frac = count.mean(dim=2, keepdim=True) / max(s, 1)
     return cost, frac
@@ -169,7 +183,7 @@ class DepthNet(nn.Module):
             self.logits.bias.zero_()
 
     def forward(self, cost: Tensor, extra: Tensor) -> tuple[Tensor, Tensor]:
-        x0 = self.inp(torch.cat([cost, extra], dim=1))
+        x0 = self.inp(torch.cat([cost, extra], dim=1).contiguous(memory_format=torch.channels_last))
         x1 = self.down1(x0)
         x2 = self.down2(x1)
         y1 = self.up1(torch.cat([_up(x2, x1), x1], dim=1))

@@ -83,7 +83,8 @@ class Encoder(nn.Module):
             self.load_weights(cfg.weights)
 
     def forward(self, images: Tensor, rays: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        x = (images - 0.45) / 0.25  # roughly zero-mean, unit-variance inputs
+        # channels_last: oneDNN's convolutions run about twice as fast in it on CPU.
+        x = ((images - 0.45) / 0.25).contiguous(memory_format=torch.channels_last)
         fine = self.stem(x)  # [N, Cs, h2, w2]
         f4 = self.down4(fine)  # [N, C4, h4, w4]
         f8 = self.low(self.down8(f4))  # [N, C8, h8, w8]
