@@ -135,11 +135,13 @@ def _compiled_cpu_available() -> bool:
     return True
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
+def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype = torch.float32) -> str:
     """The backend ``auto`` means here: ``cuda`` on CUDA, ``cpu`` on CPU, or ``torch`` (slow, with
     a warning) on CPU when the compiled kernels are not built."""
     if backend != "auto":
         return backend
+    if dtype == torch.float64:
+        return "torch"  # the compiled kernels are float32
     if device.type == "cuda":
         return "cuda"
     if not _compiled_cpu_available():
@@ -213,7 +215,7 @@ def fit(
     if cfg.ssim_weight > 0 and min(cams.width, cams.height) < metrics.SSIM_WINDOW:
         raise ValidationError(f"views: images of {cams.width}x{cams.height} are too small for the "
                               f"SSIM loss (need at least {metrics.SSIM_WINDOW} pixels a side)")
-    backend = resolve_backend(cfg.backend, device)
+    backend = resolve_backend(cfg.backend, device, gaussians.dtype)
     extent = cfg.scene_extent if cfg.scene_extent is not None else scene_extent(cams, gaussians.means)
     lrs = cfg.learning_rates(extent)
     params = GaussianParams(gaussians, lrs, cfg.sh_degree)
@@ -305,7 +307,7 @@ def evaluate(gaussians: Gaussians, views, *, sh_degree: int | None = None,
     device = gaussians.device
     cams, images, masks = _check_views(views)
     cams = cams.to(device)
-    backend = resolve_backend(backend, device)
+    backend = resolve_backend(backend, device, gaussians.dtype)
     bg = torch.as_tensor(background, dtype=torch.float32, device=device)
     per_view = []
     for v in range(cams.num_cameras):
