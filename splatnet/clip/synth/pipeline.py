@@ -84,17 +84,44 @@ class _Ticker:
         self.t = now
 
 
-def _inside_agent(lay: Layout, p: np.ndarray, t: float, margin: float) -> bool:
-    """Is scene point ``p`` within ``margin`` of any car's or pedestrian's box at time ``t``?"""
-    for i, o in enumerate(lay.objects):
-        if o.kind not in AGENTS:
-            continue
-        T = lay.object_pose(i, t)
-        q = T[:3, :3].T @ (p - T[:3, 3])
-        L, W, H = o.size
-        if abs(q[0]) < L / 2 + margin and abs(q[1]) < W / 2 + margin and -margin < q[2] < H + margin:
-            return True
-    return False
+def _sphere_directions(n: int) -> np.ndarray:
+    """``n`` unit vectors spread evenly over the sphere (Fibonacci lattice)."""
+    k = np.arange(n) + 0.5
+    z = 1.0 - 2.0 * k / n
+    r = np.sqrt(1.0 - z * z)
+    phi = np.pi * (3.0 - np.sqrt(5.0)) * k
+    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
+
+
+def _has_clearance(scenes, points: list[np.ndarray], min_dist: float = 0.8) -> bool:
+    """Is every point at least ``min_dist`` from all surfaces and not enclosed (some upward
+    ray escapes to the sky)? One point per scene (frame)."""
+    dirs = _sphere_directions(96)
+    up = dirs[:, 2] > 0.3
+    for scene, p in zip(scenes, points):
+        t = scene.cast(p[None], dirs).t
+        if (t < min_dist).any() or np.isfinite(t[up]).all():
+            return False
+    return True
+
+
+def _place_targets(lay: Layout, meshes: SceneMeshes, targets: list, times: list) -> list:
+    """Keep each target camera clear of cars, poles, walls and crowns at every frame: try its
+    lateral offset, the mirrored one, then smaller ones (never under 0.5 m)."""
+    if not targets:
+        return targets
+    scenes = [meshes.at(t) for t in times]
+    egos = [lay.ego_pose(t) for t in times]
+    out = []
+    for cam in targets:
+        o = cam.lateral_offset
+        sign, small = np.sign(o), max(0.5, 0.6 * abs(o))
+        for off in (o, -o, sign * small, -sign * small, sign * 0.5, -sign * 0.5):
+            cand = cam.with_offset(float(off))
+            if _has_clearance(scenes, [(E @ cand.cam_to_ego)[:3, 3] for E in egos]):
+                break
+        out.append(cand)  # the last try stands if none is clear (rare)
+    return out
 
 
 def render_clip(
@@ -122,19 +149,13 @@ def render_clip(
     noise = Noise(np.random.default_rng([seed, 2]))
     rig, roof = make_rig(rig_rng, int(cameras), w, h)
     times = [k * float(frame_interval) for k in range(frames)]
-    # Target cameras must not sit inside a car at any frame: shrink the offset if they do.
     extra = make_targets(rig_rng, rig, roof, int(targets), w, h)
-    for cam in extra:
-        for _ in range(4):
-            bad = any(_inside_agent(lay, (lay.ego_pose(t) @ cam.cam_to_ego)[:3, 3], t, 0.3) for t in times)
-            if not bad:
-                break
-            cam.cam_to_ego[1, 3] *= 0.6
-    all_cams = rig + extra
+    meshes = SceneMeshes(lay)
+    # Target cameras off the rig must not sit in or against a car, a pole or a wall.
+    all_cams = rig + _place_targets(lay, meshes, extra, times)
 
     E0_inv = np.linalg.inv(lay.ego_pose(0.0))
     clip = SynthClip(all_cams, w, h, times, [E0_inv @ lay.ego_pose(t) for t in times], layout=lay)
-    meshes = SceneMeshes(lay)
 
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
     px, py = xs.ravel(), ys.ravel()  # [HW] pixel centres
@@ -252,13 +273,7 @@ def _metadata(lay, seed, cams, times, E0_inv, roof, sensor, lidar, shadows, lida
             "min_range_m": 0.5,
             "sweep": "instantaneous at the frame timestamp (no rolling shutter)",
         },
-        "cameras": {
-            c.name: {
-                "hfov_deg": round(float(np.degrees(c.hfov)), 3),
-                "yaw_deg": round(float(np.degrees(c.yaw)), 3),
-            }
-            for c in cams
-        },
+        "cameras": {c.name: _camera_meta(c) for c in cams},
         "sun_direction_world": [round(float(x), 5) for x in R0 @ lay.sun_dir],
         "street": lay.info,
         "objects_doc": "cars and pedestrians: size_lwh of the box; per frame the world "
@@ -266,6 +281,13 @@ def _metadata(lay, seed, cams, times, E0_inv, roof, sensor, lidar, shadows, lida
                        "velocity (m/s, world)",
         "objects": objects,
     }
+
+
+def _camera_meta(c: RigCamera) -> dict:
+    out = {"hfov_deg": round(float(np.degrees(c.hfov)), 3), "yaw_deg": round(float(np.degrees(c.yaw)), 3)}
+    if c.role == "target":
+        out["lateral_offset_m"] = round(c.lateral_offset, 4)
+    return out
 
 
 def generate(

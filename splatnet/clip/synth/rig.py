@@ -21,6 +21,13 @@ class RigCamera:
     role: str  # "rig" | "target"
     yaw: float
     hfov: float
+    lateral_offset: float = 0.0  # target cameras: metres along ego y from their roof mount
+
+    def with_offset(self, offset: float) -> RigCamera:
+        """This camera moved along ego y so that its lateral offset is ``offset``."""
+        T = self.cam_to_ego.copy()
+        T[1, 3] += offset - self.lateral_offset
+        return RigCamera(self.name, self.K, T, self.role, self.yaw, self.hfov, offset)
 
 
 def look_rotation(yaw: float, pitch_down: float = 0.0, roll: float = 0.0) -> np.ndarray:
@@ -105,7 +112,8 @@ def make_targets(
         offset = float(rng.uniform(0.5, 2.0)) * (1.0 if rng.random() < 0.5 else -1.0)
         pos = _mount(yaw, roof + rng.uniform(-0.2, 0.2)) + np.array([0.0, offset, 0.0])
         R = look_rotation(yaw, np.radians(rng.uniform(0.0, 4.0)))
-        out.append(RigCamera(f"target_{k}", K, _pose(R, pos), "target", float(yaw), float(hfov)))
+        out.append(RigCamera(f"target_{k}", K, _pose(R, pos), "target", float(yaw), float(hfov),
+                             offset))
     return out
 
 
