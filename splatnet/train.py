@@ -90,6 +90,8 @@ class DataConfig:
     """Global batch size (samples per optimiser step), split evenly across DDP ranks."""
     micro_batch: int = 1
     """Samples per forward pass on one rank; gradients accumulate over the rank's share."""
+    prefetch: bool = True
+    """Load the next step's samples in a background thread while this step computes."""
     context_frames: int = 2
     """Consecutive frames whose rig cameras are the network's input."""
     target_views: int = 2
@@ -377,6 +379,9 @@ class Trainer:
         self._metrics: list[dict] = []
         self._last_flush = time.monotonic()
         self._tb = None
+        self._pool = None  # background loader (data.prefetch)
+        self._end = cfg.schedule.steps
+        self._pending: tuple[int, Any] | None = None
 
     # -------------------------------------------------------------- resume
     def resume(self, path: str | os.PathLike) -> int:
@@ -407,6 +412,7 @@ class Trainer:
         """Train from ``self.step`` to ``schedule.steps`` (or ``stop_at``); returns the model."""
         cfg = self.cfg
         end = cfg.schedule.steps if stop_at is None else min(stop_at, cfg.schedule.steps)
+        self._end = end
         model = self.model
         if self.dist.enabled:
             model = nn.parallel.DistributedDataParallel(
@@ -434,6 +440,7 @@ class Trainer:
                 if (every and self.step % every == 0) or self.step == end:
                     self.save()
         finally:
+            self._close_pool()
             if bar is not None:
                 bar.close()
             if self.dist.is_main:
@@ -451,15 +458,14 @@ class Trainer:
             g["lr"] = lr
         stage = cfg.data.stage_at(step)
         local = cfg.data.batch_size // self.dist.world_size
-        first = step * cfg.data.batch_size + self.dist.rank * local
-        chunks = [list(range(i, min(i + cfg.data.micro_batch, first + local)))
-                  for i in range(first, first + local, cfg.data.micro_batch)]
+        chunks = self._chunks(step)
+        batches = self._batches(step)
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
         autocast = torch.autocast("cuda", dtype=torch.bfloat16,
                                   enabled=cfg.optim.bf16 and self.device.type == "cuda")
-        for ci, idx in enumerate(chunks):
-            batch = self.data.collate([self.data.get(i, stage) for i in idx]).to(self.device)
+        for ci, (idx, batch) in enumerate(zip(chunks, batches)):
+            batch = batch.to(self.device)
             sync = ci == len(chunks) - 1 or not self.dist.enabled
             ctx = model.no_sync() if not sync else contextlib.nullcontext()
             with ctx:
@@ -484,6 +490,45 @@ class Trainer:
         sums["grad_norm"] = gnorm
         sums["lr"] = lr
         return sums
+
+    def _chunks(self, step: int) -> list[list[int]]:
+        """This rank's sample indices of ``step``, in micro-batches."""
+        d = self.cfg.data
+        local = d.batch_size // self.dist.world_size
+        first = step * d.batch_size + self.dist.rank * local
+        return [list(range(i, min(i + d.micro_batch, first + local)))
+                for i in range(first, first + local, d.micro_batch)]
+
+    def _load(self, step: int) -> list[Any]:
+        stage = self.cfg.data.stage_at(step)
+        return [self.data.collate([self.data.get(i, stage) for i in idx])
+                for idx in self._chunks(step)]
+
+    def _batches(self, step: int) -> list[Any]:
+        """The step's batches; with ``data.prefetch`` the next step's start loading meanwhile.
+
+        Samples are pure functions of their index, so loading them early (in another thread)
+        changes nothing but the wall time.
+        """
+        if not self.cfg.data.prefetch:
+            return self._load(step)
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="splatnet-data")
+        pending = self._pending if self._pending is not None and self._pending[0] == step \
+            else (step, self._pool.submit(self._load, step))
+        if step + 1 < self._end:
+            self._pending = (step + 1, self._pool.submit(self._load, step + 1))
+        else:
+            self._pending = None
+        return pending[1].result()
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            self._pending = None
 
     # -------------------------------------------------------------- outputs
     def save(self) -> Path | None:

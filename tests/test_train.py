@@ -246,3 +246,10 @@ def test_tensorboard_is_written_when_installed(tmp_path, monkeypatch):
     assert events[0] == ("open", "tensorboard", 1)
     assert ("train/loss", 1) in events and ("train/mae", 2) in events
     assert events[-1] == ("close",)
+
+
+def test_prefetch_changes_nothing_but_time(tmp_path):
+    a = params(train(tiny_cfg(tmp_path / "a", data={"prefetch": True})))
+    b = params(train(tiny_cfg(tmp_path / "b", data={"prefetch": False})))
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
