@@ -26,6 +26,12 @@
 #include "splatnet/constants.h"
 #include "splatnet/torch_checks.h"
 
+#if defined(_MSC_VER)
+#define SPLATNET_NOINLINE __declspec(noinline)
+#else
+#define SPLATNET_NOINLINE __attribute__((noinline))
+#endif
+
 namespace splatnet {
 namespace {
 
@@ -82,7 +88,7 @@ inline void row_range(float my_local, int ry, int rows, int& r0, int& r1) {
 // G[p] = exp(−σ_p) for the pixels p ∈ [p0, p1) of a tile. Not inlined on purpose: the forward and
 // the backward call this one piece of machine code, so the backward replays the forward's α
 // (and its skip / stop decisions) bit for bit.
-__attribute__((noinline)) void tile_gaussian(const float* __restrict px, const float* __restrict py, int p0,
+SPLATNET_NOINLINE void tile_gaussian(const float* __restrict px, const float* __restrict py, int p0,
                                              int p1, float mx, float my, float a, float b, float c,
                                              float* __restrict G) {
 #pragma omp simd
