@@ -63,14 +63,16 @@ def test_sample_shapes_and_lidar_depth_agree_with_ground_truth(synth_clip):
     assert b.context_depths.shape == (1, 6, 1, 32, 48)
     assert b.target_sky.shape == (1, 2, 1, 32, 48)
     assert 0 <= float(b.context_images.min()) and float(b.context_images.max()) <= 1
-    # projected LiDAR lands on the surfaces the generator's own depth maps show
+    # projected LiDAR lands on the surfaces the generator's own depth maps show (compared at the
+    # clip's own size: resizing the depth maps would move their samples within a pixel)
     _, frames, _ = src.plan(3)
-    gt = src.clips[0].views(frames=frames, size=(32, 48)).depths.permute(0, 3, 1, 2)[None]
-    lid = b.context_depths
+    full = src.get(3, StageConfig(size=(48, 80)))
+    gt = src.clips[0].views(frames=frames).depths.permute(0, 3, 1, 2)[None]
+    lid = full.context_depths
     hit = (lid > 0) & (gt > 0)
     assert int(hit.sum()) > 50
     rel = ((lid - gt).abs() / gt)[hit]
-    assert float(rel.median()) < 0.02
+    assert float(rel.median()) < 0.02, float(rel.median())  # ~1 %: sub-pixel sampling at 48×80
     # (almost) no LiDAR on sky pixels of the target views
     tl = b.target_depths[b.target_sky == 1]
     assert float((tl > 0).float().mean()) < 0.05  # boundary pixels of the resized mask
