@@ -1,7 +1,7 @@
 """The feed-forward network: :class:`SplatNet`, its config, and inference post-processing.
 
-Submodules load lazily so that ``splatnet.head`` (which uses ``models.geometry``) and
-``models.splatnet`` (which uses the head) can import each other's modules in either order.
+``SplatNet`` loads lazily: ``splatnet.head`` uses ``models.geometry`` and ``models.splatnet``
+uses the head, so either can be imported first.
 """
 
 from __future__ import annotations
@@ -9,20 +9,25 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .config import (
+    CostVolumeConfig,
+    EncoderConfig,
+    HeadConfig,
+    PostprocessConfig,
+    SkyConfig,
+    SplatNetConfig,
+)
+from .postprocess import postprocess  # binds the function over the submodule's name
+from .sky import SkyBackground
+
 _LAZY = {
     "SplatNet": "splatnet.models.splatnet",
     "SplatNetOutput": "splatnet.models.splatnet",
-    "SplatNetConfig": "splatnet.models.config",
-    "EncoderConfig": "splatnet.models.config",
-    "CostVolumeConfig": "splatnet.models.config",
-    "HeadConfig": "splatnet.models.config",
-    "SkyConfig": "splatnet.models.config",
-    "PostprocessConfig": "splatnet.models.config",
-    "postprocess": "splatnet.models.postprocess",
-    "SkyBackground": "splatnet.models.sky",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted([*_LAZY, "CostVolumeConfig", "EncoderConfig", "HeadConfig",
+                  "PostprocessConfig", "SkyBackground", "SkyConfig", "SplatNetConfig",
+                  "postprocess"])
 
 
 def __getattr__(name: str) -> Any:
@@ -39,14 +44,4 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import (
-        CostVolumeConfig,
-        EncoderConfig,
-        HeadConfig,
-        PostprocessConfig,
-        SkyConfig,
-        SplatNetConfig,
-    )
-    from .postprocess import postprocess
-    from .sky import SkyBackground
     from .splatnet import SplatNet, SplatNetOutput
