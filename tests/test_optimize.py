@@ -32,6 +32,7 @@ from splatnet.optim.init import (
     knn_scales,
     random_in_box,
     sample_colors,
+    sky_points,
     voxel_downsample,
 )
 from splatnet.optim.trainer import _position_lr, scene_extent
@@ -413,3 +414,36 @@ def test_scene_extent_uses_cameras_and_points():
     assert scene_extent(cams) == pytest.approx(1.1 * math.hypot(5.0, 0.25), rel=1e-4)
     far = torch.full((10, 3), 100.0)
     assert scene_extent(cams, far) > 100
+
+
+def test_sky_points_lie_on_the_sphere_along_sky_pixels():
+    cams = ring_cameras(2, w=40, h=30)
+    img = torch.rand(2, 30, 40, 3, generator=torch.Generator().manual_seed(0))
+    sky = torch.zeros(2, 30, 40, 1, dtype=torch.bool)
+    sky[0, 2, 3] = True  # one sky pixel: every sampled point must come from it
+    views = type("V", (), {"cameras": cams, "images": img, "sky_masks": sky})()
+    centre = torch.tensor([0.5, 0.0, 0.0])
+    pts, colors = sky_points(views, centre, 50.0, 5, torch.Generator().manual_seed(1))
+    assert pts.shape == (1, 3)  # only one sky pixel to draw from
+    torch.testing.assert_close((pts - centre).norm(dim=-1), torch.tensor([50.0]), rtol=1e-5, atol=0)
+    torch.testing.assert_close(colors[0], img[0, 2, 3])
+    p = pts[0] @ cams.world_to_cam[0, :3, :3].T + cams.world_to_cam[0, :3, 3]
+    u, v = (cams.K[0] @ (p / p[2]))[:2]
+    assert 3 <= u < 4 and 2 <= v < 3 and p[2] > 0
+
+
+def test_fit_with_per_view_backgrounds(scene):
+    gt, train, test = scene
+    # A scene rendered over a per-pixel background must be learnt with that background.
+    bg = torch.rand(train.images.shape, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        out = splatnet.render(gt, train.cameras)
+    images = out.rgb + (1 - out.alpha) * bg
+    views = Views(train.cameras, images)
+    start = random_start(train, n=150)
+    cfg = OptimConfig(iterations=80, sh_degree=0)
+    cfg.densify.enabled = False
+    with_bg = fit(start, views, cfg, backgrounds=bg).gaussians
+    assert evaluate(with_bg, views, background=bg)["psnr"] > evaluate(start, views, background=bg)["psnr"] + 2
+    with pytest.raises(ValidationError, match="backgrounds"):
+        fit(start, views, cfg, backgrounds=bg[:2])

@@ -7,6 +7,10 @@ identity rotation, SH DC from the point's colour and the higher bands zero.
 Point colours are sampled from the training images the points project into (nearest pixel,
 averaged over views; a view whose ground-truth depth shows the point is occluded is skipped).
 Points that no training view sees are dropped: they would never receive a gradient.
+
+LiDAR never hits the sky, and random points rarely land far enough, so when the views have sky
+masks a tenth of the points go on a far sphere (twice the scene's radius) along the rays of
+randomly chosen sky pixels, coloured by those pixels.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ..sh import num_sh_bases, rgb_to_sh
 INIT_OPACITY = 0.1
 NEAR = 0.1  # metres: points closer to a camera than this take no colour from it
 KNN = 3
+SKY_FRACTION = 0.1  # of the initial points, when the views have sky masks
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -134,6 +139,46 @@ def gaussians_from_points(points: Tensor, colors: Tensor, sh_degree: int = 3,
                      torch.full((m,), opacity, dtype=points.dtype, device=points.device), sh)
 
 
+def sky_points(views, centre: Tensor, radius: float, n: int,
+               generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """``n`` points on the sphere (``centre``, ``radius``) along rays of random sky pixels.
+
+    Returns ``(points [n', 3], colors [n', 3])``; empty when the views have no sky pixels.
+    """
+    masks = getattr(views, "sky_masks", None)
+    empty = torch.zeros(0, 3)
+    if masks is None or n <= 0:
+        return empty, empty
+    idx = torch.nonzero(masks[..., 0])  # [P, 3] (view, y, x)
+    if len(idx) == 0:
+        return empty, empty
+    idx = idx[torch.randperm(len(idx), generator=generator)[:n]]
+    v, y, x = idx.unbind(-1)
+    K = views.cameras.K[v].double()
+    c2w = views.cameras.cam_to_world[v].double()
+    px = x.double() + torch.rand(len(v), generator=generator, dtype=torch.float64)
+    py = y.double() + torch.rand(len(v), generator=generator, dtype=torch.float64)
+    d_cam = torch.stack([(px - K[:, 0, 2]) / K[:, 0, 0], (py - K[:, 1, 2]) / K[:, 1, 1],
+                         torch.ones_like(px)], dim=-1)
+    d = (c2w[:, :3, :3] @ d_cam[..., None]).squeeze(-1)
+    d = d / d.norm(dim=-1, keepdim=True)
+    o = c2w[:, :3, 3] - centre.double()
+    # |o + t d| = radius, the far intersection (the cameras are inside the sphere).
+    b = (o * d).sum(-1)
+    t = -b + torch.sqrt((b * b - (o * o).sum(-1) + radius**2).clamp_min(0))
+    points = (c2w[:, :3, 3] + t[:, None] * d).float()
+    return points, views.images[v, y, x].float()
+
+
+def _with_sky(points: Tensor, colors: Tensor, views, n_sky: int,
+              generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    centre = views.cameras.centers.reshape(-1, 3).mean(0)
+    dist = (points - centre).norm(dim=-1)
+    radius = 2.0 * float(torch.quantile(dist[: 1 << 20], 0.99)) if len(dist) else 100.0
+    sp, sc = sky_points(views, centre, max(radius, 1.0), n_sky, generator)
+    return torch.cat([points, sp.to(points)]), torch.cat([colors, sc.to(colors)])
+
+
 # ----------------------------------------------------------------------------- initialisations
 def init_lidar(clip, frames, views, num_points: int, sh_degree: int,
                generator: torch.Generator, voxel: float | None = None) -> Gaussians:
@@ -157,8 +202,10 @@ def init_lidar(clip, frames, views, num_points: int, sh_degree: int,
     if len(pts) == 0:
         raise ValidationError(f"{clip.path}: no LiDAR point projects into a training view; check "
                               "the clip's extrinsics or use --init random")
-    keep = _subsample_index(len(pts), num_points, generator)
-    return gaussians_from_points(pts[keep], colors[keep], sh_degree)
+    n_sky = _num_sky(views, num_points)
+    keep = _subsample_index(len(pts), num_points - n_sky, generator)
+    pts, colors = _with_sky(pts[keep], colors[keep], views, n_sky, generator)
+    return gaussians_from_points(pts, colors, sh_degree)
 
 
 def init_random(clip, frames, views, num_points: int, sh_degree: int,
@@ -185,6 +232,8 @@ def init_random(clip, frames, views, num_points: int, sh_degree: int,
 def random_in_box(lo: Tensor, hi: Tensor, views, num_points: int, sh_degree: int,
                   generator: torch.Generator) -> Gaussians:
     """``num_points`` uniform points in the box ``[lo, hi]`` that a view sees (rejection)."""
+    n_sky = _num_sky(views, num_points)
+    num_points -= n_sky
     kept: list[Tensor] = []
     kept_colors: list[Tensor] = []
     have = 0
@@ -200,6 +249,7 @@ def random_in_box(lo: Tensor, hi: Tensor, views, num_points: int, sh_degree: int
     if len(pts) == 0:
         raise ValidationError("random initialisation: no random point in the clip's bounds is seen "
                               "by a training view")
+    pts, colors = _with_sky(pts, colors, views, n_sky, generator)
     return gaussians_from_points(pts, colors, sh_degree)
 
 
@@ -209,6 +259,13 @@ def init_network(clip, views) -> Gaussians:
         "--init network is not available yet: splatnet has no trained feed-forward model to "
         "produce the starting Gaussians; use --init lidar or --init random"
     )
+
+
+def _num_sky(views, num_points: int) -> int:
+    masks = getattr(views, "sky_masks", None)
+    if masks is None or num_points < 10 or not bool(masks.any()):
+        return 0
+    return int(num_points * SKY_FRACTION)
 
 
 def _subsample_index(m: int, n: int, generator: torch.Generator) -> Tensor:

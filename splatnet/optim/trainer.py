@@ -197,13 +197,16 @@ def fit(
     *,
     progress: bool = False,
     callback: Callable[[int, Gaussians], None] | None = None,
+    backgrounds: Tensor | None = None,
 ) -> FitResult:
     """Optimise ``gaussians`` on ``views`` (``.cameras [V]``, ``.images [V, H, W, 3]``, optional
     ``.masks [V, H, W, 1]``) for ``config.iterations`` steps.
 
     Everything runs on the Gaussians' device; views are moved there. ``callback(step, g)`` (if
-    given) is called after every step with the detached current Gaussians. The same inputs,
-    config and seed give the same result on the same machine and backend.
+    given) is called after every step with the detached current Gaussians. ``backgrounds``
+    (optional, ``[V, H, W, 3]``, fixed) replaces ``config.background`` by a per-pixel image behind
+    the Gaussians of each view, e.g. a network's sky. The same inputs, config and seed give the
+    same result on the same machine and backend.
     """
     cfg = config or OptimConfig()
     cfg.check()
@@ -227,6 +230,7 @@ def fit(
                               f"Gaussians, more than the cap {dcfg.max_gaussians}")
     sh_interval = cfg.resolved_sh_interval()
     background = torch.tensor(cfg.background, dtype=torch.float32, device=device)
+    backgrounds = _check_backgrounds(backgrounds, images, device)
     single = [cams[[v]] for v in range(cams.num_cameras)]
     history: list[dict[str, Any]] = []
     order: list[int] = []
@@ -244,8 +248,13 @@ def fit(
         params.set_lr("means", _position_lr(step - 1, cfg.iterations, lrs["means"],
                                              cfg.lr_means_final * extent))
         degree = cfg.sh_degree if sh_interval == 0 else min(cfg.sh_degree, (step - 1) // sh_interval)
-        out = _render(params.gaussians(), single[v], degree, background, cfg, backend)
-        loss = _loss(out.rgb[0], images[v], None if masks is None else masks[v], cfg.ssim_weight)
+        if backgrounds is None:
+            out = _render(params.gaussians(), single[v], degree, background, cfg, backend)
+            pred = out.rgb[0]
+        else:
+            out = _render(params.gaussians(), single[v], degree, None, cfg, backend)
+            pred = out.rgb[0] + (1.0 - out.alpha[0]) * backgrounds[v]
+        loss = _loss(pred, images[v], None if masks is None else masks[v], cfg.ssim_weight)
         params.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if dcfg.enabled and step < dcfg.stop and out.means2d.grad is not None:
@@ -272,7 +281,18 @@ def fit(
     return FitResult(params.export(), cfg.iterations, seconds, history, backend)
 
 
-def _render(g: Gaussians, cam: Cameras, degree: int, background: Tensor, cfg: OptimConfig,
+def _check_backgrounds(backgrounds: Tensor | None, images: Tensor,
+                       device: torch.device) -> Tensor | None:
+    if backgrounds is None:
+        return None
+    if not isinstance(backgrounds, Tensor) or tuple(backgrounds.shape) != tuple(images.shape):
+        got = list(backgrounds.shape) if isinstance(backgrounds, Tensor) else type(backgrounds).__name__
+        raise ValidationError(f"backgrounds: expected per-view images of shape {list(images.shape)} "
+                              f"(V, H, W, 3), got {got}")
+    return backgrounds.detach().to(device, torch.float32)
+
+
+def _render(g: Gaussians, cam: Cameras, degree: int, background: Tensor | None, cfg: OptimConfig,
             backend: str):
     from ..render import render
 
@@ -298,7 +318,8 @@ def evaluate(gaussians: Gaussians, views, *, sh_degree: int | None = None,
              antialiased: bool = False, backend: str = "auto") -> dict[str, Any]:
     """PSNR and SSIM of renders of ``gaussians`` against ``views``.
 
-    Renders are clamped to ``[0, 1]``. With validity masks, PSNR uses only valid pixels and SSIM
+    ``background`` is a colour ``[3]`` or per-view images ``[V, H, W, 3]`` (e.g. a sky). Renders
+    are clamped to ``[0, 1]``. With validity masks, PSNR uses only valid pixels and SSIM
     counts invalid pixels as exact. Returns ``{"psnr", "ssim"}`` (means over views) and
     ``"per_view"`` (a list of ``{"psnr", "ssim"}``).
     """
@@ -309,11 +330,15 @@ def evaluate(gaussians: Gaussians, views, *, sh_degree: int | None = None,
     cams = cams.to(device)
     backend = resolve_backend(backend, device, gaussians.dtype)
     bg = torch.as_tensor(background, dtype=torch.float32, device=device)
+    per_pixel = bg.dim() == 4
+    if per_pixel:
+        bg = _check_backgrounds(bg, images, device)
     per_view = []
     for v in range(cams.num_cameras):
-        out = render(gaussians, cams[[v]], sh_degree=sh_degree, background=bg,
-                     antialiased=antialiased, backend=backend)
-        pred = out.rgb[0].clamp(0, 1)
+        out = render(gaussians, cams[[v]], sh_degree=sh_degree,
+                     background=None if per_pixel else bg, antialiased=antialiased, backend=backend)
+        pred = out.rgb[0] + (1.0 - out.alpha[0]) * bg[v] if per_pixel else out.rgb[0]
+        pred = pred.clamp(0, 1)
         gt = images[v].to(device, torch.float32)
         if masks is not None:
             m = masks[v].to(device)
@@ -331,13 +356,16 @@ def evaluate(gaussians: Gaussians, views, *, sh_degree: int | None = None,
 
 # ----------------------------------------------------------------------------- refinement
 def refine(gaussians: Gaussians, views, steps: int, *, config: OptimConfig | None = None,
-           densify: bool = False, seed: int = 0, progress: bool = False) -> Gaussians:
+           densify: bool = False, seed: int = 0, progress: bool = False,
+           backgrounds: Tensor | None = None) -> Gaussians:
     """Run ``steps`` optimisation steps starting from ``gaussians`` (e.g. the network's output).
 
     Keeps the Gaussians' SH degree with every band active from the first step, the reference
     learning rates (position rate decaying over the ``steps``) and, unless ``densify``, the
-    Gaussian count. ``config`` overrides everything but ``iterations``. Returns new Gaussians on
-    the input's device; the input is not modified.
+    Gaussian count. ``config`` overrides everything but ``iterations``. ``backgrounds``
+    ``[V, H, W, 3]`` (optional) is a fixed per-pixel background of each view, e.g. the network's
+    sky rendered for the views (``sky.render(cameras)``), composited as ``rgb + (1 − alpha) · bg``.
+    Returns new Gaussians on the input's device; the input is not modified.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValidationError(f"steps: expected a non-negative int, got {steps!r}")
@@ -345,4 +373,4 @@ def refine(gaussians: Gaussians, views, steps: int, *, config: OptimConfig | Non
         config = OptimConfig(sh_degree=gaussians.sh_degree, sh_interval=0, seed=seed)
         config.densify.enabled = densify
     config = dataclasses.replace(config, iterations=steps)
-    return fit(gaussians, views, config, progress=progress).gaussians
+    return fit(gaussians, views, config, progress=progress, backgrounds=backgrounds).gaussians
