@@ -413,3 +413,17 @@ def test_thread_count_does_not_change_results(cameras):
     for other in results[1:]:
         for a, b in zip(results[0], other):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item())
+
+
+def test_cuda_tensors_without_cuda_kernels_name_the_fix():
+    from splatnet import _ext
+    from splatnet.errors import BackendUnavailableError
+
+    if _ext.cuda_unavailable_reason() is None:
+        pytest.skip("the CUDA kernels are available here")
+
+    class FakeCudaTensor:  # stands in for a CUDA tensor on a CPU-only torch
+        is_cuda = True
+
+    with pytest.raises(BackendUnavailableError, match="CUDA"):
+        _ops._require(FakeCudaTensor())
