@@ -209,3 +209,68 @@ def test_encoder_weights_from_local_file(tmp_path):
         SplatNet(SplatNetConfig.from_dict({"encoder": {"weights": str(bad)}}))
     with pytest.raises(FileNotFoundError):
         SplatNet(SplatNetConfig.from_dict({"encoder": {"weights": str(tmp_path / "none.pt")}}))
+
+
+def test_plane_sweep_with_rotated_source():
+    """A textured plane at z* in front of the reference camera; the source camera is rotated
+    and translated. Features of both views are computed independently by intersecting each
+    cell's ray with the plane, so the cost must peak at z* wherever the source sees it."""
+    height, width, h, w = 48, 64, 24, 32
+    f = 50.0
+    depths = inverse_depth_candidates(2.0, 40.0, 12)
+    k_true = 4
+    z_true = float(depths[k_true])
+    yaw, pitch = math.radians(15.0), math.radians(-5.0)
+    ry = torch.tensor([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0],
+                       [-math.sin(yaw), 0, math.cos(yaw)]], dtype=torch.float64)
+    rx = torch.tensor([[1, 0, 0], [0, math.cos(pitch), -math.sin(pitch)],
+                       [0, math.sin(pitch), math.cos(pitch)]], dtype=torch.float64)
+    ref_pose = torch.eye(4, dtype=torch.float64)
+    ref_pose[:3, :3] = rx  # the reference camera is rotated too
+    src_pose = torch.eye(4, dtype=torch.float64)
+    src_pose[:3, :3] = rx @ ry
+    src_pose[:3, 3] = torch.tensor([0.8, -0.2, 0.3], dtype=torch.float64)
+    K = torch.tensor([[f, 0, width / 2], [0, f * 1.1, height / 2], [0, 0, 1.0]],
+                     dtype=torch.float64)
+    cams = Cameras(K.expand(1, 2, 3, 3).clone(), torch.stack([ref_pose, src_pose])[None],
+                   width, height)
+    # The plane: camera-z = z_true in the reference frame, i.e. n·X = d in the world.
+    normal = ref_pose[:3, 2]
+    offset = float(normal @ ref_pose[:3, 3]) + z_true
+    freqs = torch.tensor([[0.9, 0.3], [0.4, -1.1], [1.7, 0.6], [-0.5, 0.8]], dtype=torch.float64)
+    e1, e2 = ref_pose[:3, 0], ref_pose[:3, 1]
+
+    def features(pose: torch.Tensor) -> torch.Tensor:
+        u = (torch.arange(w, dtype=torch.float64) + 0.5) * (width / w)
+        v = (torch.arange(h, dtype=torch.float64) + 0.5) * (height / h)
+        vv, uu = torch.meshgrid(v, u, indexing="ij")
+        rays = torch.stack([(uu - K[0, 2]) / K[0, 0], (vv - K[1, 2]) / K[1, 1],
+                            torch.ones_like(uu)], -1) @ pose[:3, :3].T
+        o = pose[:3, 3]
+        t = (offset - o @ normal) / (rays @ normal)
+        x = o + t[..., None] * rays  # world hit points [h, w, 3]
+        a, b = x @ e1, x @ e2
+        th = freqs[:, 0, None, None] * a + freqs[:, 1, None, None] * b
+        return torch.cat([th.cos(), th.sin()], 0) / 2.0  # [8, h, w], unit norm per cell
+
+    match = torch.stack([features(ref_pose), features(src_pose)])[None].float()
+    cams = cams.to(torch.float32)
+    idx = torch.tensor([[[1], [0]]])
+    valid = torch.tensor([[[True], [True]]])
+    cost, count = plane_sweep(match, cams, idx, valid, depths)
+    # Where the source sees the plane point (projected independently, with a one-cell margin).
+    u = (torch.arange(w, dtype=torch.float64) + 0.5) * (width / w)
+    v = (torch.arange(h, dtype=torch.float64) + 0.5) * (height / h)
+    vv, uu = torch.meshgrid(v, u, indexing="ij")
+    p_ref = torch.stack([(uu - K[0, 2]) / K[0, 0], (vv - K[1, 2]) / K[1, 1],
+                         torch.ones_like(uu)], -1) * z_true
+    world = p_ref @ ref_pose[:3, :3].T + ref_pose[:3, 3]
+    p_src = (world - src_pose[:3, 3]) @ src_pose[:3, :3]
+    us = K[0, 0] * p_src[..., 0] / p_src[..., 2] + K[0, 2]
+    vs = K[1, 1] * p_src[..., 1] / p_src[..., 2] + K[1, 2]
+    seen = (us > 2) & (us < width - 2) & (vs > 2) & (vs < height - 2)
+    assert int(seen.sum()) > 0.3 * h * w
+    best = cost[0, 0].argmax(dim=0)
+    frac = float((best[seen] == k_true).float().mean())
+    assert frac > 0.97, frac
+    assert float(count[0, 0].max()) <= 1.0 + 1e-6
