@@ -49,7 +49,8 @@ def test_cli_trains_saves_and_resumes(tmp_path, clip_dir, capsys):
                                 cache_dir=clip_dir.parent)[0]
     run = tmp_path / "run"
     args = ["train", f"data.clips=[{clip_dir}]", f"eval.clips=[{eval_clip}]", "eval.every=2",
-            "data.size=[16, 24]", "data.target_views=1",
+            "data.curriculum=[{until_step: 2, size: [16, 24]}, {until_step: 3, size: [24, 32]}]",
+            "data.target_views=1",
             "schedule.steps=3", "schedule.warmup_steps=1", f"log.dir={run}", "log.every=1",
             "log.progress=false", "log.checkpoint_every=2", "log.keep=0", "loss.ssim_weight=0"]
     args += [f"model.{k}={json.dumps(v)}" for k, v in SMALL_MODEL.items()]
@@ -59,6 +60,7 @@ def test_cli_trains_saves_and_resumes(tmp_path, clip_dir, capsys):
     rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if "loss" in r]
     assert [r["step"] for r in train_rows] == [1, 2, 3]
+    assert [r["size"] for r in train_rows] == [[16, 24], [16, 24], [24, 32]]  # the curriculum
     assert all(r["loss"] > 0 and r["depth_l1"] >= 0 for r in train_rows)
     evals = [r for r in rows if "eval_psnr" in r]
     assert [r["step"] for r in evals] == [2, 3]  # every 2 steps and at the end
