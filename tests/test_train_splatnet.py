@@ -147,3 +147,33 @@ def test_bf16_network_output_is_rendered_in_float32(clip_dir):
     assert abs(a - b) < 0.05 * b  # bf16 rounding of the inputs only
     loss.backward()
     assert any(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.slow
+def test_torchrun_real_model_matches_one_process(tmp_path, clip_dir):
+    """``torchrun -m splatnet.train`` with 2 gloo ranks == 1 process, same global batch."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    common = [f"data.clips=[{clip_dir}]", "data.size=[16, 24]", "data.target_views=1",
+              "data.batch_size=2", "schedule.steps=2", "schedule.warmup_steps=1",
+              "log.progress=false", "device=cpu", "loss.ssim_weight=0"]
+    common += [f"model.{k}={json.dumps(v)}" for k, v in SMALL_MODEL.items()]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "splatnet.train",
+         *common, f"log.dir={tmp_path / 'ddp'}"],
+        env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert cli_main(["train", *common, f"log.dir={tmp_path / 'one'}"]) == 0
+    a = checkpoint.load_checkpoint(tmp_path / "ddp" / "checkpoints")
+    b = checkpoint.load_checkpoint(tmp_path / "one" / "checkpoints")
+    assert a.trainer["world_size"] == 2 and b.trainer["world_size"] == 1
+    for k, v in b.model_state.items():
+        torch.testing.assert_close(a.model_state[k], v, rtol=1e-4, atol=1e-5, msg=k)
