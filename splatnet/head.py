@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from .cameras import Cameras
 from .errors import ValidationError
 from .gaussians import Gaussians
-from .models.geometry import matrix_to_quat
+from .models.geometry import matrix_to_quat, no_autocast
 from .sh import num_sh_bases, rgb_to_sh
 
 #: Channels the head adds to the user's features: normalised inverse depth, confidence, unit
@@ -146,120 +146,123 @@ class GaussianHead(nn.Module):
                 images: Tensor | None = None) -> HeadOutput:
         b, v, _, h, w = self._check(features, cameras, depth, depth_logits, candidate_depths,
                                     images)
-        dtype, device = features.dtype, features.device
+        # Geometry runs in at least float32 (bf16 cannot hold pixel coordinates or depths).
+        dtype, device = torch.promote_types(features.dtype, torch.float32), features.device
         width, height = cameras.width, cameras.height
         inv_near, inv_far = 1.0 / self.near, 1.0 / self.far
 
-        # Coarse inverse depth and confidence on the head's grid.
-        if depth_logits is not None:
-            cand = candidate_depths.to(dtype)
-            if cand.dim() == 1:
-                cand = cand.view(1, 1, -1)
-            probs = depth_logits.softmax(dim=2)  # [B, V, D, h', w']
-            inv = (probs * (1.0 / cand)[..., None, None]).sum(2, keepdim=True)
-            conf = probs.amax(dim=2, keepdim=True)
-        else:
-            inv = 1.0 / depth.to(dtype).clamp(self.near, self.far)
-            conf = torch.ones_like(inv)
-        inv = _resize(inv, h, w)
-        conf = _resize(conf, h, w)
-        disp = ((inv - inv_far) / (inv_near - inv_far)).clamp(0.0, 1.0)  # [B, V, 1, h, w]
+        with no_autocast(device):  # geometry in float32 even under bf16 autocast
+            # Coarse inverse depth and confidence on the head's grid.
+            if depth_logits is not None:
+                cand = candidate_depths.to(dtype)
+                if cand.dim() == 1:
+                    cand = cand.view(1, 1, -1)
+                probs = depth_logits.to(dtype).softmax(dim=2)  # [B, V, D, h', w']
+                inv = (probs * (1.0 / cand)[..., None, None]).sum(2, keepdim=True)
+                conf = probs.amax(dim=2, keepdim=True)
+            else:
+                inv = 1.0 / depth.to(dtype).clamp(self.near, self.far)
+                conf = torch.ones_like(inv)
+            inv = _resize(inv, h, w)
+            conf = _resize(conf, h, w)
+            disp = ((inv - inv_far) / (inv_near - inv_far)).clamp(0.0, 1.0)  # [B, V, 1, h, w]
 
-        # Geometry of the cells, channel-first: the camera-frame ray K⁻¹[u, v, 1] of cell (i, j)
-        # is (x_j, y_i, 1), so everything per view is a 3×3 (or 9×3) matrix times these rays.
-        K = cameras.K.to(dtype)  # [B, V, 3, 3]
-        c2w = cameras.cam_to_world.to(dtype)  # [B, V, 4, 4]
-        rot, centers = c2w[..., :3, :3], c2w[..., :3, 3]  # [B, V, 3, 3], [B, V, 3]
-        fx, fy = K[..., 0, 0, None, None], K[..., 1, 1, None, None]  # [B, V, 1, 1]
-        cw, ch = width / w, height / h  # cell size in pixels
-        uu = (torch.arange(w, device=device, dtype=dtype) + 0.5) * cw
-        vv = (torch.arange(h, device=device, dtype=dtype) + 0.5) * ch
-        xs = (uu - K[..., 0, 2, None]) / K[..., 0, 0, None]  # [B, V, w]
-        ys = (vv - K[..., 1, 2, None]) / K[..., 1, 1, None]  # [B, V, h]
-        x_grid = xs[:, :, None, :].expand(b, v, h, w)
-        y_grid = ys[:, :, :, None].expand(b, v, h, w)
-        dirs_cam = torch.stack([x_grid, y_grid, torch.ones_like(x_grid)], dim=2)  # [B, V, 3, h, w]
-        inv_norm = torch.rsqrt(xs[:, :, None, :] ** 2 + ys[:, :, :, None] ** 2 + 1.0)
-        # Unit camera-frame ray, then Plücker [d, (o − c̄) × d / 10 m] in the world: one 9×3 map.
-        rel = (centers - centers.mean(1, keepdim=True)) / 10.0
-        ray_mat = torch.cat([torch.eye(3, dtype=dtype, device=device).expand(b, v, 3, 3), rot,
-                             _skew(rel) @ rot], dim=2)  # [B, V, 9, 3]
-        geo_rays = (ray_mat @ dirs_cam.reshape(b, v, 3, h * w)).reshape(b, v, 9, h, w)
-        geo_rays = geo_rays * inv_norm[:, :, None]
-        if images is not None:
-            colour = F.adaptive_avg_pool2d(images.reshape(b * v, 3, height, width).to(dtype),
-                                           (h, w)).reshape(b, v, 3, h, w)
-        else:
-            colour = features.new_zeros(b, v, 3, h, w)
-        geo = torch.cat([disp, conf, geo_rays, colour], dim=2).reshape(b * v, -1, h, w)
-        x = self.mix_features(features.reshape(b * v, -1, h, w)) + self.mix_geometry(geo)
+            # Geometry of the cells, channel-first: the camera-frame ray K⁻¹[u, v, 1] of cell (i, j)
+            # is (x_j, y_i, 1), so everything per view is a 3×3 (or 9×3) matrix times these rays.
+            K = cameras.K.to(dtype)  # [B, V, 3, 3]
+            c2w = cameras.cam_to_world.to(dtype)  # [B, V, 4, 4]
+            rot, centers = c2w[..., :3, :3], c2w[..., :3, 3]  # [B, V, 3, 3], [B, V, 3]
+            fx, fy = K[..., 0, 0, None, None], K[..., 1, 1, None, None]  # [B, V, 1, 1]
+            cw, ch = width / w, height / h  # cell size in pixels
+            uu = (torch.arange(w, device=device, dtype=dtype) + 0.5) * cw
+            vv = (torch.arange(h, device=device, dtype=dtype) + 0.5) * ch
+            xs = (uu - K[..., 0, 2, None]) / K[..., 0, 0, None]  # [B, V, w]
+            ys = (vv - K[..., 1, 2, None]) / K[..., 1, 1, None]  # [B, V, h]
+            x_grid = xs[:, :, None, :].expand(b, v, h, w)
+            y_grid = ys[:, :, :, None].expand(b, v, h, w)
+            dirs_cam = torch.stack([x_grid, y_grid, torch.ones_like(x_grid)], dim=2)  # [B, V, 3, h, w]
+            inv_norm = torch.rsqrt(xs[:, :, None, :] ** 2 + ys[:, :, :, None] ** 2 + 1.0)
+            # Unit camera-frame ray, then Plücker [d, (o − c̄) × d / 10 m] in the world: one 9×3 map.
+            rel = (centers - centers.mean(1, keepdim=True)) / 10.0
+            ray_mat = torch.cat([torch.eye(3, dtype=dtype, device=device).expand(b, v, 3, 3), rot,
+                                 _skew(rel) @ rot], dim=2)  # [B, V, 9, 3]
+            geo_rays = (ray_mat @ dirs_cam.reshape(b, v, 3, h * w)).reshape(b, v, 9, h, w)
+            geo_rays = geo_rays * inv_norm[:, :, None]
+            if images is not None:
+                colour = F.adaptive_avg_pool2d(images.reshape(b * v, 3, height, width).to(dtype),
+                                               (h, w)).reshape(b, v, 3, h, w)
+            else:
+                colour = features.new_zeros(b, v, 3, h, w)
+            geo = torch.cat([disp, conf, geo_rays, colour], dim=2).reshape(b * v, -1, h, w)
+        x = self.mix_features(features.reshape(b * v, -1, h, w)) + self.mix_geometry(geo.to(features.dtype))
         x = x.contiguous(memory_format=torch.channels_last)  # faster 3×3 convolutions on CPU
         raw = self.out(self.net(x)).reshape(b, v, -1, h, w)
-        parts = list(raw.split(self._sizes, dim=2))
-        d_corr, r_off, r_scale, r_rot, r_col, r_opa = parts[:6]
-        rest = parts[6:]
-        r_sky = rest.pop(0) if self.predict_sky else None
-        r_vel = rest.pop(0) if self.predict_velocity else None
+        with no_autocast(device):  # geometry in float32 even under bf16 autocast
+            parts = list(raw.to(dtype).split(self._sizes, dim=2))
+            d_corr, r_off, r_scale, r_rot, r_col, r_opa = parts[:6]
+            rest = parts[6:]
+            r_sky = rest.pop(0) if self.predict_sky else None
+            r_vel = rest.pop(0) if self.predict_velocity else None
 
-        # Depth: bounded refinement of the normalised inverse depth.
-        disp_f = (disp + self.depth_correction * torch.tanh(d_corr)).clamp(0.0, 1.0)
-        z = 1.0 / (inv_far + disp_f * (inv_near - inv_far))  # [B, V, 1, h, w]
-        # Centre: origin + R · K⁻¹ [u + δu, v + δv, 1] · z (camera z, not distance along the ray).
-        off = torch.sigmoid(r_off) - 0.5  # [B, V, 2, h, w] in cells
-        zc = z[:, :, 0]
-        p_cam = torch.stack([(x_grid + off[:, :, 0] * (cw / fx)) * zc,
-                             (y_grid + off[:, :, 1] * (ch / fy)) * zc, zc], dim=2)
-        means = rot @ p_cam.reshape(b, v, 3, h * w) + centers[..., None]  # [B, V, 3, h·w]
+            # Depth: bounded refinement of the normalised inverse depth.
+            disp_f = (disp + self.depth_correction * torch.tanh(d_corr)).clamp(0.0, 1.0)
+            z = 1.0 / (inv_far + disp_f * (inv_near - inv_far))  # [B, V, 1, h, w]
+            # Centre: origin + R · K⁻¹ [u + δu, v + δv, 1] · z (camera z, not distance along the ray).
+            off = torch.sigmoid(r_off) - 0.5  # [B, V, 2, h, w] in cells
+            zc = z[:, :, 0]
+            p_cam = torch.stack([(x_grid + off[:, :, 0] * (cw / fx)) * zc,
+                                 (y_grid + off[:, :, 1] * (ch / fy)) * zc, zc], dim=2)
+            means = rot @ p_cam.reshape(b, v, 3, h * w) + centers[..., None]  # [B, V, 3, h·w]
 
-        f = 0.5 * (K[..., 0, 0] + K[..., 1, 1])[..., None, None, None]  # [B, V, 1, 1, 1]
-        lo, hi = self.scale_range
-        cell_world = cw * z / f  # [B, V, 1, h, w] one cell's size at depth z
-        scales = cell_world * (lo + (hi - lo) * torch.sigmoid(r_scale))  # [B, V, 3, h, w]
+            f = 0.5 * (K[..., 0, 0] + K[..., 1, 1])[..., None, None, None]  # [B, V, 1, 1, 1]
+            lo, hi = self.scale_range
+            cell_world = cw * z / f  # [B, V, 1, h, w] one cell's size at depth z
+            scales = cell_world * (lo + (hi - lo) * torch.sigmoid(r_scale))  # [B, V, 3, h, w]
 
-        # Rotation: camera-frame quaternion (biased to identity), composed with the camera's:
-        # q_cam ⊗ q_local is a 4×4 matrix of q_cam times q_local.
-        q_local = r_rot + torch.tensor([1.0, 0, 0, 0], dtype=dtype, device=device)[:, None, None]
-        q_local = q_local / q_local.norm(dim=2, keepdim=True).clamp_min(1e-8)
-        q_cam = matrix_to_quat(rot)  # [B, V, 4]
-        quats = _quat_left_matrix(q_cam) @ q_local.reshape(b, v, 4, h * w)  # [B, V, 4, h·w]
+            # Rotation: camera-frame quaternion (biased to identity), composed with the camera's:
+            # q_cam ⊗ q_local is a 4×4 matrix of q_cam times q_local.
+            q_local = r_rot + torch.tensor([1.0, 0, 0, 0], dtype=dtype, device=device)[:, None, None]
+            q_local = q_local / q_local.norm(dim=2, keepdim=True).clamp_min(1e-8)
+            q_cam = matrix_to_quat(rot)  # [B, V, 4]
+            quats = _quat_left_matrix(q_cam) @ q_local.reshape(b, v, 4, h * w)  # [B, V, 4, h·w]
 
-        opacity = torch.sigmoid(r_opa)
-        sky_prob = None
-        if r_sky is not None:
-            sky_prob = torch.sigmoid(r_sky)
-            opacity = opacity * (1.0 - sky_prob)
+            opacity = torch.sigmoid(r_opa)
+            sky_prob = None
+            if r_sky is not None:
+                sky_prob = torch.sigmoid(r_sky)
+                opacity = opacity * (1.0 - sky_prob)
 
-        k = num_sh_bases(self.sh_degree)
-        sh = r_col.reshape(b, v, k, 3, h, w)
-        if images is not None:
-            dc = rgb_to_sh(colour)  # [B, V, 3, h, w]
-            sh = torch.cat([(sh[:, :, :1] + dc[:, :, None]), sh[:, :, 1:]], dim=2)
+            k = num_sh_bases(self.sh_degree)
+            sh = r_col.reshape(b, v, k, 3, h, w)
+            if images is not None:
+                dc = rgb_to_sh(colour)  # [B, V, 3, h, w]
+                sh = torch.cat([(sh[:, :, :1] + dc[:, :, None]), sh[:, :, 1:]], dim=2)
 
-        n = v * h * w
+            n = v * h * w
 
-        def flat(t: Tensor) -> Tensor:  # [B, V, ch..., h, w] → [B, N, ch...]
-            lead = t.shape[2:-2]
-            t = t.movedim((-2, -1), (2, 3))
-            return t.reshape(b, n, *lead)
+            def flat(t: Tensor) -> Tensor:  # [B, V, ch..., h, w] → [B, N, ch...]
+                lead = t.shape[2:-2]
+                t = t.movedim((-2, -1), (2, 3))
+                return t.reshape(b, n, *lead)
 
-        velocities = times = None
-        if r_vel is not None:
-            vel_cam = self.max_velocity * torch.tanh(r_vel).reshape(b, v, 3, h * w)
-            velocities = (rot @ vel_cam).transpose(-1, -2).reshape(b, n, 3)
-            ts = cameras.timestamps.to(dtype).reshape(b, v, 1)
-            times = ts.expand(b, v, h * w).reshape(b, n)
-        gaussians = Gaussians(
-            means=means.transpose(-1, -2).reshape(b, n, 3),
-            quats=quats.transpose(-1, -2).reshape(b, n, 4),
-            scales=flat(scales),
-            opacities=flat(opacity)[..., 0],
-            sh=flat(sh),
-            velocities=velocities,
-            times=times,
-            check=False,
-        )
-        return HeadOutput(gaussians=gaussians, depth=z, coarse_depth=1.0 / inv.clamp_min(1e-12),
-                          confidence=conf, opacity=opacity, sky_prob=sky_prob)
+            velocities = times = None
+            if r_vel is not None:
+                vel_cam = self.max_velocity * torch.tanh(r_vel).reshape(b, v, 3, h * w)
+                velocities = (rot @ vel_cam).transpose(-1, -2).reshape(b, n, 3)
+                ts = cameras.timestamps.to(dtype).reshape(b, v, 1)
+                times = ts.expand(b, v, h * w).reshape(b, n)
+            gaussians = Gaussians(
+                means=means.transpose(-1, -2).reshape(b, n, 3),
+                quats=quats.transpose(-1, -2).reshape(b, n, 4),
+                scales=flat(scales),
+                opacities=flat(opacity)[..., 0],
+                sh=flat(sh),
+                velocities=velocities,
+                times=times,
+                check=False,
+            )
+            return HeadOutput(gaussians=gaussians, depth=z, coarse_depth=1.0 / inv.clamp_min(1e-12),
+                              confidence=conf, opacity=opacity, sky_prob=sky_prob)
 
     def _check(self, features, cameras, depth, depth_logits, candidate_depths, images):
         if not isinstance(cameras, Cameras):

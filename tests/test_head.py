@@ -145,3 +145,27 @@ def test_head_errors():
         head(torch.zeros(1, 2, 3, 5, 8), cams)
     with pytest.raises(ValidationError, match="candidate_depths"):
         head(torch.zeros(1, 2, 3, 5, 8), cams, depth_logits=torch.zeros(1, 2, 4, 5, 8))
+
+
+def test_geometry_stays_float32_under_bf16_autocast():
+    b, v, height, width, stride = 1, 2, 32, 48, 4
+    h, w = height // stride, width // stride
+    cams = make_cameras(b, v, height, width, seed=7).to(torch.float32)
+    # Far from the world origin: bf16 would be off by metres here.
+    c2w = cams.cam_to_world.clone()
+    c2w[..., :3, 3] += torch.tensor([500.0, -300.0, 20.0])
+    cams = Cameras(cams.K, c2w, width, height, timestamps=cams.timestamps)
+    head = GaussianHead(4)
+    with torch.no_grad():
+        w_ = head.out.weight.view(head.out.out_channels, -1)
+        w_[:3].zero_()
+        head.out.bias[:3].zero_()
+    depth = 2.0 + 40.0 * torch.rand(b, v, 1, h, w)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = head(torch.randn(b, v, 4, h, w), cams, depth=depth)
+    g = out.gaussians
+    assert g.means.dtype == torch.float32
+    w2c = torch.linalg.inv(cams.cam_to_world.double())
+    means = g.means.double().reshape(b, v, h * w, 3)
+    cam_z = (means @ w2c[..., 2, :3, None]).squeeze(-1) + w2c[..., 2, 3, None]
+    torch.testing.assert_close(cam_z, depth.double().reshape(b, v, h * w), rtol=1e-5, atol=1e-4)

@@ -274,3 +274,17 @@ def test_plane_sweep_with_rotated_source():
     frac = float((best[seen] == k_true).float().mean())
     assert frac > 0.97, frac
     assert float(count[0, 0].max()) <= 1.0 + 1e-6
+
+
+def test_forward_under_bf16_autocast(model):
+    rig = surround_rig(1, 3, 2, 32, 48)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.rand(1, 6, 3, 32, 48), rig)
+    g = out.gaussians
+    assert g.means.dtype == torch.float32 and out.depth.dtype == torch.float32
+    g.validate()
+    # Centres sit at the predicted camera depth even though the convolutions ran in bf16.
+    w2c = rig.world_to_cam.double()
+    means = g.means.double().reshape(1, 6, -1, 3)
+    cam_z = (means @ w2c[..., 2, :3, None]).squeeze(-1) + w2c[..., 2, 3, None]
+    torch.testing.assert_close(cam_z, out.depth.double().reshape(1, 6, -1), rtol=1e-5, atol=1e-4)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..cameras import Cameras
 from .config import CostVolumeConfig
 from .encoder import ResBlock, conv
-from .geometry import cell_centers, unproject_dirs
+from .geometry import cell_centers, no_autocast, unproject_dirs
 
 
 def inverse_depth_candidates(near: float, far: float, n: int, *, device=None,
@@ -96,7 +96,14 @@ def plane_sweep(match: Tensor, cameras: Cameras, index: Tensor, valid: Tensor,
         that see each lifted point (0 where none do) and the mean over candidates of the
         fraction of sources that see it.
     """
-    match = match.contiguous()  # grid_sample is slow on channels_last inputs
+    with no_autocast(match.device):  # projections must not run in bf16
+        return _plane_sweep(match, cameras, index, valid, depths)
+
+
+def _plane_sweep(match: Tensor, cameras: Cameras, index: Tensor, valid: Tensor,
+                 depths: Tensor) -> tuple[Tensor, Tensor]:
+    # float32 at least; contiguous: grid_sample is slow on channels_last inputs.
+    match = match.to(torch.promote_types(match.dtype, torch.float32)).contiguous()
     bsz, v, c, h, w = match.shape
     s = index.shape[-1]
     d = depths.shape[0]

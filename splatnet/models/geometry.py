@@ -13,6 +13,13 @@ import torch
 from torch import Tensor
 
 
+def no_autocast(device: torch.device | str):
+    """Context that disables autocast on ``device``: camera geometry (pixel coordinates,
+    depths, poses) must not run in bf16/fp16."""
+    device_type = torch.device(device).type
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
 def cell_centers(h: int, w: int, width: int, height: int, *, device=None,
                  dtype=torch.float32) -> Tensor:
     """``[h, w, 2]`` pixel coordinates ``(u, v)`` of the centres of an ``h × w`` grid of cells."""
@@ -42,20 +49,9 @@ def unproject_dirs(K: Tensor, uv: Tensor) -> Tensor:
 
 def rotate(c2w: Tensor, v: Tensor) -> Tensor:
     """Rotate camera-frame vectors ``[..., h, w, 3]`` into the world by ``c2w [..., 4, 4]``."""
-    r = c2w[..., None, None, :3, :3]
-    return (r @ v[..., None]).squeeze(-1)
-
-
-def lift(K: Tensor, c2w: Tensor, uv: Tensor, z: Tensor) -> Tensor:
-    """World points at camera depth ``z``: ``origin + R · K⁻¹ [u, v, 1] · z``.
-
-    Args:
-        K: ``[..., 3, 3]``; c2w: ``[..., 4, 4]``; uv: ``[..., h, w, 2]``; z: ``[..., h, w]``.
-    Returns:
-        ``[..., h, w, 3]`` world points whose camera-space z equals ``z``.
-    """
-    d = unproject_dirs(K, uv) * z[..., None]
-    return rotate(c2w, d) + c2w[..., None, None, :3, 3]
+    with no_autocast(v.device):
+        r = c2w[..., None, None, :3, :3].to(v.dtype)
+        return (r @ v[..., None]).squeeze(-1)
 
 
 def plucker(dirs_world: Tensor, origins: Tensor, center: Tensor, scale: float) -> Tensor:
@@ -85,8 +81,14 @@ def project_points_depth(points: Tensor, K: Tensor, w2c: Tensor, h: int, w: int,
     Returns:
         ``[C, h, w]`` depth (camera z) of the nearest point in each cell, 0 where none.
     """
+    with no_autocast(K.device):
+        return _project_points_depth(points, K, w2c, h, w, width, height, near)
+
+
+def _project_points_depth(points, K, w2c, h, w, width, height, near):
     c = K.shape[0]
-    dtype = K.dtype
+    dtype = torch.promote_types(K.dtype, torch.float32)
+    K, w2c = K.to(dtype), w2c.to(dtype)
     p = points.to(dtype)
     cam = (w2c[:, None, :3, :3] @ p[None, :, :, None]).squeeze(-1) + w2c[:, None, :3, 3]
     z = cam[..., 2]  # [C, P]
