@@ -1,4 +1,4 @@
-"""Training: typed config, the optimisation loop, checkpoints, resume and DDP.
+"""Training: the optimisation loop, checkpoints, resume and DDP (config: ``train_config``).
 
 Run it as ``splatnet train --config configs/NAME.yaml [key=value ...]`` on one process, or as
 ``torchrun --nproc_per_node N -m splatnet.train --config ... [key=value ...]`` for data-parallel
@@ -33,7 +33,7 @@ import sys
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,256 +45,20 @@ from . import checkpoint as ckpt_io
 from .config_io import format_help, from_dict, load_config, merge_overrides, to_dict
 from .errors import ValidationError
 from .io.atomic import atomic_write_text
-
-
-# ---------------------------------------------------------------------------- config
-@dataclass
-class StageConfig:
-    """One phase of the size curriculum."""
-
-    until_step: int = 0
-    """This stage applies to steps < until_step (the last stage also covers every later step)."""
-    size: tuple[int, int] = (64, 112)
-    """Image size (height, width) of context and target views in this stage."""
-    depth_weight: float | None = None
-    """LiDAR/ground-truth depth loss weight in this stage (null: loss.depth_weight)."""
-
-
-@dataclass
-class SyntheticConfig:
-    """Clips made on the fly by ``splatnet.clip.synth.generate`` (cached; one clip per seed)."""
-
-    seeds: list[int] = field(default_factory=lambda: list(range(8)))
-    """Generator seeds, one clip each; the same seed always gives the same clip."""
-    cameras: int = 6
-    """Rig cameras per generated clip."""
-    frames: int = 3
-    """Frames per generated clip."""
-    size: tuple[int, int] = (128, 224)
-    """Image size (height, width) the generator renders at (views are resized from it)."""
-    targets: int = 2
-    """Held-out 'target'-role cameras per clip, beside the rig (novel-view supervision)."""
-    cache_dir: str = "~/.cache/splatnet/synthetic"
-    """Where generated clips are kept (one directory per seed and setting)."""
-
-
-@dataclass
-class DataConfig:
-    """Where samples come from and what a sample holds."""
-
-    clips: list[str] = field(default_factory=list)
-    """Clip directories to train on (see docs/clip-format.md)."""
-    synthetic: SyntheticConfig | None = None
-    """Generate synthetic clips instead of (or besides) ``clips`` (null: off)."""
-    batch_size: int = 1
-    """Global batch size (samples per optimiser step), split evenly across DDP ranks."""
-    micro_batch: int = 1
-    """Samples per forward pass on one rank; gradients accumulate over the rank's share."""
-    prefetch: bool = True
-    """Load the next step's samples in a background thread while this step computes."""
-    context_frames: int = 2
-    """Consecutive frames whose rig cameras are the network's input."""
-    target_views: int = 2
-    """Views to render and compare per sample (other frames, held-out 'target' cameras)."""
-    target_camera_prob: float = 0.5
-    """Chance that a target is a 'target'-role camera (when the clip has any) rather than a rig
-    camera at a frame outside the context window."""
-    size: tuple[int, int] = (64, 112)
-    """Image size (height, width) when ``curriculum`` is empty."""
-    curriculum: list[StageConfig] = field(default_factory=list)
-    """Size stages in step order (empty: ``size`` throughout)."""
-    seed: int = 0
-    """Seed of the sample order and view choice (a sample is a pure function of seed and index)."""
-
-    def stage_at(self, step: int) -> StageConfig:
-        """The curriculum stage of ``step``."""
-        for stage in self.curriculum:
-            if step < stage.until_step:
-                return stage
-        if self.curriculum:
-            return self.curriculum[-1]
-        return StageConfig(until_step=0, size=self.size)
-
-
-@dataclass
-class OptimConfig:
-    """AdamW and gradient clipping."""
-
-    lr: float = 3e-4
-    """Peak learning rate."""
-    min_lr: float = 1e-5
-    """Learning rate at the end of the cosine decay."""
-    betas: tuple[float, float] = (0.9, 0.99)
-    """AdamW betas."""
-    weight_decay: float = 0.02
-    """AdamW decoupled weight decay (matrices and convolution kernels only, not biases/norms)."""
-    eps: float = 1e-8
-    """AdamW epsilon."""
-    grad_clip: float = 0.5
-    """Clip the global gradient norm to this (0: no clipping)."""
-    bf16: bool = True
-    """bfloat16 autocast on CUDA (ignored on CPU, which always trains in float32)."""
-    find_unused_parameters: bool = False
-    """DDP: allow parameters that get no gradient in a step (slower; needed for optional heads)."""
-
-
-@dataclass
-class ScheduleConfig:
-    """Steps and the learning-rate schedule (linear warm-up, then cosine to min_lr)."""
-
-    steps: int = 10000
-    """Total optimiser steps."""
-    warmup_steps: int = 300
-    """Linear warm-up steps from lr/warmup_steps to lr."""
-
-
-@dataclass
-class LossConfig:
-    """Weights of the training loss (see splatnet.train_task and splatnet.losses)."""
-
-    photometric_weight: float = 1.0
-    """Weight of the target-view photometric loss (1 − s)·L1 + s·(1 − SSIM)."""
-    ssim_weight: float = 0.2
-    """s: the SSIM share of the photometric loss."""
-    context_weight: float = 0.25
-    """Weight of the photometric loss on the context views themselves."""
-    depth_weight: float = 1.0
-    """L1 on inverse depth between the depth maps (final + coarse) and LiDAR of the context views."""
-    render_depth_weight: float = 0.1
-    """L1 on inverse rendered depth at target views where LiDAR depth is known."""
-    sky_weight: float = 0.1
-    """L1 between rendered alpha and 1 − sky mask at target views (where masks exist)."""
-    sky_prob_weight: float = 0.1
-    """Binary cross-entropy of the head's sky probability against context sky masks."""
-    smooth_weight: float = 0.001
-    """Edge-aware smoothness of the predicted inverse depth (Monodepth2)."""
-    opacity_weight: float = 0.0
-    """Mean-opacity sparsity prior."""
-    scale_weight: float = 0.0
-    """Penalty on needle-like Gaussians (max/min axis ratio above 10)."""
-
-
-@dataclass
-class EvalConfig:
-    """Periodic held-out evaluation (rank 0; splatnet.evaluate.evaluate_clip on each clip)."""
-
-    every: int = 0
-    """Evaluate every this many steps and at the end (0: never)."""
-    clips: list[str] = field(default_factory=list)
-    """Clip directories never used for training."""
-    synthetic_seeds: list[int] = field(default_factory=list)
-    """Synthetic clips rendered with data.synthetic's settings; must not be training seeds."""
-    size: tuple[int, int] | None = None
-    """(height, width) to evaluate at (null: the curriculum's size at that step)."""
-
-
-@dataclass
-class LogConfig:
-    """Outputs: run directory, metrics, checkpoints."""
-
-    dir: str = "runs/default"
-    """Run directory: config.yaml, metrics.jsonl, checkpoints/, tensorboard/."""
-    every: int = 10
-    """Log metrics every this many steps."""
-    checkpoint_every: int = 500
-    """Write a checkpoint every this many steps (and at the end; 0: only at the end)."""
-    keep: int = 3
-    """Checkpoints to keep (0: all)."""
-    flush_seconds: float = 30.0
-    """Rewrite metrics.jsonl (atomically) at most this often, and at checkpoints and the end."""
-    tensorboard: bool = True
-    """Also write TensorBoard events when the tensorboard package is installed."""
-    progress: bool = True
-    """Show a tqdm progress bar (rank 0)."""
-
-
-@dataclass
-class TrainConfigBase:
-    """Everything but the network: subclasses add ``model: <the architecture's config>``."""
-
-    arch: str = "splatnet"
-    """Registered model architecture (splatnet.checkpoint.register_model)."""
-    data: DataConfig = field(default_factory=DataConfig)
-    """Training data."""
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    """Optimiser."""
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    """Steps and learning-rate schedule."""
-    loss: LossConfig = field(default_factory=LossConfig)
-    """Loss weights."""
-    log: LogConfig = field(default_factory=LogConfig)
-    """Logging and checkpoints."""
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    """Held-out evaluation during training."""
-    seed: int = 0
-    """Seed of parameter initialisation and of the per-step RNG streams."""
-    device: str = "auto"
-    """'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'."""
-    threads: int = 0
-    """torch intra-op threads per process (0: torch's default)."""
-
-    def __post_init__(self) -> None:
-        _check_positive("schedule.steps", self.schedule.steps)
-        _check_positive("data.batch_size", self.data.batch_size)
-        _check_positive("data.micro_batch", self.data.micro_batch)
-        _check_positive("log.every", self.log.every)
-        if self.schedule.warmup_steps < 0:
-            raise ValidationError("schedule.warmup_steps: must be >= 0")
-        if not 0 <= self.optim.min_lr <= self.optim.lr:
-            raise ValidationError("optim.min_lr: must be in [0, optim.lr]")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValidationError(f"device: expected auto, cpu or cuda, got {self.device!r}")
-        steps = [s.until_step for s in self.data.curriculum]
-        if steps != sorted(steps):
-            raise ValidationError(f"data.curriculum: until_step must increase, got {steps}")
-        for i, s in enumerate(self.data.curriculum):
-            if min(s.size) <= 0:
-                raise ValidationError(f"data.curriculum[{i}].size: must be positive")
-        if self.eval.synthetic_seeds:
-            if self.data.synthetic is None:
-                raise ValidationError("eval.synthetic_seeds: needs data.synthetic (its settings)")
-            leak = sorted(set(self.eval.synthetic_seeds) & set(self.data.synthetic.seeds))
-            if leak:
-                raise ValidationError(f"eval.synthetic_seeds: {leak} are also training seeds")
-        leak_clips = sorted(set(self.eval.clips) & set(self.data.clips))
-        if leak_clips:
-            raise ValidationError(f"eval.clips: {leak_clips} are also training clips")
-
-
-try:  # the real network's config; the trainer itself does not need it
-    from .models import SplatNetConfig as _SplatNetConfig
-except ImportError as _exc:  # pragma: no cover - only while the model package is absent
-    _SplatNetConfig = None
-    _MODEL_IMPORT_ERROR: Exception | None = _exc
-else:
-    _MODEL_IMPORT_ERROR = None
-
-if _SplatNetConfig is not None:
-
-    @dataclass
-    class TrainConfig(TrainConfigBase):
-        """A full training run of SplatNet."""
-
-        model: _SplatNetConfig = field(default_factory=_SplatNetConfig)  # type: ignore[valid-type]
-        """The network (splatnet.models.SplatNetConfig)."""
-
-else:  # pragma: no cover
-    TrainConfig = None  # type: ignore[assignment,misc]
-
-
-def _check_positive(name: str, v: int) -> None:
-    if v <= 0:
-        raise ValidationError(f"{name}: must be positive, got {v}")
-
-
-def lr_at(step: int, optim: OptimConfig, schedule: ScheduleConfig) -> float:
-    """Learning rate of ``step`` (0-based): linear warm-up, then cosine from lr to min_lr."""
-    warm = schedule.warmup_steps
-    if step < warm:
-        return optim.lr * (step + 1) / warm
-    span = max(schedule.steps - warm, 1)
-    t = min(max(step - warm, 0) / span, 1.0)
-    return optim.min_lr + 0.5 * (optim.lr - optim.min_lr) * (1.0 + math.cos(math.pi * t))
+from .train_config import (  # noqa: F401 - re-exported: splatnet.train is the public face
+    _MODEL_IMPORT_ERROR,
+    DataConfig,
+    EvalConfig,
+    LogConfig,
+    LossConfig,
+    OptimConfig,
+    ScheduleConfig,
+    StageConfig,
+    SyntheticConfig,
+    TrainConfig,
+    TrainConfigBase,
+    lr_at,
+)
 
 
 # ---------------------------------------------------------------------------- interfaces
