@@ -8,9 +8,11 @@ Point colours are sampled from the training images the points project into (near
 averaged over views; a view whose ground-truth depth shows the point is occluded is skipped).
 Points that no training view sees are dropped: they would never receive a gradient.
 
-LiDAR never hits the sky, and random points rarely land far enough, so when the views have sky
-masks a tenth of the points go on a far sphere (twice the scene's radius) along the rays of
-randomly chosen sky pixels, coloured by those pixels.
+LiDAR never hits the sky, and random points rarely land far enough, so a tenth of the points go
+on a far sphere (twice the scene's radius) along the rays of randomly chosen "far" pixels,
+coloured by those pixels. Far pixels are the views' sky masks when the clip has them; for a
+LiDAR initialisation without sky masks, the pixels farther than 2% of the image size from every
+projected LiDAR point (sky, and whatever lies beyond the LiDAR's range).
 """
 
 from __future__ import annotations
@@ -139,13 +141,36 @@ def gaussians_from_points(points: Tensor, colors: Tensor, sh_degree: int = 3,
                      torch.full((m,), opacity, dtype=points.dtype, device=points.device), sh)
 
 
-def sky_points(views, centre: Tensor, radius: float, n: int,
-               generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """``n`` points on the sphere (``centre``, ``radius``) along rays of random sky pixels.
+def uncovered_pixels(points: Tensor, cameras: Cameras, margin: int) -> Tensor:
+    """``[V, H, W, 1]`` bool: pixels with no projected point within ``margin`` pixels."""
+    w, h = cameras.width, cameras.height
+    w2c = cameras.world_to_cam.to(points)
+    K = cameras.K.to(points)
+    out = torch.zeros(cameras.num_cameras, h, w, 1, dtype=torch.bool)
+    for v in range(cameras.num_cameras):
+        p = points @ w2c[v, :3, :3].T + w2c[v, :3, 3]
+        front = p[:, 2] > NEAR
+        p = p[front]
+        u = torch.floor(K[v, 0, 0] * p[:, 0] / p[:, 2] + K[v, 0, 2]).long()
+        vv = torch.floor(K[v, 1, 1] * p[:, 1] / p[:, 2] + K[v, 1, 2]).long()
+        ok = (u >= 0) & (u < w) & (vv >= 0) & (vv < h)
+        hit = torch.zeros(h * w)
+        hit[(vv[ok] * w + u[ok]).cpu()] = 1.0
+        near = torch.nn.functional.max_pool2d(hit.reshape(1, 1, h, w), 2 * margin + 1, stride=1,
+                                              padding=margin)
+        out[v, ..., 0] = near[0, 0] == 0
+    return out
 
-    Returns ``(points [n', 3], colors [n', 3])``; empty when the views have no sky pixels.
+
+def sky_points(views, centre: Tensor, radius: float, n: int, generator: torch.Generator,
+               masks: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """``n`` points on the sphere (``centre``, ``radius``) along rays of random pixels of
+    ``masks [V, H, W, 1]`` (default: the views' sky masks).
+
+    Returns ``(points [n', 3], colors [n', 3])``; empty when there are no such pixels.
     """
-    masks = getattr(views, "sky_masks", None)
+    if masks is None:
+        masks = getattr(views, "sky_masks", None)
     empty = torch.zeros(0, 3)
     if masks is None or n <= 0:
         return empty, empty
@@ -170,12 +195,12 @@ def sky_points(views, centre: Tensor, radius: float, n: int,
     return points, views.images[v, y, x].float()
 
 
-def _with_sky(points: Tensor, colors: Tensor, views, n_sky: int,
-              generator: torch.Generator) -> tuple[Tensor, Tensor]:
+def _with_sky(points: Tensor, colors: Tensor, views, n_sky: int, generator: torch.Generator,
+              masks: Tensor | None = None) -> tuple[Tensor, Tensor]:
     centre = views.cameras.centers.reshape(-1, 3).mean(0)
     dist = (points - centre).norm(dim=-1)
     radius = 2.0 * float(torch.quantile(dist[: 1 << 20], 0.99)) if len(dist) else 100.0
-    sp, sc = sky_points(views, centre, max(radius, 1.0), n_sky, generator)
+    sp, sc = sky_points(views, centre, max(radius, 1.0), n_sky, generator, masks)
     return torch.cat([points, sp.to(points)]), torch.cat([colors, sc.to(colors)])
 
 
@@ -202,9 +227,15 @@ def init_lidar(clip, frames, views, num_points: int, sh_degree: int,
     if len(pts) == 0:
         raise ValidationError(f"{clip.path}: no LiDAR point projects into a training view; check "
                               "the clip's extrinsics or use --init random")
-    n_sky = _num_sky(views, num_points)
-    keep = _subsample_index(len(pts), num_points - n_sky, generator)
-    pts, colors = _with_sky(pts[keep], colors[keep], views, n_sky, generator)
+    far = views.sky_masks
+    if far is None or not bool(far.any()):
+        margin = max(2, round(0.02 * max(views.cameras.width, views.cameras.height)))
+        far = uncovered_pixels(pts, views.cameras, margin)
+    n_sky = _num_sky(far, num_points)
+    n_lidar = min(len(pts), num_points - n_sky)
+    n_sky = min(n_sky, round(n_lidar * SKY_FRACTION / (1 - SKY_FRACTION)))  # a tenth of the total
+    keep = _subsample_index(len(pts), n_lidar, generator)
+    pts, colors = _with_sky(pts[keep], colors[keep], views, n_sky, generator, far)
     return gaussians_from_points(pts, colors, sh_degree)
 
 
@@ -232,7 +263,7 @@ def init_random(clip, frames, views, num_points: int, sh_degree: int,
 def random_in_box(lo: Tensor, hi: Tensor, views, num_points: int, sh_degree: int,
                   generator: torch.Generator) -> Gaussians:
     """``num_points`` uniform points in the box ``[lo, hi]`` that a view sees (rejection)."""
-    n_sky = _num_sky(views, num_points)
+    n_sky = _num_sky(getattr(views, "sky_masks", None), num_points)
     num_points -= n_sky
     kept: list[Tensor] = []
     kept_colors: list[Tensor] = []
@@ -261,8 +292,7 @@ def init_network(clip, views) -> Gaussians:
     )
 
 
-def _num_sky(views, num_points: int) -> int:
-    masks = getattr(views, "sky_masks", None)
+def _num_sky(masks: Tensor | None, num_points: int) -> int:
     if masks is None or num_points < 10 or not bool(masks.any()):
         return 0
     return int(num_points * SKY_FRACTION)

@@ -1,0 +1,179 @@
+"""Held-out quality vs wall time of per-scene optimisation (classic 3DGS, initialised from LiDAR).
+
+    python benchmarks/quality_vs_time.py                       # bundled example clip + DGP scene
+    python benchmarks/quality_vs_time.py --iterations 0 100 300 1000 --downscale 2
+
+For each clip and each iteration count, one independent ``optimize_clip`` run (schedules scale
+with the run length, so a 300-step run is not the first 300 steps of a 3000-step run); the wall
+time counts loading the training views, the initialisation and the optimisation, not the
+evaluation. Held-out views: the clip's target cameras when it has any, else its default held-out
+frames (see ``splatnet.optim.optimize.split_views``).
+
+Clips: the bundled ``examples/data/sample_clip`` and, when ``../shared/data/dgp_scene`` exists
+and the DGP converter works, its ``scene_02`` converted with ``splatnet.clip.convert`` (skipped
+with a note otherwise). Output: a Markdown table on stdout and in ``OUT/quality_vs_time.md``, the
+raw numbers in ``OUT/quality_vs_time.json`` and a plot ``OUT/quality_vs_time.png``.
+
+Feed-forward (and feed-forward + refinement) columns are left out: there is no trained network
+yet. When one exists, add its held-out PSNR and time here to get the headline ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout
+
+from splatnet.io.atomic import atomic_write, atomic_write_text  # noqa: E402
+from splatnet.optim.optimize import optimize_clip  # noqa: E402
+
+SAMPLE = REPO / "examples" / "data" / "sample_clip"
+DGP = REPO.parent / "shared" / "data" / "dgp_scene"
+FEED_FORWARD_NOTE = ("Feed-forward and feed-forward + refinement columns are not included: splatnet "
+                     "has no trained network yet, so there is no feed-forward result to compare with.")
+
+
+def convert_dgp(tmp: Path) -> tuple[Path | None, str]:
+    """The DGP scene converted into a clip under ``tmp``, or ``(None, why not)``."""
+    if not DGP.is_dir():
+        return None, f"{DGP} not found"
+    try:
+        from splatnet.clip.convert import convert
+    except ImportError as exc:
+        return None, f"no DGP converter ({exc})"
+    src = DGP / "scene_02" if (DGP / "scene_02").is_dir() else DGP
+    try:
+        return convert("dgp", src, tmp / "dgp_scene_02"), ""
+    except Exception as exc:  # noqa: BLE001 - any converter failure means: skip, with the reason
+        try:
+            return convert("dgp", DGP, tmp / "dgp_scene"), ""
+        except Exception as exc2:  # noqa: BLE001
+            return None, f"DGP conversion failed ({exc}; {exc2})"
+
+
+def run_clip(name: str, path: Path, iterations: list[int], downscale: float, max_gaussians: int | None,
+             seed: int, device: str, log) -> list[dict]:
+    rows = []
+    for n in iterations:
+        t0 = time.perf_counter()
+        r = optimize_clip(path, iterations=n, init="lidar", downscale=downscale,
+                          max_gaussians=max_gaussians, seed=seed, device=device)
+        total = time.perf_counter() - t0
+        row = {
+            "clip": name, "iterations": n, "seconds": r.seconds, "init_seconds": r.init_seconds,
+            "fit_seconds": r.fit.seconds, "total_seconds_with_eval": total,
+            "psnr": r.metrics["psnr"], "ssim": r.metrics["ssim"], "eval_views": r.metrics["views"],
+            "held_out": r.split.description, "num_gaussians": r.gaussians.num_gaussians,
+            "num_initial": r.num_initial, "backend": r.fit.backend, "downscale": downscale,
+        }
+        log(f"{name:>12} {n:>6} its  {r.seconds:8.1f} s  PSNR {row['psnr']:6.2f}  "
+            f"SSIM {row['ssim']:.4f}  {row['num_gaussians']:>7} Gaussians")
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict], notes: list[str], header: str) -> str:
+    lines = [header, "",
+             "| clip | held-out views | iterations | wall time (s) | PSNR (dB) | SSIM | Gaussians |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['clip']} | {r['held_out']} ({r['eval_views']}) | {r['iterations']} | "
+                     f"{r['seconds']:.1f} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['num_gaussians']} |")
+    lines += ["", *[f"- {n}" for n in notes]]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for clip in dict.fromkeys(r["clip"] for r in rows):
+        rs = [r for r in rows if r["clip"] == clip]
+        t = [r["seconds"] for r in rs]
+        for ax, key in zip(axes, ("psnr", "ssim")):
+            ax.plot(t, [r[key] for r in rs], "o-", label=f"optimisation from LiDAR ({clip})")
+            for r in rs:
+                ax.annotate(str(r["iterations"]), (r["seconds"], r[key]), fontsize=7,
+                            textcoords="offset points", xytext=(3, -9))
+    for ax, label in zip(axes, ("held-out PSNR (dB)", "held-out SSIM")):
+        ax.set_xscale("log")
+        ax.set_xlabel("wall time (s): load + init + optimise")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Per-scene optimisation: quality vs time (labels: iterations; no feed-forward "
+                 "network yet)", fontsize=9)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--iterations", type=int, nargs="+", default=[0, 100, 300, 1000, 2000],
+                   help="iteration counts, one run each (default: 0 100 300 1000 2000)")
+    p.add_argument("--downscale", type=float, default=2.0,
+                   help="image downscale for the bundled clip (default 2: 224x128)")
+    p.add_argument("--dgp-downscale", type=float, default=8.0,
+                   help="image downscale for the DGP clip (default 8: 242x152)")
+    p.add_argument("--max-gaussians", type=int, default=200_000, help="Gaussian cap (default 200000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--no-dgp", action="store_true", help="skip the DGP clip")
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results",
+                   help="output folder (default benchmarks/results)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    notes = [FEED_FORWARD_NOTE]
+    rows = run_clip("sample_clip", SAMPLE, args.iterations, args.downscale, args.max_gaussians,
+                    args.seed, args.device, log)
+    if args.no_dgp:
+        notes.append("DGP clip skipped (--no-dgp).")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            path, why = convert_dgp(Path(tmp))
+            if path is None:
+                notes.append(f"DGP clip skipped: {why}.")
+                log(f"skipping the DGP clip: {why}")
+            else:
+                rows += run_clip("dgp_scene_02", path, args.iterations, args.dgp_downscale,
+                                 args.max_gaussians, args.seed, args.device, log)
+    machine = (f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
+               f"torch {torch.__version__}, device {args.device}")
+    notes.append(f"Machine: {machine}. Wall time = loading the training views + LiDAR "
+                 "initialisation + optimisation (evaluation excluded); one independent run per row.")
+    notes.append("Command: `python benchmarks/quality_vs_time.py "
+                 + " ".join(argv if argv is not None else sys.argv[1:]) + "`")
+    header = "## Per-scene optimisation: held-out quality vs wall time"
+    text = markdown(rows, notes, header)
+    print(text)
+    atomic_write_text(args.out / "quality_vs_time.md", text)
+    atomic_write_text(args.out / "quality_vs_time.json",
+                      json.dumps({"machine": machine, "rows": rows, "notes": notes}, indent=1) + "\n")
+    plot(rows, args.out / "quality_vs_time.png")
+    log(f"wrote {args.out}/quality_vs_time.{{md,json,png}}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
