@@ -6,8 +6,8 @@
 // image i owns flat_ids[tile_offsets[i·NT + t] : tile_offsets[i·NT + t + 1]].
 // Blending runs at::parallel_for over all I·NT tiles. Inside a tile, per-pixel state lives in
 // struct-of-arrays buffers and the loop over the tile's pixels (for one Gaussian) is branch-free so
-// that GCC vectorises it (see ../shared/PERFORMANCE.md); the rows a Gaussian can reach (from its
-// radii) bound that loop. The backward accumulates per-Gaussian gradients of a tile in registers
+// that GCC vectorises it (see ../shared/PERFORMANCE.md); the rows and 8-pixel column blocks a
+// Gaussian can reach (from its radii; see TileLayout) bound that loop. The backward accumulates per-Gaussian gradients of a tile in registers
 // and adds them to the outputs with one atomic add per (Gaussian, tile) pair.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -156,24 +156,39 @@ std::tuple<at::Tensor, at::Tensor> bin_and_sort(const float* m2d, const int* rad
   return {tile_offsets, flat_ids};
 }
 
+// Order of a tile's pixels in the per-pixel buffers: column blocks of bw pixels (8 = one AVX2
+// vector when the tile size allows), each block row-major, i.e. p = blk·(ts·bw) + r·bw + (c mod bw).
+// A Gaussian's screen box then covers one contiguous range of p per block it reaches (its rows
+// within that block), so small Gaussians cost a fraction of the tile.
+struct TileLayout {
+  int ts, bw, P;
+  int index(int r, int c) const { return (c / bw) * (ts * bw) + r * bw + c % bw; }
+  int row(int p) const { return (p % (ts * bw)) / bw; }
+  int col(int p) const { return (p / (ts * bw)) * bw + p % bw; }
+  int begin(int blk, int r0) const { return blk * ts * bw + r0 * bw; }
+};
+
+TileLayout make_layout(int ts) { return {ts, ts % 8 == 0 ? 8 : ts, ts * ts}; }
+
 // Pixel centres of a tile in tile-local coordinates.
-void tile_pixel_centres(int ts, float* px, float* py) {
-  for (int p = 0; p < ts * ts; ++p) {
-    px[p] = (float)(p % ts) + 0.5f;
-    py[p] = (float)(p / ts) + 0.5f;
+void tile_pixel_centres(const TileLayout& L, float* px, float* py) {
+  for (int p = 0; p < L.P; ++p) {
+    px[p] = (float)L.col(p) + 0.5f;
+    py[p] = (float)L.row(p) + 0.5f;
   }
 }
 
 // Tile-local copies of a batch of Gaussians (struct of arrays).
 struct Batch {
   float mx[kBatch], my[kBatch], a[kBatch], b[kBatch], c[kBatch], o[kBatch];
-  int r0[kBatch], r1[kBatch];
+  int r0[kBatch], r1[kBatch];  // rows reached (inclusive; empty when r0 > r1)
+  int b0[kBatch], b1[kBatch];  // column blocks reached (inclusive; empty when b0 > b1)
   std::vector<float> vals;  // [kBatch, Ch]
 };
 
 void gather(Batch& bt, int count, const int* ids, int64_t img, int64_t N, int64_t Ch, const float* m2d,
             const float* con, const float* val, const float* opac, const int* rad, float ox, float oy,
-            int rows) {
+            int rows, int cols, int bw) {
   for (int k = 0; k < count; ++k) {
     const int64_t o = img * N + ids[k];
     bt.mx[k] = m2d[o * 2] - ox;
@@ -183,6 +198,10 @@ void gather(Batch& bt, int count, const int* ids, int64_t img, int64_t N, int64_
     bt.c[k] = con[o * 3 + 2];
     bt.o[k] = opac[o];
     row_range(bt.my[k], rad[o * 2 + 1], rows, bt.r0[k], bt.r1[k]);
+    int c0, c1;
+    row_range(bt.mx[k], rad[o * 2], cols, c0, c1);  // the same test along x
+    bt.b0[k] = c0 / bw;
+    bt.b1[k] = c0 > c1 ? -1 : c1 / bw;
     for (int64_t ch = 0; ch < Ch; ++ch) bt.vals[k * Ch + ch] = val[o * Ch + ch];
   }
 }
@@ -248,6 +267,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   int* o_last = last_ids.data_ptr<int>();
   float* o_T = final_T.data_ptr<float>();
   const int ts = g.ts, P = ts * ts;
+  const TileLayout L = make_layout(ts);
 
   // Tiles differ widely in cost (list lengths), so threads take them one at a time from a shared
   // counter instead of at::parallel_for's static split.
@@ -258,7 +278,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     std::vector<int> last(P);
     Batch bt;
     bt.vals.resize(kBatch * std::max<int64_t>(Ch, 1));
-    tile_pixel_centres(ts, px.data(), py.data());
+    tile_pixel_centres(L, px.data(), py.data());
     for (int64_t it = next_tile++; it < total_tiles; it = next_tile++) {
       const int64_t img = it / g.NT, t = it % g.NT;
       const int begin = p_off[it], end = p_off[it + 1];
@@ -269,45 +289,48 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
       for (int p = 0; p < P; ++p) {
         T[p] = 1.f;
         // Pixels beyond the image edge start "done" so they do not hold up the early exit.
-        done[p] = (p % ts < cols && p / ts < rows) ? 0.f : 1.f;
+        done[p] = (L.col(p) < cols && L.row(p) < rows) ? 0.f : 1.f;
         last[p] = 0;
       }
       std::fill(out.begin(), out.end(), 0.f);
       for (int j0 = begin; j0 < end; j0 += kBatch) {
         const int count = std::min(kBatch, end - j0);
-        gather(bt, count, p_ids + j0, img, N, Ch, p_m2d, p_con, p_val, p_op, p_rad, (float)x0, (float)y0, rows);
+        gather(bt, count, p_ids + j0, img, N, Ch, p_m2d, p_con, p_val, p_op, p_rad, (float)x0, (float)y0, rows,
+               cols, L.bw);
         for (int k = 0; k < count; ++k) {
           if (bt.r0[k] > bt.r1[k]) continue;
-          const int p0 = bt.r0[k] * ts, p1 = (bt.r1[k] + 1) * ts;
-          tile_gaussian(px.data(), py.data(), p0, p1, bt.mx[k], bt.my[k], bt.a[k], bt.b[k], bt.c[k], G.data());
-          const float o = bt.o[k];
-          const int jj = j0 - begin + k + 1;
-          float* __restrict Tp = T.data();
-          float* __restrict dp = done.data();
-          float* __restrict wp = w.data();
-          int* __restrict lp = last.data();
-          const float* __restrict Gp = G.data();
+          for (int blk = bt.b0[k]; blk <= bt.b1[k]; ++blk) {
+            const int p0 = L.begin(blk, bt.r0[k]), p1 = L.begin(blk, bt.r1[k] + 1);
+            tile_gaussian(px.data(), py.data(), p0, p1, bt.mx[k], bt.my[k], bt.a[k], bt.b[k], bt.c[k], G.data());
+            const float o = bt.o[k];
+            const int jj = j0 - begin + k + 1;
+            float* __restrict Tp = T.data();
+            float* __restrict dp = done.data();
+            float* __restrict wp = w.data();
+            int* __restrict lp = last.data();
+            const float* __restrict Gp = G.data();
 #pragma omp simd
-          for (int p = p0; p < p1; ++p) {
-            // Masks as 0/1 floats (not bools): GCC if-converts and vectorises this form.
-            float al = o * Gp[p];
-            al = al < kAlphaMax ? al : kAlphaMax;
-            const float T0 = Tp[p];
-            const float next_T = T0 * (1.f - al);
-            const float visible = al >= kAlphaThreshold ? 1.f : 0.f;
-            const float stop = next_T < kTransmittanceMin ? visible : 0.f;
-            const float blend = visible * (1.f - stop) * (1.f - dp[p]);
-            dp[p] = dp[p] > stop ? dp[p] : stop;
-            wp[p] = blend * (al * T0);
-            Tp[p] = blend > 0.f ? next_T : T0;
-            lp[p] = blend > 0.f ? jj : lp[p];
-          }
-          const float* v = bt.vals.data() + k * Ch;
-          for (int64_t ch = 0; ch < Ch; ++ch) {
-            const float vc = v[ch];
-            float* __restrict op = out.data() + ch * P;
+            for (int p = p0; p < p1; ++p) {
+              // Masks as 0/1 floats (not bools): GCC if-converts and vectorises this form.
+              float al = o * Gp[p];
+              al = al < kAlphaMax ? al : kAlphaMax;
+              const float T0 = Tp[p];
+              const float next_T = T0 * (1.f - al);
+              const float visible = al >= kAlphaThreshold ? 1.f : 0.f;
+              const float stop = next_T < kTransmittanceMin ? visible : 0.f;
+              const float blend = visible * (1.f - stop) * (1.f - dp[p]);
+              dp[p] = dp[p] > stop ? dp[p] : stop;
+              wp[p] = blend * (al * T0);
+              Tp[p] = blend > 0.f ? next_T : T0;
+              lp[p] = blend > 0.f ? jj : lp[p];
+            }
+            const float* v = bt.vals.data() + k * Ch;
+            for (int64_t ch = 0; ch < Ch; ++ch) {
+              const float vc = v[ch];
+              float* __restrict op = out.data() + ch * P;
 #pragma omp simd
-            for (int p = p0; p < p1; ++p) op[p] += wp[p] * vc;
+              for (int p = p0; p < p1; ++p) op[p] += wp[p] * vc;
+            }
           }
         }
         // Early exit once every pixel of the tile has stopped.
@@ -317,7 +340,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
       }
       for (int r = 0; r < rows; ++r)
         for (int cc = 0; cc < cols; ++cc) {
-          const int p = r * ts + cc;
+          const int p = L.index(r, cc);
           const int64_t pix = (img * H + y0 + r) * W + x0 + cc;
           for (int64_t ch = 0; ch < Ch; ++ch) o_img[pix * Ch + ch] = out[ch * P + p];
           o_alpha[pix] = 1.f - T[p];
@@ -371,6 +394,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
   float* o_val = g_val.data_ptr<float>();
   float* o_op = g_op.data_ptr<float>();
   const int ts = g.ts, P = ts * ts;
+  const TileLayout L = make_layout(ts);
 
   // Work items, handed out one at a time from a shared counter (their costs differ widely):
   // with enough images per thread, whole images, longest first, so that no two threads touch the
@@ -393,7 +417,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
     std::vector<int> last(P);
     Batch bt;
     bt.vals.resize(kBatch * std::max<int64_t>(Ch, 1));
-    tile_pixel_centres(ts, px.data(), py.data());
+    tile_pixel_centres(L, px.data(), py.data());
     auto add = [by_image](float* dst, float v) {
       if (by_image) {
         *dst += v;
@@ -411,7 +435,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
       const int cols = std::min(ts, g.W - x0), rows = std::min(ts, g.H - y0);
       int max_last = 0;
       for (int p = 0; p < P; ++p) {
-        const int r = p / ts, cc = p % ts;
+        const int r = L.row(p), cc = L.col(p);
         if (r < rows && cc < cols) {
           const int64_t pix = (img * H + y0 + r) * W + x0 + cc;
           last[p] = p_last[pix];
@@ -434,75 +458,81 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
         const int jstart = std::max(begin, jend - kBatch);
         const int count = jend - jstart;
         gather(bt, count, p_ids + jstart, img, N, Ch, p_m2d, p_con, p_val, p_op, p_rad, (float)x0, (float)y0,
-               rows);
+               rows, cols, L.bw);
         for (int k = count - 1; k >= 0; --k) {
           if (bt.r0[k] > bt.r1[k]) continue;
-          const int p0 = bt.r0[k] * ts, p1 = (bt.r1[k] + 1) * ts;
-          tile_gaussian(px.data(), py.data(), p0, p1, bt.mx[k], bt.my[k], bt.a[k], bt.b[k], bt.c[k], G.data());
-          const float o = bt.o[k];
-          const int jj = jstart - begin + k;  // list index (0-based) of this Gaussian
-          // Tile-local arrays offset to the first row this Gaussian reaches; masks are 0/1 floats
-          // so that GCC if-converts and vectorises the loops.
-          const int n = p1 - p0;
-          float* __restrict Tp = T.data() + p0;
-          float* __restrict Ap = A.data() + p0;
-          float* __restrict Tip = Ti.data() + p0;
-          float* __restrict Rap = Ra.data() + p0;
-          float* __restrict vAp = vA.data() + p0;
-          const float* __restrict Gp = G.data() + p0;
-          const float* __restrict Tfp = Tf.data() + p0;
-          const float* __restrict vaop = vao.data() + p0;
-          const float* __restrict lp = lastf.data() + p0;
-          const float* __restrict pxp = px.data() + p0;
-          const float* __restrict pyp = py.data() + p0;
-          const float jf = (float)jj;
-          float any = 0.f;
-#pragma omp simd reduction(+ : any)
-          for (int q = 0; q < n; ++q) {
-            float al = o * Gp[q];
-            al = al < kAlphaMax ? al : kAlphaMax;
-            const float contrib = (jf < lp[q]) ? (al >= kAlphaThreshold ? 1.f : 0.f) : 0.f;
-            const float ra = 1.f / (1.f - al);
-            const float T0 = Tp[q];
-            const float Tbefore = T0 * ra;
-            Ap[q] = contrib * al;
-            Tip[q] = contrib * Tbefore;
-            Rap[q] = contrib * ra;
-            vAp[q] = contrib * (Tfp[q] * ra * vaop[q]);
-            Tp[q] = contrib > 0.f ? Tbefore : T0;
-            any += contrib;
-          }
-          if (any == 0.f) continue;
-          const float* v = bt.vals.data() + k * Ch;
-          for (int64_t ch = 0; ch < Ch; ++ch) {
-            const float vc = v[ch];
-            const float* __restrict vo = vout.data() + ch * P + p0;
-            float* __restrict Sp = S.data() + ch * P + p0;
-            float acc = 0.f;
-#pragma omp simd reduction(+ : acc)
-            for (int q = 0; q < n; ++q) {
-              const float wgt = Ap[q] * Tip[q];
-              acc += wgt * vo[q];
-              vAp[q] += (vc * Tip[q] - Sp[q] * Rap[q]) * vo[q];
-              Sp[q] += vc * wgt;
-            }
-            gv[ch] = acc;
-          }
-          const float a = bt.a[k], b = bt.b[k], c = bt.c[k], mx = bt.mx[k], my = bt.my[k];
           float s_o = 0.f, s_a = 0.f, s_b = 0.f, s_c = 0.f, s_mx = 0.f, s_my = 0.f;
+          std::fill(gv.begin(), gv.end(), 0.f);
+          bool touched = false;
+          for (int blk = bt.b0[k]; blk <= bt.b1[k]; ++blk) {
+            const int p0 = L.begin(blk, bt.r0[k]), p1 = L.begin(blk, bt.r1[k] + 1);
+            tile_gaussian(px.data(), py.data(), p0, p1, bt.mx[k], bt.my[k], bt.a[k], bt.b[k], bt.c[k], G.data());
+            const float o = bt.o[k];
+            const int jj = jstart - begin + k;  // list index (0-based) of this Gaussian
+            // Tile-local arrays offset to the first row this Gaussian reaches; masks are 0/1 floats
+            // so that GCC if-converts and vectorises the loops.
+            const int n = p1 - p0;
+            float* __restrict Tp = T.data() + p0;
+            float* __restrict Ap = A.data() + p0;
+            float* __restrict Tip = Ti.data() + p0;
+            float* __restrict Rap = Ra.data() + p0;
+            float* __restrict vAp = vA.data() + p0;
+            const float* __restrict Gp = G.data() + p0;
+            const float* __restrict Tfp = Tf.data() + p0;
+            const float* __restrict vaop = vao.data() + p0;
+            const float* __restrict lp = lastf.data() + p0;
+            const float* __restrict pxp = px.data() + p0;
+            const float* __restrict pyp = py.data() + p0;
+            const float jf = (float)jj;
+            float any = 0.f;
+#pragma omp simd reduction(+ : any)
+            for (int q = 0; q < n; ++q) {
+              float al = o * Gp[q];
+              al = al < kAlphaMax ? al : kAlphaMax;
+              const float contrib = (jf < lp[q]) ? (al >= kAlphaThreshold ? 1.f : 0.f) : 0.f;
+              const float ra = 1.f / (1.f - al);
+              const float T0 = Tp[q];
+              const float Tbefore = T0 * ra;
+              Ap[q] = contrib * al;
+              Tip[q] = contrib * Tbefore;
+              Rap[q] = contrib * ra;
+              vAp[q] = contrib * (Tfp[q] * ra * vaop[q]);
+              Tp[q] = contrib > 0.f ? Tbefore : T0;
+              any += contrib;
+            }
+            if (any == 0.f) continue;
+            touched = true;
+            const float* v = bt.vals.data() + k * Ch;
+            for (int64_t ch = 0; ch < Ch; ++ch) {
+              const float vc = v[ch];
+              const float* __restrict vo = vout.data() + ch * P + p0;
+              float* __restrict Sp = S.data() + ch * P + p0;
+              float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+              for (int q = 0; q < n; ++q) {
+                const float wgt = Ap[q] * Tip[q];
+                acc += wgt * vo[q];
+                vAp[q] += (vc * Tip[q] - Sp[q] * Rap[q]) * vo[q];
+                Sp[q] += vc * wgt;
+              }
+              gv[ch] += acc;
+            }
+            const float a = bt.a[k], b = bt.b[k], c = bt.c[k], mx = bt.mx[k], my = bt.my[k];
 #pragma omp simd reduction(+ : s_o, s_a, s_b, s_c, s_mx, s_my)
-          for (int q = 0; q < n; ++q) {
-            const float dx = pxp[q] - mx, dy = pyp[q] - my;
-            const float raw = o * Gp[q];
-            const float v_raw = raw < kAlphaMax ? vAp[q] : 0.f;  // vA is 0 where not a contributor
-            const float v_sigma = -raw * v_raw;
-            s_o += Gp[q] * v_raw;
-            s_a += 0.5f * dx * dx * v_sigma;
-            s_b += dx * dy * v_sigma;
-            s_c += 0.5f * dy * dy * v_sigma;
-            s_mx += -(a * dx + b * dy) * v_sigma;
-            s_my += -(b * dx + c * dy) * v_sigma;
+            for (int q = 0; q < n; ++q) {
+              const float dx = pxp[q] - mx, dy = pyp[q] - my;
+              const float raw = o * Gp[q];
+              const float v_raw = raw < kAlphaMax ? vAp[q] : 0.f;  // vA is 0 where not a contributor
+              const float v_sigma = -raw * v_raw;
+              s_o += Gp[q] * v_raw;
+              s_a += 0.5f * dx * dx * v_sigma;
+              s_b += dx * dy * v_sigma;
+              s_c += 0.5f * dy * dy * v_sigma;
+              s_mx += -(a * dx + b * dy) * v_sigma;
+              s_my += -(b * dx + c * dy) * v_sigma;
+            }
           }
+          if (!touched) continue;
           const int64_t gid = img * N + p_ids[jstart + k];
           add(o_op + gid, s_o);
           add(o_con + gid * 3, s_a);
