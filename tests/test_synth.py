@@ -42,7 +42,8 @@ def _inverse_depth_bilinear(depth: np.ndarray, u: np.ndarray, v: np.ndarray):
     """Bilinear interpolation of 1/depth at pixel coordinates (u, v) (centres at +0.5).
 
     Inverse depth is affine in the pixel coordinates on a plane, so this is exact on planar
-    surfaces. Returns (depth, valid) where valid needs all four neighbours to have depth.
+    surfaces. Returns (depth, valid, smooth): valid needs all four neighbours to have depth,
+    smooth that they lie within 5 % of each other (no silhouette edge between them).
     """
     H, W = depth.shape
     x, y = u - 0.5, v - 0.5
@@ -50,16 +51,18 @@ def _inverse_depth_bilinear(depth: np.ndarray, u: np.ndarray, v: np.ndarray):
     ok = (x0 >= 0) & (y0 >= 0) & (x0 + 1 < W) & (y0 + 1 < H)
     x0, y0, x, y = x0[ok], y0[ok], x[ok], y[ok]
     fx, fy = x - x0, y - y0
-    d = [depth[y0, x0], depth[y0, x0 + 1], depth[y0 + 1, x0], depth[y0 + 1, x0 + 1]]
-    valid = np.all([di > 0 for di in d], axis=0)
-    inv = [np.where(di > 0, 1.0 / np.maximum(di, 1e-9), 0.0) for di in d]
+    d = np.stack([depth[y0, x0], depth[y0, x0 + 1], depth[y0 + 1, x0], depth[y0 + 1, x0 + 1]])
+    valid = np.all(d > 0, axis=0)
+    inv = np.where(d > 0, 1.0 / np.maximum(d, 1e-9), 0.0)
     i = (inv[0] * (1 - fx) * (1 - fy) + inv[1] * fx * (1 - fy) + inv[2] * (1 - fx) * fy
          + inv[3] * fx * fy)
     out = np.zeros(u.shape)
     val = np.zeros(u.shape, bool)
+    smooth = np.zeros(u.shape, bool)
     out[ok] = np.where(valid, 1.0 / np.maximum(i, 1e-12), 0.0)
     val[ok] = valid
-    return out, val
+    smooth[ok] = valid & (d.max(0) < 1.05 * d.min(0))
+    return out, val, smooth
 
 
 def _project(K, cam_to_world, pts_world):
@@ -142,7 +145,7 @@ def test_ego_trajectory_is_smooth_and_driving_forward(clip):
 
 
 def test_lidar_agrees_with_depth_maps(clip, views):
-    errors = []
+    errors, smooth = [], []
     depths = views.depths.numpy()[..., 0]
     K = views.cameras.K.double().numpy()
     c2w = views.cameras.cam_to_world.double().numpy()
@@ -150,26 +153,32 @@ def test_lidar_agrees_with_depth_maps(clip, views):
         pts = clip.lidar(int(views.frame_ids[v])).double().numpy()
         u, vv, z = _project(K[v], c2w[v], pts)
         front = z > 1.0
-        d, ok = _inverse_depth_bilinear(depths[v], u[front], vv[front])
-        errors.append(np.abs(d[ok] - z[front][ok]) / z[front][ok])
-    err = np.concatenate(errors)
-    assert err.size > 5000
+        u, vv, z = u[front], vv[front], z[front]
+        d, ok, sm = _inverse_depth_bilinear(depths[v], u, vv)
+        errors.append(np.abs(d[ok] - z[ok]) / z[ok])
+        smooth.append(sm[ok])
+    err, smooth = np.concatenate(errors), np.concatenate(smooth)
+    assert err.size > 5000 and smooth.mean() > 0.5
     # The 16-bit PNG stores 1/256 m steps; a half-pixel calibration error would give ~1-2 %.
     assert np.median(err) < 1e-3, np.median(err)
-    assert np.mean(err < 0.01) > 0.9
+    assert np.mean(err[smooth] < 0.01) > 0.95
 
 
 def test_depth_reprojects_consistently_between_cameras(views):
+    """Lift camera a's depth to 3D, project into camera b (another camera at the same time, or
+    the same camera at the other frame) and compare with b's depth."""
     depths = views.depths.numpy()[..., 0]
     K = views.cameras.K.double().numpy()
     c2w = views.cameras.cam_to_world.double().numpy()
     H, W = depths.shape[1:]
     ys, xs = np.mgrid[0:H, 0:W] + 0.5
     frames = views.frame_ids.numpy()
+    names = views.camera_names
     checked = 0
     for a in range(len(views)):
         for b in range(len(views)):
-            if a == b:
+            same_time = frames[a] == frames[b]
+            if a == b or not (same_time or names[a] == names[b]):
                 continue
             da = depths[a].ravel()
             m = da > 0
@@ -178,23 +187,24 @@ def test_depth_reprojects_consistently_between_cameras(views):
             pw = pa @ c2w[a][:3, :3].T + c2w[a][:3, 3]
             u, v, z = _project(K[b], c2w[b], pw)
             front = z > 0.5
-            db, ok = _inverse_depth_bilinear(depths[b], u[front], v[front])
+            db, ok, sm = _inverse_depth_bilinear(depths[b], u[front], v[front])
             if ok.sum() < 200:
                 continue
             zb = z[front][ok]
             rel = (db[ok] - zb) / zb
             agree = np.abs(rel) < 0.01
-            if frames[a] == frames[b]:
-                # A point hidden in b (occlusion) makes b's depth smaller, never larger; only
-                # interpolation across depth edges can, at a few per cent of the points.
-                assert np.median(np.abs(rel)) < 1e-3, (a, b)
+            assert np.median(np.abs(rel)) < 1e-3, (a, b)
+            if same_time:
+                # A point hidden in b (occlusion) makes b's depth smaller, never larger, where
+                # b's depth is smooth (no silhouette edge to interpolate across) - except on
+                # sub-pixel structures (railings, poles) that fall between b's pixel centres.
                 assert agree.mean() > 0.5, (a, b, agree.mean())
-                assert np.mean(rel > 0.02) < 0.08, (a, b)
+                assert np.mean(rel[sm[ok]] > 0.01) < 0.04, (a, b)
             else:
-                # Between frames the ego moved ~1 m and cars moved: the static scene agrees.
-                assert agree.mean() > 0.4, (a, b, agree.mean())
+                # 0.1 s later the ego has moved ~1 m and cars and people have moved.
+                assert agree.mean() > 0.6, (a, b, agree.mean())
             checked += 1
-    assert checked >= 12
+    assert checked >= 24
 
 
 def test_sky_mask_means_no_hit(clip, views):

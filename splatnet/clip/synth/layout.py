@@ -1,8 +1,10 @@
-"""A random street: lanes, curbs, sidewalks, buildings, parked and moving cars, poles, trees.
+"""A random street: lanes, kerbs, sidewalks, buildings, parked and moving cars, pedestrians,
+street lights, trees, signs, sun and sky.
 
 Everything is drawn from one ``numpy.random.Generator``, so a seed fixes the scene. The scene
 frame is z-up with the street's centre line starting at the origin along +x (see
-:mod:`splatnet.clip.synth.street`); the ego drives in a right-hand lane towards +s.
+:mod:`splatnet.clip.synth.street`); traffic keeps right and the ego drives towards +s. Lateral
+offsets ``d`` are positive to the left; ``side`` is -1 for the right-hand side, +1 for the left.
 """
 
 from __future__ import annotations
@@ -12,42 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from splatnet.clip.synth import materials as M
-from splatnet.clip.synth.meshes import Mesh, axis_y, box, cylinder, ellipsoid, quads
+from splatnet.clip.synth import props
+from splatnet.clip.synth.meshes import Mesh, quads
+from splatnet.clip.synth.props import uniform as _u
 from splatnet.clip.synth.street import Centerline
 
-_CAR_COLORS = np.array(
-    [
-        [0.92, 0.92, 0.90],
-        [0.08, 0.08, 0.09],
-        [0.62, 0.63, 0.65],
-        [0.40, 0.41, 0.43],
-        [0.62, 0.08, 0.07],
-        [0.10, 0.20, 0.50],
-        [0.13, 0.30, 0.18],
-        [0.80, 0.65, 0.20],
-        [0.85, 0.40, 0.10],
-        [0.35, 0.55, 0.75],
-        [0.55, 0.45, 0.35],
-        [0.30, 0.10, 0.30],
-    ]
-)
-_FACADE_COLORS = np.array(
-    [
-        [0.82, 0.78, 0.70],
-        [0.70, 0.45, 0.35],
-        [0.60, 0.58, 0.55],
-        [0.85, 0.82, 0.74],
-        [0.55, 0.35, 0.28],
-        [0.72, 0.70, 0.62],
-        [0.45, 0.50, 0.55],
-        [0.88, 0.75, 0.55],
-        [0.65, 0.55, 0.45],
-        [0.78, 0.62, 0.50],
-        [0.50, 0.52, 0.48],
-        [0.90, 0.88, 0.84],
-    ]
-)
-_SIGN_COLORS = np.array([[0.75, 0.08, 0.08], [0.08, 0.25, 0.65], [0.10, 0.45, 0.20], [0.90, 0.75, 0.10]])
+SIDES = (-1.0, 1.0)  # right, left
 
 
 @dataclass
@@ -99,8 +71,7 @@ class Layout:
         if o.motion is None:
             return np.zeros(3)
         d, s0, v, _ = o.motion
-        s = s0 + v * t
-        tan, _ = self.centerline.frame(s)
+        tan, _ = self.centerline.frame(s0 + v * t)
         # A point at lateral offset d moves at v·(1 - κd) along an arc of the centre line.
         return tan * v * (1.0 - self.centerline.kappa * d)
 
@@ -108,343 +79,254 @@ class Layout:
         return self.centerline.pose(self.ego_s0 + self.ego_speed * t, self.ego_d)
 
 
-def _u(rng, lo, hi) -> float:
-    return float(rng.uniform(lo, hi))
+@dataclass
+class _Plan:
+    """The street's cross-section and extent."""
+
+    cl: Centerline
+    lane_w: float
+    lanes: tuple[int, int]  # (forward = right of the centre line, oncoming = left)
+    park_w: float
+    park: tuple[bool, bool]  # parking strip on the (right, left)
+    curb_h: float
+    curb_w: float
+    walk: tuple[float, float]  # sidewalk widths (right, left)
+    near: tuple[float, float]  # s range that gets buildings, furniture and traffic
+    extent: tuple[float, float]  # s range of the street surfaces
+
+    @staticmethod
+    def k(side: float) -> int:
+        return 0 if side < 0 else 1
+
+    def edge(self, side: float) -> float:
+        """|d| of the road edge (kerb face) on ``side``."""
+        k = self.k(side)
+        return self.lanes[k] * self.lane_w + (self.park_w if self.park[k] else 0.0)
+
+    def kerb(self, side: float) -> float:
+        """|d| where the sidewalk starts."""
+        return self.edge(side) + self.curb_w
+
+    def line(self, side: float) -> float:
+        """|d| of the building line (the sidewalk's far edge)."""
+        return self.kerb(side) + self.walk[self.k(side)]
 
 
-def strip(cl: Centerline, s0: float, s1: float, ds: float, a, b, material) -> Mesh:
-    """Surface swept along the street between lateral profile points ``a=(d, z)`` and ``b``."""
-    n = max(1, int(np.ceil((s1 - s0) / ds)))
-    s = np.linspace(s0, s1, n + 1)
-
-    def pts(dz):
-        p = cl.point(s, dz[0])
-        p[:, 2] = dz[1]
-        return p
-
-    pa, pb = pts(a), pts(b)
-    corners = np.stack([pa[:-1], pa[1:], pb[1:], pb[:-1]], 1)
-    return quads(corners, material)
-
-
-def car_mesh(rng: np.random.Generator) -> tuple[Mesh, tuple, np.ndarray]:
-    """A car in its local frame (x forward, y left, z up, origin on the ground at its centre)."""
-    kind = rng.choice(["sedan", "hatch", "suv", "van"], p=[0.4, 0.25, 0.25, 0.1])
-    if kind == "sedan":
-        L, W, z0, z1, cl, ch, cx = _u(rng, 4.3, 4.9), _u(rng, 1.75, 1.85), 0.28, 0.95, 0.5, 0.5, -0.08
-    elif kind == "hatch":
-        L, W, z0, z1, cl, ch, cx = _u(rng, 3.7, 4.2), _u(rng, 1.68, 1.8), 0.28, 0.95, 0.58, 0.52, -0.1
-    elif kind == "suv":
-        L, W, z0, z1, cl, ch, cx = _u(rng, 4.5, 4.9), _u(rng, 1.85, 1.95), 0.35, 1.1, 0.62, 0.58, -0.08
-    else:
-        L, W, z0, z1, cl, ch, cx = _u(rng, 4.8, 5.3), _u(rng, 1.9, 2.0), 0.35, 1.2, 0.74, 0.85, -0.1
-    body_mats = [M.CAR_FRONT, M.CAR_REAR, M.CAR_BODY, M.CAR_BODY, M.CAR_BODY, M.CAR_BODY]
-    body = box((L, W, z1 - z0), (0.0, 0.0, z0), body_mats)
-    cab_mats = [M.CAR_GLASS, M.CAR_GLASS, M.CAR_GLASS, M.CAR_GLASS, M.CAR_BODY, M.CAR_BODY]
-    # Sloped windscreens: the cabin's roof is shorter than its base.
-    tf = ch * (_u(rng, 0.9, 1.4) if kind != "van" else 0.35)
-    tb = ch * (_u(rng, 0.3, 0.8) if kind in ("sedan", "suv") else 0.15)
-    cabin = box((cl * L, W - 0.14, ch), (cx * L, 0.0, z1), cab_mats, bottom=False, taper=(tf, tb))
-    r = _u(rng, 0.3, 0.35)
-    parts = [body, cabin]
-    for x in (L / 2 - 0.8, -(L / 2 - 0.85)):
-        for side in (1.0, -1.0):
-            w = cylinder(r, -0.11, 0.11, 12, M.WHEEL)
-            parts.append(axis_y(w, (x, side * (W / 2 - 0.1), r)))
-    # The glass shader needs the cabin's outline: x range, base height, height and tapers.
-    x0 = cx * L - cl * L / 2
-    params = np.array([x0, x0 + cl * L, z1, ch, tf, tb, 0.0, 0.0])
-    return Mesh.concat(parts), (L, W, z1 + ch), params
-
-
-_CLOTH_COLORS = np.array([
-    [0.15, 0.15, 0.18], [0.85, 0.85, 0.82], [0.20, 0.28, 0.50], [0.55, 0.12, 0.12],
-    [0.25, 0.40, 0.25], [0.70, 0.60, 0.40], [0.45, 0.45, 0.48], [0.90, 0.70, 0.20],
-])
-_SKIN_TONES = np.array([[0.85, 0.68, 0.55], [0.72, 0.53, 0.40], [0.50, 0.35, 0.25],
-                        [0.35, 0.24, 0.17]])
-
-
-def pedestrian_mesh(rng: np.random.Generator) -> tuple[Mesh, tuple, np.ndarray]:
-    """A standing figure (legs, torso, arms, head) facing local +x, feet at z = 0."""
-    h = _u(rng, 1.55, 1.9)
-    k = h / 1.75
-    hip, shoulder = 0.9 * k, 1.45 * k
-    legs = [box((0.16, 0.14, hip), (rng.normal(0, 0.06), y * 0.1, 0.0), M.CLOTHES)
-            for y in (-1.0, 1.0)]
-    torso = box((0.24, 0.42 * k, shoulder - hip), (0.0, 0.0, hip), M.CLOTHES)
-    arms = [box((0.12, 0.1, 0.62 * k), (rng.normal(0, 0.05), y * 0.27 * k, shoulder - 0.62 * k),
-                M.CLOTHES) for y in (-1.0, 1.0)]
-    head = ellipsoid((0.1 * k, 0.085 * k, 0.12 * k), (0.0, 0.0, shoulder + 0.16 * k), 5, 8, M.SKIN)
-    skin = _SKIN_TONES[rng.integers(len(_SKIN_TONES))]
-    params = np.array([hip, _u(rng, 0.3, 1.0), *skin, 0.0, 0.0, 0.0])
-    return Mesh.concat([*legs, torso, *arms, head]), (0.3, 0.6 * k, shoulder + 0.28 * k), params
-
-
-def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
-    """Draw a street for a clip of ``duration`` seconds."""
+def _plan(rng: np.random.Generator, travel: float) -> _Plan:
     kappa = 0.0 if rng.random() < 0.3 else float(rng.choice([-1, 1]) / rng.uniform(250.0, 900.0))
-    cl = Centerline(kappa)
-    lw = _u(rng, 3.0, 3.7)
-    lanes_fwd = int(rng.choice([1, 2], p=[0.55, 0.45]))
-    lanes_back = int(rng.choice([1, 2], p=[0.6, 0.4]))
-    pw = _u(rng, 2.1, 2.5)
-    park = [rng.random() < 0.75, rng.random() < 0.75]  # right, left
-    e_right = lanes_fwd * lw + (pw if park[0] else 0.0)
-    e_left = lanes_back * lw + (pw if park[1] else 0.0)
+    lane_w = _u(rng, 3.0, 3.7)
+    lanes = (int(rng.choice([1, 2], p=[0.55, 0.45])), int(rng.choice([1, 2], p=[0.6, 0.4])))
+    park_w = _u(rng, 2.1, 2.5)
+    park = (bool(rng.random() < 0.75), bool(rng.random() < 0.75))
     curb_h, curb_w = _u(rng, 0.1, 0.18), _u(rng, 0.2, 0.35)
-    walk = [_u(rng, 2.0, 4.5), _u(rng, 2.0, 4.5)]
-    ego_lane = int(rng.integers(lanes_fwd))
-    ego_d = -(ego_lane + 0.5) * lw
-    ego_speed = _u(rng, 8.0, 12.0)
-    travel = ego_speed * duration
-    s_lo, s_hi = -250.0, 400.0 + travel
-    near_lo, near_hi = -70.0, travel + 130.0
+    walk = (_u(rng, 2.0, 4.5), _u(rng, 2.0, 4.5))
+    return _Plan(Centerline(kappa), lane_w, lanes, park_w, park, curb_h, curb_w, walk,
+                 (-70.0, travel + 130.0), (-250.0, 400.0 + travel))
 
-    # Markings: lane separators, centre line, edge lines, maybe a crosswalk ahead.
-    lines: list = []
-    centre = str(rng.choice(["yellow2", "yellow", "dash"]))
-    lines.append((0.0, centre))
-    lines += [(-k * lw, "dash") for k in range(1, lanes_fwd)]
-    lines += [(k * lw, "dash") for k in range(1, lanes_back)]
-    lines += [(-lanes_fwd * lw + 0.2, "solid"), (lanes_back * lw - 0.2, "solid")]
+
+def _look(rng: np.random.Generator, p: _Plan, travel: float) -> M.StreetLook:
+    """Markings (centre line, lane separators, edge lines, maybe a crosswalk) and colours."""
+    fwd, back = p.lanes
+    lines: list = [(0.0, str(rng.choice(["yellow2", "yellow", "dash"])))]
+    lines += [(-k * p.lane_w, "dash") for k in range(1, fwd)]
+    lines += [(k * p.lane_w, "dash") for k in range(1, back)]
+    lines += [(-fwd * p.lane_w + 0.2, "solid"), (back * p.lane_w - 0.2, "solid")]
     crosswalk = None
     if rng.random() < 0.5:
         c0 = _u(rng, 20.0, 60.0) + travel
-        crosswalk = (c0, c0 + 4.0, -lanes_fwd * lw + 0.3, lanes_back * lw - 0.3)
+        crosswalk = (c0, c0 + 4.0, -fwd * p.lane_w + 0.3, back * p.lane_w - 0.3)
     asphalt = np.array([0.33, 0.33, 0.34]) * _u(rng, 0.8, 1.2) + rng.normal(0, 0.01, 3)
-    look = M.StreetLook(
-        centerline=cl,
-        lane_lines=lines,
-        crosswalk=crosswalk,
-        asphalt=asphalt.astype(np.float32),
-        paint_white=np.array([0.88, 0.88, 0.86], np.float32),
-        paint_yellow=np.array([0.85, 0.68, 0.15], np.float32),
-        curb=np.array([0.66, 0.65, 0.62], np.float32) * _u(rng, 0.9, 1.1),
-        sidewalk=(np.array([0.62, 0.60, 0.57]) * _u(rng, 0.85, 1.15)).astype(np.float32),
-        ground=np.array([0.30, 0.42, 0.20], np.float32) * _u(rng, 0.8, 1.2),
-        tile=_u(rng, 0.3, 0.6),
-        dash=(_u(rng, 2.5, 3.5), _u(rng, 9.0, 12.0)),
+    f32 = np.float32
+    return M.StreetLook(
+        centerline=p.cl, lane_lines=lines, crosswalk=crosswalk, asphalt=asphalt.astype(f32),
+        paint_white=np.array([0.88, 0.88, 0.86], f32), paint_yellow=np.array([0.85, 0.68, 0.15], f32),
+        curb=(np.array([0.66, 0.65, 0.62]) * _u(rng, 0.9, 1.1)).astype(f32),
+        sidewalk=(np.array([0.62, 0.60, 0.57]) * _u(rng, 0.85, 1.15)).astype(f32),
+        ground=(np.array([0.30, 0.42, 0.20]) * _u(rng, 0.8, 1.2)).astype(f32),
+        tile=_u(rng, 0.3, 0.6), dash=(_u(rng, 2.5, 3.5), _u(rng, 9.0, 12.0)),
     )
 
-    objects: list[SceneObject] = []
-    eye = np.eye(4)
-    # The street surfaces are one static object in scene coordinates.
-    parts = [strip(cl, s_lo, s_hi, 2.0, (-e_right, 0.0), (e_left, 0.0), M.ROAD)]
-    for side, e in ((-1.0, e_right), (1.0, e_left)):
-        w = walk[0 if side < 0 else 1]
-        parts.append(strip(cl, s_lo, s_hi, 2.0, (side * e, 0.0), (side * e, curb_h), M.CURB))
-        parts.append(strip(cl, s_lo, s_hi, 2.0, (side * e, curb_h), (side * (e + curb_w), curb_h), M.CURB))
-        parts.append(
-            strip(
-                cl,
-                s_lo,
-                s_hi,
-                2.0,
-                (side * (e + curb_w), curb_h),
-                (side * (e + curb_w + w), curb_h),
-                M.SIDEWALK,
-            )
-        )
-        parts.append(
-            strip(
-                cl,
-                s_lo,
-                s_hi,
-                4.0,
-                (side * (e + curb_w + w), curb_h),
-                (side * (e + curb_w + w + 80.0), curb_h),
-                M.GROUND,
-            )
-        )
+
+def _strip(cl: Centerline, s0: float, s1: float, ds: float, a, b, material) -> Mesh:
+    """Surface swept along the street between cross-section points ``a = (d, z)`` and ``b``."""
+    s = np.linspace(s0, s1, max(1, int(np.ceil((s1 - s0) / ds))) + 1)
+
+    def pts(dz):
+        q = cl.point(s, dz[0])
+        q[:, 2] = dz[1]
+        return q
+
+    pa, pb = pts(a), pts(b)
+    return quads(np.stack([pa[:-1], pa[1:], pb[1:], pb[:-1]], 1), material)
+
+
+def _street_surfaces(p: _Plan) -> SceneObject:
+    """Road, kerbs, sidewalks, the ground behind them and a far ground plane, in scene
+    coordinates (one static object)."""
+    s0, s1 = p.extent
+    h = p.curb_h
+    parts = [_strip(p.cl, s0, s1, 2.0, (-p.edge(-1), 0.0), (p.edge(1), 0.0), M.ROAD)]
+    for side in SIDES:
+        e, k, ln = side * p.edge(side), side * p.kerb(side), side * p.line(side)
+        parts.append(_strip(p.cl, s0, s1, 2.0, (e, 0.0), (e, h), M.CURB))
+        parts.append(_strip(p.cl, s0, s1, 2.0, (e, h), (k, h), M.CURB))
+        parts.append(_strip(p.cl, s0, s1, 2.0, (k, h), (ln, h), M.SIDEWALK))
+        parts.append(_strip(p.cl, s0, s1, 4.0, (ln, h), (ln + side * 80.0, h), M.GROUND))
     far = 3000.0
-    mid = cl.point(0.5 * (s_lo + s_hi))
-    parts.append(
-        quads(
-            np.array(
-                [
-                    [
-                        mid + [-far, -far, -0.05],
-                        mid + [far, -far, -0.05],
-                        mid + [far, far, -0.05],
-                        mid + [-far, far, -0.05],
-                    ]
-                ]
-            ),
-            M.FAR_GROUND,
-        )
-    )
-    objects.append(SceneObject("street", Mesh.concat(parts), np.zeros(3), pose=eye))
+    mid = p.cl.point(0.5 * (s0 + s1))
+    corners = np.array([[mid + [-far, -far, -0.05], mid + [far, -far, -0.05],
+                         mid + [far, far, -0.05], mid + [-far, far, -0.05]]])
+    parts.append(quads(corners, M.FAR_GROUND))
+    return SceneObject("street", Mesh.concat(parts), np.zeros(3), pose=np.eye(4))
 
-    # Buildings along both sides, and a back row (taller, further out) seen through the gaps.
+
+def _buildings(rng: np.random.Generator, p: _Plan) -> list[SceneObject]:
+    """A street front of blocks (with alleys and setbacks) on each side and a taller back row
+    seen through the gaps."""
+    out = []
     style_h = _u(rng, 8.0, 30.0)
 
-    def building(sc: float, d: float, width: float, depth: float, height: float,
-                 street_face: float = 0.0) -> None:
-        """A block; ``street_face`` ±1: its local ±y face fronts the street (gets balconies)."""
-        mats = [M.FACADE] * 4 + [M.ROOF, M.FACADE]
-        # Local frame: x along the street, y across (towards +d), origin at the base centre.
-        parts = [box((width, depth, height), (0.0, 0.0, 0.0), mats, bottom=False)]
-        pose = cl.pose(sc, d, 0.0, curb_h)
-        ground_h, floor_h, col_w = _u(rng, 3.4, 4.6), _u(rng, 2.8, 3.5), _u(rng, 2.0, 3.6)
-        # ground floor height, floor height, window column spacing, window width (fraction of
-        # a column), window height, sill height, door position (fraction of the face width)
-        prm = [ground_h, floor_h, col_w, _u(rng, 0.35, 0.6),
-               floor_h * _u(rng, 0.4, 0.6), _u(rng, 0.7, 1.0), _u(rng, 0.2, 0.8), 0.0]
-        base = _FACADE_COLORS[rng.integers(len(_FACADE_COLORS))] * _u(rng, 0.85, 1.1)
-        trim = np.clip(base * _u(rng, 0.5, 1.3) + rng.normal(0, 0.05, 3), 0.05, 0.95)
-        variant = int(rng.choice([0, 1, 2], p=[0.5, 0.3, 0.2]))
-        if street_face and rng.random() < 0.35:
-            # Balconies under windows of the street front: relief for parallax and LiDAR.
-            ncol = max(1, round(width / col_w))
-            cw = width / ncol
-            bd = _u(rng, 0.8, 1.3)
-            every = int(rng.integers(1, 3))
-            y = street_face * (depth / 2 + bd / 2)
-            j = 0
-            while ground_h + (j + 1) * floor_h < height - 0.8:
-                z = ground_h + j * floor_h
-                for k in range(0, ncol, every):
-                    xc = -width / 2 + (k + 0.5) * cw
-                    parts.append(box((0.9 * cw, bd, 0.15), (xc, y, z), M.BALCONY))
-                    rail_y = street_face * (depth / 2 + bd - 0.03)
-                    parts.append(box((0.9 * cw, 0.05, 1.0), (xc, rail_y, z + 0.15), M.RAILING))
-                j += 1
-        objects.append(SceneObject("building", Mesh.concat(parts), base, trim, np.array(prm),
-                                   variant, pose, size=(width, depth, height)))
+    def add(sc, d, width, depth, height, street_face=0.0):
+        mesh, prm, base, trim, variant = props.building(rng, width, depth, height, street_face)
+        # Local frame: x along the street, y towards +d, origin at the base centre.
+        out.append(SceneObject("building", mesh, base, trim, prm, variant,
+                               p.cl.pose(sc, d, 0.0, p.curb_h), size=(width, depth, height)))
 
-    for side, e in ((-1.0, e_right), (1.0, e_left)):
-        line = e + curb_w + walk[0 if side < 0 else 1]
-        s = near_lo - _u(rng, 0.0, 10.0)
-        while s < near_hi:
+    lo, hi = p.near
+    for side in SIDES:
+        line = p.line(side)
+        s = lo - _u(rng, 0.0, 10.0)
+        while s < hi:
             width = _u(rng, 8.0, 26.0)
             if rng.random() < 0.15:
                 s += _u(rng, 3.0, 10.0)  # an alley
             depth = _u(rng, 10.0, 18.0)
             height = float(np.clip(rng.normal(style_h, 0.35 * style_h), 5.0, 45.0))
             setback = _u(rng, 0.0, 1.5) if rng.random() < 0.4 else 0.0
-            building(s + width / 2, side * (line + setback + depth / 2), width, depth, height,
-                     street_face=-side)
+            add(s + width / 2, side * (line + setback + depth / 2), width, depth, height, -side)
             s += width
-        s = near_lo - _u(rng, 0.0, 20.0)
-        while s < near_hi + 40.0:
+        s = lo - _u(rng, 0.0, 20.0)
+        while s < hi + 40.0:
             width, depth = _u(rng, 15.0, 40.0), _u(rng, 15.0, 25.0)
             height = float(np.clip(rng.normal(1.4 * style_h, 0.4 * style_h), 8.0, 60.0))
             back = line + 20.0 + _u(rng, 0.0, 12.0)
-            building(s + width / 2, side * (back + depth / 2), width, depth, height)
+            add(s + width / 2, side * (back + depth / 2), width, depth, height)
             s += width + (_u(rng, 5.0, 30.0) if rng.random() < 0.3 else 0.0)
+    return out
 
-    # Sidewalk furniture: street lights, trees, signs, bushes. One occupancy list per side.
-    for side, e in ((-1.0, e_right), (1.0, e_left)):
-        w = walk[0 if side < 0 else 1]
-        kerb = e + curb_w
-        used: list[tuple[float, float]] = []
+
+#: Distances from the kerb line of sidewalk furniture (street lights, signs) and trees.
+_LIGHT_D, _SIGN_D, _TREE_D_MAX = 0.45, 0.35, 1.3
+
+
+def _furniture(rng: np.random.Generator, p: _Plan) -> tuple[list[SceneObject], dict]:
+    """Street lights, trees, signs and bushes; also returns, per side, the band of the
+    sidewalk (|d| range) left free for pedestrians."""
+    out: list[SceneObject] = []
+    free_band = {}
+    lo, hi = p.near
+    for side in SIDES:
+        w, kerb = p.walk[p.k(side)], p.kerb(side)
+        used: list[tuple[float, float]] = []  # s intervals taken at the kerb
 
         def free(a, b, used=used):
             return all(b < u0 or a > u1 for u0, u1 in used)
 
-        s = near_lo + _u(rng, 0, 20)
+        s = lo + _u(rng, 0, 20)
         spacing = _u(rng, 18.0, 32.0)
         pole_col = np.array([0.45, 0.47, 0.5]) * _u(rng, 0.7, 1.3)
-        while s < near_hi:
-            hgt = _u(rng, 6.0, 8.0)
-            arm = _u(rng, 1.2, 2.0)
-            pole = cylinder(0.09, 0.0, hgt, 10, M.POLE)
-            arm_m = box((0.12, arm, 0.12), (0.0, -arm / 2, hgt - 0.3), M.POLE)
-            lamp = box((0.35, 0.6, 0.18), (0.0, -arm, hgt - 0.4), M.LAMP)
-            mesh = Mesh.concat([pole, arm_m, lamp])
+        while s < hi:
             # The arm points along local -y: towards the road after a half turn on the right.
-            pose = cl.pose(s, side * (kerb + 0.45), np.pi if side < 0 else 0.0, curb_h)
-            objects.append(SceneObject("streetlight", mesh, pole_col, pose=pose))
+            pose = p.cl.pose(s, side * (kerb + _LIGHT_D), np.pi if side < 0 else 0.0, p.curb_h)
+            out.append(SceneObject("streetlight", props.streetlight(rng), pole_col, pose=pose))
             used.append((s - 1.0, s + 1.0))
             s += spacing
+        band_lo = _SIGN_D + 0.35 + 0.35  # clear of sign plates (0.7 m wide) and light poles
         if rng.random() < 0.75 and w >= 2.5:
-            s = near_lo + _u(rng, 0, 10)
+            tree_d = min(_TREE_D_MAX, w / 2)
+            band_lo = tree_d + 0.2 + 0.35  # clear of trunks
+            s = lo + _u(rng, 0, 10)
             gap = _u(rng, 7.0, 14.0)
             leaf = np.array([0.22, 0.38, 0.14]) * _u(rng, 0.8, 1.2)
-            while s < near_hi:
+            while s < hi:
                 if free(s - 1.5, s + 1.5):
-                    th = _u(rng, 2.0, 3.5)
-                    rx, rz = _u(rng, 1.3, 2.4), _u(rng, 1.5, 2.8)
-                    trunk = cylinder(_u(rng, 0.1, 0.2), 0.0, th + rz * 0.5, 8, M.TRUNK)
-                    crown = ellipsoid(
-                        (rx, rx * _u(rng, 0.85, 1.15), rz),
-                        (0, 0, th + rz * 0.8),
-                        6,
-                        10,
-                        M.FOLIAGE,
-                        jitter=0.35,
-                        rng=rng,
-                    )
-                    pose = cl.pose(s, side * (kerb + min(1.3, w / 2)), _u(rng, 0, 6.28), curb_h)
-                    c1 = leaf + rng.normal(0, 0.03, 3)
-                    c2 = np.array([0.45, 0.5, 0.18]) * _u(rng, 0.8, 1.2)
-                    objects.append(SceneObject("tree", Mesh.concat([trunk, crown]), c1, c2, pose=pose))
+                    mesh, c1, c2 = props.tree(rng, leaf)
+                    pose = p.cl.pose(s, side * (kerb + tree_d), _u(rng, 0, 6.28), p.curb_h)
+                    out.append(SceneObject("tree", mesh, c1, c2, pose=pose))
                     used.append((s - 1.5, s + 1.5))
                 s += gap
         for _ in range(int(rng.integers(0, 3))):
-            s = _u(rng, near_lo, near_hi)
+            s = _u(rng, lo, hi)
             if not free(s - 0.6, s + 0.6):
                 continue
-            ph = _u(rng, 2.2, 2.8)
-            plate = box((0.04, 0.7, 0.7), (0.0, 0.0, ph), M.SIGN)
-            mesh = Mesh.concat([cylinder(0.04, 0.0, ph + 0.7, 8, M.POLE), plate])
+            mesh, color = props.sign(rng)
             # The plate faces oncoming traffic on its side (local +x towards -s on the right).
-            pose = cl.pose(s, side * (kerb + 0.35), np.pi if side < 0 else 0.0, curb_h)
-            color = _SIGN_COLORS[rng.integers(len(_SIGN_COLORS))]
-            objects.append(SceneObject("sign", mesh, color, pose=pose))
+            pose = p.cl.pose(s, side * (kerb + _SIGN_D), np.pi if side < 0 else 0.0, p.curb_h)
+            out.append(SceneObject("sign", mesh, color, pose=pose))
             used.append((s - 0.6, s + 0.6))
-        for _ in range(int(rng.integers(0, 5))):
-            s = _u(rng, near_lo, near_hi)
-            r = _u(rng, 0.5, 1.0)
-            mesh = ellipsoid((r * 1.5, r, r * 0.8), (0, 0, 0.3), 5, 8, M.FOLIAGE, 0.3, rng)
-            pose = cl.pose(s, side * (kerb + w - r * 0.8), 0.0, curb_h)
-            c1 = np.array([0.2, 0.35, 0.12]) * _u(rng, 0.8, 1.2)
-            objects.append(SceneObject("bush", mesh, c1, c1 * 1.4, pose=pose))
+        band_hi = w - 0.35  # clear of the facades
+        n_bush = int(rng.integers(0, 5))
+        if n_bush:
+            band_hi -= 2 * props.BUSH_HALF_DEPTH
+        for _ in range(n_bush):
+            mesh, color = props.bush(rng)
+            d = side * (kerb + w - props.BUSH_HALF_DEPTH)
+            pose = p.cl.pose(_u(rng, lo, hi), d, 0.0, p.curb_h)
+            out.append(SceneObject("bush", mesh, color, color * 1.4, pose=pose))
+        free_band[side] = (band_lo, band_hi)
+    return out, free_band
 
-    def car_colors():
-        c = _CAR_COLORS[rng.integers(len(_CAR_COLORS))] * _u(rng, 0.9, 1.1)
-        return np.clip(c, 0.02, 0.98)
 
-    # Parked cars in the parking strips.
-    for side, on in ((-1.0, park[0]), (1.0, park[1])):
-        if not on:
+def _parked_cars(rng: np.random.Generator, p: _Plan) -> list[SceneObject]:
+    """Cars in the parking strips, nose in the direction of traffic, with random gaps."""
+    out = []
+    lo, hi = p.near
+    for side in SIDES:
+        if not p.park[p.k(side)]:
             continue
-        d = side * ((lanes_fwd if side < 0 else lanes_back) * lw + pw / 2)
-        s = near_lo + _u(rng, 0, 6)
-        while s < near_hi:
-            mesh, size, prm = car_mesh(rng)
+        d = side * (p.lanes[p.k(side)] * p.lane_w + p.park_w / 2)
+        s = lo + _u(rng, 0, 6)
+        while s < hi:
+            mesh, size, prm, color = props.car(rng)
             if rng.random() < 0.8:
                 yaw = (0.0 if side < 0 else np.pi) + rng.normal(0, 0.02)
-                pose = cl.pose(s + size[0] / 2, d + rng.normal(0, 0.08), yaw)
-                objects.append(SceneObject("parked_car", mesh, car_colors(), params=prm, pose=pose,
-                                           size=size))
+                pose = p.cl.pose(s + size[0] / 2, d + rng.normal(0, 0.08), yaw)
+                out.append(SceneObject("parked_car", mesh, color, params=prm, pose=pose, size=size))
             s += size[0] + _u(rng, 0.8, 3.0) + (_u(rng, 5, 15) if rng.random() < 0.2 else 0.0)
+    return out
 
-    # Pedestrians walking along the sidewalks, away from the kerb-side furniture.
-    for side, e in ((-1.0, e_right), (1.0, e_left)):
-        w = walk[0 if side < 0 else 1]
-        for _ in range(int(rng.integers(0, 7))):
-            mesh, size, prm = pedestrian_mesh(rng)
-            d = side * (e + curb_w + w * _u(rng, 0.62, 0.85))
+
+def _pedestrians(rng: np.random.Generator, p: _Plan, free_band: dict) -> list[SceneObject]:
+    """People walking along the sidewalks inside the band the furniture leaves free."""
+    out = []
+    lo, hi = p.near
+    for side in SIDES:
+        n = int(rng.integers(0, 7))
+        band_lo, band_hi = free_band[side]
+        if band_hi < band_lo:
+            continue  # too narrow here
+        for _ in range(n):
+            mesh, size, prm, top, bottom = props.pedestrian(rng)
+            d = side * (p.kerb(side) + _u(rng, band_lo, band_hi))
             speed = _u(rng, 0.8, 1.7) * (1.0 if rng.random() < 0.5 else -1.0)
-            yaw = 0.0 if speed > 0 else np.pi
-            top = _CLOTH_COLORS[rng.integers(len(_CLOTH_COLORS))] * _u(rng, 0.8, 1.15)
-            bottom = _CLOTH_COLORS[rng.integers(len(_CLOTH_COLORS))] * _u(rng, 0.6, 1.0)
-            objects.append(SceneObject("pedestrian", mesh, np.clip(top, 0, 1), np.clip(bottom, 0, 1),
-                                       params=prm, motion=(d, _u(rng, near_lo + 20, near_hi - 40),
-                                                           speed, yaw),
-                                       size=size, z=curb_h))
+            motion = (d, _u(rng, lo + 20, hi - 40), speed, 0.0 if speed > 0 else np.pi)
+            out.append(SceneObject("pedestrian", mesh, top, bottom, params=prm, motion=motion,
+                                   size=size, z=p.curb_h))
+    return out
 
-    # Moving cars: one speed per lane so cars in a lane never collide; the ego lane gets at most
-    # a lead car far enough ahead that the gap stays positive for the whole clip.
-    lanes = [(-(k + 0.5) * lw, 1.0) for k in range(lanes_fwd)] + [
-        ((k + 0.5) * lw, -1.0) for k in range(lanes_back)
-    ]
+
+def _traffic(rng: np.random.Generator, p: _Plan, ego_d: float, ego_speed: float,
+             duration: float) -> list[SceneObject]:
+    """Moving cars: one speed per lane so cars in a lane never collide; the ego lane gets at
+    most a lead car far enough ahead that the gap stays positive for the whole clip."""
+    out = []
+    lo, hi_near = p.near
+    fwd, back = p.lanes
+    lanes = [(-(k + 0.5) * p.lane_w, 1.0) for k in range(fwd)]
+    lanes += [((k + 0.5) * p.lane_w, -1.0) for k in range(back)]
     for d, direction in lanes:
         speed = ego_speed * _u(rng, 0.75, 1.2) if direction > 0 else _u(rng, 6.0, 14.0)
-        is_ego = abs(d - ego_d) < 1e-6
-        if is_ego:
+        if abs(d - ego_d) < 1e-6:
             speed = ego_speed * _u(rng, 0.95, 1.15)
             if rng.random() < 0.3:
                 continue
@@ -453,44 +335,51 @@ def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
         else:
             # Oncoming cars travel towards -s: start them further out so they pass the ego.
             shift = speed * duration if direction < 0 else 0.0
-            s = near_lo + 20.0 + _u(rng, 0, 15) + shift * 0.5
-            hi = near_hi - 30.0 + shift
+            s = lo + 20.0 + _u(rng, 0, 15) + shift * 0.5
+            hi = hi_near - 30.0 + shift
         while s < hi:
-            mesh, size, prm = car_mesh(rng)
-            yaw = 0.0 if direction > 0 else np.pi
-            motion = (d, s + size[0] / 2, direction * speed, yaw)
-            objects.append(SceneObject("moving_car", mesh, car_colors(), params=prm, motion=motion,
-                                       size=size))
+            mesh, size, prm, color = props.car(rng)
+            motion = (d, s + size[0] / 2, direction * speed, 0.0 if direction > 0 else np.pi)
+            out.append(SceneObject("moving_car", mesh, color, params=prm, motion=motion, size=size))
             s += size[0] + _u(rng, 8.0, 40.0)
+    return out
 
-    # Sun and sky: clear or hazy/overcast.
+
+def _sky(rng: np.random.Generator) -> dict:
+    """Sun direction and colours of sun, ambient light, sky and haze: clear or overcast."""
     az = _u(rng, 0.0, 2 * np.pi)
     el = np.radians(_u(rng, 15.0, 60.0))
     sun_dir = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
-    overcast = rng.random() < 0.2
-    if overcast:
-        sun_color = np.array([0.35, 0.35, 0.35])
-        ambient = np.array([0.75, 0.76, 0.8])
-        zenith, horizon = np.array([0.6, 0.63, 0.68]), np.array([0.82, 0.83, 0.85])
-        cover = _u(rng, 0.6, 0.9)
-        haze = _u(rng, 250.0, 600.0)
-    else:
-        sun_color = np.array([0.72, 0.68, 0.6]) * _u(rng, 0.9, 1.1)
-        ambient = np.array([0.42, 0.45, 0.52]) * _u(rng, 0.9, 1.1)
-        zenith = np.array([0.25, 0.45, 0.8]) * _u(rng, 0.85, 1.1)
-        horizon = np.array([0.72, 0.8, 0.9]) * _u(rng, 0.9, 1.05)
-        cover = _u(rng, 0.0, 0.5)
-        haze = _u(rng, 500.0, 1500.0)
+    if rng.random() < 0.2:
+        return dict(sun_dir=sun_dir, overcast=True, sun_color=np.array([0.35, 0.35, 0.35]),
+                    ambient=np.array([0.75, 0.76, 0.8]), sky_zenith=np.array([0.6, 0.63, 0.68]),
+                    sky_horizon=np.array([0.82, 0.83, 0.85]), cloud_cover=_u(rng, 0.6, 0.9),
+                    haze_distance=_u(rng, 250.0, 600.0))
+    return dict(sun_dir=sun_dir, overcast=False,
+                sun_color=np.array([0.72, 0.68, 0.6]) * _u(rng, 0.9, 1.1),
+                ambient=np.array([0.42, 0.45, 0.52]) * _u(rng, 0.9, 1.1),
+                sky_zenith=np.array([0.25, 0.45, 0.8]) * _u(rng, 0.85, 1.1),
+                sky_horizon=np.array([0.72, 0.8, 0.9]) * _u(rng, 0.9, 1.05),
+                cloud_cover=_u(rng, 0.0, 0.5), haze_distance=_u(rng, 500.0, 1500.0))
+
+
+def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
+    """Draw a street for a clip of ``duration`` seconds."""
+    ego_speed = _u(rng, 8.0, 12.0)
+    p = _plan(rng, ego_speed * duration)
+    ego_lane = int(rng.integers(p.lanes[0]))
+    ego_d = -(ego_lane + 0.5) * p.lane_w
+    look = _look(rng, p, ego_speed * duration)
+    objects = [_street_surfaces(p), *_buildings(rng, p)]
+    furniture, free_band = _furniture(rng, p)
+    objects += furniture
+    objects += _parked_cars(rng, p)
+    objects += _pedestrians(rng, p, free_band)
+    objects += _traffic(rng, p, ego_d, ego_speed, duration)
+    sky = _sky(rng)
     info = {
-        "curvature": kappa,
-        "lane_width": lw,
-        "lanes_forward": lanes_fwd,
-        "lanes_oncoming": lanes_back,
-        "parking": [bool(p) for p in park],
-        "curb_height": curb_h,
-        "sidewalk_width": walk,
-        "ego_lane": ego_lane,
-        "overcast": bool(overcast),
+        "curvature": p.cl.kappa, "lane_width": p.lane_w, "lanes_forward": p.lanes[0],
+        "lanes_oncoming": p.lanes[1], "parking": list(p.park), "curb_height": p.curb_h,
+        "sidewalk_width": list(p.walk), "ego_lane": ego_lane, "overcast": sky.pop("overcast"),
     }
-    return Layout(cl, look, objects, ego_d, 0.0, ego_speed, sun_dir, sun_color, ambient, zenith,
-                  horizon, cover, info, haze)
+    return Layout(p.cl, look, objects, ego_d, 0.0, ego_speed, info=info, **sky)
