@@ -6,8 +6,9 @@ above a street: road-surface splats, two building facades, clutter along the ker
 poles, vegetation) and a far background shell, sized like a reconstruction (a few cm near the
 rig, growing with distance; flat splats on surfaces), SH degree 3, mixed opacities.
 
-Each case prints the forward time, the backward time and forward + backward (median of the
-repeats after one warm-up; the torch backend is run once, no warm-up), plus the (pixel, Gaussian)
+Each case prints the forward time, the backward time and forward + backward (the best of the
+repeats after one warm-up, as these machines are shared; the torch backend is run once, no
+warm-up), plus the (pixel, Gaussian)
 pairs of the 16×16 tile lists per second: the work a tile rasterizer has to consider (an upper
 bound on the blends actually done, since pixels stop early). Ratios are measured in the same run.
 
@@ -23,7 +24,6 @@ import datetime
 import math
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -139,7 +139,7 @@ def sync(device) -> None:
 
 
 def time_backend(g, cams, backend: str, repeats: int, warmup: bool) -> tuple[float, float]:
-    """Median (forward, backward) seconds of a training-style render + loss.backward()."""
+    """Best-of-repeats (forward, backward) seconds of a training-style render + backward()."""
     leaves = [t.detach().clone().requires_grad_() for t in
               (g.means, g.quats, g.scales, g.opacities, g.sh)]
     gg = splatnet.Gaussians(*leaves, check=False)
@@ -160,7 +160,7 @@ def time_backend(g, cams, backend: str, repeats: int, warmup: bool) -> tuple[flo
             fwd.append(t1 - t0)
             bwd.append(t2 - t1)
         del out, loss
-    return statistics.median(fwd), statistics.median(bwd)
+    return min(fwd), min(bwd)
 
 
 def load_note() -> str:
