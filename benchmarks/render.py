@@ -8,11 +8,11 @@ rig, growing with distance; flat splats on surfaces), SH degree 3, mixed opaciti
 
 Each case prints the forward time, the backward time and forward + backward (the best of the
 repeats after one warm-up, as these machines are shared; the torch backend is run once, no
-warm-up), plus the (pixel, Gaussian)
-pairs of the 16×16 tile lists per second: the work a tile rasterizer has to consider (an upper
-bound on the blends actually done, since pixels stop early). Ratios are measured in the same run.
+warm-up), plus the (pixel, Gaussian) pairs of the 16×16 tile lists per second: the work a tile
+rasterizer has to consider (an upper bound on the blends actually done, since pixels stop
+early). Ratios are measured in the same run. A full run takes about 15 minutes on 2 cores.
 
-    .venv/bin/python benchmarks/render.py            # full run (several minutes)
+    .venv/bin/python benchmarks/render.py            # full run
     .venv/bin/python benchmarks/render.py --quick    # a fast subset
 """
 
