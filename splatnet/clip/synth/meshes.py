@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_Z = np.array([0.0, 0.0, 1.0])
-
 
 @dataclass
 class Mesh:
@@ -208,14 +206,6 @@ def ellipsoid(
 
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
-
-
-def rotate_z(m: Mesh, yaw: float, t=(0.0, 0.0, 0.0)) -> Mesh:
-    T = np.eye(4)
-    c, s = np.cos(yaw), np.sin(yaw)
-    T[:2, :2] = [[c, -s], [s, c]]
-    T[:3, 3] = t
-    return m.transformed(T)
 
 
 def axis_y(m: Mesh, t=(0.0, 0.0, 0.0)) -> Mesh:
