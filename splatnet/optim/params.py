@@ -16,8 +16,9 @@ from ..errors import ValidationError
 from ..gaussians import Gaussians
 from ..sh import num_sh_bases
 
-#: Parameter names, in the order of the optimiser's groups.
-NAMES = ("means", "quats", "log_scales", "logit_opacities", "sh_dc", "sh_rest")
+#: Parameter names, in the order of the optimiser's groups (the last two: dynamic Gaussians only;
+#: ``times`` is carried along but never trained).
+NAMES = ("means", "quats", "log_scales", "logit_opacities", "sh_dc", "sh_rest", "velocities", "times")
 
 # Activated opacities are clamped into [OPACITY_EPS, 1 - OPACITY_EPS] before the logit, so a
 # network output of exactly 0 or 1 becomes a finite (and still trainable) parameter.
@@ -30,8 +31,10 @@ class GaussianParams:
     SH DC + rest) and one Adam optimiser with a learning rate per parameter.
 
     Args:
-        gaussians: the starting point, unbatched (``batch_shape == ()``) and static.
-        lrs: learning rate per name in :data:`NAMES` (``sh_rest`` may be absent at degree 0).
+        gaussians: the starting point, unbatched (``batch_shape == ()``); dynamic Gaussians
+            (velocities, times) get their velocities trained and their times kept.
+        lrs: learning rate per name in :data:`NAMES` (``sh_rest`` may be absent at degree 0,
+            ``velocities`` and ``times`` for static Gaussians).
         sh_degree: SH degree of the trainable coefficients; the input's SH is padded with zeros
             or truncated to it.
     """
@@ -40,9 +43,6 @@ class GaussianParams:
         if gaussians.batch_shape != ():
             raise ValidationError(f"optimisation takes one scene (batch_shape ()), got Gaussians "
                                   f"with batch shape {gaussians.batch_shape}")
-        if gaussians.is_dynamic:
-            raise ValidationError("optimisation of dynamic Gaussians (velocities/times) is not "
-                                  "supported; pass static Gaussians")
         if not 0 <= sh_degree <= 3:
             raise ValidationError(f"sh_degree: expected 0-3, got {sh_degree}")
         self.sh_degree = sh_degree
@@ -58,19 +58,26 @@ class GaussianParams:
             "logit_opacities": torch.logit(g.opacities.clamp(OPACITY_EPS, 1 - OPACITY_EPS)),
             "sh_dc": sh[:, :1],
             "sh_rest": sh[:, 1:],
+            "velocities": g.velocities,
+            "times": g.times,
         }
-        self.names = [n for n in NAMES if n != "sh_rest" or k > 1]
+        self.names = [n for n in NAMES if values[n] is not None and (n != "sh_rest" or k > 1)]
         self.params: dict[str, nn.Parameter] = {
-            n: nn.Parameter(values[n].clone().contiguous()) for n in self.names
+            n: self._parameter(n, values[n].clone()) for n in self.names
         }
-        missing = [n for n in self.names if n not in lrs]
+        missing = [n for n in self.names if n not in lrs and n != "times"]
         if missing:
             raise ValidationError(f"learning rates missing for {missing}")
         # eps 1e-15 as in the reference 3DGS code: gradients of tiny Gaussians are tiny.
         self.optimizer = torch.optim.Adam(
-            [{"params": [self.params[n]], "lr": float(lrs[n]), "name": n} for n in self.names],
+            [{"params": [self.params[n]], "lr": float(lrs[n]) if n != "times" else 0.0, "name": n}
+             for n in self.names],
             lr=0.0, eps=1e-15,
         )
+
+    @staticmethod
+    def _parameter(name: str, value: Tensor) -> nn.Parameter:
+        return nn.Parameter(value.contiguous(), requires_grad=name != "times")
 
     # ------------------------------------------------------------------ views
     @property
@@ -90,15 +97,17 @@ class GaussianParams:
         p = self.params
         sh = p["sh_dc"] if "sh_rest" not in p else torch.cat([p["sh_dc"], p["sh_rest"]], dim=1)
         return Gaussians(p["means"], p["quats"], torch.exp(p["log_scales"]),
-                         torch.sigmoid(p["logit_opacities"]), sh, check=False)
+                         torch.sigmoid(p["logit_opacities"]), sh, p.get("velocities"), p.get("times"),
+                         check=False)
 
     def export(self) -> Gaussians:
         """Detached Gaussians with unit quaternions (what a PLY should hold)."""
         with torch.no_grad():
             g = self.gaussians().detach()
             quats = g.quats / g.quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            dyn = (g.velocities.clone(), g.times.clone()) if g.is_dynamic else (None, None)
             return Gaussians(g.means.clone(), quats, g.scales.clone(), g.opacities.clone(),
-                             g.sh.clone(), check=False)
+                             g.sh.clone(), *dyn, check=False)
 
     def set_lr(self, name: str, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -109,7 +118,7 @@ class GaussianParams:
     def _swap(self, name: str, value: Tensor, state_fn) -> None:
         """Replace parameter ``name`` by ``value``; ``state_fn(moment) -> new moment``."""
         old = self.params[name]
-        new = nn.Parameter(value.contiguous())
+        new = self._parameter(name, value)
         for group in self.optimizer.param_groups:
             if group["params"][0] is old:
                 group["params"][0] = new

@@ -56,6 +56,8 @@ class OptimConfig:
     """Scale (log) learning rate."""
     lr_quats: float = 1e-3
     """Rotation (raw quaternion) learning rate."""
+    lr_velocities: float = 2e-3
+    """Velocity learning rate of dynamic Gaussians, times the scene extent (no decay)."""
     ssim_weight: float = 0.2
     """λ in (1 − λ) L1 + λ (1 − SSIM)."""
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -82,6 +84,7 @@ class OptimConfig:
             "logit_opacities": self.lr_opacity,
             "sh_dc": self.lr_sh_dc,
             "sh_rest": self.lr_sh_rest if self.lr_sh_rest is not None else self.lr_sh_dc / 20.0,
+            "velocities": self.lr_velocities * extent,
         }
 
     def resolved_sh_interval(self) -> int:
