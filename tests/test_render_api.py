@@ -377,7 +377,7 @@ def _compare(g, cams, feats, bg, antialiased=False):
     m_err = (cpu.means2d[vis].double() - ref.means2d[vis]).abs()
     assert (m_err <= 1e-3 + 1e-5 * ref.means2d[vis].abs()).all(), float(m_err.max())
     for name in ("rgb", "alpha", "depth", "features"):
-        a, b = getattr(cpu, name).double(), getattr(ref, name)
+        a, b = getattr(cpu, name).detach().double(), getattr(ref, name).detach()
         tol = 1e-4 * max(1.0, float(b.abs().max())) if name == "depth" else 1e-4
         err = float((a - b).abs().max().detach())
         assert err <= tol, f"{name}: max abs error {err:.2e}"
