@@ -310,3 +310,27 @@ def test_gradcheck_project_and_rasterize(antialiased):
     inputs = tuple(t.requires_grad_() for t in (means, quats, scales, opac, sh, feats))
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4,
                                       fast_mode=True)
+
+
+def test_constants_match_the_shared_header():
+    """The Python twins of csrc/include/splatnet/constants.h (one source of truth per value)."""
+    import re
+    from pathlib import Path
+
+    header = Path(__file__).resolve().parents[1] / "csrc/include/splatnet/constants.h"
+    if not header.is_file():
+        pytest.skip("csrc/include/splatnet/constants.h not present")
+    text = header.read_text()
+
+    def value(name):
+        m = re.search(rf"constexpr (?:float|int) {name} = ([^;]+);", text)
+        assert m, f"{name} not found in {header.name}"
+        parts = [float(x.strip().rstrip("f")) for x in m.group(1).split("/")]  # e.g. 1.0f / 255.0f
+        return parts[0] / parts[1] if len(parts) == 2 else parts[0]
+
+    assert value("kTileSize") == ref.TILE_SIZE
+    assert value("kDilation") == pytest.approx(ref.EPS2D)
+    assert value("kAlphaThreshold") == pytest.approx(ref.ALPHA_MIN)
+    assert value("kAlphaMax") == pytest.approx(ref.ALPHA_MAX)
+    assert value("kTransmittanceMin") == pytest.approx(ref.T_MIN)
+    assert value("kFovClamp") == pytest.approx(ref.FOV_CLAMP)
