@@ -246,7 +246,7 @@ def _check_background(background: Tensor | None, gaussians: Gaussians,
     if background is None:
         return None
     if not isinstance(background, Tensor):
-        background = torch.as_tensor(background, dtype=gaussians.dtype)
+        background = torch.as_tensor(background, dtype=gaussians.dtype, device=gaussians.device)
     if not background.is_floating_point() or background.dim() == 0 or background.shape[-1] != 3:
         raise ValidationError(
             f"background: expected a float tensor broadcastable to {list(target) + [3]}, "
