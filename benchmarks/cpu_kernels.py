@@ -6,6 +6,7 @@ Prints per-stage times (best of --repeat) and the (Gaussian, tile) pairs of the 
 
     .venv/bin/python benchmarks/cpu_kernels.py --n 200000 --cameras 6 --width 448 --height 256
     .venv/bin/python benchmarks/cpu_kernels.py --n 100000 --torch   # plus the torch backend ratio
+    .venv/bin/python benchmarks/cpu_kernels.py --scene street       # benchmarks/render.py's scene
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from __future__ import annotations
 import argparse
 import math
 import platform
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from splatnet.render import _ops
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
+
+from splatnet.render import _ops  # noqa: E402
 
 
 def driving_scene(n: int, cameras: int, width: int, height: int, seed: int = 0):
@@ -78,14 +83,24 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=448)
     ap.add_argument("--height", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--scene", choices=["ring", "street"], default="ring",
+                    help="ring: driving_scene() here; street: benchmarks/render.py's street scene")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     ap.add_argument("--torch", action="store_true", help="also time the torch reference backend")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    scene = driving_scene(args.n, args.cameras, args.width, args.height)
+    if args.scene == "street":
+        from render import street_rig, street_scene  # benchmarks/render.py (same folder)
+
+        g = street_scene(args.n)
+        cams = street_rig(args.width, args.height)
+        scene = [t[None].contiguous() for t in (g.means, g.quats, g.scales, g.opacities, g.sh)]
+        scene += [cams.world_to_cam.float()[None].contiguous(), cams.K.float()[None].contiguous()]
+    else:
+        scene = driving_scene(args.n, args.cameras, args.width, args.height)
     print(f"# {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
-          f"N={args.n}, C={args.cameras}, {args.width}x{args.height}, "
+          f"{args.scene} scene, N={args.n}, C={scene[5].shape[1]}, {args.width}x{args.height}, "
           f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC")
     with torch.no_grad():
         m2d, con, dep, rad, op, col = _ops.project(*scene, args.width, args.height, 3)
