@@ -127,7 +127,7 @@ def test_rig_geometry_is_plausible(clip):
 def test_target_cameras_are_placed_in_the_clear():
     """No target camera sits in or against a car, pole, tree or wall: its depth map has
     (almost) no pixels closer than 0.5 m, over several seeds."""
-    for seed in (4, 66, 108, 119):  # seeds whose first-drawn offsets were blocked
+    for seed in (2, 8, 10, 14):  # seeds whose first-drawn offsets are blocked
         c = render_clip(seed, cameras=6, frames=2, size=(32, 48), targets=2, lidar=False)
         for (f, name), d in c.depths.items():
             if name.startswith("target"):
