@@ -114,7 +114,7 @@ def _plane_sweep(match: Tensor, cameras: Cameras, index: Tensor, valid: Tensor,
     w2c = cameras.world_to_cam.to(dtype)
     uv = cell_centers(h, w, width, height, device=device, dtype=dtype)
     rays = unproject_dirs(K, uv)  # [B, V, h, w, 3] camera frame, z = 1
-    dz = depths.to(dtype)[:, None, None]  # [D, 1, 1]
+    dz6 = depths.to(dtype)[:, None, None, None]  # [D, 1, 1, 1]
     bidx = torch.arange(bsz, device=device)[:, None]
     # Pixel → grid_sample coordinates: x_n = 2u/W − 1, y_n = 2v/H − 1 (align_corners=False).
     to_grid = torch.tensor([[2.0 / width, 0, -1.0], [0, 2.0 / height, -1.0], [0, 0, 1.0]],
@@ -132,16 +132,14 @@ def _plane_sweep(match: Tensor, cameras: Cameras, index: Tensor, valid: Tensor,
         ok = valid[..., k].to(dtype)[..., None, None, None]  # [B, V, 1, 1, 1]
         rel = w2c[bidx, src] @ c2w  # [B, V, 4, 4] ref camera → source camera
         proj = to_grid @ K[bidx, src] @ rel[..., :3, :]  # [B, V, 3, 4]
-        # Grid coordinates of the point at depth d: (A · d + b)_xy / (A · d + b)_z.
+        # Grid coordinates of the point at depth d: (A · d + b)_xy / (A · d + b)_z, built in
+        # the [..., 2] layout grid_sample wants (no stacking pass).
         a = (proj[:, :, None, None, :, :3] @ rays[..., None]).squeeze(-1)  # [B, V, h, w, 3]
-        a = a.permute(0, 1, 4, 2, 3)[:, :, :, None]  # [B, V, 3, 1, h, w]
-        bias = proj[..., 3][..., None, None, None]  # [B, V, 3, 1, 1, 1]
-        q = a * dz + bias  # [B, V, 3, D, h, w]
-        qz = q[:, :, 2]
-        behind = qz <= 1e-6
-        inv = 1.0 / qz.clamp_min(1e-6)
-        grid = torch.stack([q[:, :, 0] * inv, q[:, :, 1] * inv], dim=-1)  # [B, V, D, h, w, 2]
-        grid = grid.masked_fill(behind[..., None], 2.0)  # behind the camera: outside
+        bias = proj[..., 3][:, :, None, None, None, :]  # [B, V, 1, 1, 1, 3]
+        q = torch.addcmul(bias, a[:, :, None], dz6)  # [B, V, D, h, w, 3]
+        qz = q[..., 2:]
+        grid = q[..., :2] / qz.clamp_min(1e-6)  # [B, V, D, h, w, 2]
+        grid = grid.masked_fill(qz <= 1e-6, 2.0)  # behind the camera: outside the image
         feats = src_feats[bidx, src].reshape(bsz * v, c + 1, h, w)
         sampled = F.grid_sample(feats, grid.reshape(bsz * v, d * h, w, 2), mode="bilinear",
                                 padding_mode="zeros", align_corners=False)
