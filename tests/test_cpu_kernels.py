@@ -187,13 +187,15 @@ def test_project_backward_matches_gsplat_autograd():
                                        msg=lambda m, n=name: f"{n}: {m}")
 
 
-def test_near_plane_and_camera_centre_give_no_nan():
+def test_near_plane_camera_centre_and_degenerate_shapes_give_no_nan():
     W, H = 32, 32
     scene = f32(make_scene(N=6, W=W, H=H, special=False))
     means = scene[0]
     means[0, 0] = torch.tensor([0.0, 0.0, 0.0])  # camera centre
     means[0, 1] = torch.tensor([0.1, 0.0, 0.01])  # exactly at the near plane
     means[0, 2] = torch.tensor([0.0, 0.0, 1e-30])
+    scene[1][0, 3] = 0.0  # zero quaternion (no rotation defined)
+    scene[2][0, 4] = 0.0  # zero scales (a point; the dilation keeps it a pixel wide)
     leaves = [t.clone().requires_grad_(i < 5) for i, t in enumerate(scene)]
     (m2d, con, dep, rad, op, col), img, alpha = render(_ops.project, _ops.rasterize, leaves, W, H)
     assert (rad[0, 0, :3] == 0).all()  # culled
