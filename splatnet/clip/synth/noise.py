@@ -77,10 +77,16 @@ class Noise:
         amp, norm, f = 1.0, 0.0, freq
         for o in range(octaves):
             # Offset each octave so lattice points do not line up across octaves.
-            v = self.value(p * f + (17.31 * o)) - 0.5
-            if footprint is not None:
-                v = v * lod_fade(f * footprint)
-            total += amp * v
+            if footprint is None:
+                total += amp * (self.value(p * f + (17.31 * o)) - 0.5)
+            else:
+                # Evaluate only where the octave has not faded out (distant pixels skip it).
+                fade = lod_fade(f * footprint)
+                k = np.nonzero(fade > 0)[0]
+                if k.size == fade.size:
+                    total += amp * ((self.value(p * f + (17.31 * o)) - 0.5) * fade)
+                elif k.size:
+                    total[k] += amp * ((self.value(p[k] * f + (17.31 * o)) - 0.5) * fade[k])
             norm += amp
             amp *= gain
             f *= lacunarity
