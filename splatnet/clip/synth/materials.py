@@ -9,6 +9,7 @@ their texture frames and local 3D positions, so patterns stick to moving cars.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -86,15 +87,24 @@ class Surface:
     obj: np.ndarray  # object index
     pix: np.ndarray  # distance × pixel angle: footprint of a pixel facing the ray
 
+    @cached_property
+    def _cos(self) -> np.ndarray:
+        """|cos| of the incidence angle, floored (grazing rays)."""
+        return np.maximum(np.abs(np.sum(self.n * self.ray, axis=1)), 0.03)
+
+    @cached_property
+    def _ray_in_plane(self) -> np.ndarray:
+        """Unit direction of the ray projected onto the surface."""
+        r = self.ray - self.n * np.sum(self.n * self.ray, axis=1, keepdims=True)
+        return r / np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-9)
+
     def footprint(self, axis: np.ndarray | None = None) -> np.ndarray:
         """Width on the surface covered by one pixel, along ``axis [N, 3]`` (None: isotropic)."""
-        cos = np.maximum(np.abs(np.sum(self.n * self.ray, axis=1)), 0.03)
+        cos = self._cos
         if axis is None:
             return (self.pix / np.sqrt(cos)).astype(np.float32)
-        # In-plane direction of the ray; stretch by 1/cos along it (a pixel's ellipse).
-        r = self.ray - self.n * np.sum(self.n * self.ray, axis=1, keepdims=True)
-        r /= np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-9)
-        c2 = np.sum(r * axis, axis=1) ** 2
+        # A pixel's footprint is an ellipse stretched by 1/cos along the in-plane ray direction.
+        c2 = np.sum(self._ray_in_plane * axis, axis=1) ** 2
         return (self.pix * np.sqrt(c2 / cos**2 + (1.0 - c2))).astype(np.float32)
 
 
