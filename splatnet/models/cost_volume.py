@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ..cameras import Cameras
 from .config import CostVolumeConfig
-from .encoder import ResBlock, conv
+from .encoder import ResBlock, conv, norm
 from .geometry import cell_centers, no_autocast, unproject_dirs
 
 
@@ -172,14 +172,14 @@ class DepthNet(nn.Module):
         super().__init__()
         d0, d1, d2 = cfg.unet_dims
         cin = num_candidates + 1 + 2 + context_dim
-        self.inp = nn.Sequential(nn.Conv2d(cin, d0, 1), nn.GroupNorm(8, d0), nn.ReLU(inplace=True))
-        self.down1 = nn.Sequential(conv(d0, d1, stride=2), nn.GroupNorm(8, d1),
+        self.inp = nn.Sequential(nn.Conv2d(cin, d0, 1), norm(d0), nn.ReLU(inplace=True))
+        self.down1 = nn.Sequential(conv(d0, d1, stride=2), norm(d1),
                                    nn.ReLU(inplace=True), ResBlock(d1))
-        self.down2 = nn.Sequential(conv(d1, d2, stride=2), nn.GroupNorm(8, d2),
+        self.down2 = nn.Sequential(conv(d1, d2, stride=2), norm(d2),
                                    nn.ReLU(inplace=True), ResBlock(d2), ResBlock(d2))
-        self.up1 = nn.Sequential(conv(d2 + d1, d1), nn.GroupNorm(8, d1), nn.ReLU(inplace=True))
+        self.up1 = nn.Sequential(conv(d2 + d1, d1), norm(d1), nn.ReLU(inplace=True))
         self.up0 = nn.Sequential(nn.Conv2d(d1 + d0, d0, 1), nn.ReLU(inplace=True), conv(d0, d0),
-                                 nn.GroupNorm(8, d0), nn.ReLU(inplace=True))
+                                 norm(d0), nn.ReLU(inplace=True))
         self.logits = nn.Conv2d(d0, num_candidates, 1)
         self.out_dim = d0
         # Start from the raw matching cost; the residual is learned.

@@ -22,15 +22,21 @@ def conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
 
 
+def norm(dim: int) -> nn.GroupNorm:
+    """GroupNorm with up to 8 groups (the largest of 8, 4, 2, 1 that divides ``dim``)."""
+    groups = next(g for g in (8, 4, 2, 1) if dim % g == 0)
+    return nn.GroupNorm(groups, dim)
+
+
 class ResBlock(nn.Module):
     """Two 3×3 convolutions with GroupNorm and a residual connection."""
 
-    def __init__(self, dim: int, groups: int = 8) -> None:
+    def __init__(self, dim: int) -> None:
         super().__init__()
         self.conv1 = conv(dim, dim)
-        self.norm1 = nn.GroupNorm(groups, dim)
+        self.norm1 = norm(dim)
         self.conv2 = conv(dim, dim)
-        self.norm2 = nn.GroupNorm(groups, dim)
+        self.norm2 = norm(dim)
 
     def forward(self, x: Tensor) -> Tensor:
         y = F.relu(self.norm1(self.conv1(x)))
@@ -44,7 +50,7 @@ class Down(nn.Module):
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
         self.conv = conv(cin, cout, stride=2)
-        self.norm = nn.GroupNorm(8, cout)
+        self.norm = norm(cout)
         self.block = ResBlock(cout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -70,14 +76,14 @@ class Encoder(nn.Module):
         self.stem = nn.Sequential(conv(3, half, stride=2), nn.ReLU(inplace=True),
                                   conv(half, cfg.stem_dim), nn.ReLU(inplace=True))
         self.down4 = nn.Sequential(conv(cfg.stem_dim, cfg.mid_dim, stride=2),
-                                   nn.GroupNorm(8, cfg.mid_dim), nn.ReLU(inplace=True),
+                                   norm(cfg.mid_dim), nn.ReLU(inplace=True),
                                    conv(cfg.mid_dim, cfg.mid_dim), nn.ReLU(inplace=True))
         self.down8 = Down(cfg.mid_dim, cfg.low_dim)
         self.low = ResBlock(cfg.low_dim)
         fuse = cfg.context_dim
         self.fuse = nn.Sequential(nn.Conv2d(cfg.mid_dim + cfg.low_dim + 6, fuse, 1),
                                   nn.ReLU(inplace=True), conv(fuse, fuse),
-                                  nn.GroupNorm(8, fuse), nn.ReLU(inplace=True))
+                                  norm(fuse), nn.ReLU(inplace=True))
         self.out = nn.Conv2d(fuse, cfg.matching_dim + cfg.context_dim, 1)
         if cfg.weights:
             self.load_weights(cfg.weights)
