@@ -93,35 +93,31 @@ def _sphere_directions(n: int) -> np.ndarray:
     return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
 
 
-def _has_clearance(scenes, points: list[np.ndarray], min_dist: float = 0.8) -> bool:
-    """Is every point at least ``min_dist`` from all surfaces and not enclosed (some upward
-    ray escapes to the sky)? One point per scene (frame)."""
+def _has_clearance(scene, point: np.ndarray, min_dist: float = 0.8) -> bool:
+    """Is ``point`` at least ``min_dist`` from every surface and not enclosed (some upward ray
+    escapes to the sky)?"""
     dirs = _sphere_directions(96)
-    up = dirs[:, 2] > 0.3
-    for scene, p in zip(scenes, points):
-        t = scene.cast(p[None], dirs).t
-        if (t < min_dist).any() or np.isfinite(t[up]).all():
-            return False
-    return True
+    t = scene.cast(point[None], dirs).t
+    return not ((t < min_dist).any() or np.isfinite(t[dirs[:, 2] > 0.3]).all())
 
 
 def _place_targets(lay: Layout, meshes: SceneMeshes, targets: list, times: list) -> list:
-    """Keep each target camera clear of cars, poles, walls and crowns at every frame: try its
-    lateral offset, the mirrored one, then smaller ones (never under 0.5 m)."""
-    if not targets:
-        return targets
-    scenes = [meshes.at(t) for t in times]
-    egos = [lay.ego_pose(t) for t in times]
-    out = []
+    """Keep each target camera clear of cars, poles, walls and crowns at every frame: the
+    first clear one of its lateral offset, the mirrored one, then smaller ones (never under
+    0.5 m); the last try stands if none is clear (rare)."""
+    candidates = []
     for cam in targets:
         o = cam.lateral_offset
         sign, small = np.sign(o), max(0.5, 0.6 * abs(o))
-        for off in (o, -o, sign * small, -sign * small, sign * 0.5, -sign * 0.5):
-            cand = cam.with_offset(float(off))
-            if _has_clearance(scenes, [(E @ cand.cam_to_ego)[:3, 3] for E in egos]):
-                break
-        out.append(cand)  # the last try stands if none is clear (rare)
-    return out
+        offsets = (o, -o, sign * small, -sign * small, sign * 0.5, -sign * 0.5)
+        candidates.append([cam.with_offset(float(off)) for off in offsets])
+    clear = [np.ones(len(c), bool) for c in candidates]
+    for t in times if targets else []:  # one scene at a time: long clips stay small in memory
+        scene, E = meshes.at(t), lay.ego_pose(t)
+        for cands, ok in zip(candidates, clear):
+            for j, cam in enumerate(cands):
+                ok[j] = ok[j] and _has_clearance(scene, (E @ cam.cam_to_ego)[:3, 3])
+    return [cands[int(np.argmax(ok)) if ok.any() else -1] for cands, ok in zip(candidates, clear)]
 
 
 def render_clip(
