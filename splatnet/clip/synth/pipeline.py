@@ -120,6 +120,49 @@ def _place_targets(lay: Layout, meshes: SceneMeshes, targets: list, times: list)
     return [cands[int(np.argmax(ok)) if ok.any() else -1] for cands, ok in zip(candidates, clear)]
 
 
+def _render_cameras(scene, noise: Noise, E: np.ndarray, cams: list[RigCamera], h: int, w: int,
+                    shadows: bool, tick) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images ``[C, H, W, 3]`` uint8, depths ``[C, H, W]`` and sky masks of ``cams`` with the
+    ego at pose ``E`` (scene frame)."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
+    px, py = xs.ravel(), ys.ravel()  # [HW] pixel centres
+    origins, dirs, angles = [], [], []
+    for cam in cams:
+        Tcw = E @ cam.cam_to_ego
+        K = cam.K
+        # Directions with camera-z = 1, so the ray parameter of a hit is its depth.
+        d_cam = np.stack([(px - K[0, 2]) / K[0, 0], (py - K[1, 2]) / K[1, 1], np.ones_like(px)], 1)
+        origins.append(np.broadcast_to(Tcw[:3, 3], d_cam.shape))
+        dirs.append(rotate(d_cam, Tcw[:3, :3]))
+        angles.append(np.full(h * w, 1.0 / K[0, 0]))
+    o = np.concatenate(origins).astype(np.float32)
+    d = np.concatenate(dirs).astype(np.float32)
+    tick("camera_rays")
+    hits = scene.cast(o, d)
+    tick("cast")
+    rgb = shade(scene, noise, o, d, hits, np.concatenate(angles), shadows=shadows)
+    tick("shade")
+    n = len(cams)
+    rgb8 = np.round(rgb * 255.0).astype(np.uint8).reshape(n, h, w, 3)
+    depth = np.where(np.isfinite(hits.t) & (hits.t <= MAX_DEPTH), hits.t, 0.0)
+    sky = ~np.isfinite(hits.t)
+    return rgb8, depth.astype(np.float32).reshape(n, h, w), sky.reshape(n, h, w)
+
+
+def _lidar_sweep(scene, E: np.ndarray, sensor: np.ndarray, beam_dirs: np.ndarray,
+                 max_range: float) -> tuple[np.ndarray, np.ndarray]:
+    """Ego-frame points ``[M, 3]`` and intensities ``[M]`` of one instantaneous sweep from
+    ``sensor`` (ego frame) with the ego at pose ``E``."""
+    origin = (E @ np.append(sensor, 1.0))[:3]
+    world_dirs = rotate(beam_dirs, E[:3, :3])
+    hits = scene.cast(np.broadcast_to(origin, beam_dirs.shape), world_dirs)
+    ok = np.isfinite(hits.t) & (hits.t <= max_range) & (hits.t >= 0.5)
+    pts = (sensor + beam_dirs[ok] * hits.t[ok, None]).astype(np.float32)
+    refl = _REFLECTIVITY[scene.meshes.tri_mat[hits.prim[ok]]]
+    cos_inc = np.abs(np.sum(hits.normal[ok] * world_dirs[ok], 1))
+    return pts, (refl * (0.3 + 0.7 * cos_inc)).astype(np.float32)
+
+
 def render_clip(
     seed: int,
     cameras: int = 6,
@@ -151,58 +194,28 @@ def render_clip(
     all_cams = rig + _place_targets(lay, meshes, extra, times)
 
     E0_inv = np.linalg.inv(lay.ego_pose(0.0))
-    clip = SynthClip(all_cams, w, h, times, [E0_inv @ lay.ego_pose(t) for t in times], layout=lay)
-
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
-    px, py = xs.ravel(), ys.ravel()  # [HW] pixel centres
-    sensor = np.array([0.2, 0.0, roof + 0.3])
+    clip = SynthClip(all_cams, w, h, times, [E0_inv @ lay.ego_pose(t) for t in times],
+                     layout=lay, timings=timings)
+    sensor = np.array([0.2, 0.0, roof + 0.3])  # LiDAR in the ego frame, above the roof
     beam_dirs = lidar_directions(lidar_beams, lidar_azimuths)
-    clip.timings = timings
     tick("layout")
+    # Cameras in batches of at most MAX_RAYS rays, to bound memory at large image sizes.
+    per_batch = max(1, MAX_RAYS // (h * w))
     for f, t in enumerate(times):
-        scene = meshes.at(t)
-        tick("build_scene")
+        scene = meshes.at(t)  # moving objects posed at this frame's time
         E = lay.ego_pose(t)
-        # Cameras in chunks of at most MAX_RAYS rays, to bound memory at large image sizes.
-        per_chunk = max(1, MAX_RAYS // (h * w))
-        for c0 in range(0, len(all_cams), per_chunk):
-            chunk = all_cams[c0:c0 + per_chunk]
-            origins, dirs, angles = [], [], []
-            for cam in chunk:
-                Tcw = E @ cam.cam_to_ego
-                # Directions with camera-z = 1, so the ray parameter of a hit is its depth.
-                K = cam.K
-                d_cam = np.stack([(px - K[0, 2]) / K[0, 0], (py - K[1, 2]) / K[1, 1],
-                                  np.ones_like(px)], axis=1)
-                origins.append(np.broadcast_to(Tcw[:3, 3], d_cam.shape))
-                dirs.append(rotate(d_cam, Tcw[:3, :3]))
-                angles.append(np.full(h * w, 1.0 / K[0, 0]))
-            o = np.concatenate(origins).astype(np.float32)
-            d = np.concatenate(dirs).astype(np.float32)
-            tick("camera_rays")
-            hits = scene.cast(o, d)
-            tick("cast")
-            rgb = shade(scene, noise, o, d, hits, np.concatenate(angles), shadows=shadows)
-            tick("shade")
-            n = len(chunk)
-            rgb8 = np.round(rgb * 255.0).astype(np.uint8).reshape(n, h, w, 3)
-            depth = np.where(np.isfinite(hits.t) & (hits.t <= MAX_DEPTH), hits.t, 0.0)
-            depth = depth.astype(np.float32).reshape(n, h, w)
-            sky = ~np.isfinite(hits.t).reshape(n, h, w)
-            for c, cam in enumerate(chunk):
-                clip.images[(f, cam.name)] = rgb8[c]
+        tick("build_scene")
+        for c0 in range(0, len(all_cams), per_batch):
+            batch = all_cams[c0:c0 + per_batch]
+            rgb, depth, sky = _render_cameras(scene, noise, E, batch, h, w, shadows, tick)
+            for c, cam in enumerate(batch):
+                clip.images[(f, cam.name)] = rgb[c]
                 clip.depths[(f, cam.name)] = depth[c]
                 clip.sky[(f, cam.name)] = sky[c]
-        tick("outputs")
         if lidar:
-            origin = (E @ np.append(sensor, 1.0))[:3]
-            lh = scene.cast(np.broadcast_to(origin, beam_dirs.shape), rotate(beam_dirs, E[:3, :3]))
-            ok = np.isfinite(lh.t) & (lh.t <= lidar_range) & (lh.t >= 0.5)
-            pts = (sensor + beam_dirs[ok] * lh.t[ok, None]).astype(np.float32)  # ego frame
-            refl = _REFLECTIVITY[meshes.tri_mat[lh.prim[ok]]]
-            cos_inc = np.abs(np.sum(lh.normal[ok] * rotate(beam_dirs[ok], E[:3, :3]), 1))
+            pts, intensity = _lidar_sweep(scene, E, sensor, beam_dirs, lidar_range)
             clip.lidar.append(pts)
-            clip.intensity.append((refl * (0.3 + 0.7 * cos_inc)).astype(np.float32))
+            clip.intensity.append(intensity)
             tick("lidar")
     clip.metadata = _metadata(
         lay,
