@@ -124,6 +124,7 @@ def _plane_sweep(match: Tensor, cameras: Cameras, index: Tensor, valid: Tensor,
     ones = match.new_ones(bsz, v, 1, h, w)
     src_feats = torch.cat([match, ones], dim=2)  # [B, V, C + 1, h, w]
     ref = match * (1.0 / math.sqrt(c))  # correlation = dot product / √C
+    ref_ext = torch.cat([ref, torch.zeros_like(ones)], dim=2)  # [B, V, C + 1, h, w]
     cost = match.new_zeros(bsz, v, d, h, w)
     count = match.new_zeros(bsz, v, d, h, w)
     inplace = not torch.is_grad_enabled()
@@ -150,8 +151,11 @@ def _plane_sweep(match: Tensor, cameras: Cameras, index: Tensor, valid: Tensor,
             cost.addcmul_(corr, m)
             count.add_(m)
         else:
-            corr = (sampled[:, :, :c] * ref[:, :, :, None]).sum(2)
-            m = sampled[:, :, c] * ok
+            # No slicing of `sampled` under autograd (each slice's backward would allocate a
+            # zero tensor of its full size): the ones channel meets a zero reference channel,
+            # and the validity weight needs no gradient (it is a sampled constant).
+            corr = (sampled * ref_ext[:, :, :, None]).sum(2)
+            m = sampled.detach()[:, :, c] * ok
             cost = cost + corr * m
             count = count + m
     cost = cost / count.clamp_min(1.0)
