@@ -177,3 +177,23 @@ def test_torchrun_real_model_matches_one_process(tmp_path, clip_dir):
     assert a.trainer["world_size"] == 2 and b.trainer["world_size"] == 1
     for k, v in b.model_state.items():
         torch.testing.assert_close(a.model_state[k], v, rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_training_loss_under_bf16_autocast(clip_dir):
+    """The whole step as CUDA training runs it (network under bf16 autocast), on the CPU."""
+    from splatnet.train_data import ClipSource
+    from splatnet.train_task import SplatTask
+
+    cfg = from_dict(train.TrainConfig, {"model": SMALL_MODEL})
+    torch.manual_seed(0)
+    model = checkpoint.build_model("splatnet", cfg.model)
+    data = ClipSource([clip_dir], context_frames=2, target_views=1)
+    stage = train.StageConfig(size=(16, 24))
+    batch = data.collate([data.get(0, stage)])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, m = SplatTask(cfg.loss).loss(model, batch, 0, stage)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all()
+               for p in model.parameters() if p.requires_grad)
+    assert m["psnr"] > 0
