@@ -345,6 +345,13 @@ def test_cli_writes_a_clip(tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["synth", str(dst), "--seed", "5", "--size", "48by80"])
+    # --count writes one clip per seed under DST.
+    many = tmp_path / "many"
+    assert main(["synth", str(many), "--seed", "3", "--count", "2", "--cameras", "1",
+                 "--frames", "1", "--size", "16x24", "--no-lidar"]) == 0
+    assert sorted(p.name for p in many.iterdir()) == ["seed_000003", "seed_000004"]
+    meta = json.loads((many / "seed_000004" / "clip.json").read_text())["metadata"]
+    assert meta["seed"] == 4
 
 
 def test_import_does_not_load_open3d():

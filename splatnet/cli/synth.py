@@ -23,8 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "trees, sky) seen by a surround camera rig on a moving ego vehicle, and "
                     "write it as a clip with LiDAR, ground-truth depth, sky masks and car "
                     "velocities. The same seed always gives the same clip.")
-    p.add_argument("dst", help="output clip directory (must not exist unless --overwrite)")
+    p.add_argument("dst", help="output clip directory (must not exist unless --overwrite); "
+                               "with --count, the directory that receives the clips")
     p.add_argument("--seed", type=int, required=True, help="random seed (non-negative integer)")
+    p.add_argument("--count", type=int, default=1,
+                   help="write COUNT clips with seeds SEED..SEED+COUNT-1 as DST/seed_NNNNNN "
+                        "(default 1: one clip at DST)")
     p.add_argument("--cameras", type=int, default=6, help="rig cameras round the car (default 6)")
     p.add_argument("--frames", type=int, default=3, help="time steps, 0.1 s apart (default 3)")
     p.add_argument("--size", type=_size, default=(256, 448), metavar="HxW",
@@ -42,16 +46,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from splatnet.clip.synth import generate
 
     if not 1 <= args.jpeg_quality <= 100:
         raise ValidationError(f"--jpeg-quality must be in [1, 100], got {args.jpeg_quality}")
-    t0 = time.perf_counter()
-    out = generate(args.dst, args.seed, cameras=args.cameras, frames=args.frames, size=args.size,
-                   targets=args.targets, lidar=not args.no_lidar, shadows=not args.no_shadows,
-                   frame_interval=args.frame_interval, jpeg_quality=args.jpeg_quality,
-                   depth_format=args.depth_format, overwrite=args.overwrite)
+    if args.count < 1:
+        raise ValidationError(f"--count must be at least 1, got {args.count}")
+    jobs = [(Path(args.dst), args.seed)] if args.count == 1 else [
+        (Path(args.dst) / f"seed_{s:06d}", s) for s in range(args.seed, args.seed + args.count)]
     n = args.cameras + args.targets
-    print(f"wrote {out}: {n} cameras x {args.frames} frames at {args.size[0]}x{args.size[1]} "
-          f"in {time.perf_counter() - t0:.1f} s")
+    for dst, seed in jobs:
+        t0 = time.perf_counter()
+        out = generate(dst, seed, cameras=args.cameras, frames=args.frames, size=args.size,
+                       targets=args.targets, lidar=not args.no_lidar, shadows=not args.no_shadows,
+                       frame_interval=args.frame_interval, jpeg_quality=args.jpeg_quality,
+                       depth_format=args.depth_format, overwrite=args.overwrite)
+        print(f"wrote {out}: {n} cameras x {args.frames} frames at {args.size[0]}x{args.size[1]} "
+              f"in {time.perf_counter() - t0:.1f} s", flush=True)
     return 0
