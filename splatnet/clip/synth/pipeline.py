@@ -18,7 +18,8 @@ from splatnet.errors import ValidationError
 
 #: Depth beyond this is stored as 0 ("no depth"): the 16-bit PNG depth format tops out at 256 m.
 MAX_DEPTH = 250.0
-GENERATOR_VERSION = 1
+#: Bumped whenever the same arguments render a different clip (caches key on it).
+GENERATOR_VERSION = 2
 #: Rays cast and shaded at once (whole cameras per batch): bounds memory for large images.
 MAX_RAYS = 2_000_000
 _REFLECTIVITY = np.zeros(max(M.REFLECTIVITY) + 1, np.float32)  # material id -> LiDAR reflectivity
