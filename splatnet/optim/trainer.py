@@ -278,6 +278,8 @@ def fit(
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}", n=params.num_gaussians)
         if callback is not None:
             callback(step, params.export())
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the wall time must include the queued kernels
     seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
