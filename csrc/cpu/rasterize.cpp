@@ -4,11 +4,13 @@
 // Layout: I = B·C images. Binning writes, for every (image, tile), the ids of the Gaussians whose
 // screen box touches the tile, sorted by depth (ties by id), into one flat int32 array; tile t of
 // image i owns flat_ids[tile_offsets[i·NT + t] : tile_offsets[i·NT + t + 1]].
-// Blending runs at::parallel_for over all I·NT tiles. Inside a tile, per-pixel state lives in
-// struct-of-arrays buffers and the loop over the tile's pixels (for one Gaussian) is branch-free so
-// that GCC vectorises it (see ../shared/PERFORMANCE.md); the rows and 8-pixel column blocks a
-// Gaussian can reach (from its radii; see TileLayout) bound that loop. The backward accumulates per-Gaussian gradients of a tile in registers
-// and adds them to the outputs with one atomic add per (Gaussian, tile) pair.
+// Blending runs over all I·NT tiles, handed to the threads one at a time. Inside a tile, per-pixel
+// state lives in struct-of-arrays buffers and the loop over the tile's pixels (for one Gaussian)
+// is branch-free so that GCC vectorises it (see ../shared/PERFORMANCE.md); the rows and 8-pixel
+// column blocks a Gaussian can reach (from its radii; see TileLayout) bound that loop. The
+// backward sums each Gaussian's gradients over a tile in registers and adds them to the outputs
+// once per (Gaussian, tile) pair: plainly when each thread owns whole images, atomically when
+// threads share an image.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -79,8 +81,8 @@ inline uint32_t float_key(float f) {
 inline void row_range(float my_local, int ry, int rows, int& r0, int& r1) {
   // pixel row y has its centre at y + 0.5; keep |y + 0.5 − my| ≤ ry.
   float lo = std::ceil(my_local - (float)ry - 0.5f), hi = std::floor(my_local + (float)ry - 0.5f);
-  lo = lo < 0.f ? 0.f : lo;
-  hi = hi > (float)(rows - 1) ? (float)(rows - 1) : hi;
+  lo = lo < 0.f ? 0.f : (lo > (float)rows ? (float)rows : lo);  // clamped both ways: int-safe
+  hi = hi < -1.f ? -1.f : (hi > (float)(rows - 1) ? (float)(rows - 1) : hi);
   r0 = (int)lo;
   r1 = (int)hi;
 }
@@ -88,9 +90,8 @@ inline void row_range(float my_local, int ry, int rows, int& r0, int& r1) {
 // G[p] = exp(−σ_p) for the pixels p ∈ [p0, p1) of a tile. Not inlined on purpose: the forward and
 // the backward call this one piece of machine code, so the backward replays the forward's α
 // (and its skip / stop decisions) bit for bit.
-SPLATNET_NOINLINE void tile_gaussian(const float* __restrict px, const float* __restrict py, int p0,
-                                             int p1, float mx, float my, float a, float b, float c,
-                                             float* __restrict G) {
+SPLATNET_NOINLINE void tile_gaussian(const float* __restrict px, const float* __restrict py, int p0, int p1,
+                                     float mx, float my, float a, float b, float c, float* __restrict G) {
 #pragma omp simd
   for (int p = p0; p < p1; ++p) {
     const float dx = px[p] - mx, dy = py[p] - my;

@@ -304,6 +304,9 @@ SPLATNET_HD inline bool screen_extent(Sym2 cov, float opac, float& rx, float& ry
   float k = sqrtf(2.f * lr);  // ≤ sqrt(2 ln 255) ≈ 3.33 (gsplat's constant) for opac ≤ 1
   rx = ceilf(k * sqrtf(cov.xx + kDilation));
   ry = ceilf(k * sqrtf(cov.yy + kDilation));
+  // Far beyond any image; keeps the int conversion of the kernels defined.
+  rx = rx < 1e9f ? rx : 1e9f;
+  ry = ry < 1e9f ? ry : 1e9f;
   return rx > 0.f && ry > 0.f;
 }
 
