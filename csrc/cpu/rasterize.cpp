@@ -224,6 +224,8 @@ void check_raster_inputs(const char* op, const at::Tensor& means2d, const at::Te
   TORCH_CHECK(width > 0 && height > 0, op, ": width and height must be positive, got ", width, " x ", height);
   TORCH_CHECK(tile_size >= 1 && tile_size <= kMaxTileSize, op, ": tile_size must be in 1..", kMaxTileSize,
               ", got ", tile_size);
+  TORCH_CHECK(N < (int64_t)std::numeric_limits<int32_t>::max(), op, ": ", N,
+              " Gaussians per scene exceed the int32 ids of the tile lists");
 }
 
 }  // namespace
