@@ -71,14 +71,35 @@ def main() -> None:
             torch.cuda.synchronize()
         return out
 
+    # A baseline measured in the same run, interleaved with the model (these machines are
+    # shared and noisy): one 64→64 3×3 convolution over V views at 1/4 resolution.
+    base_x = torch.rand(v, 64, args.height // 4, args.width // 4, device=args.device)
+    base_x = base_x.contiguous(memory_format=torch.channels_last)
+    base_w = torch.rand(64, 64, 3, 3, device=args.device)
+    base_flops = 2 * base_x.numel() * 64 * 9
+
+    def baseline():
+        torch.nn.functional.conv2d(base_x, base_w, padding=1)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
     with torch.inference_mode():
         run()  # warm-up
-        times, cpu = [], []
+        baseline()
+        times, cpu, ratios, base_times = [], [], [], []
         for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            baseline()
+            tb = time.perf_counter() - t0
             t0, c0 = time.perf_counter(), time.process_time()
             out = run()
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
+            t0 = time.perf_counter()
+            baseline()
+            tb = 0.5 * (tb + time.perf_counter() - t0)
+            base_times.append(tb)
+            ratios.append(times[-1] / tb)
         counter = FlopCounterMode(display=False)
         with counter:
             model(images, cams)
@@ -89,6 +110,10 @@ def main() -> None:
           f"min {min(times):.3f} s); process CPU time {statistics.median(cpu):.3f} s "
           f"(wall ≈ CPU time / threads when the machine is otherwise idle; load average "
           f"{os.getloadavg()[0]:.1f})")
+    tb = statistics.median(base_times)
+    print(f"baseline (64->64 3x3 conv, {v} views at 1/4 resolution): {tb * 1e3:.1f} ms = "
+          f"{base_flops / tb / 1e9:.0f} GFLOP/s; forward / baseline = "
+          f"{statistics.median(ratios):.1f}")
     print(f"FLOPs (conv/matmul): {counter.get_total_flops() / 1e9:.1f} GFLOP")
     print(f"Gaussians: {out.gaussians.num_gaussians}")
 

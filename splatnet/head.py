@@ -64,6 +64,8 @@ class GaussianHead(nn.Module):
 
     Args:
         feature_dim: channels C of the feature maps the head is given.
+        coarse_dim: channels of optional lower-resolution features (``coarse_features``), mixed
+            at their own resolution and upsampled (0: none).
         hidden_dim: width of the head's convolutions.
         sh_degree: SH degree of the output colour (0–3).
         near, far: depth range (camera z); depths are clamped into it.
@@ -79,6 +81,7 @@ class GaussianHead(nn.Module):
         - depth: ``[B, V, 1, h', w']`` camera z, or depth_logits ``[B, V, D, h', w']`` with
           candidate_depths ``[D]`` or ``[B, V, D]`` (any ``h', w'``: resized to ``h × w``).
         - images: optional ``[B, V, 3, H, W]`` in [0, 1], the colour the DC term starts from.
+        - coarse_features: ``[B, V, coarse_dim, h', w']`` when built with ``coarse_dim``.
 
     Example:
         >>> head = GaussianHead(64)
@@ -86,7 +89,8 @@ class GaussianHead(nn.Module):
         >>> splatnet.render(out.gaussians, target_cameras).rgb  # doctest: +SKIP
     """
 
-    def __init__(self, feature_dim: int, *, hidden_dim: int = 32, sh_degree: int = 1,
+    def __init__(self, feature_dim: int, *, coarse_dim: int = 0, hidden_dim: int = 32,
+                 sh_degree: int = 1,
                  near: float = 1.0, far: float = 100.0, predict_velocity: bool = False,
                  max_velocity: float = 40.0, opacity_bias: float = -1.0,
                  scale_range: tuple[float, float] = (0.1, 3.0), depth_correction: float = 0.1,
@@ -115,6 +119,11 @@ class GaussianHead(nn.Module):
         # the Gaussian resolution (stride 2: a quarter of all pixels), so it is kept light.
         # The first 1×1 layer is split in two (features, geometry) to avoid concatenating them.
         self.mix_features = nn.Conv2d(feature_dim, hidden_dim, 1)
+        self.coarse_dim = coarse_dim
+        if coarse_dim:
+            # Mixed at its own resolution, then upsampled: a 1×1 convolution commutes with
+            # bilinear resizing, so this equals upsampling first and costs a fraction.
+            self.mix_coarse = nn.Conv2d(coarse_dim, hidden_dim, 1, bias=False)
         self.mix_geometry = nn.Conv2d(GEOMETRY_CHANNELS, hidden_dim, 1, bias=False)
         self.net = nn.Sequential(
             nn.GroupNorm(groups, hidden_dim), nn.ReLU(inplace=True),
@@ -136,18 +145,21 @@ class GaussianHead(nn.Module):
                 bias[6].fill_(-2.0)
 
     @classmethod
-    def from_config(cls, feature_dim: int, near: float, far: float, cfg) -> GaussianHead:
+    def from_config(cls, feature_dim: int, near: float, far: float, cfg,
+                    coarse_dim: int = 0) -> GaussianHead:
         """Build from a :class:`splatnet.models.config.HeadConfig`."""
-        return cls(feature_dim, hidden_dim=cfg.hidden_dim, sh_degree=cfg.sh_degree, near=near,
-                   far=far, predict_velocity=cfg.predict_velocity, max_velocity=cfg.max_velocity,
+        return cls(feature_dim, coarse_dim=coarse_dim, hidden_dim=cfg.hidden_dim,
+                   sh_degree=cfg.sh_degree, near=near, far=far,
+                   predict_velocity=cfg.predict_velocity, max_velocity=cfg.max_velocity,
                    opacity_bias=cfg.opacity_bias, scale_range=tuple(cfg.scale_range),
                    depth_correction=cfg.depth_correction, predict_sky=cfg.predict_sky)
 
     def forward(self, features: Tensor, cameras: Cameras, *, depth: Tensor | None = None,
                 depth_logits: Tensor | None = None, candidate_depths: Tensor | None = None,
-                images: Tensor | None = None) -> HeadOutput:
+                images: Tensor | None = None,
+                coarse_features: Tensor | None = None) -> HeadOutput:
         b, v, _, h, w = self._check(features, cameras, depth, depth_logits, candidate_depths,
-                                    images)
+                                    images, coarse_features)
         # Geometry runs in at least float32 (bf16 cannot hold pixel coordinates or depths).
         dtype, device = torch.promote_types(features.dtype, torch.float32), features.device
         width, height = cameras.width, cameras.height
@@ -196,7 +208,11 @@ class GaussianHead(nn.Module):
             else:
                 colour = features.new_zeros(b, v, 3, h, w)
             geo = torch.cat([disp, conf, geo_rays, colour], dim=2).reshape(b * v, -1, h, w)
-        x = self.mix_features(features.reshape(b * v, -1, h, w)) + self.mix_geometry(geo.to(features.dtype))
+        x = self.mix_features(features.reshape(b * v, -1, h, w))
+        x = x + self.mix_geometry(geo.to(features.dtype))
+        if coarse_features is not None:
+            y = self.mix_coarse(coarse_features.flatten(0, 1))
+            x = x + F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
         x = x.contiguous(memory_format=torch.channels_last)  # faster 3×3 convolutions on CPU
         raw = self.out(self.net(x)).reshape(b, v, -1, h, w)
         with no_autocast(device):  # geometry in float32 even under bf16 autocast
@@ -266,7 +282,8 @@ class GaussianHead(nn.Module):
             return HeadOutput(gaussians=gaussians, depth=z, coarse_depth=1.0 / inv.clamp_min(1e-12),
                               confidence=conf, opacity=opacity, sky_prob=sky_prob)
 
-    def _check(self, features, cameras, depth, depth_logits, candidate_depths, images):
+    def _check(self, features, cameras, depth, depth_logits, candidate_depths, images,
+               coarse_features):
         if not isinstance(cameras, Cameras):
             raise ValidationError(f"cameras: expected splatnet.Cameras, got {type(cameras).__name__}")
         if features.dim() != 5:
@@ -300,6 +317,13 @@ class GaussianHead(nn.Module):
         if images is not None and tuple(images.shape) != (b, v, 3, cameras.height, cameras.width):
             raise ValidationError(f"images: expected [{b}, {v}, 3, {cameras.height}, "
                                   f"{cameras.width}], got {tuple(images.shape)}")
+        if self.coarse_dim and (coarse_features is None or coarse_features.dim() != 5
+                                or coarse_features.shape[:3] != (b, v, self.coarse_dim)):
+            got = None if coarse_features is None else tuple(coarse_features.shape)
+            raise ValidationError(f"coarse_features: the head was built for [{b}, {v}, "
+                                  f"{self.coarse_dim}, h', w'] features, got {got}")
+        if not self.coarse_dim and coarse_features is not None:
+            raise ValidationError("coarse_features: this head was built with coarse_dim=0")
         if self.predict_velocity and cameras.timestamps is None:
             raise ValidationError("predict_velocity needs Cameras.timestamps (the time of each view)")
         return b, v, c, h, w

@@ -169,3 +169,31 @@ def test_geometry_stays_float32_under_bf16_autocast():
     means = g.means.double().reshape(b, v, h * w, 3)
     cam_z = (means @ w2c[..., 2, :3, None]).squeeze(-1) + w2c[..., 2, 3, None]
     torch.testing.assert_close(cam_z, depth.double().reshape(b, v, h * w), rtol=1e-5, atol=1e-4)
+
+
+def test_coarse_features_equal_upsampled_features():
+    """Mixing coarse features at their resolution then upsampling equals upsampling first."""
+    b, v, h, w, cf, cc = 1, 2, 8, 12, 3, 5
+    cams = make_cameras(b, v, h * 2, w * 2, seed=8)
+    torch.manual_seed(0)
+    full = GaussianHead(cf + cc).double()
+    split = GaussianHead(cf, coarse_dim=cc).double()
+    state = {k: v_ for k, v_ in full.state_dict().items() if not k.startswith("mix_features")}
+    split.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        split.mix_features.weight.copy_(full.mix_features.weight[:, :cf])
+        split.mix_features.bias.copy_(full.mix_features.bias)
+        split.mix_coarse.weight.copy_(full.mix_features.weight[:, cf:])
+    fine = torch.randn(b, v, cf, h, w, dtype=torch.float64)
+    coarse = torch.randn(b, v, cc, h // 2, w // 2, dtype=torch.float64)
+    up = torch.nn.functional.interpolate(coarse.flatten(0, 1), size=(h, w), mode="bilinear",
+                                         align_corners=False).reshape(b, v, cc, h, w)
+    depth = torch.full((b, v, 1, h, w), 7.0, dtype=torch.float64)
+    a = full(torch.cat([fine, up], dim=2), cams, depth=depth).gaussians
+    s = split(fine, cams, depth=depth, coarse_features=coarse).gaussians
+    for name in ("means", "scales", "quats", "opacities", "sh"):
+        torch.testing.assert_close(getattr(s, name), getattr(a, name), rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValidationError, match="coarse_features"):
+        split(fine, cams, depth=depth)
+    with pytest.raises(ValidationError, match="coarse_dim=0"):
+        full(torch.cat([fine, up], dim=2), cams, depth=depth, coarse_features=coarse)

@@ -27,9 +27,6 @@ from .geometry import cell_centers, plucker, project_points_depth, rotate, unpro
 from .postprocess import postprocess
 from .sky import SkyBackground, SkyModel
 
-#: Channels of the context features handed to the Gaussian head (projected from the U-Net).
-HEAD_CONTEXT_DIM = 32
-
 
 @dataclass
 class SplatNetOutput:
@@ -81,9 +78,10 @@ class SplatNet(nn.Module):
         self.encoder = Encoder(cfg.encoder)
         self.depth_net = DepthNet(cfg.cost_volume.num_candidates, cfg.encoder.context_dim,
                                   cfg.cost_volume)
-        self.head_context = nn.Conv2d(self.depth_net.out_dim, HEAD_CONTEXT_DIM, 1)
-        self.head = _head.GaussianHead.from_config(HEAD_CONTEXT_DIM + cfg.encoder.stem_dim,
-                                                   cfg.near, cfg.far, cfg.head)
+        # The head sees the fine encoder features at its own resolution and the depth
+        # network's context at 1/4 (mixed there, then upsampled).
+        self.head = _head.GaussianHead.from_config(cfg.encoder.stem_dim, cfg.near, cfg.far,
+                                                   cfg.head, coarse_dim=self.depth_net.out_dim)
         self.sky = None
         if cfg.sky.enabled:
             self.sky = SkyModel(self.depth_net.out_dim, hidden_dim=cfg.sky.hidden_dim,
@@ -141,10 +139,9 @@ class SplatNet(nn.Module):
 
         s = self.stride
         hs, ws = height // s, width // s
-        head_ctx = self.head_context(ctx)
-        feats = torch.cat([_resize(head_ctx, hs, ws), _resize(fine, hs, ws)], dim=1)
-        out = self.head(feats.reshape(b, v, -1, hs, ws), cameras, depth_logits=logits,
-                        candidate_depths=cand, images=images)
+        out = self.head(_resize(fine, hs, ws).reshape(b, v, -1, hs, ws), cameras,
+                        depth_logits=logits, candidate_depths=cand, images=images,
+                        coarse_features=ctx.reshape(b, v, -1, h4, w4))
 
         probs = logits.softmax(dim=2)
         coarse = 1.0 / (probs * (1.0 / cand)[:, None, None]).sum(2, keepdim=True)
