@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import sys
 import time
@@ -101,7 +102,9 @@ def main() -> None:
         scene = driving_scene(args.n, args.cameras, args.width, args.height)
     print(f"# {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
           f"{args.scene} scene, N={args.n}, C={scene[5].shape[1]}, {args.width}x{args.height}, "
-          f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC")
+          f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times need an idle machine; "
+          f"cpu-time is the process's CPU seconds)")
     with torch.no_grad():
         m2d, con, dep, rad, op, col = _ops.project(*scene, args.width, args.height, 3)
         out = torch.ops.splatnet.rasterize_forward(m2d, con, torch.cat([col, dep[..., None]], -1),
