@@ -7,13 +7,7 @@ import time
 
 from splatnet.errors import ValidationError
 
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 256x448, got {text!r}") from None
-    return h, w
+from ._args import size_hw
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "trees, sky) seen by a surround camera rig on a moving ego vehicle, and "
                     "write it as a clip with LiDAR, ground-truth depth, sky masks and car "
                     "velocities. The same seed always gives the same clip.")
-    p.add_argument("dst", help="output clip directory (must not exist unless --overwrite); "
+    p.add_argument("dst", help="output clip directory (must not exist unless --force); "
                                "with --count, the directory that receives the clips")
     p.add_argument("--seed", type=int, required=True, help="random seed (non-negative integer)")
     p.add_argument("--count", type=int, default=1,
@@ -31,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default 1: one clip at DST)")
     p.add_argument("--cameras", type=int, default=6, help="rig cameras round the car (default 6)")
     p.add_argument("--frames", type=int, default=3, help="time steps, 0.1 s apart (default 3)")
-    p.add_argument("--size", type=_size, default=(256, 448), metavar="HxW",
+    p.add_argument("--size", type=size_hw, default=(256, 448), metavar="HxW",
                    help="image size, height x width (default 256x448)")
     p.add_argument("--targets", type=int, default=0,
                    help="extra target cameras off the rig, for supervision (default 0)")
@@ -41,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
     p.add_argument("--depth-format", choices=["png16", "npy"], default="png16",
                    help="depth storage: 16-bit PNG in 1/256 m (default) or float32 .npy")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing clip at DST")
+    p.add_argument("--force", "--overwrite", dest="overwrite", action="store_true",
+                   help="replace an existing clip at DST")
     p.set_defaults(func=run)
 
 
