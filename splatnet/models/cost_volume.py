@@ -52,27 +52,27 @@ def select_sources(cameras: Cameras, temporal: int, rig: int) -> tuple[Tensor, T
     axes = cameras.cam_to_world[..., :3, 2].reshape(b, v, 3).detach().to("cpu", torch.float64)
     ts = None
     if cameras.timestamps is not None:
-        ts = cameras.timestamps.reshape(b, v).detach().to("cpu", torch.float64)
+        ts = cameras.timestamps.reshape(b, v).detach().to("cpu", torch.float64).tolist()
     groups: dict[str, list[int]] = {}
     for i, n in enumerate(names):
         groups.setdefault(n, []).append(i)
     for bi in range(b):
         frame = [0] * v
         for members in groups.values():
-            order = members if ts is None else sorted(members, key=lambda i: float(ts[bi, i]))
+            order = members if ts is None else sorted(members, key=lambda i: ts[bi][i])
             for rank, i in enumerate(order):
                 frame[i] = rank
-        cos = axes[bi] @ axes[bi].T  # [V, V]
+        cos = (axes[bi] @ axes[bi].T).tolist()  # [V][V]
         for i in range(v):
             row: list[int] = []
             same = [j for j in groups[names[i]] if j != i]
             if ts is not None:
-                same.sort(key=lambda j: abs(float(ts[bi, j] - ts[bi, i])))
+                same.sort(key=lambda j: abs(ts[bi][j] - ts[bi][i]))
             else:
                 same.sort(key=lambda j: abs(frame[j] - frame[i]))
             row += same[:temporal]
             others = [j for j in range(v) if frame[j] == frame[i] and names[j] != names[i]]
-            others.sort(key=lambda j: -float(cos[i, j]))
+            others.sort(key=lambda j: -cos[i][j])
             row += others[:rig]
             index[bi, i] = i
             for k, j in enumerate(row):

@@ -111,7 +111,7 @@ class SplatNet(nn.Module):
         """
         b, v, height, width = self._check(images, cameras, lidar)
         cfg = self.config
-        dtype = images.dtype
+        dtype = torch.promote_types(images.dtype, torch.float32)  # geometry: float32 at least
         device = images.device
         h2, w2 = (height + 1) // 2, (width + 1) // 2
         h4, w4 = (h2 + 1) // 2, (w2 + 1) // 2
@@ -122,7 +122,7 @@ class SplatNet(nn.Module):
         centers = c2w[..., :3, 3]
         rays = plucker(rotate(c2w, unproject_dirs(K, uv4)), centers,
                        centers.mean(1, keepdim=True), 10.0)  # [B, V, h4, w4, 6]
-        rays = rays.permute(0, 1, 4, 2, 3).reshape(b * v, 6, h4, w4)
+        rays = rays.permute(0, 1, 4, 2, 3).reshape(b * v, 6, h4, w4).to(images.dtype)
 
         match, context, fine = self.encoder(images.reshape(b * v, 3, height, width), rays)
         match = match.reshape(b, v, -1, h4, w4)
