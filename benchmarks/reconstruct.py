@@ -56,6 +56,8 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--flops-only", action="store_true",
+                   help="only count FLOPs (e.g. for a GPU size on a machine without the GPU)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -82,6 +84,15 @@ def main() -> None:
         torch.nn.functional.conv2d(base_x, base_w, padding=1)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
+
+    if args.flops_only:
+        counter = FlopCounterMode(display=False)
+        with torch.inference_mode(), counter:
+            out = model(images, cams)
+        print(f"SplatNet, {args.cameras} cameras x {args.frames} frames at "
+              f"{args.width}x{args.height}: {counter.get_total_flops() / 1e9:.1f} GFLOP "
+              f"(conv/matmul), {out.gaussians.num_gaussians} Gaussians")
+        return
 
     with torch.inference_mode():
         run()  # warm-up
