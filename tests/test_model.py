@@ -288,3 +288,51 @@ def test_forward_under_bf16_autocast(model):
     means = g.means.double().reshape(1, 6, -1, 3)
     cam_z = (means @ w2c[..., 2, :3, None]).squeeze(-1) + w2c[..., 2, 3, None]
     torch.testing.assert_close(cam_z, out.depth.double().reshape(1, 6, -1), rtol=1e-5, atol=1e-4)
+
+
+def test_legacy_state_dict_upgrade_is_exact():
+    """Weights of the earlier head layout (head_context conv, depthwise + pointwise 3×3) load
+    into the current layout and compute the same functions."""
+    import torch.nn.functional as F
+
+    from splatnet.models.splatnet import upgrade_state_dict
+
+    torch.manual_seed(0)
+    net = SplatNet(SplatNetConfig())
+    state = net.state_dict()
+    hidden, cu = net.head.mix_coarse.weight.shape[:2]
+    cs = net.head.mix_features.weight.shape[1]
+    k = 32
+    legacy = {n: t for n, t in state.items()
+              if not n.startswith(("head.mix_coarse", "head.net.2", "head.mix_features"))}
+    legacy["head_context.weight"] = torch.randn(k, cu, 1, 1)
+    legacy["head_context.bias"] = torch.randn(k)
+    legacy["head.mix_features.weight"] = torch.randn(hidden, k + cs, 1, 1)
+    legacy["head.mix_features.bias"] = torch.randn(hidden)
+    legacy["head.net.2.weight"] = torch.randn(hidden, 1, 3, 3)
+    legacy["head.net.2.bias"] = torch.randn(hidden)
+    legacy["head.net.3.weight"] = torch.randn(hidden, hidden, 1, 1)
+    legacy["head.net.3.bias"] = torch.randn(hidden)
+    new = upgrade_state_dict(legacy)
+    net.load_state_dict(legacy, strict=True)  # the pre-hook upgrades plain loads too
+    for name, t in new.items():
+        torch.testing.assert_close(net.state_dict()[name], t)
+    x = torch.randn(2, hidden, 9, 11, dtype=torch.float64)
+    d = {n: t.double() for n, t in legacy.items() if n.startswith("head")}
+    old = F.conv2d(F.conv2d(x, d["head.net.2.weight"], d["head.net.2.bias"], padding=1,
+                            groups=hidden), d["head.net.3.weight"], d["head.net.3.bias"])
+    cur = F.conv2d(x, new["head.net.2.weight"].double(), new["head.net.2.bias"].double(),
+                   padding=1)
+    torch.testing.assert_close(cur, old, rtol=1e-5, atol=1e-5)  # weights folded in float32
+    ctx = torch.randn(2, cu, 5, 6, dtype=torch.float64)
+    fine = torch.randn(2, cs, 10, 12, dtype=torch.float64)
+
+    def up(t):
+        return F.interpolate(t, size=(10, 12), mode="bilinear", align_corners=False)
+
+    hc = F.conv2d(ctx, legacy["head_context.weight"].double(), legacy["head_context.bias"].double())
+    old = F.conv2d(torch.cat([up(hc), fine], 1), d["head.mix_features.weight"],
+                   d["head.mix_features.bias"])
+    cur = up(F.conv2d(ctx, new["head.mix_coarse.weight"].double())) + F.conv2d(
+        fine, new["head.mix_features.weight"].double(), new["head.mix_features.bias"].double())
+    torch.testing.assert_close(cur, old, rtol=1e-5, atol=1e-5)

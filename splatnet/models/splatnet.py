@@ -10,6 +10,7 @@ Gaussians) and a sky model for what lies beyond ``far``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -89,6 +90,7 @@ class SplatNet(nn.Module):
                                 num_frequencies=cfg.sky.num_frequencies)
         cand = inverse_depth_candidates(cfg.near, cfg.far, cfg.cost_volume.num_candidates)
         self.register_buffer("candidate_depths", cand, persistent=False)
+        self._register_load_state_dict_pre_hook(_upgrade_hook)
 
     @property
     def stride(self) -> int:
@@ -216,6 +218,48 @@ class SplatNet(nn.Module):
         if math.prod(images.shape) == 0:
             raise ValidationError(f"images: empty tensor {tuple(images.shape)}")
         return b, v, height, width
+
+
+def upgrade_state_dict(state: Mapping[str, Tensor], prefix: str = "") -> dict[str, Tensor]:
+    """Rewrite weights saved by earlier SplatNet versions into the current layout, exactly.
+
+    - ``head_context`` (a 1×1 conv on the U-Net context, upsampled and concatenated in front of
+      the fine features) folds into ``head.mix_coarse`` / ``head.mix_features``: 1×1
+      convolutions commute with bilinear upsampling (which preserves constants), so
+      ``W_m[:, :k] · up(W_c x + b_c) = up((W_m[:, :k] W_c) x) + W_m[:, :k] b_c``.
+    - A depthwise-then-pointwise head convolution (``head.net.2`` ``[C, 1, 3, 3]`` and
+      ``head.net.3`` ``[C, C, 1, 1]``, no nonlinearity between) is one full 3×3 convolution
+      with weights ``pw[o, i] · dw[i]`` and bias ``pw_b + pw · dw_b``.
+
+    Current state dicts pass through unchanged.
+    """
+    out = dict(state)
+    key = prefix + "head_context.weight"
+    if key in out:
+        wc = out.pop(key)[:, :, 0, 0]  # [k, Cu]
+        bc = out.pop(prefix + "head_context.bias")  # [k]
+        mw = out[prefix + "head.mix_features.weight"][:, :, 0, 0]  # [hidden, k + Cs]
+        mb = out[prefix + "head.mix_features.bias"]
+        k = wc.shape[0]
+        out[prefix + "head.mix_coarse.weight"] = (mw[:, :k] @ wc)[:, :, None, None].contiguous()
+        out[prefix + "head.mix_features.weight"] = mw[:, k:, None, None].contiguous()
+        out[prefix + "head.mix_features.bias"] = mb + mw[:, :k] @ bc
+    dw = out.get(prefix + "head.net.2.weight")
+    pw = out.get(prefix + "head.net.3.weight")
+    if dw is not None and pw is not None and dw.shape[1] == 1 and tuple(pw.shape[2:]) == (1, 1):
+        pw = out.pop(prefix + "head.net.3.weight")[:, :, 0, 0]  # [o, i]
+        pb = out.pop(prefix + "head.net.3.bias")
+        db = out[prefix + "head.net.2.bias"]
+        out[prefix + "head.net.2.weight"] = (pw[:, :, None, None] * dw[:, 0][None]).contiguous()
+        out[prefix + "head.net.2.bias"] = pb + pw @ db
+    return out
+
+
+def _upgrade_hook(state_dict, prefix, *args) -> None:
+    new = upgrade_state_dict(state_dict, prefix)
+    if new.keys() != state_dict.keys() or any(new[k] is not state_dict[k] for k in new):
+        state_dict.clear()
+        state_dict.update(new)
 
 
 def _resize(x: Tensor, h: int, w: int) -> Tensor:
