@@ -68,12 +68,14 @@ class GaussianParams:
         missing = [n for n in self.names if n not in lrs and n != "times"]
         if missing:
             raise ValidationError(f"learning rates missing for {missing}")
-        # eps 1e-15 as in the reference 3DGS code: gradients of tiny Gaussians are tiny.
-        self.optimizer = torch.optim.Adam(
-            [{"params": [self.params[n]], "lr": float(lrs[n]) if n != "times" else 0.0, "name": n}
-             for n in self.names],
-            lr=0.0, eps=1e-15,
-        )
+        # eps 1e-15 as in the reference 3DGS code: gradients of tiny Gaussians are tiny. The
+        # fused kernel (CPU and CUDA, float32/64) is ~3x faster than the per-tensor loop.
+        groups = [{"params": [self.params[n]], "lr": float(lrs[n]) if n != "times" else 0.0,
+                   "name": n} for n in self.names]
+        try:
+            self.optimizer = torch.optim.Adam(groups, lr=0.0, eps=1e-15, fused=True)
+        except (RuntimeError, ValueError):  # a device or dtype without the fused kernel
+            self.optimizer = torch.optim.Adam(groups, lr=0.0, eps=1e-15)
 
     @staticmethod
     def _parameter(name: str, value: Tensor) -> nn.Parameter:
