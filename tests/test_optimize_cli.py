@@ -155,3 +155,20 @@ def test_cli_bad_paths(tmp_path: Path, capsys):
 def test_network_init_is_honest(clip):
     with pytest.raises(SplatnetError, match="not available yet"):
         optimize_clip(clip, iterations=1, init="network", downscale=8)
+
+
+def test_quality_vs_time_benchmark_smoke(tmp_path: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("qvt", REPO / "benchmarks" / "quality_vs_time.py")
+    qvt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(qvt)
+    rc = qvt.main(["--iterations", "0", "3", "--downscale", "8", "--max-gaussians", "600", "--no-dgp",
+                   "--out", str(tmp_path)])
+    assert rc == 0
+    data = json.loads((tmp_path / "quality_vs_time.json").read_text())
+    assert [r["iterations"] for r in data["rows"]] == [0, 3]
+    assert all(r["psnr"] > 5 and r["target_psnr"] is not None for r in data["rows"])
+    md = (tmp_path / "quality_vs_time.md").read_text()
+    assert "| sample_clip |" in md and "no trained network" in md
+    assert (tmp_path / "quality_vs_time.png").stat().st_size > 1000
