@@ -172,3 +172,16 @@ def test_quality_vs_time_benchmark_smoke(tmp_path: Path):
     md = (tmp_path / "quality_vs_time.md").read_text()
     assert "| sample_clip |" in md and "no trained network" in md
     assert (tmp_path / "quality_vs_time.png").stat().st_size > 1000
+
+
+def test_optimisation_of_a_synthetic_clip_beats_a_fixed_bar(tmp_path: Path):
+    from splatnet.clip.synth import generate
+
+    path = generate(tmp_path / "clip", 7, cameras=3, frames=3, size=(64, 112))
+    start = optimize_clip(path, iterations=0, max_gaussians=8000)
+    r = optimize_clip(path, iterations=200, max_gaussians=8000)
+    assert r.split.description == "held-out frames [1]" and r.metrics["held_out"]
+    # Measured on synthetic seeds 3, 7, 11: 14.4-16.2 dB at the start, 24.9-25.4 dB after 200 steps.
+    assert start.metrics["psnr"] < 18.0
+    assert r.metrics["psnr"] > 22.5, r.metrics
+    assert r.metrics["ssim"] > 0.7
