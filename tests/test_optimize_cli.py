@@ -134,6 +134,7 @@ def test_cli_never_overwrites_without_force(tmp_path: Path, capsys):
     (["--holdout-frames", "9"], "out of range"),
     (["--init", "network"], "not available yet"),
     (["--downscale", "0.5"], "downscale"),
+    (["--threads", "0"], "--threads"),
 ])
 def test_cli_bad_inputs_one_line(tmp_path: Path, capsys, args, message):
     out = tmp_path / "o.ply"

@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sh-degree", type=int, choices=(0, 1, 2, 3), default=3,
                    help="SH degree of the result (default 3)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for torch (default: torch's choice; 1 is often faster on a "
+                        "busy machine)")
     p.add_argument("--metrics-json", metavar="PATH",
                    help="also write the held-out scores and timings as JSON to PATH")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
@@ -78,6 +81,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--iterations: expected a non-negative number, got {args.iterations}")
     if args.max_gaussians is not None and args.max_gaussians <= 0:
         raise ValueError(f"--max-gaussians: expected a positive number, got {args.max_gaussians}")
+    if args.threads is not None:
+        if args.threads <= 0:
+            raise ValueError(f"--threads: expected a positive number, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     clip_dir = Path(args.clip)
     if not clip_dir.exists():
         raise FileNotFoundError(f"{clip_dir}: no such clip directory")
