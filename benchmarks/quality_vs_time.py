@@ -162,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--no-dgp", action="store_true", help="skip the DGP clip")
+    p.add_argument("--no-sample", action="store_true", help="skip the bundled example clip")
+    p.add_argument("--append", action="store_true",
+                   help="merge with the rows already in OUT/quality_vs_time.json (new runs replace "
+                        "rows of the same clip and iteration count)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results",
                    help="output folder (default benchmarks/results)")
     args = p.parse_args(argv)
@@ -173,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     notes = [FEED_FORWARD_NOTE]
-    rows = run_clip("sample_clip", SAMPLE, args.iterations, args.downscale, args.max_gaussians,
-                    args.seed, args.device, log)
+    rows = []
+    if not args.no_sample:
+        rows += run_clip("sample_clip", SAMPLE, args.iterations, args.downscale, args.max_gaussians,
+                         args.seed, args.device, log)
     if args.no_dgp:
         notes.append("DGP clip skipped (--no-dgp).")
     else:
@@ -188,10 +194,24 @@ def main(argv: list[str] | None = None) -> int:
                                  args.max_gaussians, args.seed, args.device, log)
     machine = (f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
                f"torch {torch.__version__}, device {args.device}")
-    notes.append(f"Machine: {machine}. Wall time = loading the training views + LiDAR "
-                 "initialisation + optimisation (evaluation excluded); one independent run per row.")
-    notes.append("Command: `python benchmarks/quality_vs_time.py "
-                 + " ".join(argv if argv is not None else sys.argv[1:]) + "`")
+    command = ("Command: `python benchmarks/quality_vs_time.py "
+               + " ".join(argv if argv is not None else sys.argv[1:]) + "`")
+    previous = args.out / "quality_vs_time.json"
+    if args.append and previous.is_file():
+        old = json.loads(previous.read_text())
+        new_keys = {(r["clip"], r["iterations"]) for r in rows}
+        rows = [r for r in old["rows"] if (r["clip"], r["iterations"]) not in new_keys] + rows
+        clips = list(dict.fromkeys(r["clip"] for r in old["rows"] + rows))
+        rows.sort(key=lambda r: (clips.index(r["clip"]), r["iterations"]))
+        notes = [n for n in old["notes"] if not n.startswith("DGP clip skipped")]
+        if machine != old["machine"]:
+            notes.append(f"Rows appended on another setup: {machine}.")
+        notes.append(command)
+    else:
+        notes.append(f"Machine: {machine}. Wall time = loading the training views + LiDAR "
+                     "initialisation + optimisation (evaluation excluded); one independent run per "
+                     "row.")
+        notes.append(command)
     header = "## Per-scene optimisation: held-out quality vs wall time"
     text = markdown(rows, notes, header)
     print(text)
