@@ -56,6 +56,8 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--profile", action="store_true",
+                   help="also print CPU time per stage (encoder, plane sweep, depth net, head)")
     p.add_argument("--flops-only", action="store_true",
                    help="only count FLOPs (e.g. for a GPU size on a machine without the GPU)")
     args = p.parse_args()
@@ -127,6 +129,14 @@ def main() -> None:
           f"{statistics.median(ratios):.1f}")
     print(f"FLOPs (conv/matmul): {counter.get_total_flops() / 1e9:.1f} GFLOP")
     print(f"Gaussians: {out.gaussians.num_gaussians}")
+    if args.profile:
+        with torch.inference_mode(), torch.profiler.profile() as prof:
+            run()
+        stages = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages()
+                  if e.key.startswith("splatnet.")}
+        total = sum(stages.values())
+        print("stages (CPU-side time, profiled run): " + ", ".join(
+            f"{k[len('splatnet.'):]} {t:.2f} s ({100 * t / total:.0f}%)" for k, t in stages.items()))
 
 
 if __name__ == "__main__":

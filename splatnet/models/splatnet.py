@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.profiler import record_function
 
 from .. import head as _head
 from ..cameras import Cameras
@@ -126,24 +127,28 @@ class SplatNet(nn.Module):
                        centers.mean(1, keepdim=True), 10.0)  # [B, V, h4, w4, 6]
         rays = rays.permute(0, 1, 4, 2, 3).reshape(b * v, 6, h4, w4).to(images.dtype)
 
-        match, context, fine = self.encoder(images.reshape(b * v, 3, height, width), rays)
+        with record_function("splatnet.encoder"):
+            match, context, fine = self.encoder(images.reshape(b * v, 3, height, width), rays)
         match = match.reshape(b, v, -1, h4, w4)
 
         index, valid = select_sources(cameras, cfg.cost_volume.temporal_sources,
                                       cfg.cost_volume.rig_neighbors)
         cand = self.candidate_depths.to(dtype)
-        cost, count = plane_sweep(match, cameras, index, valid, cand)
+        with record_function("splatnet.plane_sweep"):
+            cost, count = plane_sweep(match, cameras, index, valid, cand)
 
         lidar_in = self._lidar_input(lidar, cameras, b, v, h4, w4, dtype)
         extra = torch.cat([count.reshape(b * v, 1, h4, w4), lidar_in, context], dim=1)
-        logits, ctx = self.depth_net(cost.reshape(b * v, -1, h4, w4), extra)
+        with record_function("splatnet.depth_net"):
+            logits, ctx = self.depth_net(cost.reshape(b * v, -1, h4, w4), extra)
         logits = logits.reshape(b, v, -1, h4, w4)
 
         s = self.stride
         hs, ws = height // s, width // s
-        out = self.head(_resize(fine, hs, ws).reshape(b, v, -1, hs, ws), cameras,
-                        depth_logits=logits, candidate_depths=cand, images=images,
-                        coarse_features=ctx.reshape(b, v, -1, h4, w4))
+        with record_function("splatnet.head"):
+            out = self.head(_resize(fine, hs, ws).reshape(b, v, -1, hs, ws), cameras,
+                            depth_logits=logits, candidate_depths=cand, images=images,
+                            coarse_features=ctx.reshape(b, v, -1, h4, w4))
 
         probs = logits.softmax(dim=2)
         coarse = 1.0 / (probs * (1.0 / cand)[:, None, None]).sum(2, keepdim=True)
