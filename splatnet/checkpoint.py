@@ -192,6 +192,9 @@ def load_model(path: str | os.PathLike | None = None,
 def load_state_strict(model: nn.Module, tensors: Mapping[str, Tensor], where: str) -> None:
     """``model.load_state_dict`` that names missing / unexpected keys and shape mismatches."""
     model = unwrap(model)
+    upgrade = getattr(model, "upgrade_state_dict", None)
+    if upgrade is not None:  # weights saved by an earlier layout of the same architecture
+        tensors = upgrade(tensors)
     own = model.state_dict()
     missing = [k for k in own if k not in tensors]
     unexpected = [k for k in tensors if k not in own]

@@ -93,6 +93,10 @@ class SplatNet(nn.Module):
         self.register_buffer("candidate_depths", cand, persistent=False)
         self._register_load_state_dict_pre_hook(_upgrade_hook)
 
+    def upgrade_state_dict(self, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Weights of earlier SplatNet layouts in this one (see :func:`upgrade_state_dict`)."""
+        return upgrade_state_dict(state)
+
     @property
     def stride(self) -> int:
         return self.config.head.stride
