@@ -1,60 +1,21 @@
 """Held-out evaluation of feed-forward reconstruction: reconstruct from context views, score the
 views the network never saw (PSNR, SSIM, depth error against LiDAR), with timings.
 
-The split (:func:`split_views`): held-out frames (every rig camera at those frames), held-out
-cameras (those cameras at every frame), or by default the clip's ``target`` cameras when it has
-them (extra cameras off the rig, recorded for exactly this), else its last frame.
+The split is the one per-scene optimisation uses (:func:`splatnet.optim.optimize.split_views`):
+held-out frames (every rig camera at those frames), held-out cameras (those cameras at every
+frame), or by default the clip's ``target`` cameras when it has them (extra cameras off the rig,
+recorded for exactly this), else its middle frame, so both methods are scored on the same views.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .errors import ValidationError
-
-
-@dataclass
-class Split:
-    context_frames: list[int]
-    context_cameras: list[str]
-    holdout_frames: list[int]
-    holdout_cameras: list[str]
-    kind: str  # "frames" | "cameras" | "targets"
-
-
-def split_views(clip, holdout_frames: Sequence[int] | None = None,
-                holdout_cameras: Sequence[str] | None = None) -> Split:
-    """Choose context and held-out views (see the module docstring)."""
-    if holdout_frames is not None and holdout_cameras is not None:
-        raise ValidationError("hold out frames or cameras, not both")
-    rig = list(clip.rig_camera_names)
-    frames = list(range(clip.num_frames))
-    if holdout_frames is not None:
-        held = sorted({f % clip.num_frames for f in holdout_frames})
-        ctx = [f for f in frames if f not in held]
-        if not held or not ctx:
-            raise ValidationError(f"--holdout-frames {list(holdout_frames)}: need at least one "
-                                  f"held-out and one context frame of {clip.num_frames}")
-        return Split(ctx, rig, held, rig, "frames")
-    if holdout_cameras is not None:
-        for name in holdout_cameras:
-            clip.camera(name)  # unknown names raise with the list of cameras
-        ctx_cams = [c for c in rig if c not in holdout_cameras]
-        if not ctx_cams:
-            raise ValidationError("--holdout-cameras leaves no context camera")
-        return Split(frames, ctx_cams, frames, list(holdout_cameras), "cameras")
-    targets = list(clip.target_camera_names)
-    if targets:
-        return Split(frames, rig, frames, targets, "targets")
-    if clip.num_frames < 2:
-        raise ValidationError("the clip has one frame and no target cameras: pass "
-                              "--holdout-cameras NAMES")
-    return Split(frames[:-1], rig, frames[-1:], rig, "frames")
 
 
 def depth_errors(pred_depth: torch.Tensor, alpha: torch.Tensor, cameras, points: torch.Tensor
@@ -102,17 +63,20 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     """
     from . import metrics
     from .feedforward import _device, prepare_inputs, run_network
+    from .optim.optimize import split_views
     from .render import render
 
     dev = _device(device)
     split = split_views(clip, holdout_frames, holdout_cameras)
+    if not split.has_holdout:
+        raise ValidationError(f"{clip.path}: {split.description}; pass --holdout-cameras NAMES")
     stride = int(getattr(model, "stride", 1))
-    inputs = prepare_inputs(clip, stride, frames=split.context_frames,
-                            cameras=split.context_cameras, size=size)
+    inputs = prepare_inputs(clip, stride, frames=split.train_frames,
+                            cameras=split.train_cameras, size=size)
     rec = run_network(inputs, model, dev)
     h, w = rec.size
     t0 = time.perf_counter()
-    held = clip.views(frames=split.holdout_frames, cameras=split.holdout_cameras, size=(h, w))
+    held = clip.views(frames=split.eval_frames, cameras=split.eval_cameras, size=(h, w))
     rec.timings["load_holdout"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -139,10 +103,9 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
 
     report: dict = {
         "clip": str(clip.path),
-        "split": {"kind": split.kind, "context_frames": split.context_frames,
-                  "context_cameras": split.context_cameras,
-                  "holdout_frames": split.holdout_frames,
-                  "holdout_cameras": split.holdout_cameras},
+        "split": {"description": split.description, "context_frames": split.train_frames,
+                  "context_cameras": split.train_cameras, "holdout_frames": split.eval_frames,
+                  "holdout_cameras": split.eval_cameras},
         "size": [h, w],
         "gaussians": g.num_gaussians,
         "psnr": sum(r["psnr"] for r in per_view) / len(per_view),
@@ -154,7 +117,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     if clip.has_lidar:
         alpha_all, depth_all = torch.stack(alphas), torch.stack(depths)
         errs = []
-        for f in sorted(set(split.holdout_frames)):
+        for f in sorted(set(split.eval_frames)):
             pts = clip.lidar(f)
             idx = [i for i, fr in enumerate(held.frame_ids.tolist()) if fr == f]
             if pts is None or not idx:

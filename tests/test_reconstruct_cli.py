@@ -118,7 +118,8 @@ def test_eval_scores_held_out_views(tmp_path: Path, model_file: Path, capsys):
     assert main(["eval", str(SAMPLE), "--checkpoint", str(model_file), "--size", SIZE,
                  "--holdout-frames", "2", "--report", str(report), "--json"]) == 0
     doc = json.loads(report.read_text())
-    assert doc["split"]["kind"] == "frames" and doc["split"]["holdout_frames"] == [2]
+    assert doc["split"]["description"] == "held-out frames [2]"
+    assert doc["split"]["holdout_frames"] == [2]
     assert doc["split"]["context_frames"] == [0, 1]
     assert len(doc["per_view"]) == 6 and all(r["frame"] == 2 for r in doc["per_view"])
     assert 5 < doc["psnr"] < 60 and 0 < doc["ssim"] <= 1

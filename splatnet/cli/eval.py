@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "eval", help="score feed-forward reconstruction on held-out views of a clip",
         description="Reconstruct from the context views and score the held-out ones: PSNR, SSIM, "
                     "depth error against LiDAR where present, timings. Default split: the "
-                    "clip's target cameras if it has any, else its last frame.")
+                    "clip's target cameras if it has any, else its middle frame.")
     p.add_argument("clip", help="clip directory")
     p.add_argument("--checkpoint", default=None,
                    help="model file or checkpoint directory (default: the shipped model)")
@@ -57,9 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
-    split = report["split"]
-    held = split["holdout_frames"] if split["kind"] == "frames" else split["holdout_cameras"]
-    print(f"clip {report['clip']}: held out {split['kind']} {held}, "
+    print(f"clip {report['clip']}: {report['split']['description']}, "
           f"{report['gaussians']} Gaussians at {report['size'][0]}x{report['size'][1]}")
     print(f"{'frame':>5}  {'camera':<20} {'PSNR':>7} {'SSIM':>6}")
     for r in report["per_view"]:
