@@ -6,6 +6,7 @@ steps from given Gaussians (the network's output).
 """
 
 from .densify import DensifyConfig, DensityController
+from .optimize import OptimResult, Split, optimize, optimize_clip, split_views
 from .params import GaussianParams
 from .trainer import FitResult, OptimConfig, evaluate, fit, refine, scene_extent
 
@@ -15,8 +16,13 @@ __all__ = [
     "FitResult",
     "GaussianParams",
     "OptimConfig",
+    "OptimResult",
+    "Split",
     "evaluate",
     "fit",
+    "optimize",
+    "optimize_clip",
     "refine",
     "scene_extent",
+    "split_views",
 ]
