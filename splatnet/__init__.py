@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 # name -> module that defines it; resolved lazily by __getattr__.
 _LAZY = {
     "reconstruct": "splatnet.feedforward",
+    "optimize": "splatnet.optim",
     "Clip": "splatnet.clip",
     "GaussianHead": "splatnet.head",
     "load_model": "splatnet.checkpoint",
@@ -66,3 +67,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .clip import Clip
     from .feedforward import reconstruct
     from .head import GaussianHead
+    from .optim import optimize
