@@ -11,7 +11,7 @@ from conftest import REPO
 
 import splatnet
 from splatnet.cli import main
-from splatnet.errors import SplatnetError, ValidationError
+from splatnet.errors import ValidationError
 from splatnet.optim.init import init_lidar
 from splatnet.optim.optimize import default_holdout_frames, optimize, optimize_clip, split_views
 
@@ -132,7 +132,6 @@ def test_cli_never_overwrites_without_force(tmp_path: Path, capsys):
     (["--max-gaussians", "0"], "--max-gaussians"),
     (["--holdout-cameras", "nope"], "unknown camera"),
     (["--holdout-frames", "9"], "out of range"),
-    (["--init", "network"], "not available yet"),
     (["--downscale", "0.5"], "downscale"),
     (["--threads", "0"], "--threads"),
 ])
@@ -153,9 +152,11 @@ def test_cli_bad_paths(tmp_path: Path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_network_init_is_honest(clip):
-    with pytest.raises(SplatnetError, match="not available yet"):
-        optimize_clip(clip, iterations=1, init="network", downscale=8)
+def test_network_init_starts_from_the_shipped_model(clip):
+    """--init network: the feed-forward output, SH padded to the optimisation's degree."""
+    res = optimize_clip(clip, iterations=1, init="network", downscale=8)
+    assert res.num_initial > 1000 and res.gaussians.sh_degree == 3
+    assert res.metrics["psnr"] > 10
 
 
 def test_quality_vs_time_benchmark_smoke(tmp_path: Path):

@@ -31,8 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iterations", type=int, default=7000, help="optimisation steps (default 7000)")
     p.add_argument("--init", choices=("lidar", "random", "network"), default="lidar",
                    help="starting Gaussians: LiDAR points coloured from the images (default), "
-                        "random points in the clip's bounds, or the network's output (not "
-                        "available yet)")
+                        "random points in the clip's bounds, or the shipped network's output")
     hold = p.add_mutually_exclusive_group()
     hold.add_argument("--holdout-frames", type=_frame_list, metavar="F[,F...]",
                       help="frame indices whose rig views are held out for evaluation")

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ..cameras import Cameras
-from ..errors import SplatnetError, ValidationError
+from ..errors import ValidationError
 from ..gaussians import Gaussians
 from ..sh import num_sh_bases, rgb_to_sh
 
@@ -284,12 +284,32 @@ def random_in_box(lo: Tensor, hi: Tensor, views, num_points: int, sh_degree: int
     return gaussians_from_points(pts, colors, sh_degree)
 
 
-def init_network(clip, views) -> Gaussians:
-    """Not available yet: the feed-forward network has no trained model to start from."""
-    raise SplatnetError(
-        "--init network is not available yet: splatnet has no trained feed-forward model to "
-        "produce the starting Gaussians; use --init lidar or --init random"
-    )
+def init_network(clip, views, sh_degree: int, model=None) -> Gaussians:
+    """The feed-forward network's Gaussians for the training ``views`` (their frames and cameras).
+
+    Uses ``model`` or the shipped default (:func:`splatnet.load_model`); the network runs at the
+    views' size rounded down to its stride, and its SH is zero-padded to ``sh_degree``.
+    """
+    from ..checkpoint import load_model
+    from ..feedforward import reconstruct_clip
+
+    model = load_model() if model is None else model
+    stride = int(getattr(model, "stride", 1))
+    h, w = views.images.shape[1:3]
+    size = (h - h % stride, w - w % stride)
+    frames = sorted({int(f) for f in views.frame_ids.tolist()})
+    cameras = list(dict.fromkeys(views.camera_names))
+    g = reconstruct_clip(clip, model, frames=frames, cameras=cameras, size=size,
+                         device=views.images.device).gaussians
+    k = num_sh_bases(sh_degree)
+    if g.sh.shape[-2] < k:
+        pad = g.sh.new_zeros(g.num_gaussians, k - g.sh.shape[-2], 3)
+        g = Gaussians(g.means, g.quats, g.scales, g.opacities, torch.cat([g.sh, pad], dim=-2),
+                      g.velocities, g.times, check=False)
+    elif g.sh.shape[-2] > k:
+        g = Gaussians(g.means, g.quats, g.scales, g.opacities, g.sh[:, :k], g.velocities, g.times,
+                      check=False)
+    return g
 
 
 def _num_sky(masks: Tensor | None, num_points: int) -> int:

@@ -157,7 +157,7 @@ def optimize_clip(
     Args:
         iterations: optimisation steps (overrides ``config.iterations``).
         init: ``"lidar"`` (LiDAR points coloured from the images), ``"random"`` (random points in
-            the clip's bounds) or ``"network"`` (not available yet: raises).
+            the clip's bounds) or ``"network"`` (the shipped feed-forward model's output).
         holdout_frames, holdout_cameras: held-out views (see :func:`split_views`).
         device: ``"cpu"`` or ``"cuda"``; everything moves there.
         max_gaussians: cap on the Gaussian count (overrides ``config.densify.max_gaussians``);
@@ -201,7 +201,7 @@ def optimize_clip(
     elif init == "random":
         start = init_mod.init_random(clip, split.train_frames, train, n_init, cfg.sh_degree, generator)
     else:
-        start = init_mod.init_network(clip, train)
+        start = init_mod.init_network(clip, train, cfg.sh_degree)
     init_seconds = time.perf_counter() - t0
     say(f"initialised {start.num_gaussians} Gaussians from {init} in {init_seconds:.1f} s")
 
