@@ -16,8 +16,8 @@ and the DGP converter works, its ``scene_02`` converted with ``splatnet.clip.con
 with a note otherwise). Output: a Markdown table on stdout and in ``OUT/quality_vs_time.md``, the
 raw numbers in ``OUT/quality_vs_time.json`` and a plot ``OUT/quality_vs_time.png``.
 
-Feed-forward (and feed-forward + refinement) columns are left out: there is no trained network
-yet. When one exists, add its held-out PSNR and time here to get the headline ratio.
+Feed-forward (and feed-forward + refinement) columns are left out: this script does not run the
+network yet. Add its held-out PSNR and time here to get the headline ratio.
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ from splatnet.optim.optimize import default_holdout_frames, optimize_clip  # noq
 
 SAMPLE = REPO / "examples" / "data" / "sample_clip"
 DGP = REPO.parent / "shared" / "data" / "dgp_scene"
-FEED_FORWARD_NOTE = ("Feed-forward and feed-forward + refinement columns are not included: splatnet "
-                     "has no trained network yet, so there is no feed-forward result to compare with.")
+FEED_FORWARD_NOTE = ("Feed-forward and feed-forward + refinement columns are not included yet: this "
+                     "benchmark does not measure the network; add its held-out PSNR and time (e.g. "
+                     "from `splatnet eval` or `optimize_clip(init=\"network\", iterations=0)`) for "
+                     "the headline ratio.")
 
 
 def convert_dgp(tmp: Path) -> tuple[Path | None, str]:
