@@ -126,3 +126,11 @@ def test_eval_scores_held_out_views(tmp_path: Path, model_file: Path, capsys):
     assert doc["depth_vs_lidar"]["points"] > 0
     assert "skipped" in doc["lpips"]
     assert json.loads(capsys.readouterr().out)["psnr"] == doc["psnr"]
+
+
+def test_refine_runs_after_the_network(tmp_path: Path, model_file: Path, capsys):
+    out = tmp_path / "refined.ply"
+    assert main(["reconstruct", str(SAMPLE), "-o", str(out), "--checkpoint", str(model_file),
+                 "--size", SIZE, "--frames", "0:1", "--refine", "2", "--json", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert "refine" in summary["timings"] and Gaussians.load_ply(out).num_gaussians > 100

@@ -151,7 +151,13 @@ def _reconstruct_one(clip_path, loaded, model, device, out_path: Path, fmt: str,
 
         t0 = time.perf_counter()
         views = clip.views(frames=inputs.frames, cameras=inputs.camera_names, size=inputs.size)
-        g = refine(g, views, args.refine, progress=not args.quiet)
+        backgrounds = None
+        if rec.sky is not None:  # refine against the network's sky, not black
+            import torch
+
+            with torch.no_grad():
+                backgrounds = rec.sky.render(inputs.cameras.to(g.device))[0].to(views.images)
+        g = refine(g, views, args.refine, progress=not args.quiet, backgrounds=backgrounds)
         rec.timings["refine"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     dropped = g.save_splat(out_path) if fmt == "splat" else g.save_ply(out_path)
