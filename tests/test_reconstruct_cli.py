@@ -134,3 +134,24 @@ def test_refine_runs_after_the_network(tmp_path: Path, model_file: Path, capsys)
                  "--size", SIZE, "--frames", "0:1", "--refine", "2", "--json", "--quiet"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert "refine" in summary["timings"] and Gaussians.load_ply(out).num_gaussians > 100
+
+
+def test_shipped_model_reconstructs_the_bundled_clip_above_a_bar(tmp_path: Path, capsys):
+    """The default checkpoint end to end: reconstruct → PLY → load → held-out score.
+
+    Measured 26.5 dB on the held-out middle frame at 128×224 (docs/benchmarks.md); the bar
+    leaves room for platform differences but fails an untrained or broken model (~12-16 dB).
+    """
+    from splatnet.checkpoint import DEFAULT_MODEL
+
+    if not DEFAULT_MODEL.is_file():
+        pytest.fail(f"the shipped checkpoint {DEFAULT_MODEL} is missing")
+    out = tmp_path / "sample.ply"
+    assert main(["reconstruct", str(SAMPLE), "-o", str(out), "--size", "128x224", "--quiet"]) == 0
+    assert Gaussians.load_ply(out).num_gaussians > 10_000
+    capsys.readouterr()
+    report = tmp_path / "r.json"
+    assert main(["eval", str(SAMPLE), "--size", "128x224", "--holdout-frames", "1",
+                 "--report", str(report), "--json"]) == 0
+    doc = json.loads(report.read_text())
+    assert doc["psnr"] > 24.0 and doc["ssim"] > 0.7, doc["psnr"]
