@@ -42,3 +42,26 @@ def frame_ids(frames: slice | None, num_frames: int) -> list[int]:
     if not ids:
         raise ValueError(f"--frames selects no frame of the clip's {num_frames}")
     return ids
+
+
+def int_list(text: str) -> list[int]:
+    """Frame indices separated by commas or spaces, e.g. ``1,5,9``."""
+    try:
+        return [int(t) for t in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected frame indices like 1,5,9, got {text!r}") from None
+
+
+def check_output_file(path, force: bool, suffix: str | None = None) -> None:
+    """Refuse to overwrite without ``--force``, to replace a directory, or to write nowhere."""
+    from pathlib import Path
+
+    path = Path(path)
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise ValueError(f"{path}: the output must be a {suffix} file")
+    if path.exists() and not force:
+        raise FileExistsError(f"{path}: already exists (pass --force to overwrite)")
+    if path.exists() and path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path}: directory {path.parent} does not exist")

@@ -6,14 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._args import name_list, size_hw
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated frame indices, got {text!r}") from None
+from ._args import int_list, name_list, size_hw
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None,
                    help="model file or checkpoint directory (default: the shipped model)")
     held = p.add_mutually_exclusive_group()
-    held.add_argument("--holdout-frames", type=_int_list, default=None, metavar="F[,F...]",
+    held.add_argument("--holdout-frames", type=int_list, default=None, metavar="F[,F...]",
                       help="hold out these frames (all rig cameras)")
     held.add_argument("--holdout-cameras", type=name_list, default=None, metavar="NAMES",
                       help="hold out these cameras (all frames)")

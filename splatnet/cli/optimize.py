@@ -6,16 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-
-def _frame_list(text: str) -> list[int]:
-    try:
-        return [int(t) for t in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected frame indices like 1,5,9, got {text!r}") from None
-
-
-def _name_list(text: str) -> list[str]:
-    return [t for t in text.replace(",", " ").split() if t]
+from ._args import check_output_file, int_list, name_list
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,9 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="starting Gaussians: LiDAR points coloured from the images (default), "
                         "random points in the clip's bounds, or the shipped network's output")
     hold = p.add_mutually_exclusive_group()
-    hold.add_argument("--holdout-frames", type=_frame_list, metavar="F[,F...]",
+    hold.add_argument("--holdout-frames", type=int_list, metavar="F[,F...]",
                       help="frame indices whose rig views are held out for evaluation")
-    hold.add_argument("--holdout-cameras", type=_name_list, metavar="NAME[,NAME...]",
+    hold.add_argument("--holdout-cameras", type=name_list, metavar="NAME[,NAME...]",
                       help="cameras held out for evaluation in every frame")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to optimise")
     p.add_argument("--max-gaussians", type=int, default=None, metavar="N",
@@ -55,27 +46,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_output(path: Path, force: bool, suffix: str | None = None) -> None:
-    if suffix is not None and path.suffix.lower() != suffix:
-        raise ValueError(f"{path}: the output must be a {suffix} file")
-    if path.exists() and not force:
-        raise FileExistsError(f"{path}: already exists (pass --force to overwrite)")
-    if path.exists() and path.is_dir():
-        raise IsADirectoryError(f"{path}: is a directory")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"{path}: directory {path.parent} does not exist")
-
-
 def run(args: argparse.Namespace) -> int:
     from splatnet.io.atomic import atomic_write_text
     from splatnet.optim import OptimConfig
     from splatnet.optim.optimize import optimize_clip
 
     out = Path(args.output)
-    _check_output(out, args.force, ".ply")
+    check_output_file(out, args.force, ".ply")
     metrics_path = Path(args.metrics_json) if args.metrics_json else None
     if metrics_path is not None:
-        _check_output(metrics_path, args.force)
+        check_output_file(metrics_path, args.force)
     if args.iterations < 0:
         raise ValueError(f"--iterations: expected a non-negative number, got {args.iterations}")
     if args.max_gaussians is not None and args.max_gaussians <= 0:

@@ -11,7 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import ValidationError
-from ._args import frame_ids, frame_range, name_list, size_hw
+from ._args import check_output_file, frame_ids, frame_range, name_list, size_hw
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,15 +54,6 @@ def _output_path(args: argparse.Namespace, clip: str) -> tuple[Path, str]:
     return Path(args.out_dir) / f"{Path(clip).resolve().name}.{fmt}", fmt
 
 
-def _check_output(path: Path, force: bool) -> None:
-    if path.exists() and not force:
-        raise FileExistsError(f"{path}: already exists (pass --force to overwrite)")
-    if path.exists() and path.is_dir():
-        raise IsADirectoryError(f"{path}: is a directory")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"{path.parent}: output directory does not exist")
-
-
 def run(args: argparse.Namespace) -> int:
     if args.out is not None and len(args.clips) > 1:
         raise ValidationError("-o/--out takes one clip; use --out-dir DIR for several")
@@ -71,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out_dir is not None:
         Path(args.out_dir).mkdir(parents=True, exist_ok=True)
     if args.out is not None:  # one clip: fail before loading anything
-        _check_output(_output_path(args, args.clips[0])[0], args.force)
+        check_output_file(_output_path(args, args.clips[0])[0], args.force)
 
     import torch
 
@@ -97,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             future, pending = pending, None
             try:
                 out_path, fmt = _output_path(args, clip_path)
-                _check_output(out_path, args.force)
+                check_output_file(out_path, args.force)
                 inputs = future.result()
                 pending = submit(i + 1)  # decode the next clip while the network runs
                 summary = _reconstruct_one(clip_path, inputs, model, device, out_path, fmt, args)
