@@ -16,8 +16,9 @@ and the DGP converter works, its ``scene_02`` converted with ``splatnet.clip.con
 with a note otherwise). Output: a Markdown table on stdout and in ``OUT/quality_vs_time.md``, the
 raw numbers in ``OUT/quality_vs_time.json`` and a plot ``OUT/quality_vs_time.png``.
 
-Feed-forward (and feed-forward + refinement) columns are left out: this script does not run the
-network yet. Add its held-out PSNR and time here to get the headline ratio.
+``--inits network`` adds the feed-forward rows: the shipped network on the training views
+(0 iterations: feed-forward alone; N: feed-forward + N steps of optimisation), scored on the same
+held-out views, with the network's time counted as initialisation.
 """
 
 from __future__ import annotations
@@ -42,10 +43,9 @@ from splatnet.optim.optimize import default_holdout_frames, optimize_clip  # noq
 
 SAMPLE = REPO / "examples" / "data" / "sample_clip"
 DGP = REPO.parent / "shared" / "data" / "dgp_scene"
-FEED_FORWARD_NOTE = ("Feed-forward and feed-forward + refinement columns are not included yet: this "
-                     "benchmark does not measure the network; add its held-out PSNR and time (e.g. "
-                     "from `splatnet eval` or `optimize_clip(init=\"network\", iterations=0)`) for "
-                     "the headline ratio.")
+FEED_FORWARD_NOTE = ("Start `network`: the shipped feed-forward model's Gaussians (rendered without "
+                     "its sky model, like every row), then N optimisation steps; 0 = feed-forward "
+                     "alone. Start `lidar`: classic per-scene optimisation.")
 
 
 def convert_dgp(tmp: Path) -> tuple[Path | None, str]:
@@ -67,13 +67,13 @@ def convert_dgp(tmp: Path) -> tuple[Path | None, str]:
 
 
 def run_clip(name: str, path: Path, iterations: list[int], downscale: float, max_gaussians: int | None,
-             seed: int, device: str, log) -> list[dict]:
+             seed: int, device: str, log, init: str = "lidar") -> list[dict]:
     rows = []
     clip = Clip.load(path)
     held = default_holdout_frames(clip.num_frames)
     for n in iterations:
         t0 = time.perf_counter()
-        r = optimize_clip(path, iterations=n, init="lidar", downscale=downscale,
+        r = optimize_clip(path, iterations=n, init=init, downscale=downscale,
                           max_gaussians=max_gaussians, seed=seed, device=device,
                           holdout_frames=held or None)
         total = time.perf_counter() - t0
@@ -83,7 +83,7 @@ def run_clip(name: str, path: Path, iterations: list[int], downscale: float, max
                                size=_size(clip, r, downscale))
             target = evaluate(r.gaussians, views)
         row = {
-            "clip": name, "iterations": n, "seconds": r.seconds, "init_seconds": r.init_seconds,
+            "clip": name, "init": init, "iterations": n, "seconds": r.seconds, "init_seconds": r.init_seconds,
             "fit_seconds": r.fit.seconds, "total_seconds_with_eval": total,
             "psnr": r.metrics["psnr"], "ssim": r.metrics["ssim"], "eval_views": r.metrics["views"],
             "held_out": r.split.description, "num_gaussians": r.gaussians.num_gaussians,
@@ -93,7 +93,7 @@ def run_clip(name: str, path: Path, iterations: list[int], downscale: float, max
             "target_views": 0 if target is None else len(target["per_view"]),
         }
         extra = "" if target is None else f"  targets: PSNR {target['psnr']:6.2f} SSIM {target['ssim']:.4f}"
-        log(f"{name:>12} {n:>6} its  {r.seconds:8.1f} s  PSNR {row['psnr']:6.2f}  "
+        log(f"{name:>12} {init:>7} {n:>6} its  {r.seconds:8.1f} s  PSNR {row['psnr']:6.2f}  "
             f"SSIM {row['ssim']:.4f}  {row['num_gaussians']:>7} Gaussians{extra}")
         rows.append(row)
     return rows
@@ -106,13 +106,14 @@ def _size(clip, result, downscale: float) -> tuple[int, int]:
 
 def markdown(rows: list[dict], notes: list[str], header: str) -> str:
     lines = [header, "",
-             "| clip | held-out views | iterations | wall time (s) | PSNR (dB) | SSIM | Gaussians "
-             "| target cameras PSNR / SSIM |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| clip | held-out views | start | iterations | wall time (s) | PSNR (dB) | SSIM | "
+             "Gaussians | target cameras PSNR / SSIM |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         tgt = "n/a" if r["target_psnr"] is None else (
             f"{r['target_psnr']:.2f} / {r['target_ssim']:.4f} ({r['target_views']} views)")
-        lines.append(f"| {r['clip']} | {r['held_out']} ({r['eval_views']}) | {r['iterations']} | "
+        lines.append(f"| {r['clip']} | {r['held_out']} ({r['eval_views']}) | {r.get('init', 'lidar')} "
+                     f"| {r['iterations']} | "
                      f"{r['seconds']:.1f} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['num_gaussians']} "
                      f"| {tgt} |")
     lines += ["", *[f"- {n}" for n in notes]]
@@ -126,8 +127,9 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for clip in dict.fromkeys(r["clip"] for r in rows):
-        rs = [r for r in rows if r["clip"] == clip]
+    for clip, init in dict.fromkeys((r["clip"], r.get("init", "lidar")) for r in rows):
+        rs = [r for r in rows if r["clip"] == clip and r.get("init", "lidar") == init]
+        clip = f"{clip} from {init}"
         t = [r["seconds"] for r in rs]
         for ax, key in zip(axes, ("psnr", "ssim")):
             ax.plot(t, [r[key] for r in rs], "o-", label=f"{clip}: held-out frames")
@@ -163,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--inits", nargs="+", default=["lidar"], choices=("lidar", "network"),
+                   help="starting Gaussians, one series each (default: lidar)")
     p.add_argument("--no-dgp", action="store_true", help="skip the DGP clip")
     p.add_argument("--no-sample", action="store_true", help="skip the bundled example clip")
     p.add_argument("--append", action="store_true",
@@ -181,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     notes = [FEED_FORWARD_NOTE]
     rows = []
     if not args.no_sample:
-        rows += run_clip("sample_clip", SAMPLE, args.iterations, args.downscale, args.max_gaussians,
-                         args.seed, args.device, log)
+        for init in args.inits:
+            rows += run_clip("sample_clip", SAMPLE, args.iterations, args.downscale,
+                             args.max_gaussians, args.seed, args.device, log, init)
     if args.no_dgp:
         notes.append("DGP clip skipped (--no-dgp).")
     else:
@@ -192,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                 notes.append(f"DGP clip skipped: {why}.")
                 log(f"skipping the DGP clip: {why}")
             else:
-                rows += run_clip("dgp_scene_02", path, args.iterations, args.dgp_downscale,
-                                 args.max_gaussians, args.seed, args.device, log)
+                for init in args.inits:
+                    rows += run_clip("dgp_scene_02", path, args.iterations, args.dgp_downscale,
+                                     args.max_gaussians, args.seed, args.device, log, init)
     machine = (f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
                f"torch {torch.__version__}, device {args.device}")
     command = ("Command: `python benchmarks/quality_vs_time.py "
@@ -201,11 +207,18 @@ def main(argv: list[str] | None = None) -> int:
     previous = args.out / "quality_vs_time.json"
     if args.append and previous.is_file():
         old = json.loads(previous.read_text())
-        new_keys = {(r["clip"], r["iterations"]) for r in rows}
-        rows = [r for r in old["rows"] if (r["clip"], r["iterations"]) not in new_keys] + rows
+        def key(r: dict) -> tuple:
+            return r["clip"], r.get("init", "lidar"), r["iterations"]
+
+        new_keys = {key(r) for r in rows}
+        rows = [r for r in old["rows"] if key(r) not in new_keys] + rows
         clips = list(dict.fromkeys(r["clip"] for r in old["rows"] + rows))
-        rows.sort(key=lambda r: (clips.index(r["clip"]), r["iterations"]))
-        notes = [n for n in old["notes"] if not n.startswith("DGP clip skipped")]
+        rows.sort(key=lambda r: (clips.index(r["clip"]), r.get("init", "lidar") != "lidar",
+                                 r["iterations"]))
+        notes = [n for n in old["notes"] if not n.startswith("DGP clip skipped")
+                 and not n.startswith("Feed-forward and feed-forward")]
+        if FEED_FORWARD_NOTE not in notes:
+            notes.insert(0, FEED_FORWARD_NOTE)
         if machine != old["machine"]:
             notes.append(f"Rows appended on another setup: {machine}.")
         notes.append(command)

@@ -172,7 +172,7 @@ def test_quality_vs_time_benchmark_smoke(tmp_path: Path):
     assert [r["iterations"] for r in data["rows"]] == [0, 3]
     assert all(r["psnr"] > 5 and r["target_psnr"] is not None for r in data["rows"])
     md = (tmp_path / "quality_vs_time.md").read_text()
-    assert "| sample_clip |" in md and "Feed-forward" in md
+    assert "| sample_clip |" in md and "| lidar | 3 |" in md and "feed-forward model" in md
     assert (tmp_path / "quality_vs_time.png").stat().st_size > 1000
 
 
