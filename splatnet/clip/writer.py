@@ -9,12 +9,9 @@ validated camera names and frame indices only.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +24,7 @@ import numpy as np
 from splatnet.clip import _checks as C
 from splatnet.clip._files import encode_image, encode_png_gray, probe_image
 from splatnet.errors import ValidationError
-from splatnet.io.atomic import atomic_write_bytes, atomic_write_text
+from splatnet.io.atomic import atomic_directory, atomic_write_bytes, atomic_write_text
 
 ArrayLike = Any  # numpy array, torch tensor or nested lists
 ImageSource = Union[np.ndarray, str, os.PathLike, Callable[[], np.ndarray]]
@@ -459,32 +456,19 @@ def _commit(dst: Path, files, manifest_text: str, overwrite: bool, num_workers: 
                 f"{dst}: exists, is not empty and is not a clip (no {C.MANIFEST_NAME}); "
                 "refusing to replace it"
             )
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
-    try:
+    with atomic_directory(dst, force=overwrite) as tmp:
         for d in sorted({str(Path(rel).parent) for rel, _ in files}):
             (tmp / d).mkdir(parents=True, exist_ok=True)
 
         def work(item):
             rel, producer = item
             atomic_write_bytes(tmp / rel, producer())
-            os.chmod(tmp / rel, 0o644)  # atomic_write's temp files are private (0600)
+            os.chmod(tmp / rel, 0o644)
 
         workers = num_workers or os.cpu_count() or 1
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(work, files))
         atomic_write_text(tmp / C.MANIFEST_NAME, manifest_text)
         os.chmod(tmp / C.MANIFEST_NAME, 0o644)
-        os.chmod(tmp, 0o755)  # mkdtemp creates 0700
-        if dst.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
-            os.replace(dst, trash / "clip")
-            os.replace(tmp, dst)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(tmp)
-        raise
+        os.chmod(tmp, 0o755)
     return dst
