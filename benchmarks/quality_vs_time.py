@@ -11,14 +11,22 @@ frame of a 3-frame clip: view interpolation, the classic protocol). When the cli
 target cameras (views off the rig, harder: extrapolation), the same Gaussians are scored on
 them too, in every frame.
 
-Clips: the bundled ``examples/data/sample_clip`` and, when ``../shared/data/dgp_scene`` exists
+Clips: the bundled ``examples/data/sample_clip``; when ``../shared/data/dgp_scene`` exists
 and the DGP converter works, its ``scene_02`` converted with ``splatnet.clip.convert`` (skipped
-with a note otherwise). Output: a Markdown table on stdout and in ``OUT/quality_vs_time.md``, the
-raw numbers in ``OUT/quality_vs_time.json`` and a plot ``OUT/quality_vs_time.png``.
+with a note otherwise); with ``--synthetic-seeds``, procedural clips whose seeds the shipped
+network never saw in training (generated once into ``--synthetic-cache``, 6 cameras x 3 frames at
+``--synthetic-size``, scored at that size). Output: a Markdown table on stdout and in
+``OUT/quality_vs_time.md``, the raw numbers in ``OUT/quality_vs_time.json`` and a plot
+``OUT/quality_vs_time.png``.
 
 ``--inits network`` adds the feed-forward rows: the shipped network on the training views
 (0 iterations: feed-forward alone; N: feed-forward + N steps of optimisation), scored on the same
 held-out views, with the network's time counted as initialisation.
+
+With both series present, the summary gives per clip the headline of issue 7: the wall time
+optimisation from LiDAR needs to reach the feed-forward held-out PSNR (linear interpolation between
+the two measured rows that bracket it; a lower bound when no row reaches it), divided by the
+feed-forward time, and the PSNR refinement adds per second between consecutive ``network`` rows.
 """
 
 from __future__ import annotations
@@ -104,6 +112,57 @@ def _size(clip, result, downscale: float) -> tuple[int, int]:
     return max(16, round(cam.height / downscale)), max(16, round(cam.width / downscale))
 
 
+def crossover(rows: list[dict], clip: str) -> dict | None:
+    """Feed-forward time vs the time optimisation from LiDAR needs to match its PSNR, for ``clip``."""
+    ff = [r for r in rows if r["clip"] == clip and r.get("init") == "network" and r["iterations"] == 0]
+    opt = sorted((r for r in rows if r["clip"] == clip and r.get("init", "lidar") == "lidar"),
+                 key=lambda r: r["seconds"])
+    if not ff or not opt:
+        return None
+    goal, ff_s = ff[0]["psnr"], ff[0]["seconds"]
+    out = {"clip": clip, "feed_forward_psnr": goal, "feed_forward_seconds": ff_s}
+    if opt[0]["psnr"] >= goal:
+        out.update(optimisation_seconds=opt[0]["seconds"], bound="at most")
+    else:
+        for a, b in zip(opt, opt[1:]):
+            if b["psnr"] >= goal:
+                frac = (goal - a["psnr"]) / (b["psnr"] - a["psnr"])
+                t = a["seconds"] + frac * (b["seconds"] - a["seconds"])
+                out.update(optimisation_seconds=t, bound="about",
+                           between=[a["iterations"], b["iterations"]])
+                break
+        else:
+            out.update(optimisation_seconds=opt[-1]["seconds"], bound="more than")
+    out["ratio"] = out["optimisation_seconds"] / ff_s
+    net = sorted((r for r in rows if r["clip"] == clip and r.get("init") == "network"),
+                 key=lambda r: r["iterations"])
+    out["refinement"] = [
+        {"from": a["iterations"], "to": b["iterations"], "gain_db": b["psnr"] - a["psnr"],
+         "seconds": b["seconds"] - a["seconds"],
+         "db_per_second": (b["psnr"] - a["psnr"]) / max(b["seconds"] - a["seconds"], 1e-9)}
+        for a, b in zip(net, net[1:])]
+    return out
+
+
+def summary(rows: list[dict]) -> list[str]:
+    lines = []
+    for clip in dict.fromkeys(r["clip"] for r in rows):
+        c = crossover(rows, clip)
+        if c is None:
+            continue
+        where = f" (between {c['between'][0]} and {c['between'][1]} iterations)" if "between" in c else ""
+        ratio = {"about": "≈", "at most": "≤", "more than": ">"}[c["bound"]]
+        lines.append(f"- {clip}: feed-forward {c['feed_forward_psnr']:.2f} dB in "
+                     f"{c['feed_forward_seconds']:.2f} s; optimisation from LiDAR needs "
+                     f"{c['bound']} {c['optimisation_seconds']:.1f} s{where}: "
+                     f"**{ratio} {c['ratio']:.0f}×**.")
+        if c["refinement"]:
+            lines.append("  Refinement: " + "; ".join(
+                f"{s['from']}→{s['to']} steps {s['gain_db']:+.2f} dB in {s['seconds']:.1f} s "
+                f"({s['db_per_second']:+.3f} dB/s)" for s in c["refinement"]) + ".")
+    return lines
+
+
 def markdown(rows: list[dict], notes: list[str], header: str) -> str:
     lines = [header, "",
              "| clip | held-out views | start | iterations | wall time (s) | PSNR (dB) | SSIM | "
@@ -117,39 +176,51 @@ def markdown(rows: list[dict], notes: list[str], header: str) -> str:
                      f"{r['seconds']:.1f} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['num_gaussians']} "
                      f"| {tgt} |")
     lines += ["", *[f"- {n}" for n in notes]]
+    if head := summary(rows):
+        lines += ["", "### Time optimisation needs to match feed-forward, and refinement per second",
+                  "", *head]
     return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict], path: Path) -> None:
+    """PSNR (top) and SSIM (bottom) vs wall time, one column per clip, one line per start."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for clip, init in dict.fromkeys((r["clip"], r.get("init", "lidar")) for r in rows):
-        rs = [r for r in rows if r["clip"] == clip and r.get("init", "lidar") == init]
-        clip = f"{clip} from {init}"
-        t = [r["seconds"] for r in rs]
-        for ax, key in zip(axes, ("psnr", "ssim")):
-            ax.plot(t, [r[key] for r in rs], "o-", label=f"{clip}: held-out frames")
-            if rs[0]["target_psnr"] is not None:
-                ax.plot(t, [r["target_" + key] for r in rs], "s--",
-                        label=f"{clip}: target cameras (off-rig)")
-            for r in rs:
-                ax.annotate(str(r["iterations"]), (r["seconds"], r[key]), fontsize=7,
-                            textcoords="offset points", xytext=(3, -9))
-    for ax, label in zip(axes, ("held-out PSNR (dB)", "held-out SSIM")):
-        ax.set_xscale("log")
-        ax.set_xlabel("wall time (s): load + init + optimise")
-        ax.set_ylabel(label)
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.suptitle("Held-out quality vs wall time: optimisation from LiDAR, and from the feed-forward "
-                 "network (0 = feed-forward alone); labels: iterations", fontsize=9)
+    clips = list(dict.fromkeys(r["clip"] for r in rows))
+    fig, axes = plt.subplots(2, len(clips), figsize=(3.6 * len(clips) + 0.6, 6.4), squeeze=False)
+    for col, clip in enumerate(clips):
+        for init, colour in (("lidar", "tab:blue"), ("network", "tab:red")):
+            rs = sorted((r for r in rows if r["clip"] == clip and r.get("init", "lidar") == init),
+                        key=lambda r: r["seconds"])
+            if not rs:
+                continue
+            t = [r["seconds"] for r in rs]
+            for ax, key in zip(axes[:, col], ("psnr", "ssim")):
+                ax.plot(t, [r[key] for r in rs], "o-", color=colour,
+                        label=f"from {init}: held-out frames")
+                if rs[0]["target_psnr"] is not None:
+                    ax.plot(t, [r["target_" + key] for r in rs], "s--", color=colour, alpha=0.5,
+                            label=f"from {init}: target cameras")
+                for r in rs:
+                    ax.annotate(str(r["iterations"]), (r["seconds"], r[key]), fontsize=7,
+                                textcoords="offset points", xytext=(3, -9))
+        axes[0, col].set_title(clip, fontsize=9)
+        for ax, label in zip(axes[:, col], ("held-out PSNR (dB)", "held-out SSIM")):
+            ax.set_xscale("log")
+            ax.set_xlabel("wall time (s)", fontsize=8)
+            ax.set_ylabel(label, fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(True, which="both", alpha=0.3)
+    axes[0, 0].legend(fontsize=6)
+    fig.suptitle("Held-out quality vs wall time (load + init + optimise)\nper-scene optimisation "
+                 "from LiDAR vs the feed-forward network (0) + N refinement steps; labels: "
+                 "iterations", fontsize=9)
     fig.tight_layout()
     with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=120)
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
 
 
@@ -169,6 +240,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="starting Gaussians, one series each (default: lidar)")
     p.add_argument("--no-dgp", action="store_true", help="skip the DGP clip")
     p.add_argument("--no-sample", action="store_true", help="skip the bundled example clip")
+    p.add_argument("--synthetic-seeds", default="",
+                   help="comma-separated seeds of held-out synthetic clips to add (e.g. 1000,1001; "
+                        "the shipped model was trained on seeds below 1000)")
+    p.add_argument("--synthetic-size", default="128x224",
+                   help="size the synthetic clips are generated and scored at (default 128x224)")
+    p.add_argument("--synthetic-cache", default="~/.cache/splatnet/synthetic",
+                   help="where generated clips are kept between runs")
     p.add_argument("--append", action="store_true",
                    help="merge with the rows already in OUT/quality_vs_time.json (new runs replace "
                         "rows of the same clip and iteration count)")
@@ -188,6 +266,16 @@ def main(argv: list[str] | None = None) -> int:
         for init in args.inits:
             rows += run_clip("sample_clip", SAMPLE, args.iterations, args.downscale,
                              args.max_gaussians, args.seed, args.device, log, init)
+    if args.synthetic_seeds:
+        from splatnet.cli._args import size_hw
+        from splatnet.train_data import synthetic_clips
+
+        seeds = [int(s) for s in args.synthetic_seeds.split(",") if s.strip()]
+        for seed, path in zip(seeds, synthetic_clips(seeds, 6, 3, size_hw(args.synthetic_size), 2,
+                                                     args.synthetic_cache)):
+            for init in args.inits:
+                rows += run_clip(f"synthetic_{seed}", path, args.iterations, 1.0,
+                                 args.max_gaussians, args.seed, args.device, log, init)
     if args.no_dgp:
         notes.append("DGP clip skipped (--no-dgp).")
     else:
