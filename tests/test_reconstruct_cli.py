@@ -86,6 +86,22 @@ def test_many_clips_one_broken(tmp_path: Path, model_file: Path, capsys):
     assert sorted(p.name for p in out_dir.iterdir()) == ["clip_b.ply", "sample_clip.ply"]
 
 
+def test_many_clips_progress_bar_and_quiet(tmp_path: Path, model_file: Path, capsys):
+    good2 = tmp_path / "clip_b"
+    shutil.copytree(SAMPLE, good2)
+    args = ["reconstruct", str(SAMPLE), str(good2), "--checkpoint", str(model_file),
+            "--size", SIZE, "--frames", "0:1"]
+    assert main([*args, "--out-dir", str(tmp_path / "loud")]) == 0
+    captured = capsys.readouterr()
+    assert "reconstruct: 100%" in captured.err and "2/2" in captured.err
+    lines = captured.out.strip().splitlines()
+    assert sum("Gaussians" in line for line in lines) == 2  # one result line per clip, untorn
+    assert lines[-1] == "2 of 2 clips reconstructed"
+    assert main([*args, "--out-dir", str(tmp_path / "quiet"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "reconstruct:" not in captured.err and "2 of 2" in captured.out
+
+
 @pytest.mark.parametrize("case", ["not_a_clip", "missing", "other_arch", "cuda"])
 def test_bad_inputs_one_line(tmp_path: Path, model_file: Path, case: str):
     clip, ckpt, extra = str(SAMPLE), str(model_file), []

@@ -75,7 +75,13 @@ def run(args: argparse.Namespace) -> int:
     model_seconds = time.perf_counter() - t0
     stride = int(getattr(model, "stride", 1))
 
+    from tqdm import tqdm
+
     results: list[dict] = []
+    # One bar over clips when there are several (a single clip takes seconds; --refine has its own
+    # bar). Result lines go through tqdm.write so they do not tear the bar.
+    bar = tqdm(total=len(args.clips), desc="reconstruct", unit="clip", file=sys.stderr,
+               dynamic_ncols=True, disable=args.quiet or len(args.clips) == 1)
     pool = ThreadPoolExecutor(max_workers=1)
     pending: Future | None = None
 
@@ -98,15 +104,18 @@ def run(args: argparse.Namespace) -> int:
                 if len(args.clips) == 1:
                     raise
                 summary = {"clip": clip_path, "ok": False, "error": " ".join(str(exc).split())}
-                print(f"splatnet reconstruct: {clip_path}: error: {summary['error']}",
-                      file=sys.stderr)
+                tqdm.write(f"splatnet reconstruct: {clip_path}: error: {summary['error']}",
+                           file=sys.stderr)
             results.append(summary)
+            bar.update(1)
+            bar.set_postfix(failed=sum(not r["ok"] for r in results), refresh=False)
             del future
             gc.collect()
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
 
     failed = sum(not r["ok"] for r in results)
     if args.json:
@@ -158,8 +167,10 @@ def _reconstruct_one(clip_path, loaded, model, device, out_path: Path, fmt: str,
                "size": list(rec.size), "views": len(inputs.frames) * len(inputs.camera_names),
                "timings": {k: round(v, 4) for k, v in rec.timings.items()}}
     if not args.json:
+        from tqdm import tqdm
+
         t = summary["timings"]
         parts = ", ".join(f"{k} {v:.2f} s" for k, v in t.items())
-        print(f"{clip_path} -> {out_path}: {summary['gaussians']} Gaussians "
-              f"({summary['views']} views at {rec.size[0]}x{rec.size[1]}); {parts}")
+        tqdm.write(f"{clip_path} -> {out_path}: {summary['gaussians']} Gaussians "
+                   f"({summary['views']} views at {rec.size[0]}x{rec.size[1]}); {parts}")
     return summary
