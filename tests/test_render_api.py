@@ -265,6 +265,21 @@ def test_validation_errors_name_the_field():
         render(g, bad_cams, backend="torch")
 
 
+@pytest.mark.parametrize("field", ["means", "quats", "scales", "opacities", "sh", "velocities",
+                                   "times", "features"])
+def test_cpu_backend_names_the_non_finite_field(field):
+    # The cpu backend leaves the per-Gaussian checks to its C++ ops; the error must still be a
+    # ValidationError naming the field the user passed, not the op's argument name.
+    g = _gaussians(10, dtype=torch.float32, dynamic=True, check=False)
+    cams = _cameras(2, timestamps=torch.tensor([0.0, 0.1], dtype=F64))
+    features = torch.zeros(10, 2)
+    target = features if field == "features" else getattr(g, field)
+    with torch.no_grad():
+        target.view(-1)[3] = float("nan")
+    with pytest.raises(ValidationError, match=rf"^{field}: 1 non-finite"):
+        render(g, cams, features=features, backend="cpu")
+
+
 def test_sh_degree_limits_the_bands():
     g, cams = _gaussians(20, sh_degree=2), _cameras(2)
     low = splatnet.Gaussians(g.means, g.quats, g.scales, g.opacities, g.sh[:, :4])

@@ -101,8 +101,11 @@ def render(
         raise ValidationError(f"near/far: need 0 <= near < far, got near={near}, far={far}")
     features = _check_features(features, gaussians)
     background = _check_background(background, gaussians, batch + (c,))
-    _check_finite_inputs(gaussians, cameras, features, background)
     backend = _resolve_backend(backend, device, dtype)
+    # The C++ CPU ops check their inputs for NaN/inf themselves (vectorised, in the same pass
+    # that reads them): here only the small inputs they never see. A non-finite value they find
+    # is re-reported below as a ValidationError naming the user-facing field.
+    _check_finite_inputs(gaussians, cameras, features, background, per_gaussian=backend != "cpu")
     if backend == "gsplat" and n == 0:
         backend = "torch"  # nothing to draw: the background alone, on any device
 
@@ -149,10 +152,15 @@ def render(
         means2d_out = _grad_carrier(means2d, batch + (c, n, 2))
     else:
         project, rasterize = _stages(backend)
-        means2d, conics, depths, radii, opac, colors = project(
-            means, quats, scales, opacities, sh, viewmats, Ks, width, height, sh_degree,
-            near, far, antialiased,
-        )
+        try:
+            means2d, conics, depths, radii, opac, colors = project(
+                means, quats, scales, opacities, sh, viewmats, Ks, width, height, sh_degree,
+                near, far, antialiased,
+            )
+        except RuntimeError as exc:
+            if "non-finite" in str(exc):
+                _check_finite_inputs(gaussians, cameras, features, background)  # names the field
+            raise
         # The tensor handed back is the one the rasterizer consumes, so its .grad is complete.
         means2d_out = means2d.reshape(batch + (c, n, 2))
         if means2d_out.requires_grad:
@@ -166,9 +174,14 @@ def render(
             image = values.new_zeros(scenes, cams, height, width, values.shape[-1])
             alpha = values.new_zeros(scenes, cams, height, width, 1)
         else:
-            image, alpha = rasterize(
-                means2d, conics, values, opac, depths, radii, width, height, reference.TILE_SIZE
-            )
+            try:
+                image, alpha = rasterize(
+                    means2d, conics, values, opac, depths, radii, width, height, reference.TILE_SIZE
+                )
+            except RuntimeError as exc:
+                if "non-finite" in str(exc):
+                    _check_finite_inputs(gaussians, cameras, features, background)
+                raise
 
     image = image.reshape(batch + (c, height, width, 4 + d))
     alpha = alpha.reshape(batch + (c, height, width, 1))
@@ -265,18 +278,19 @@ def _check_background(background: Tensor | None, gaussians: Gaussians,
 
 
 def _check_finite_inputs(gaussians: Gaussians, cameras: Cameras, features: Tensor | None,
-                         background: Tensor | None) -> None:
-    """NaN/inf anywhere → ValidationError naming the field.
+                         background: Tensor | None, per_gaussian: bool = True) -> None:
+    """NaN/inf anywhere → ValidationError naming the field (``per_gaussian=False``: only the
+    cameras and background, for backends whose ops check the per-Gaussian tensors).
 
     One reduction pass per tensor and one device sync when all is well: a NaN or inf makes the
     sum non-finite; only then (or on an overflowing sum) is each field checked element-wise.
     """
-    named = dict(gaussians.fields())
+    named = dict(gaussians.fields()) if per_gaussian else {}
     named["cameras.K"] = cameras.K
     named["cameras.cam_to_world"] = cameras.cam_to_world
     if cameras.timestamps is not None and gaussians.is_dynamic:
         named["cameras.timestamps"] = cameras.timestamps
-    if features is not None:
+    if features is not None and per_gaussian:
         named["features"] = features
     if background is not None:
         named["background"] = background
