@@ -319,18 +319,36 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 def check_same_architecture(ckpt: Checkpoint, model: nn.Module, model_config: Any) -> None:
     """Raise ``ValidationError`` naming what differs between a checkpoint and ``model``."""
+    _load_same(ckpt.path, ckpt.arch, ckpt.model_config, ckpt.model_state, model, model_config,
+               "checkpoint")
+
+
+def init_weights(model: nn.Module, model_config: Any, path: str | os.PathLike) -> Path:
+    """Copy the weights of a model file or checkpoint (``"default"``: the shipped model) into
+    ``model``, which must be of the same architecture and config; returns the file read.
+
+    Fine-tuning starts here: only the weights are taken, not the optimiser state or the step.
+    """
+    p = DEFAULT_MODEL if str(path) == "default" else _resolve_model_path(Path(path).expanduser())
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such model file or checkpoint")
+    arch, config, tensors = read_model_file(p)
+    _load_same(p, arch, config, tensors, model, model_config, "model file")
+    return p
+
+
+def _load_same(where: Path, arch: str, config: Mapping[str, Any], tensors: Mapping[str, Tensor],
+               model: nn.Module, model_config: Any, what: str) -> None:
     from .config_io import to_dict
 
-    arch = arch_of(model)
-    if ckpt.arch != arch:
-        raise ValidationError(f"{ckpt.path}: checkpoint is of architecture {ckpt.arch!r}, the "
-                              f"model is {arch!r}")
-    ours = to_dict(model_config)
-    diffs = _dict_diff(ckpt.model_config, ours)
+    ours = arch_of(model)
+    if arch != ours:
+        raise ValidationError(f"{where}: {what} is of architecture {arch!r}, the model is {ours!r}")
+    diffs = _dict_diff(config, to_dict(model_config))
     if diffs:
-        raise ValidationError(f"{ckpt.path}: checkpoint was made with another model config: "
+        raise ValidationError(f"{where}: {what} was made with another model config: "
                               + "; ".join(diffs[:5]))
-    load_state_strict(model, ckpt.model_state, str(ckpt.path))
+    load_state_strict(model, tensors, str(where))
 
 
 def _prune(directory: Path, keep: int) -> None:

@@ -456,6 +456,11 @@ def run(cfg: TrainConfigBase, *, resume: str | None = None, stop_at: int | None 
         torch.manual_seed(cfg.seed)  # same initial parameters on every rank
         if model is None:
             model = ckpt_io.build_model(cfg.arch, cfg.model)
+        if cfg.init and resume is None:  # resuming restores the weights the run had reached
+            if getattr(cfg, "model", None) is None:
+                raise ValidationError("init: needs a config with a 'model' section to check the "
+                                      "weights against")
+            ckpt_io.init_weights(model, cfg.model, cfg.init)
         if data is None or task is None:
             from .train_data import build_data
             from .train_task import SplatTask

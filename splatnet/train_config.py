@@ -197,6 +197,9 @@ class TrainConfigBase:
     """'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'."""
     threads: int = 0
     """torch intra-op threads per process (0: torch's default)."""
+    init: str | None = None
+    """Start from these weights (a model file, a checkpoint or 'default': the shipped model) with
+    a fresh optimiser and schedule: fine-tuning. Must match ``model``. Ignored when resuming."""
 
     def __post_init__(self) -> None:
         _check_positive("schedule.steps", self.schedule.steps)

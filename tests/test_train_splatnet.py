@@ -84,6 +84,31 @@ def test_resume_into_another_model_config_is_refused(tmp_path, clip_dir):
         train.run(other, resume=str(tmp_path / "r"))
 
 
+def test_init_starts_from_given_weights_with_a_fresh_optimiser(tmp_path, clip_dir):
+    base = {"data": {"clips": [str(clip_dir)], "size": [16, 24], "target_views": 1},
+            "schedule": {"steps": 1, "warmup_steps": 0}, "model": SMALL_MODEL,
+            "log": {"dir": str(tmp_path / "a"), "progress": False}}
+    first = train.run(from_dict(train.TrainConfig, base))
+    src = {k: v.detach().clone() for k, v in first.state_dict().items()}
+    # A different seed would give other initial weights; init must replace them all, and the
+    # zero-learning-rate step must leave them untouched (a fresh optimiser, step 0).
+    cfg = from_dict(train.TrainConfig, {
+        **base, "seed": 7, "init": str(tmp_path / "a"), "optim": {"lr": 0.0, "min_lr": 0.0},
+        "log": {"dir": str(tmp_path / "b"), "progress": False}})
+    tuned = train.run(cfg)
+    for k, v in tuned.state_dict().items():
+        assert torch.equal(v, src[k]), k
+    trainer = json.loads((tmp_path / "b" / "checkpoints" / "latest.json").read_text())
+    assert trainer["step"] == 1
+    other = from_dict(train.TrainConfig, {
+        **base, "init": str(tmp_path / "a"), "model": {**SMALL_MODEL, "head": {"hidden_dim": 24}},
+        "log": {"dir": str(tmp_path / "c"), "progress": False}})
+    with pytest.raises(splatnet.ValidationError, match="head.hidden_dim"):
+        train.run(other)
+    with pytest.raises(FileNotFoundError, match="nope"):
+        train.run(from_dict(train.TrainConfig, {**base, "init": str(tmp_path / "nope")}))
+
+
 def test_overfits_one_small_clip(tmp_path, clip_dir):
     """Target-view PSNR on one clip rises by ≥ 3 dB in 25 CPU steps (fixed seeds)."""
     from splatnet.train_data import ClipSource, collate
