@@ -1,5 +1,6 @@
 """Held-out evaluation of feed-forward reconstruction: reconstruct from context views, score the
-views the network never saw (PSNR, SSIM, depth error against LiDAR), with timings.
+views the network never saw (PSNR, SSIM, LPIPS when given local weights, depth error against
+LiDAR), with timings.
 
 The split is the one per-scene optimisation uses (:func:`splatnet.optim.optimize.split_views`):
 held-out frames (every rig camera at those frames), held-out cameras (those cameras at every
@@ -16,6 +17,11 @@ import torch
 from torch import nn
 
 from .errors import ValidationError
+from .lpips import LPIPS
+
+LPIPS_SKIPPED = ("no weights given; pass --lpips-weights BACKBONE,LINEAR (e.g. torchvision's "
+                 "alexnet-owt-7be5be79.pth and the lpips package's weights/v0.1/alex.pth), or "
+                 "lpips=LPIPS.from_files(...) to evaluate_clip; nothing is downloaded")
 
 
 def depth_errors(pred_depth: torch.Tensor, alpha: torch.Tensor, cameras, points: torch.Tensor
@@ -55,11 +61,14 @@ def depth_errors(pred_depth: torch.Tensor, alpha: torch.Tensor, cameras, points:
 def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | None = None,
                   holdout_cameras: Sequence[str] | None = None,
                   size: tuple[int, int] | None = None,
-                  device: str | torch.device | None = None, backend: str = "auto") -> dict:
+                  device: str | torch.device | None = None, backend: str = "auto",
+                  lpips: LPIPS | None = None) -> dict:
     """Reconstruct ``clip`` from its context views and score the held-out ones.
 
-    Returns a JSON-ready dict: the split, PSNR / SSIM (mean and per view), depth errors against
-    LiDAR (where present), LPIPS as skipped, the Gaussian count and timings.
+    Returns a JSON-ready dict: the split, PSNR / SSIM (mean and per view), LPIPS (mean and per
+    view with ``lpips``, a :class:`splatnet.lpips.LPIPS` built from local weights; otherwise
+    ``{"skipped": why}``), depth errors against LiDAR (where present), the Gaussian count and
+    timings.
     """
     from . import metrics
     from .feedforward import _device, prepare_inputs, run_network
@@ -73,6 +82,10 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     stride = int(getattr(model, "stride", 1))
     inputs = prepare_inputs(clip, stride, frames=split.train_frames,
                             cameras=split.train_cameras, size=size)
+    if lpips is not None and min(inputs.size) < lpips.min_size:
+        raise ValidationError(f"lpips ({lpips.net}): the views at {inputs.size[1]}x{inputs.size[0]} are "
+                              f"too small; the {lpips.net} network needs at least "
+                              f"{lpips.min_size}x{lpips.min_size} pixels (pass a larger --size)")
     rec = run_network(inputs, model, dev)
     h, w = rec.size
     t0 = time.perf_counter()
@@ -80,6 +93,8 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     rec.timings["load_holdout"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    lpips_time = 0.0
+    lpips_device = next(lpips.parameters()).device if lpips is not None else None
     g = rec.gaussians
     per_view = []
     preds, alphas, depths = [], [], []
@@ -96,10 +111,16 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
             per_view.append({"frame": int(held.frame_ids[v]), "camera": held.camera_names[v],
                              "psnr": float(metrics.psnr(pred, gt)),
                              "ssim": float(metrics.ssim(pred, gt))})
+            if lpips is not None:
+                t1 = time.perf_counter()
+                per_view[-1]["lpips"] = float(lpips(pred.to(lpips_device), gt.to(lpips_device)))
+                lpips_time += time.perf_counter() - t1
             preds.append(pred)
             alphas.append(out.alpha[0].cpu())
             depths.append(out.depth[0].cpu())
-    rec.timings["render_and_score"] = time.perf_counter() - t0
+    rec.timings["render_and_score"] = time.perf_counter() - t0 - lpips_time
+    if lpips is not None:
+        rec.timings["lpips"] = lpips_time
 
     report: dict = {
         "clip": str(clip.path),
@@ -110,8 +131,9 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
         "gaussians": g.num_gaussians,
         "psnr": sum(r["psnr"] for r in per_view) / len(per_view),
         "ssim": sum(r["ssim"] for r in per_view) / len(per_view),
-        "lpips": {"skipped": "LPIPS needs local backbone weights; none are bundled and none "
-                             "can be downloaded"},
+        "lpips": ({"mean": sum(r["lpips"] for r in per_view) / len(per_view), "net": lpips.net,
+                   "weights": list(lpips.sources)} if lpips is not None
+                  else {"skipped": LPIPS_SKIPPED}),
         "per_view": per_view,
     }
     if clip.has_lidar:
