@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import imageio.v3 as iio
     import numpy as np
     import torch
+    from tqdm import tqdm
 
     from splatnet import Gaussians
     from splatnet.clip import Clip
@@ -54,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     cameras = args.cameras or clip.rig_camera_names
     t0 = time.perf_counter()
     steps: list[np.ndarray] = []
-    with atomic_directory(args.out, force=args.force) as tmp:
+    bar = tqdm(total=len(frames), desc="render", unit="frame", file=sys.stderr, dynamic_ncols=True,
+               disable=args.quiet)
+    with bar, atomic_directory(args.out, force=args.force) as tmp:
         (tmp / "frames").mkdir()
         current: list = []
         for item in render_clip_trajectory(g, clip, frames=frames, cameras=cameras, size=args.size,
@@ -64,10 +67,7 @@ def run(args: argparse.Namespace) -> int:
             if len(current) == len(cameras):
                 steps.append(mosaic(current))
                 current = []
-                if not args.quiet:
-                    print(f"\rrendered frame {len(steps)}/{len(frames)}", end="", file=sys.stderr)
-        if not args.quiet:
-            print(file=sys.stderr)
+                bar.update(1)
         iio.imwrite(tmp / "preview.png", steps[0])
         if not args.no_video:
             _write_video(tmp / "video.mp4", steps, args.fps)
