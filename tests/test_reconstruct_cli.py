@@ -155,8 +155,9 @@ def test_refine_runs_after_the_network(tmp_path: Path, model_file: Path, capsys)
 def test_shipped_model_reconstructs_the_bundled_clip_above_a_bar(tmp_path: Path, capsys):
     """The default checkpoint end to end: reconstruct → PLY → load → held-out score.
 
-    Measured 26.5 dB on the held-out middle frame at 128×224 (docs/benchmarks.md); the bar
-    leaves room for platform differences but fails an untrained or broken model (~12-16 dB).
+    Measured 27.0 dB (fine-tuned model; 26.5 before) on the held-out middle frame at 128×224
+    (docs/benchmarks.md); the bar leaves room for platform differences but fails an untrained
+    or broken model (~12-16 dB).
     """
     from splatnet.checkpoint import DEFAULT_MODEL
 
