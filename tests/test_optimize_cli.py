@@ -166,14 +166,32 @@ def test_quality_vs_time_benchmark_smoke(tmp_path: Path):
     qvt = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(qvt)
     rc = qvt.main(["--iterations", "0", "3", "--downscale", "8", "--max-gaussians", "600", "--no-dgp",
-                   "--out", str(tmp_path)])
+                   "--inits", "lidar", "network+sky", "--out", str(tmp_path)])
     assert rc == 0
     data = json.loads((tmp_path / "quality_vs_time.json").read_text())
-    assert [r["iterations"] for r in data["rows"]] == [0, 3]
-    assert all(r["psnr"] > 5 and r["target_psnr"] is not None for r in data["rows"])
+    assert [(r["init"], r["iterations"]) for r in data["rows"]] == [
+        ("lidar", 0), ("lidar", 3), ("network+sky", 0)]
+    assert all(r["psnr"] > 5 for r in data["rows"])
+    assert all(r["target_psnr"] is not None for r in data["rows"][:2])
     md = (tmp_path / "quality_vs_time.md").read_text()
     assert "| sample_clip |" in md and "| lidar | 3 |" in md and "feed-forward model" in md
+    assert "feed-forward with its sky model" in md  # the headline line of the sky series
     assert (tmp_path / "quality_vs_time.png").stat().st_size > 1000
+
+    # The headline arithmetic, on rows made up by hand.
+    def row(init, its, seconds, psnr):
+        return {"clip": "c", "init": init, "iterations": its, "seconds": seconds, "psnr": psnr}
+
+    rows = [row("lidar", 0, 1.0, 10.0), row("lidar", 100, 11.0, 20.0), row("lidar", 300, 31.0, 24.0),
+            row("network", 0, 0.5, 15.0), row("network", 50, 5.5, 17.0)]
+    c = qvt.crossover(rows, "c")
+    assert c["bound"] == "about" and c["between"] == [0, 100]
+    assert c["optimisation_seconds"] == pytest.approx(6.0) and c["ratio"] == pytest.approx(12.0)
+    assert c["refinement"][0]["db_per_second"] == pytest.approx(2.0 / 5.0)
+    rows[3] = row("network", 0, 0.5, 30.0)  # never reached: a lower bound at the last row
+    c = qvt.crossover(rows, "c")
+    assert c["bound"] == "more than" and c["ratio"] == pytest.approx(62.0)
+    assert qvt.crossover(rows, "c", "network+sky") is None
 
 
 def test_optimisation_of_a_synthetic_clip_beats_a_fixed_bar(tmp_path: Path):
