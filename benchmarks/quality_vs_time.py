@@ -291,7 +291,16 @@ def main(argv: list[str] | None = None) -> int:
                         "rows of the same clip and iteration count)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results",
                    help="output folder (default benchmarks/results)")
+    p.add_argument("--note", action="append", default=[],
+                   help="a note to add under the table (repeatable)")
+    p.add_argument("--replot", action="store_true",
+                   help="run nothing: rewrite the table, summary and plot from OUT/quality_vs_time.json")
     args = p.parse_args(argv)
+    if args.replot:
+        old = json.loads((args.out / "quality_vs_time.json").read_text())
+        notes = _clean_notes(old["notes"]) + args.note
+        _write_outputs(old["rows"], notes, old["machine"], args.out)
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -342,11 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         clips = list(dict.fromkeys(r["clip"] for r in old["rows"] + rows))
         rows.sort(key=lambda r: (clips.index(r["clip"]), r.get("init", "lidar") != "lidar",
                                  r["iterations"]))
-        notes = [n for n in old["notes"] if not n.startswith("DGP clip skipped")
-                 and not n.startswith("Feed-forward and feed-forward")
-                 and not n.startswith("Start `network`")]
-        if FEED_FORWARD_NOTE not in notes:
-            notes.insert(0, FEED_FORWARD_NOTE)
+        notes = _clean_notes(old["notes"])
         if machine != old["machine"]:
             notes.append(f"Rows appended on another setup: {machine}.")
         notes.append(command)
@@ -355,15 +360,26 @@ def main(argv: list[str] | None = None) -> int:
                      "initialisation + optimisation (evaluation excluded); one independent run per "
                      "row.")
         notes.append(command)
-    header = "## Per-scene optimisation: held-out quality vs wall time"
-    text = markdown(rows, notes, header)
-    print(text)
-    atomic_write_text(args.out / "quality_vs_time.md", text)
-    atomic_write_text(args.out / "quality_vs_time.json",
-                      json.dumps({"machine": machine, "rows": rows, "notes": notes}, indent=1) + "\n")
-    plot(rows, args.out / "quality_vs_time.png")
-    log(f"wrote {args.out}/quality_vs_time.{{md,json,png}}")
+    _write_outputs(rows, notes + args.note, machine, args.out)
     return 0
+
+
+def _clean_notes(notes: list[str]) -> list[str]:
+    """Stored notes minus those this version of the script writes itself."""
+    kept = [n for n in notes if not n.startswith("DGP clip skipped")
+            and not n.startswith("Feed-forward and feed-forward")
+            and not n.startswith("Start `network`")]
+    return [FEED_FORWARD_NOTE, *kept]
+
+
+def _write_outputs(rows: list[dict], notes: list[str], machine: str, out: Path) -> None:
+    text = markdown(rows, notes, "## Per-scene optimisation: held-out quality vs wall time")
+    print(text)
+    atomic_write_text(out / "quality_vs_time.md", text)
+    atomic_write_text(out / "quality_vs_time.json",
+                      json.dumps({"machine": machine, "rows": rows, "notes": notes}, indent=1) + "\n")
+    plot(rows, out / "quality_vs_time.png")
+    print(f"wrote {out}/quality_vs_time.{{md,json,png}}", file=sys.stderr)
 
 
 if __name__ == "__main__":
