@@ -177,6 +177,9 @@ def test_quality_vs_time_benchmark_smoke(tmp_path: Path):
     assert "| sample_clip |" in md and "| lidar | 3 |" in md and "feed-forward model" in md
     assert "feed-forward with its sky model" in md  # the headline line of the sky series
     assert (tmp_path / "quality_vs_time.png").stat().st_size > 1000
+    assert qvt.main(["--replot", "--note", "replotted", "--out", str(tmp_path)]) == 0
+    again = json.loads((tmp_path / "quality_vs_time.json").read_text())
+    assert again["rows"] == data["rows"] and again["notes"][-1] == "replotted"
 
     # The headline arithmetic, on rows made up by hand.
     def row(init, its, seconds, psnr):
