@@ -1,4 +1,5 @@
-"""Time one SplatNet forward pass (untrained weights: speed does not depend on them).
+"""Time one SplatNet forward pass (the shipped model by default; ``--checkpoint none``: the code's
+default config with untrained weights — speed depends on the config, not the weights).
 
     python benchmarks/reconstruct.py --cameras 6 --frames 3 --height 256 --width 448
 
@@ -56,6 +57,9 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--checkpoint", default="default",
+                   help="'default' (the shipped model), a model file / checkpoint, or 'none' "
+                        "(SplatNetConfig() with random weights)")
     p.add_argument("--profile", action="store_true",
                    help="also print CPU time per stage (encoder, plane sweep, depth net, head)")
     p.add_argument("--flops-only", action="store_true",
@@ -64,7 +68,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = SplatNet(SplatNetConfig()).to(args.device).eval()
+    if args.checkpoint == "none":
+        model = SplatNet(SplatNetConfig()).to(args.device).eval()
+    else:
+        from splatnet.checkpoint import load_model
+
+        model = load_model(None if args.checkpoint == "default" else args.checkpoint,
+                           device=args.device)
     cams = surround_rig(args.cameras, args.frames, args.height, args.width, device=args.device)
     v = args.cameras * args.frames
     images = torch.rand(1, v, 3, args.height, args.width, device=args.device)
@@ -117,7 +127,8 @@ def main() -> None:
         with counter:
             model(images, cams)
     params = sum(q.numel() for q in model.parameters())
-    print(f"SplatNet: {params / 1e6:.2f} M parameters, {args.cameras} cameras x {args.frames} frames "
+    print(f"SplatNet ({args.checkpoint}, {model.config.cost_volume.num_candidates} depth "
+          f"candidates): {params / 1e6:.2f} M parameters, {args.cameras} cameras x {args.frames} frames "
           f"at {args.width}x{args.height} on {args.device} ({torch.get_num_threads()} threads)")
     print(f"forward: {statistics.median(times):.3f} s (median of {args.repeat}; "
           f"min {min(times):.3f} s); process CPU time {statistics.median(cpu):.3f} s "

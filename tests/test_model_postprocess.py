@@ -8,7 +8,7 @@ import torch
 from splatnet import Gaussians
 from splatnet.errors import ValidationError
 from splatnet.models import postprocess
-from splatnet.models.postprocess import merge_duplicates
+from splatnet.models.postprocess import merge_duplicates, unique_rows
 
 
 def spread(n: int, seed: int = 0, dynamic: bool = False) -> Gaussians:
@@ -83,3 +83,19 @@ def test_postprocess_prune_cap_and_batch():
     assert postprocess(bad, min_opacity=0.0, merge=False)[0].num_gaussians == 299
     with pytest.raises(ValidationError):
         postprocess(a, max_gaussians=0)
+
+
+@pytest.mark.parametrize("span", [3, 40_000, 2**40])
+def test_unique_rows_matches_torch_unique(span):
+    # Small spans take the packed 1-D path, 2**40 per column overflows 63 bits and falls back.
+    g = torch.Generator().manual_seed(span % 1000)
+    keys = torch.randint(-span, span, (2000, 4), generator=g)
+    keys[1000:] = keys[:1000]  # every row at least twice
+    keys[:, 0] = torch.randint(-5, 3, (2000,), generator=g)  # a scale level, like voxel_keys
+    keys[1000:, 0] = keys[:1000, 0]
+    want, want_inv = torch.unique(keys, dim=0, return_inverse=True)
+    m, inverse = unique_rows(keys)
+    assert m == want.shape[0] <= 1000
+    assert torch.equal(inverse, want_inv)
+    m, inverse = unique_rows(keys[:0])
+    assert m == 0 and inverse.shape == (0,)

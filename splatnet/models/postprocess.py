@@ -81,6 +81,29 @@ def voxel_keys(means: Tensor, scales: Tensor, cell: float) -> Tensor:
     return torch.cat([level[:, None], coords], dim=-1).to(torch.int64)
 
 
+def unique_rows(keys: Tensor) -> tuple[int, Tensor]:
+    """Number of distinct rows of ``keys [N, K]`` (int64) and each row's index among them, in
+    the lexicographic order ``torch.unique(dim=0)`` uses.
+
+    Rows are packed into one int64 per row when their ranges fit in 63 bits (offsets from the
+    column minima keep the order), which makes this a 1-D sort: ~15x faster than
+    ``torch.unique(dim=0)`` at 500k rows. Wider ranges take ``torch.unique(dim=0)`` itself.
+    """
+    if keys.shape[0] == 0:
+        return 0, keys.new_zeros(0)
+    lo = keys.min(0).values
+    span = keys.max(0).values - lo  # >= 0
+    bits = [max(int(v).bit_length(), 1) for v in span.tolist()]
+    if sum(bits) <= 63:
+        packed = torch.zeros(keys.shape[0], dtype=torch.int64, device=keys.device)
+        for col, b in enumerate(bits):
+            packed = (packed << b) | (keys[:, col] - lo[col])
+        uniq, inverse = torch.unique(packed, return_inverse=True)
+    else:
+        uniq, inverse = torch.unique(keys, dim=0, return_inverse=True)
+    return int(uniq.shape[0]), inverse
+
+
 def merge_duplicates(g: Gaussians, cell: float) -> Gaussians:
     """Merge Gaussians that share a voxel key into one each.
 
@@ -89,9 +112,7 @@ def merge_duplicates(g: Gaussians, cell: float) -> Gaussians:
     opacity ``1 − Π(1 − o_i)`` (what coincident Gaussians composite to).
     """
     n = g.num_gaussians
-    keys = voxel_keys(g.means, g.scales, cell)
-    uniq, inverse = torch.unique(keys, dim=0, return_inverse=True)
-    m = uniq.shape[0]
+    m, inverse = unique_rows(voxel_keys(g.means, g.scales, cell))
     if m == n:
         return g
     w = g.opacities.clamp_min(1e-6)  # [N]
