@@ -53,7 +53,8 @@ SAMPLE = REPO / "examples" / "data" / "sample_clip"
 DGP = REPO.parent / "shared" / "data" / "dgp_scene"
 FEED_FORWARD_NOTE = ("Start `network`: the shipped feed-forward model's Gaussians (rendered without "
                      "its sky model, like every row), then N optimisation steps; 0 = feed-forward "
-                     "alone. Start `network+sky`: feed-forward alone scored with the model's sky "
+                     "alone. Start `network+lidar`: the network's Gaussians plus the LiDAR initialisation, "
+                     "then N steps. Start `network+sky`: feed-forward alone scored with the model's sky "
                      "model as the background, as `splatnet eval` scores it. Start `lidar`: "
                      "classic per-scene optimisation.")
 
@@ -228,7 +229,7 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(2, len(clips), figsize=(3.6 * len(clips) + 0.6, 6.4), squeeze=False)
     for col, clip in enumerate(clips):
         for init, colour in (("lidar", "tab:blue"), ("network", "tab:red"),
-                             ("network+sky", "tab:green")):
+                             ("network+lidar", "tab:purple"), ("network+sky", "tab:green")):
             rs = sorted((r for r in rows if r["clip"] == clip and r.get("init", "lidar") == init),
                         key=lambda r: r["seconds"])
             if not rs:
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--inits", nargs="+", default=["lidar"],
-                   choices=("lidar", "network", "network+sky"),
+                   choices=("lidar", "network", "network+lidar", "network+sky"),
                    help="starting Gaussians, one series each (default: lidar); network+sky: "
                         "feed-forward alone scored with the network's sky model, as `splatnet "
                         "eval` does (one row; --iterations ignored)")

@@ -159,6 +159,31 @@ def test_network_init_starts_from_the_shipped_model(clip):
     assert res.metrics["psnr"] > 10
 
 
+def test_network_plus_lidar_init_holds_both(clip):
+    """--init network+lidar: exactly the network's Gaussians followed by the LiDAR init's, and
+    the network's alone for a clip without LiDAR."""
+    from splatnet.optim import init as init_mod
+
+    both = optimize_clip(clip, iterations=0, init="network+lidar", downscale=8, max_gaussians=40000)
+    net = optimize_clip(clip, iterations=0, init="network", downscale=8, max_gaussians=40000)
+    lidar = optimize_clip(clip, iterations=0, init="lidar", downscale=8, max_gaussians=40000)
+    assert both.num_initial == net.num_initial + lidar.num_initial
+    assert torch.equal(both.gaussians.means[:net.num_initial], net.gaussians.means)
+    assert torch.allclose(both.gaussians.means[net.num_initial:], lidar.gaussians.means)
+    assert both.gaussians.sh_degree == 3 and both.metrics["psnr"] > 10
+
+    class NoLidar:
+        has_lidar = False
+
+    marker = object()
+    orig = init_mod.init_network
+    try:
+        init_mod.init_network = lambda *a, **k: marker
+        assert init_mod.init_network_lidar(NoLidar(), [0], None, 10, 3, None) is marker
+    finally:
+        init_mod.init_network = orig
+
+
 def test_quality_vs_time_benchmark_smoke(tmp_path: Path):
     import importlib.util
 

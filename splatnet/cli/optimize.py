@@ -20,9 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("clip", help="a clip directory (see docs/clip-format.md)")
     p.add_argument("-o", "--output", required=True, help="the .ply file to write")
     p.add_argument("--iterations", type=int, default=7000, help="optimisation steps (default 7000)")
-    p.add_argument("--init", choices=("lidar", "random", "network"), default="lidar",
+    p.add_argument("--init", choices=("lidar", "random", "network", "network+lidar"), default="lidar",
                    help="starting Gaussians: LiDAR points coloured from the images (default), "
-                        "random points in the clip's bounds, or the shipped network's output")
+                        "random points in the clip's bounds, the shipped network's output, or "
+                        "the network's output plus the LiDAR points (best for short runs)")
     hold = p.add_mutually_exclusive_group()
     hold.add_argument("--holdout-frames", type=int_list, metavar="F[,F...]",
                       help="frame indices whose rig views are held out for evaluation")

@@ -21,7 +21,7 @@ from ..gaussians import Gaussians
 from . import init as init_mod
 from .trainer import FitResult, OptimConfig, evaluate, fit
 
-INITS = ("lidar", "random", "network")
+INITS = ("lidar", "random", "network", "network+lidar")
 
 #: Default number of starting points (LiDAR points after voxel downsampling, or random points).
 NUM_INIT_POINTS = 100_000
@@ -157,7 +157,8 @@ def optimize_clip(
     Args:
         iterations: optimisation steps (overrides ``config.iterations``).
         init: ``"lidar"`` (LiDAR points coloured from the images), ``"random"`` (random points in
-            the clip's bounds) or ``"network"`` (the shipped feed-forward model's output).
+            the clip's bounds), ``"network"`` (the shipped feed-forward model's output) or
+            ``"network+lidar"`` (both together; the network alone when there is no LiDAR).
         holdout_frames, holdout_cameras: held-out views (see :func:`split_views`).
         device: ``"cpu"`` or ``"cuda"``; everything moves there.
         max_gaussians: cap on the Gaussian count (overrides ``config.densify.max_gaussians``);
@@ -200,8 +201,11 @@ def optimize_clip(
         start = init_mod.init_lidar(clip, split.train_frames, train, n_init, cfg.sh_degree, generator)
     elif init == "random":
         start = init_mod.init_random(clip, split.train_frames, train, n_init, cfg.sh_degree, generator)
-    else:
+    elif init == "network":
         start = init_mod.init_network(clip, train, cfg.sh_degree)
+    else:
+        start = init_mod.init_network_lidar(clip, split.train_frames, train, n_init, cfg.sh_degree,
+                                            generator)
     init_seconds = time.perf_counter() - t0
     say(f"initialised {start.num_gaussians} Gaussians from {init} in {init_seconds:.1f} s")
 
