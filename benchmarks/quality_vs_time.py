@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout
 from splatnet.clip import Clip  # noqa: E402
 from splatnet.io.atomic import atomic_write, atomic_write_text  # noqa: E402
 from splatnet.optim import evaluate  # noqa: E402
-from splatnet.optim.optimize import default_holdout_frames, optimize_clip  # noqa: E402
+from splatnet.optim.optimize import default_holdout_frames, image_size, optimize_clip  # noqa: E402
 
 SAMPLE = REPO / "examples" / "data" / "sample_clip"
 DGP = REPO.parent / "shared" / "data" / "dgp_scene"
@@ -86,8 +86,7 @@ def run_feed_forward_with_sky(name: str, path: Path, downscale: float, device: s
 
     clip = Clip.load(path)
     held = default_holdout_frames(clip.num_frames)
-    cam = clip.camera(clip.rig_camera_names[0])
-    size = (max(16, round(cam.height / downscale)), max(16, round(cam.width / downscale)))
+    size = image_size(clip, clip.rig_camera_names, downscale)
     model = load_model(device=device)
     evaluate_clip(clip, model, holdout_frames=held, size=size, device=device)  # warm-up
     r = evaluate_clip(clip, model, holdout_frames=held, size=size, device=device)
@@ -119,7 +118,7 @@ def run_clip(name: str, path: Path, iterations: list[int], downscale: float, max
         target = None
         if clip.target_camera_names:
             views = clip.views(cameras=clip.target_camera_names,
-                               size=_size(clip, r, downscale))
+                               size=image_size(clip, r.split.train_cameras, downscale))
             target = evaluate(r.gaussians, views)
         row = {
             "clip": name, "init": init, "iterations": n, "seconds": r.seconds, "init_seconds": r.init_seconds,
@@ -136,11 +135,6 @@ def run_clip(name: str, path: Path, iterations: list[int], downscale: float, max
             f"SSIM {row['ssim']:.4f}  {row['num_gaussians']:>7} Gaussians{extra}")
         rows.append(row)
     return rows
-
-
-def _size(clip, result, downscale: float) -> tuple[int, int]:
-    cam = clip.camera(result.split.train_cameras[0])
-    return max(16, round(cam.height / downscale)), max(16, round(cam.width / downscale))
 
 
 def crossover(rows: list[dict], clip: str, start: str = "network") -> dict | None:

@@ -119,7 +119,8 @@ def _bad_frame(f: Any, n: int) -> int:
     raise ValidationError(f"holdout frame {f} out of range [0, {n})")
 
 
-def _image_size(clip, cameras: Sequence[str], downscale: float) -> tuple[int, int]:
+def image_size(clip, cameras: Sequence[str], downscale: float) -> tuple[int, int]:
+    """``(H, W)`` optimisation runs at: the first of ``cameras`` divided by ``downscale``."""
     if not downscale >= 1.0:
         raise ValidationError(f"downscale: expected a factor >= 1, got {downscale}")
     cam = clip.camera(cameras[0])
@@ -193,7 +194,7 @@ def optimize_clip(
 
     t0 = time.perf_counter()
     split = split_views(clip, holdout_frames, holdout_cameras)
-    size = _image_size(clip, split.train_cameras, downscale)
+    size = image_size(clip, split.train_cameras, downscale)
     train = clip.views(split.train_frames, split.train_cameras, size=size)
     say(f"training on {len(train)} views of {size[1]}x{size[0]}; evaluating on {split.description}")
     generator = torch.Generator().manual_seed(int(seed))
