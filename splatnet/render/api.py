@@ -8,7 +8,9 @@ Layers: this module validates and flattens the inputs, then calls the two stages
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -152,15 +154,11 @@ def render(
         means2d_out = _grad_carrier(means2d, batch + (c, n, 2))
     else:
         project, rasterize = _stages(backend)
-        try:
+        with _naming_non_finite(gaussians, cameras, features, background):
             means2d, conics, depths, radii, opac, colors = project(
                 means, quats, scales, opacities, sh, viewmats, Ks, width, height, sh_degree,
                 near, far, antialiased,
             )
-        except RuntimeError as exc:
-            if "non-finite" in str(exc):
-                _check_finite_inputs(gaussians, cameras, features, background)  # names the field
-            raise
         # The tensor handed back is the one the rasterizer consumes, so its .grad is complete.
         means2d_out = means2d.reshape(batch + (c, n, 2))
         if means2d_out.requires_grad:
@@ -174,14 +172,10 @@ def render(
             image = values.new_zeros(scenes, cams, height, width, values.shape[-1])
             alpha = values.new_zeros(scenes, cams, height, width, 1)
         else:
-            try:
+            with _naming_non_finite(gaussians, cameras, features, background):
                 image, alpha = rasterize(
                     means2d, conics, values, opac, depths, radii, width, height, reference.TILE_SIZE
                 )
-            except RuntimeError as exc:
-                if "non-finite" in str(exc):
-                    _check_finite_inputs(gaussians, cameras, features, background)
-                raise
 
     image = image.reshape(batch + (c, height, width, 4 + d))
     alpha = alpha.reshape(batch + (c, height, width, 1))
@@ -303,6 +297,18 @@ def _check_finite_inputs(gaussians: Gaussians, cameras: Cameras, features: Tenso
             return
         for name, value in named.items():
             check_finite(name, value)
+
+
+@contextlib.contextmanager
+def _naming_non_finite(gaussians: Gaussians, cameras: Cameras, features: Tensor | None,
+                       background: Tensor | None) -> Iterator[None]:
+    """Turn a compiled op's "non-finite" error into a ValidationError naming the user's field."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if "non-finite" in str(exc):
+            _check_finite_inputs(gaussians, cameras, features, background)
+        raise
 
 
 # ----------------------------------------------------------------------------- backends
