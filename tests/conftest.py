@@ -58,3 +58,26 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared real data not present at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def one_thread():
+    """Run the test on one torch thread: tests of many tiny kernels only add contention on 2
+    shared cores with more."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory) -> Path:
+    """An untrained SplatNet saved as a model file (seed 0): fast CLI tests that need a model
+    but not a good one."""
+    from splatnet.checkpoint import save_model
+    from splatnet.models import SplatNet
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "net"
+    save_model(path, SplatNet())
+    return path.with_suffix(".safetensors")

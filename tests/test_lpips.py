@@ -361,17 +361,6 @@ def test_images_too_small_for_the_network(loaded, net: str):
 
 
 # ---------------------------------------------------------------------------- splatnet eval
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    from splatnet.checkpoint import save_model
-    from splatnet.models import SplatNet
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "net"
-    save_model(path, SplatNet())
-    return path.with_suffix(".safetensors")
-
-
 @pytest.mark.skipif(not SAMPLE.is_dir(), reason="bundled sample clip missing")
 def test_eval_reports_lpips_with_local_weights(weights, model_file: Path, tmp_path: Path, capsys):
     w = weights["alex"]

@@ -38,14 +38,7 @@ from splatnet.optim.init import (
 )
 from splatnet.optim.trainer import _position_lr, scene_extent
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These tests run many tiny kernels; on 2 shared cores extra threads only add contention.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: many tiny kernels
 
 
 @dataclass

@@ -17,16 +17,9 @@ from splatnet.optim.optimize import default_holdout_frames, optimize, optimize_c
 
 SAMPLE = REPO / "examples" / "data" / "sample_clip"
 
-pytestmark = pytest.mark.skipif(not (SAMPLE / "clip.json").is_file(),
-                                reason="bundled example clip missing")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = [pytest.mark.skipif(not (SAMPLE / "clip.json").is_file(),
+                                 reason="bundled example clip missing"),
+              pytest.mark.usefixtures("one_thread")]  # conftest: many tiny kernels
 
 
 @pytest.fixture(scope="module")

@@ -21,17 +21,6 @@ pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="bundled sample clip
 SIZE = "64x112"
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    from splatnet.checkpoint import save_model
-    from splatnet.models import SplatNet
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "net"
-    save_model(path, SplatNet())
-    return path.with_suffix(".safetensors")
-
-
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "splatnet", *args], capture_output=True, text=True)
 
