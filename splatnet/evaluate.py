@@ -82,10 +82,8 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     stride = int(getattr(model, "stride", 1))
     inputs = prepare_inputs(clip, stride, frames=split.train_frames,
                             cameras=split.train_cameras, size=size)
-    if lpips is not None and min(inputs.size) < lpips.min_size:
-        raise ValidationError(f"lpips ({lpips.net}): the views at {inputs.size[1]}x{inputs.size[0]} are "
-                              f"too small; the {lpips.net} network needs at least "
-                              f"{lpips.min_size}x{lpips.min_size} pixels (pass a larger --size)")
+    if lpips is not None:  # before the network runs
+        lpips.check_size(*inputs.size, hint=" (pass a larger --size)")
     rec = run_network(inputs, model, dev)
     h, w = rec.size
     t0 = time.perf_counter()

@@ -176,6 +176,14 @@ class LPIPS(nn.Module):
         model.sources = list(dict.fromkeys([str(backbone.path.absolute()), str(lins.path.absolute())]))
         return model
 
+    def check_size(self, height: int, width: int, hint: str = "") -> None:
+        """Raise ``ValidationError`` when images of ``height × width`` are too small for the
+        network (``hint`` is appended to the message, e.g. how to change the size)."""
+        if min(height, width) < self.min_size:
+            raise ValidationError(f"lpips ({self.net}): images of {width}x{height} are too small; "
+                                  f"the {self.net} network needs at least "
+                                  f"{self.min_size}x{self.min_size} pixels{hint}")
+
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         if not isinstance(pred, Tensor) or not isinstance(target, Tensor):
             raise ValidationError("lpips: expected two tensors [..., H, W, 3]")
@@ -184,9 +192,7 @@ class LPIPS(nn.Module):
                                   f"{list(pred.shape)} and {list(target.shape)}")
         lead = pred.shape[:-3]
         h, w = pred.shape[-3:-1]
-        if min(h, w) < self.min_size:
-            raise ValidationError(f"lpips ({self.net}): images of {w}x{h} are too small; the {self.net} "
-                                  f"network needs at least {self.min_size}x{self.min_size} pixels")
+        self.check_size(h, w)
         weight = self.lin0.model[1].weight
         x = torch.cat([pred.reshape(-1, h, w, 3), target.reshape(-1, h, w, 3)])
         x = x.to(weight.dtype).permute(0, 3, 1, 2)  # [2N, 3, H, W]
