@@ -148,15 +148,9 @@ def test_bf16_network_output_is_rendered_in_float32(clip_dir):
     a bf16 output back before rendering (the output is made bf16 by hand here)."""
     import dataclasses
 
-    from splatnet.train_data import ClipSource
     from splatnet.train_task import SplatTask, _float32
 
-    cfg = from_dict(train.TrainConfig, {"model": SMALL_MODEL})
-    torch.manual_seed(0)
-    model = checkpoint.build_model("splatnet", cfg.model)
-    data = ClipSource([clip_dir], context_frames=2, target_views=1)
-    stage = train.StageConfig(size=(16, 24))
-    batch = data.collate([data.get(0, stage)])
+    cfg, model, stage, batch = _small_model_and_batch(clip_dir)
     out = model(batch.context_images, batch.context_cameras, lidar=batch.context_lidar)
     bf = torch.bfloat16
     half = dataclasses.replace(
@@ -206,15 +200,9 @@ def test_torchrun_real_model_matches_one_process(tmp_path, clip_dir):
 
 def test_training_loss_under_bf16_autocast(clip_dir):
     """The whole step as CUDA training runs it (network under bf16 autocast), on the CPU."""
-    from splatnet.train_data import ClipSource
     from splatnet.train_task import SplatTask
 
-    cfg = from_dict(train.TrainConfig, {"model": SMALL_MODEL})
-    torch.manual_seed(0)
-    model = checkpoint.build_model("splatnet", cfg.model)
-    data = ClipSource([clip_dir], context_frames=2, target_views=1)
-    stage = train.StageConfig(size=(16, 24))
-    batch = data.collate([data.get(0, stage)])
+    cfg, model, stage, batch = _small_model_and_batch(clip_dir)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss, m = SplatTask(cfg.loss).loss(model, batch, 0, stage)
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
@@ -222,3 +210,15 @@ def test_training_loss_under_bf16_autocast(clip_dir):
     assert all(p.grad is not None and torch.isfinite(p.grad).all()
                for p in model.parameters() if p.requires_grad)
     assert m["psnr"] > 0
+
+
+def _small_model_and_batch(clip_dir: Path):
+    """(config, SMALL_MODEL network seeded 0, a 16x24 stage, one batch of ``clip_dir``)."""
+    from splatnet.train_data import ClipSource
+
+    cfg = from_dict(train.TrainConfig, {"model": SMALL_MODEL})
+    torch.manual_seed(0)
+    model = checkpoint.build_model("splatnet", cfg.model)
+    data = ClipSource([clip_dir], context_frames=2, target_views=1)
+    stage = train.StageConfig(size=(16, 24))
+    return cfg, model, stage, data.collate([data.get(0, stage)])
