@@ -156,12 +156,16 @@ def test_float32_agrees_with_the_float64_reference(weights, loaded, net: str):
 def test_zero_for_identical_images_symmetric_and_growing_with_noise(loaded):
     m = loaded["alex"]
     base = 0.3 + 0.4 * images(1, 64, 9)[0]  # [0.3, 0.7]: noise up to 0.3 is never clamped
-    assert float(m(base, base)) == 0.0
+    # Zero up to float64 rounding, not bit-exact: the two copies of an image may go through
+    # different convolution kernels (batch position, thread count), which leaves ~1e-30 here.
+    # A wrong implementation (a bias, an unnormalised layer) is off by > 1e-3; the smallest noise
+    # level below already scores ~2e-3, so 1e-12 separates the cases by nine orders of magnitude.
+    assert 0.0 <= float(m(base, base)) < 1e-12
     other = images(1, 64, 10)[0]
-    assert float(m(base, other)) == pytest.approx(float(m(other, base)), rel=1e-12)
+    assert float(m(base, other)) == pytest.approx(float(m(other, base)), rel=1e-9)
     levels = [0.0, 0.01, 0.03, 0.1, 0.2, 0.3]
     values = [float(m(noisy(base, lv, 11), base)) for lv in levels]
-    assert values[0] == 0.0
+    assert 0.0 <= values[0] < 1e-12 and values[1] > 1e-6, values
     assert all(a < b for a, b in zip(values, values[1:])), values
 
 
