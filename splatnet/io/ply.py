@@ -85,12 +85,135 @@ def save_ply(g: Gaussians, path: str | os.PathLike) -> int:
     return dropped
 
 
+# A 3DGS header is under 2 KiB (62 property lines at degree 3); tools add a few comment lines.
+# 64 KiB is 30 times that, and plyfile, which parses headers one character at a time, gets
+# through it in about 20 ms: a header that has not ended by then (a 50 MB comment line once took
+# 37 s and 1.1 GB) is refused before plyfile sees it.
+HEADER_LIMIT = 64 * 1024
+_FLOAT32_NAMES = ("float", "float32")
+_FORMATS = ("ascii", "binary_little_endian", "binary_big_endian")
+# exp() of a log-scale above this overflows float32 (the dtype of Gaussians read from a PLY).
+_LOG_FLOAT32_MAX = float(np.log(np.finfo(np.float32).max))
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+class _Header:
+    """What the pre-checks need from a PLY header: its size, format and elements."""
+
+    def __init__(self, size: int, fmt: str, elements: list[tuple[str, int, list[tuple[str, str]]]]):
+        self.size, self.format, self.elements = size, fmt, elements
+
+
+def _read_header(path: Path) -> _Header:
+    """Read and parse the header within :data:`HEADER_LIMIT` bytes.
+
+    Only what the body checks need; plyfile parses it again (now bounded) when it reads the body.
+    Property types are kept as written (``float``, ``double``, ``list uchar int``).
+    """
+    with open(path, "rb") as f:
+        head = f.read(HEADER_LIMIT)
+    if head[:3] != b"ply":
+        raise FormatError(f"{path}: not a PLY file (it does not start with 'ply')")
+    nl = b"\r\n" if head[3:5] == b"\r\n" else head[3:4]
+    if nl not in (b"\n", b"\r", b"\r\n"):
+        raise FormatError(f"{path}: malformed PLY header (unexpected characters after 'ply')")
+    end = head.find(nl + b"end_header" + nl)
+    if end < 0:
+        if len(head) == HEADER_LIMIT:
+            raise FormatError(f"{path}: no end_header line in the first 64 KiB; a 3DGS PLY header "
+                              "is under 2 KiB (a huge comment line, or not a 3DGS PLY file)")
+        raise FormatError(f"{path}: malformed or truncated PLY header (no end_header line)")
+    size = end + 2 * len(nl) + len(b"end_header")
+    try:
+        lines = head[: end].decode("ascii").split(nl.decode())[1:]
+    except UnicodeDecodeError:
+        raise FormatError(f"{path}: malformed PLY header (non-ASCII bytes)") from None
+    fmt = None
+    elements: list[tuple[str, int, list[tuple[str, str]]]] = []
+    for number, line in enumerate(lines, start=2):
+        fields = line.split()
+        if not fields or fields[0] in ("comment", "obj_info"):
+            continue
+        bad = f"{path}: malformed PLY header, line {number}"
+        if fields[0] == "format":
+            if len(fields) != 3 or fields[1] not in _FORMATS:
+                raise FormatError(f"{bad}: expected 'format ascii|binary_little_endian|"
+                                  "binary_big_endian 1.0'")
+            fmt = fields[1]
+        elif fields[0] == "element":
+            if len(fields) != 3:
+                raise FormatError(f"{bad}: expected 'element NAME COUNT'")
+            try:
+                count = int(fields[2])
+            except ValueError:
+                raise FormatError(f"{bad}: element count {fields[2]!r} is not an integer") from None
+            if count < 0:
+                raise FormatError(f"{path}: negative vertex count {count} in the header"
+                                  if fields[1] == "vertex" else
+                                  f"{bad}: negative element count {count}")
+            elements.append((fields[1], count, []))
+        elif fields[0] == "property" and elements and len(fields) >= 3:
+            elements[-1][2].append((fields[-1], " ".join(fields[1:-1])))
+        else:
+            raise FormatError(f"{bad}: unexpected {line.strip()[:40]!r}")
+    if fmt is None:
+        raise FormatError(f"{path}: malformed PLY header (no format line)")
+    return _Header(size, fmt, elements)
+
+
+def _count_nonempty_lines(path: Path, offset: int) -> int:
+    """Non-blank lines from ``offset`` to the end (CR, LF or CRLF), read in 1 MiB chunks."""
+    count, partial = 0, b""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while chunk := f.read(1 << 20):
+            parts = (partial + chunk).replace(b"\r", b"\n").split(b"\n")
+            partial = parts.pop()
+            count += sum(1 for p in parts if p.strip())
+    return count + (1 if partial.strip() else 0)
+
+
+def _check_body_size(path: Path, header: _Header, props: list[str]) -> None:
+    """The body must hold exactly the vertices the header promises: fewer is a truncated file,
+    more is a malformed one (its extra data would otherwise be silently ignored)."""
+    count = header.elements[0][1]
+    promised = _plural(count, "vertex", "vertices")
+    if header.format == "ascii":
+        lines = _count_nonempty_lines(path, header.size)
+        held = _plural(lines, "non-empty line", "non-empty lines")
+        if lines < count:
+            raise FormatError(f"{path}: truncated PLY: the header promises {promised}, the body "
+                              f"holds {held}")
+        if lines > count:
+            raise FormatError(f"{path}: PLY body longer than the header says: the header promises "
+                              f"{promised}, the body holds {held}")
+        return
+    record = 4 * len(props)
+    body = path.stat().st_size - header.size
+    want = count * record
+    if body == want:
+        return
+    rest = body % record
+    held = (f"{body} bytes ({_plural(body // record, 'vertex', 'vertices')}"
+            + (f" and {_plural(rest, 'extra byte', 'extra bytes')})" if rest else ")"))
+    if body < want:
+        raise FormatError(f"{path}: truncated PLY: the header promises {promised} ({want} bytes), "
+                          f"the body holds {held}")
+    raise FormatError(f"{path}: PLY body longer than the header says: the header promises "
+                      f"{promised} ({want} bytes), the body holds {held}")
+
+
 def load_ply(path: str | os.PathLike) -> Gaussians:
     """Read a 3DGS PLY written by splatnet, the reference 3DGS code, gsplat or compatible tools.
 
     Accepts files with or without ``nx ny nz``, SH degree 0-3, in any binary or ASCII PLY
     encoding that plyfile reads; properties must be float32. Raises :class:`FormatError` naming the
-    file and the problem for anything else.
+    file and the problem for anything else: a header over :data:`HEADER_LIMIT` bytes, a body
+    shorter or longer than the header promises, non-finite values, a log-scale whose ``exp``
+    overflows float32 or underflows to zero. Opacity logits of any magnitude saturate to 0 or 1.
     """
     from plyfile import PlyData, PlyParseError
 
@@ -99,26 +222,19 @@ def load_ply(path: str | os.PathLike) -> Gaussians:
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
         raise FormatError(f"{path}: is a directory, not a PLY file")
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic != b"ply\n" and magic[:3] != b"ply":
-        raise FormatError(f"{path}: not a PLY file (it does not start with 'ply')")
-    try:
-        ply = PlyData.read(str(path))
-    except PlyParseError as exc:
-        raise FormatError(f"{path}: malformed or truncated PLY ({exc})") from None
-    except (ValueError, EOFError, IndexError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{path}: malformed or truncated PLY ({exc})") from None
-    names = [e.name for e in ply.elements]
+    header = _read_header(path)
+    names = [e[0] for e in header.elements]
     if names != ["vertex"]:
         raise FormatError(f"{path}: expected exactly one 'vertex' element, found {names}")
-    vertex = ply["vertex"]
-    props = {p.name: p for p in vertex.properties}
-    mistyped = [f"{p.name} ({p.val_dtype})" for p in vertex.properties
-                if np.dtype(p.val_dtype).kind != "f" or np.dtype(p.val_dtype).itemsize != 4
-                or getattr(p, "len_dtype", None) is not None]
+    declared = header.elements[0][2]
+    mistyped = [f"{name} ({kind})" for name, kind in declared if kind not in _FLOAT32_NAMES]
     if mistyped:
         raise FormatError(f"{path}: properties must be float32, got {', '.join(mistyped)}")
+    prop_names = [name for name, _ in declared]
+    dupes = sorted({n for n in prop_names if prop_names.count(n) > 1})
+    if dupes:
+        raise FormatError(f"{path}: duplicate vertex properties {dupes}")
+    props = set(prop_names)
     n_rest = sum(1 for n in props if n.startswith("f_rest_"))
     if n_rest not in _REST_COUNTS:
         raise FormatError(f"{path}: {n_rest} f_rest_* properties is not an SH degree 0-3 set "
@@ -129,10 +245,17 @@ def load_ply(path: str | os.PathLike) -> Gaussians:
     if missing:
         raise FormatError(f"{path}: missing vertex properties {missing}")
     allowed = set(property_names(degree, normals=True))
-    unknown = [n for n in props if n not in allowed]
+    unknown = [n for n in prop_names if n not in allowed]
     if unknown:
         raise FormatError(f"{path}: unexpected vertex properties {unknown} (not a 3DGS PLY?)")
-    data = vertex.data
+    _check_body_size(path, header, prop_names)
+    try:
+        ply = PlyData.read(str(path))
+    except PlyParseError as exc:
+        raise FormatError(f"{path}: malformed or truncated PLY ({exc})") from None
+    except (ValueError, EOFError, IndexError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{path}: malformed or truncated PLY ({exc})") from None
+    data = ply["vertex"].data
     n = len(data)
 
     def cols(names: list[str]) -> np.ndarray:
@@ -155,14 +278,26 @@ def load_ply(path: str | os.PathLike) -> Gaussians:
     if n and (np.linalg.norm(quats, axis=1) == 0).any():
         raise FormatError(f"{path}: {int((np.linalg.norm(quats, axis=1) == 0).sum())} Gaussian(s) "
                           "with a zero rotation quaternion")
+    # A scale whose exp is not a finite float32 is a non-finite value (an error on reading, as
+    # NaN and inf are), found before exp so that numpy has nothing to warn about.
+    huge = (log_scales > _LOG_FLOAT32_MAX).any(1)
+    if huge.any():
+        raise FormatError(f"{path}: {int(huge.sum())} Gaussian(s) with a log-scale above "
+                          f"{_LOG_FLOAT32_MAX:.2f} (largest {log_scales.max():.6g}): the scale, "
+                          "its exp, overflows float32")
+    with np.errstate(under="ignore"):
+        scales = np.exp(log_scales).astype(np.float32)
+        # Logistic sigmoid without overflow: exp of a non-positive number only underflows, so
+        # logits of any magnitude saturate to exactly 0 or 1.
+        e = np.exp(-np.abs(opacity_logit))
+    if n and not (scales > 0).all():
+        raise FormatError(f"{path}: {int((~(scales > 0).all(1)).sum())} Gaussian(s) whose scale "
+                          "values underflow to zero after exp (log-scale too small)")
+    opac = np.where(opacity_logit >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
     def t(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(x)).to(torch.float32)
 
-    scales = np.exp(log_scales)
-    if n and not (scales > 0).all():
-        raise FormatError(f"{path}: scale values underflow to zero after exp (log-scale too small)")
-    opac = 1.0 / (1.0 + np.exp(-opacity_logit))
     try:
         return Gaussians(t(means), t(quats), t(scales), t(opac), t(sh))
     except ValidationError as exc:
