@@ -258,11 +258,14 @@ class Gaussians:
                          check=False)
 
     # ------------------------------------------------------------------ files
-    def save_ply(self, path: str | os.PathLike) -> int:
-        """Write a 3DGS PLY atomically (see :mod:`splatnet.io.ply`); returns how many were dropped."""
+    def save_ply(self, path: str | os.PathLike, *, clamp_colors: bool = True) -> int:
+        """Write a 3DGS PLY atomically (see :mod:`splatnet.io.ply`); returns how many were dropped.
+
+        DC colours are clamped into [0, 1] unless ``clamp_colors=False`` (exact SH round trip).
+        """
         from .io.ply import save_ply
 
-        return save_ply(self, path)
+        return save_ply(self, path, clamp_colors=clamp_colors)
 
     @staticmethod
     def load_ply(path: str | os.PathLike) -> Gaussians:

@@ -18,7 +18,7 @@ from splatnet.sh import SH_C0
 def test_round_trip(tmp_path: Path, degree: int):
     g = random_gaussians(257, sh_degree=degree, seed=degree)
     path = tmp_path / "g.ply"
-    assert g.save_ply(path) == 0
+    assert g.save_ply(path, clamp_colors=False) == 0
     h = Gaussians.load_ply(path)
     assert h.num_gaussians == 257 and h.sh_degree == degree
     for name in ("means", "quats", "sh"):
@@ -26,6 +26,12 @@ def test_round_trip(tmp_path: Path, degree: int):
     # Activations round-trip through logit/log in float32 storage.
     assert torch.allclose(h.opacities, g.opacities, rtol=1e-6, atol=1e-7)
     assert torch.allclose(h.scales, g.scales, rtol=1e-6, atol=0)
+    # By default the DC colour 0.5 + C0·dc is clamped into [0, 1]; the other bands are exact.
+    g.save_ply(path)
+    h = Gaussians.load_ply(path)
+    assert torch.equal(h.sh[:, 1:], g.sh[:, 1:])
+    want = (0.5 + SH_C0 * g.sh[:, 0].double()).clamp(0, 1)
+    assert torch.allclose(0.5 + SH_C0 * h.sh[:, 0].double(), want, rtol=0, atol=1e-7)
 
 
 def test_exact_header_and_layout(tmp_path: Path):

@@ -16,7 +16,7 @@ import torch
 
 from ..errors import FormatError, ValidationError
 from ..gaussians import Gaussians
-from ..sh import num_sh_bases
+from ..sh import SH_C0, num_sh_bases
 from .atomic import atomic_write
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,19 @@ log = logging.getLogger(__name__)
 _REST_COUNTS = {0: 0, 9: 1, 24: 2, 45: 3}  # number of f_rest_* properties -> SH degree
 # Opacities of exactly 0 or 1 have infinite logits; store the nearest finite float32 logit.
 _OPACITY_EPS = 1e-7
+
+
+def _dc_bound() -> float:
+    """The largest float32 ``f_dc`` whose colour ``0.5 + SH_C0 * f_dc`` is at most 1."""
+    hi = np.float32(0.5 / SH_C0)
+    while 0.5 + SH_C0 * float(hi) > 1.0:
+        hi = np.nextafter(hi, np.float32(0))
+    return float(hi)
+
+
+# Viewers that quantise each splat's colour to 8 bits before blending (and the .splat format)
+# show a DC colour above 1 as 1: export clamps it so that every viewer shows the same thing.
+DC_BOUND = _dc_bound()
 
 
 def property_names(sh_degree: int, normals: bool = True) -> list[str]:
@@ -44,8 +57,12 @@ def ply_header(num: int, sh_degree: int) -> bytes:
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
-def gaussians_to_records(g: Gaussians) -> tuple[np.ndarray, int]:
-    """Pre-activation float32 records ``[N, P]`` in file order, and how many rows were dropped."""
+def gaussians_to_records(g: Gaussians, clamp_colors: bool = True) -> tuple[np.ndarray, int]:
+    """Pre-activation float32 records ``[N, P]`` in file order, and how many rows were dropped.
+
+    With ``clamp_colors`` the DC colour ``0.5 + SH_C0 * f_dc`` is clamped into [0, 1] per channel
+    (``|f_dc| <= DC_BOUND``); higher SH bands are written as they are.
+    """
     if g.batch_shape:
         raise ValidationError(f"PLY export needs one scene; these Gaussians have batch shape "
                               f"{g.batch_shape} (select one, e.g. g_batch[0] via Gaussians(...))")
@@ -57,6 +74,8 @@ def gaussians_to_records(g: Gaussians) -> tuple[np.ndarray, int]:
         n, k = means.shape[0], g.sh.shape[-2]
         sh = g.sh.detach().to("cpu", torch.float64)  # [N, K, 3]
         f_dc = sh[:, 0, :]
+        if clamp_colors:
+            f_dc = f_dc.clamp(-DC_BOUND, DC_BOUND)  # NaN stays NaN and is dropped below
         f_rest = sh[:, 1:, :].transpose(1, 2).reshape(n, 3 * (k - 1))  # channel-major
         o = g.opacities.detach().to("cpu", torch.float64).clamp(_OPACITY_EPS, 1 - _OPACITY_EPS)
         opacity = torch.log(o) - torch.log1p(-o)
@@ -70,12 +89,16 @@ def gaussians_to_records(g: Gaussians) -> tuple[np.ndarray, int]:
     return rec[finite].numpy(), dropped
 
 
-def save_ply(g: Gaussians, path: str | os.PathLike) -> int:
+def save_ply(g: Gaussians, path: str | os.PathLike, *, clamp_colors: bool = True) -> int:
     """Write ``g`` as a 3DGS PLY atomically; non-finite Gaussians are dropped and counted.
+
+    ``clamp_colors`` (default) clamps each DC colour ``0.5 + SH_C0 * f_dc`` into [0, 1], what
+    viewers that quantise splat colours to 8 bits can show; pass ``False`` to store the SH
+    exactly (a lossless round trip through :func:`load_ply`).
 
     Returns the number of dropped Gaussians (also logged as a warning when non-zero).
     """
-    rec, dropped = gaussians_to_records(g)
+    rec, dropped = gaussians_to_records(g, clamp_colors)
     if dropped:
         log.warning("PLY export: dropped %d non-finite Gaussian(s) of %d", dropped, g.num_gaussians)
     body = np.ascontiguousarray(rec, dtype="<f4").tobytes()
