@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from splatnet.errors import FormatError
+from splatnet.clip._checks import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, check_image_size
+from splatnet.errors import FormatError, ValidationError
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
@@ -93,20 +94,28 @@ def _probe_jpeg(f, path: Path) -> ImageInfo:
 
 
 def probe_image(path: Path) -> ImageInfo:
-    """Format and size of a JPEG or PNG file, with a truncation check; no decoding."""
+    """Format and size of a JPEG or PNG file, with a truncation check; no decoding.
+
+    Images over the size limit (``_checks.check_image_size``) are refused here, from the header.
+    """
     try:
         with open(path, "rb") as f:
             magic = f.read(8)
             if magic == _PNG_SIGNATURE:
-                return _probe_png(f, path)
-            if magic[:2] == b"\xff\xd8":
-                return _probe_jpeg(f, path)
+                info = _probe_png(f, path)
+            elif magic[:2] == b"\xff\xd8":
+                info = _probe_jpeg(f, path)
+            else:
+                info = None
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise FormatError(f"{path}: is a directory, expected an image file") from None
     except OSError as e:
         raise FormatError(f"{path}: unreadable ({e.strerror or e})") from None
+    if info is not None:
+        check_image_size(info.width, info.height, str(path))
+        return info
     if not magic:
         raise FormatError(f"{path}: image file is empty")
     raise FormatError(f"{path}: not a JPEG or PNG file (first bytes {magic[:8].hex()})")
@@ -145,11 +154,49 @@ def read_npy(path: Path) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
 
-def _open_pil(path: Path):
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` from a PNG or JPEG header, or None (other format, unreadable header)."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(8)
+            if magic == _PNG_SIGNATURE:
+                info = _probe_png(f, path)
+            elif magic[:2] == b"\xff\xd8":
+                info = _probe_jpeg(f, path)
+            else:
+                return None
+    except (OSError, FormatError):
+        return None  # PIL reports the problem when it opens the file
+    return info.width, info.height
+
+
+def _open_header(path: Path):
+    """``PIL.Image.open`` (reads the header only), refusing images over the size limit.
+
+    PNG and JPEG sizes are checked from our own header parse before PIL sees the file, so PIL
+    never warns about (or refuses) a decompression bomb that our limit already stops.
+    """
     from PIL import Image
 
+    size = _header_size(path)
+    if size is not None:
+        check_image_size(*size, str(path))
     try:
         img = Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise ValidationError(
+            f"{path}: image is over splatnet's limit of {MAX_IMAGE_SIDE} px a side and "
+            f"{MAX_IMAGE_PIXELS} pixels ({e})"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise FormatError(f"{path}: cannot decode image ({e})") from None
+    check_image_size(img.width, img.height, str(path))
+    return img
+
+
+def _open_pil(path: Path):
+    img = _open_header(path)
+    try:
         img.load()
     except (OSError, SyntaxError, ValueError) as e:
         raise FormatError(f"{path}: cannot decode image ({e})") from None
@@ -166,8 +213,8 @@ def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     from PIL import Image
 
     if size is not None:
+        img = _open_header(path)
         try:
-            img = Image.open(path)
             full = img.size
             if img.format == "JPEG" and (2 * size[1] <= full[0] and 2 * size[0] <= full[1]):
                 img.draft("RGB", (size[1], size[0]))

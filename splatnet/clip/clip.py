@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -116,14 +117,6 @@ class Views:
         )
 
 
-def _inv_rigid(T: np.ndarray) -> np.ndarray:
-    out = np.eye(4)
-    R = T[:3, :3]
-    out[:3, :3] = R.T
-    out[:3, 3] = -R.T @ T[:3, 3]
-    return out
-
-
 class _PathResolver:
     """Resolves manifest paths, refusing anything that could leave the clip directory."""
 
@@ -174,8 +167,10 @@ class Clip:
         world_from_poses: np.ndarray,
         metadata: dict[str, Any],
         depth_scale: float,
+        world_frame: str = "first_ego",
     ) -> None:
         self.path = path
+        self.world_frame = world_frame  # "first_ego" | "poses", as the manifest says
         self.cameras = cameras
         self._frames = frames
         self._cam = {c.name: c for c in cameras}
@@ -193,9 +188,8 @@ class Clip:
         Raises ``FileNotFoundError``, ``FormatError`` or ``ValidationError`` naming the file and
         the problem.
         """
-        root = Path(path)
-        if root.name == C.MANIFEST_NAME and root.is_file():
-            root = root.parent
+        _check_workers(num_workers, "Clip.load(num_workers)")
+        root = _clip_root(path, "Clip.load(path)")
         manifest_path = root / C.MANIFEST_NAME
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: clip directory not found")
@@ -210,6 +204,12 @@ class Clip:
             m = json.loads(text)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise FormatError(f"{manifest_path}: not valid JSON ({e})") from None
+        except RecursionError:
+            # Python's parser recurses per nesting level; ~1000 levels exhaust the stack.
+            raise FormatError(
+                f"{manifest_path}: JSON nested deeper than {C.MAX_JSON_DEPTH} levels"
+            ) from None
+        C.check_json_depth(m, str(manifest_path), FormatError)
         return cls._from_manifest(root, manifest_path, m, num_workers)
 
     @classmethod
@@ -265,11 +265,12 @@ class Clip:
                     role=C.check_choice(cj.get("role", "rig"), C.CAMERA_ROLES, f"{w}.role"),
                     width=width,
                     height=height,
-                    K=C.check_intrinsics(cj["K"], f"{w}.K"),
+                    K=C.check_intrinsics(cj["K"], width, height, f"{w}.K"),
                     cam_to_ego=C.check_rigid(cj["cam_to_ego"], f"{w}.cam_to_ego"),
                     mask=mask,
                 )
             )
+            C.check_translation(cameras[-1].cam_to_ego, f"{w}.cam_to_ego")
         cam_by_name = {c.name: c for c in cameras}
 
         # ---- frames
@@ -342,9 +343,10 @@ class Clip:
             frames.append(_Frame(t, E, img_paths, cts, ces, depths, skies, lidar))
         C.check_increasing([f.timestamp for f in frames], f"{mp}: frames")
 
+        world_from_poses = C.world_from_poses(frames[0].ego_to_world, world_frame)
+        _check_distances(mp, frames, cameras, world_from_poses, world_frame)
         _probe_all(probes, num_workers)
-        world_from_poses = _inv_rigid(frames[0].ego_to_world) if world_frame == "first_ego" else np.eye(4)
-        return cls(root, cameras, frames, world_from_poses, metadata, float(depth_scale))
+        return cls(root, cameras, frames, world_from_poses, metadata, float(depth_scale), world_frame)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -387,6 +389,8 @@ class Clip:
         return any(f.depths for f in self._frames)
 
     def camera(self, name: str) -> ClipCamera:
+        if not isinstance(name, str):
+            raise ValidationError(f"{self.path}: camera name must be a string, got {name!r}")
         try:
             return self._cam[name]
         except KeyError:
@@ -401,12 +405,18 @@ class Clip:
         )
 
     # ------------------------------------------------------------------ geometry
+    def _frame_index(self, frame: object, where: str | None = None) -> int:
+        """``frame`` as an index in ``[0, T)`` (negative counts from the end); ints only."""
+        where = where or str(self.path)
+        index = _as_index(frame)
+        if index is None:
+            raise ValidationError(f"{where}: frame index must be an int, got {frame!r}")
+        if not -self.num_frames <= index < self.num_frames:
+            raise ValidationError(f"{where}: frame {index} out of range [0, {self.num_frames})")
+        return index % self.num_frames
+
     def _frame(self, frame: int) -> _Frame:
-        if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
-            raise ValidationError(f"{self.path}: frame index must be an int, got {frame!r}")
-        if not -self.num_frames <= frame < self.num_frames:
-            raise ValidationError(f"{self.path}: frame {frame} out of range [0, {self.num_frames})")
-        return self._frames[int(frame)]
+        return self._frames[self._frame_index(frame)]
 
     def cam_to_world(self, frame: int, camera: str) -> np.ndarray:
         """``[4, 4]`` float64 camera-to-world (OpenCV) of one image, in the clip's world frame."""
@@ -448,19 +458,32 @@ class Clip:
                 ``("rig", "target")`` for all, ``("target",)`` for the targets only.
             num_workers: decoding threads (default: ``min(8, CPU count)``).
         """
-        frame_ids = list(range(self.num_frames)) if frames is None else [int(f) for f in frames]
-        for f in frame_ids:
-            self._frame(f)
-        frame_ids = [f % self.num_frames for f in frame_ids]
+        frame_ids = self._views_frames(frames)
+        _check_workers(num_workers, "views(num_workers)")
+        if isinstance(roles, str):  # one role, not a sequence of letters
+            roles = (roles,)
+        if not isinstance(roles, (list, tuple)):
+            raise ValidationError(
+                f"views(roles): expected a role or a list of roles, got {type(roles).__name__}"
+            )
+        if not roles:
+            raise ValidationError(f"views(roles): select at least one role of {list(C.CAMERA_ROLES)}")
+        for r in roles:
+            C.check_choice(r, C.CAMERA_ROLES, "views(roles)")
         if cameras is None:
-            for r in roles:
-                C.check_choice(r, C.CAMERA_ROLES, "views(roles)")
             cams = [c for c in self.cameras if c.role in roles]
             if not cams:
                 raise ValidationError(f"{self.path}: no camera has a role in {list(roles)}")
         else:
             if isinstance(cameras, str):
                 cameras = [cameras]
+            if not isinstance(cameras, (list, tuple)):
+                raise ValidationError(
+                    f"views(cameras): expected a camera name or a list of names, got {type(cameras).__name__}"
+                )
+            for n in cameras:
+                if not isinstance(n, str):
+                    raise ValidationError(f"views(cameras): camera names must be strings, got {n!r}")
             cams = [self.camera(n) for n in cameras]
         if not frame_ids or not cams:
             raise ValidationError("views: select at least one frame and one camera")
@@ -473,11 +496,14 @@ class Clip:
                 )
             H, W = sizes.pop()
         else:
-            if len(size) != 2 or any(
-                isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0 for s in size
+            if (
+                not isinstance(size, (tuple, list))
+                or len(size) != 2
+                or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0 for s in size)
             ):
                 raise ValidationError(f"views(size): expected (H, W) positive ints, got {size!r}")
             H, W = int(size[0]), int(size[1])
+            C.check_image_size(W, H, "views(size)", label="image size")
 
         pairs = [(f, c) for f in frame_ids for c in cams]
         V = len(pairs)
@@ -531,6 +557,23 @@ class Clip:
             masks=masks,
         )
 
+    def _views_frames(self, frames: object) -> list[int]:
+        """``views(frames=...)``: None (all), one index, or a list/array/tensor of indices."""
+        if frames is None:
+            return list(range(self.num_frames))
+        if _as_index(frames) is not None:
+            return [self._frame_index(frames, "views(frames)")]
+        if isinstance(frames, (np.ndarray, Tensor)):
+            if frames.ndim != 1:
+                raise ValidationError(
+                    f"views(frames): expected a 1-D array of indices, got shape {list(frames.shape)}"
+                )
+        elif not isinstance(frames, (list, tuple, range)):
+            raise ValidationError(
+                f"views(frames): expected a list of frame indices, got {type(frames).__name__}"
+            )
+        return [self._frame_index(f, "views(frames)") for f in frames]
+
     def _read_depth(self, path: Path) -> np.ndarray:
         if path.suffix.lower() == ".npy":
             d = read_npy(path).astype(np.float32)
@@ -540,15 +583,15 @@ class Clip:
     # ------------------------------------------------------------------ lidar
     def lidar(self, frame: int) -> Tensor | None:
         """``[M, 3]`` float32 points of ``frame`` in the clip's world frame, or None."""
-        lid = self._frame(frame).lidar
+        fr = self._frame(frame)
+        lid = fr.lidar
         if lid is None:
             return None
-        pts = read_npy(lid.path).astype(np.float64)
         T = self.world_from_poses
         if lid.frame == "ego":
-            ego = lid.ego_to_world if lid.ego_to_world is not None else self._frame(frame).ego_to_world
-            T = T @ ego
-        out = pts @ T[:3, :3].T + T[:3, 3]
+            T = T @ (lid.ego_to_world if lid.ego_to_world is not None else fr.ego_to_world)
+        # Finite and within MAX_WORLD_DISTANCE of the origin, transformed in float64.
+        out = C.check_points(read_npy(lid.path), T, str(lid.path), self.world_frame)
         return torch.from_numpy(out.astype(np.float32))
 
     def lidar_intensity(self, frame: int) -> Tensor | None:
@@ -556,7 +599,68 @@ class Clip:
         lid = self._frame(frame).lidar
         if lid is None or lid.intensity is None:
             return None
-        return torch.from_numpy(read_npy(lid.intensity).astype(np.float32))
+        inten = read_npy(lid.intensity).astype(np.float32)
+        bad = int((~np.isfinite(inten)).sum())
+        if bad:
+            raise ValidationError(f"{lid.intensity}: {bad} of {len(inten)} intensities are NaN or infinite")
+        return torch.from_numpy(inten)
+
+
+def _clip_root(path: object, where: str) -> Path:
+    """The clip directory of ``path``: the directory itself, or the directory of its clip.json."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValidationError(f"{where}: expected a path, got {type(path).__name__}")
+    root = Path(path)
+    if root.name == C.MANIFEST_NAME and root.is_file():
+        root = root.parent
+    return root
+
+
+def is_clip(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a clip directory or a clip's ``clip.json`` (a manifest file is there).
+
+    A quick test (the CLI uses it to tell clips from other inputs); :meth:`Clip.load` validates.
+    """
+    try:
+        root = _clip_root(path, "is_clip")
+    except ValidationError:
+        return False
+    return root.is_dir() and (root / C.MANIFEST_NAME).is_file()
+
+
+def _as_index(value: object) -> int | None:
+    """``value`` as an int index (int, NumPy or 0-d torch integer), or None; booleans are not."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, Tensor) and value.dtype == torch.bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _check_workers(num_workers: object, where: str) -> None:
+    if num_workers is not None and (
+        isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 1
+    ):
+        raise ValidationError(f"{where}: expected a positive int or None, got {num_workers!r}")
+
+
+def _check_distances(
+    mp: Path, frames: list[_Frame], cameras: list[ClipCamera], world: np.ndarray, world_frame: str
+) -> None:
+    """Every ego pose and camera centre lies within MAX_WORLD_DISTANCE of the world origin."""
+    for fi, fr in enumerate(frames):
+        w = f"{mp}: frames[{fi}]"
+        C.check_world_distance(world @ fr.ego_to_world, f"{w}.ego_to_world", world_frame)
+        for c, E in fr.camera_ego_to_world.items():
+            C.check_world_distance(world @ E, f"{w}.camera_ego_to_world[{c!r}]", world_frame)
+        if fr.lidar is not None and fr.lidar.ego_to_world is not None:
+            C.check_world_distance(world @ fr.lidar.ego_to_world, f"{w}.lidar.ego_to_world", world_frame)
+        for cam in cameras:
+            ego = fr.camera_ego_to_world.get(cam.name, fr.ego_to_world)
+            C.check_world_distance(
+                world @ ego @ cam.cam_to_ego, w, world_frame, what=f"camera {cam.name!r}"
+            )
 
 
 def _nearest(a: np.ndarray, H: int, W: int) -> np.ndarray:

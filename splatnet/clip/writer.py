@@ -251,6 +251,7 @@ def write_clip(
         raise ValidationError("write_clip(frames): a clip needs at least one frame")
 
     cams: dict[str, CameraSpec] = {}
+    cam_to_ego: dict[str, np.ndarray] = {}
     cam_json = []
     files: list[tuple[str, Callable[[], bytes]]] = []  # (relative path, producer)
     masks = dict(masks or {})
@@ -260,10 +261,13 @@ def write_clip(
         if name in cams:
             raise ValidationError(f"{where}: duplicate camera name {name!r}")
         width, height = C.check_size(cam.width, cam.height, where)
-        K = C.check_intrinsics(_to_numpy(cam.K), f"{where}.K")
-        T = C.check_rigid(_to_numpy(cam.cam_to_ego), f"{where}.cam_to_ego")
+        C.check_image_size(width, height, where, label="image size")
+        K = C.check_intrinsics(cam.K, width, height, f"{where}.K")
+        T = C.check_rigid(cam.cam_to_ego, f"{where}.cam_to_ego")
+        C.check_translation(T, f"{where}.cam_to_ego")
         C.check_choice(cam.role, C.CAMERA_ROLES, f"{where}.role")
         cams[name] = cam
+        cam_to_ego[name] = T
         entry: dict[str, Any] = {
             "name": name,
             "role": cam.role,
@@ -321,7 +325,11 @@ def write_clip(
         where = f"write_clip: frames[{fi}]"
         t = C.check_timestamp(fr.timestamp, f"{where}.timestamp")
         timestamps.append(t)
-        E = C.check_rigid(_to_numpy(fr.ego_to_world), f"{where}.ego_to_world")
+        E = C.check_rigid(fr.ego_to_world, f"{where}.ego_to_world")
+        if fi == 0:
+            world = C.world_from_poses(E, world_frame)
+        C.check_world_distance(world @ E, f"{where}.ego_to_world", world_frame)
+        ego_of = {}  # camera name -> its ego pose in this frame (for the camera-centre check)
         entry = {"timestamp": t, "ego_to_world": C.matrix_to_json(E)}
         if fr.camera_timestamps:
             entry["camera_timestamps"] = {}
@@ -334,8 +342,14 @@ def write_clip(
             for c, Ec in fr.camera_ego_to_world.items():
                 if c not in cams:
                     raise ValidationError(f"{where}.camera_ego_to_world: unknown camera {c!r}")
-                Ec = C.check_rigid(_to_numpy(Ec), f"{where}.camera_ego_to_world[{c!r}]")
+                Ec = C.check_rigid(Ec, f"{where}.camera_ego_to_world[{c!r}]")
+                C.check_world_distance(world @ Ec, f"{where}.camera_ego_to_world[{c!r}]", world_frame)
+                ego_of[c] = Ec
                 entry["camera_ego_to_world"][c] = C.matrix_to_json(Ec)
+        for name, T in cam_to_ego.items():
+            C.check_world_distance(
+                world @ ego_of.get(name, E) @ T, where, world_frame, what=f"camera {name!r}"
+            )
 
         entry["images"] = {}
         for name, cam in cams.items():
@@ -368,7 +382,7 @@ def write_clip(
             if out:
                 entry[table] = out
         if fi in lidar_map:
-            entry["lidar"] = _lidar_entry(lidar_map[fi], fi, files)
+            entry["lidar"] = _lidar_entry(lidar_map[fi], fi, files, world, E, world_frame)
         frame_json.append(entry)
     C.check_increasing(timestamps, "write_clip(frames)")
 
@@ -384,6 +398,7 @@ def write_clip(
     if metadata is not None:
         if not isinstance(metadata, Mapping):
             raise ValidationError(f"write_clip(metadata): must be a dict, got {type(metadata).__name__}")
+        C.check_json_depth(metadata, "write_clip(metadata)")
         try:
             json.dumps(metadata, allow_nan=False)
         except (TypeError, ValueError) as e:
@@ -410,7 +425,9 @@ def dump_manifest(manifest: Mapping[str, Any]) -> str:
     return _dump(manifest, 0) + "\n"
 
 
-def _lidar_entry(spec, fi: int, files: list) -> dict[str, Any]:
+def _lidar_entry(
+    spec, fi: int, files: list, world: np.ndarray, frame_ego: np.ndarray, world_frame: str
+) -> dict[str, Any]:
     where = f"write_clip: lidar[{fi}]"
     if not isinstance(spec, LidarSpec):
         spec = LidarSpec(points=spec)
@@ -419,8 +436,15 @@ def _lidar_entry(spec, fi: int, files: list) -> dict[str, Any]:
     if pts.ndim != 2 or pts.shape[1] != 3 or not np.issubdtype(pts.dtype, np.number):
         raise ValidationError(f"{where}: points must be a numeric [M, 3] array, got {list(pts.shape)}")
     pts = np.ascontiguousarray(pts, dtype=np.float32)
-    if not np.all(np.isfinite(pts)):
-        raise ValidationError(f"{where}: points contain NaN or infinite values")
+    ego = None
+    if spec.ego_to_world is not None:
+        if spec.frame != "ego":
+            raise ValidationError(f"{where}: ego_to_world only applies to frame='ego' points")
+        ego = C.check_rigid(spec.ego_to_world, f"{where}.ego_to_world")
+        C.check_world_distance(world @ ego, f"{where}.ego_to_world", world_frame)
+    # The loader's checks: finite, and within MAX_WORLD_DISTANCE once in the clip's world frame.
+    to_world = world @ (frame_ego if ego is None else ego) if spec.frame == "ego" else world
+    C.check_points(pts, to_world, where, world_frame)
     rel = f"lidar/{fi:06d}.npy"
     files.append((rel, _npy_bytes(pts)))
     entry: dict[str, Any] = {"path": rel, "frame": spec.frame}
@@ -437,11 +461,8 @@ def _lidar_entry(spec, fi: int, files: list) -> dict[str, Any]:
         entry["intensity"] = rel_i
     if spec.timestamp is not None:
         entry["timestamp"] = C.check_timestamp(spec.timestamp, f"{where}.timestamp")
-    if spec.ego_to_world is not None:
-        if spec.frame != "ego":
-            raise ValidationError(f"{where}: ego_to_world only applies to frame='ego' points")
-        E = C.check_rigid(_to_numpy(spec.ego_to_world), f"{where}.ego_to_world")
-        entry["ego_to_world"] = C.matrix_to_json(E)
+    if ego is not None:
+        entry["ego_to_world"] = C.matrix_to_json(ego)
     return entry
 
 
