@@ -391,3 +391,11 @@ def test_clip_json_path_is_a_clip(clip_dir, tmp_path):
     other.write_text("{}")
     assert not is_clip(other)
 
+
+
+def test_reject_number_too_long_for_python(clip_dir):
+    # Python refuses to convert integers over 4300 digits with a bare ValueError.
+    text = (clip_dir / "clip.json").read_text().replace('"version": 1', '"version": 1' + "0" * 5000, 1)
+    (clip_dir / "clip.json").write_text(text)
+    with pytest.raises(FormatError, match=r"clip\.json: not valid JSON \(.*digits"):
+        Clip.load(clip_dir)

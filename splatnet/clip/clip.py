@@ -186,7 +186,12 @@ class Clip:
 
         Every matrix, path and file header is checked now; pixels are decoded by :meth:`views`.
         Raises ``FileNotFoundError``, ``FormatError`` or ``ValidationError`` naming the file and
-        the problem.
+        the problem. Beyond the format's rules, the loader refuses (limits in ``_checks``): JSON
+        nested deeper than 64 levels, focal lengths outside [1e-3, 1e3] x the image size,
+        principal points over 1000 image sizes from the image, poses and camera centres over
+        1e6 m from the clip's world origin, and images over 16384 px a side or 64 MP. LiDAR
+        values are read with the points: :meth:`lidar` refuses non-finite points and points
+        over 1e6 m from the origin.
         """
         _check_workers(num_workers, "Clip.load(num_workers)")
         root = _clip_root(path, "Clip.load(path)")
@@ -202,8 +207,10 @@ class Clip:
             text = manifest_path.read_text(encoding="utf-8")
             # NaN/Infinity literals parse; the field checks then name the field that holds them.
             m = json.loads(text)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, integers over 4300 digits
             raise FormatError(f"{manifest_path}: not valid JSON ({e})") from None
+        except OSError as e:
+            raise FormatError(f"{manifest_path}: unreadable ({e.strerror or e})") from None
         except RecursionError:
             # Python's parser recurses per nesting level; ~1000 levels exhaust the stack.
             raise FormatError(
@@ -447,16 +454,20 @@ class Clip:
         """Decode the views of ``frames`` × ``cameras`` (frame-major order).
 
         Args:
-            frames: frame indices (default: all frames).
+            frames: frame indices (default: all frames): one int, or a list, tuple, range or
+                1-D integer array/tensor of them; negative indices count from the end. Floats,
+                booleans and strings are refused, not rounded.
             cameras: camera names (default: every camera whose role is in ``roles``). Naming a
-                camera selects it whatever its role.
+                camera selects it whatever its role; a bare string is one camera.
             size: ``(H, W)`` to resize images to; intrinsics are scaled consistently
                 (``fx, cx`` by ``W / width``, ``fy, cy`` by ``H / height``). Required when the
-                selected cameras have different image sizes.
+                selected cameras have different image sizes. At most 16384 px a side and 64 MP.
             roles: the roles selected when ``cameras`` is None: ``("rig",)`` by default, so
                 supervision-only target cameras never reach a model by accident;
-                ``("rig", "target")`` for all, ``("target",)`` for the targets only.
-            num_workers: decoding threads (default: ``min(8, CPU count)``).
+                ``("rig", "target")`` for all, ``("target",)`` (or ``"target"``) for the targets.
+            num_workers: decoding threads, a positive int (default: ``min(8, CPU count)``).
+
+        Raises ``ValidationError`` naming the argument when one is malformed.
         """
         frame_ids = self._views_frames(frames)
         _check_workers(num_workers, "views(num_workers)")
