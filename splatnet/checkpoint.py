@@ -65,7 +65,12 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(name: str, model_cls: Callable[..., nn.Module], config_cls: type) -> None:
-    """Make architecture ``name`` loadable: ``model_cls(config)`` with a dataclass ``config_cls``."""
+    """Make architecture ``name`` loadable: ``model_cls(config)`` with a dataclass ``config_cls``.
+
+    ``model_cls(config)`` must also work under ``with torch.device("meta")`` (no reading of
+    tensor values while building): ``load_model`` builds it there first to check a file's config
+    against its weights' shapes without allocating them.
+    """
     if not dataclasses.is_dataclass(config_cls):
         raise ValidationError(f"register_model({name!r}): config_cls must be a dataclass")
     _REGISTRY[name] = ModelEntry(name, model_cls, config_cls)
@@ -139,8 +144,10 @@ def save_model(path: str | os.PathLike, model: nn.Module, config: Any = None, *,
     weights, sidecar = _model_paths(path)
     state = _state_tensors(model.state_dict(), "model")
     _write_safetensors(weights, state, {"format": MODEL_FORMAT, "arch": arch})
+    # Weight paths (``encoder.weights``) are written as null: the weights they pointed at are
+    # now in NAME.safetensors, and a sidecar may not name files outside its folder.
     meta = {"format": MODEL_FORMAT, "version": FORMAT_VERSION, "arch": arch,
-            "config": to_dict(config), "num_parameters": _count(model)}
+            "config": _without_weight_paths(to_dict(config)), "num_parameters": _count(model)}
     if extra:
         meta["extra"] = dict(extra)
     atomic_write_text(sidecar, json.dumps(meta, indent=2, allow_nan=False) + "\n")
@@ -148,17 +155,15 @@ def save_model(path: str | os.PathLike, model: nn.Module, config: Any = None, *,
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[str, dict, dict[str, Tensor]]:
-    """``(arch, config mapping, state dict)`` of a model file, checked but not instantiated."""
-    weights, sidecar = _model_paths(path)
-    meta = _read_json(sidecar, MODEL_FORMAT)
-    arch = meta.get("arch")
-    config = meta.get("config")
-    if not isinstance(arch, str) or not isinstance(config, dict):
-        raise FormatError(f"{sidecar}: 'arch' must be a string and 'config' a mapping")
-    tensors, header = _read_safetensors(weights, MODEL_FORMAT)
-    if header.get("arch") != arch:
-        raise FormatError(f"{weights}: holds weights of architecture {header.get('arch')!r} but "
-                          f"{sidecar.name} says {arch!r}")
+    """``(arch, config mapping, state dict)`` of a model file, checked but not instantiated.
+
+    Weight paths in the config (``encoder.weights``) come back resolved against the sidecar's
+    folder, which they may not leave.
+    """
+    weights, sidecar = _model_files(path)
+    arch, config = _read_sidecar(sidecar)
+    _check_header_arch(weights, sidecar, arch, _read_safetensors_header(weights)[1])
+    tensors, _ = _read_safetensors(weights, MODEL_FORMAT)
     return arch, config, tensors
 
 
@@ -166,12 +171,19 @@ def load_model(path: str | os.PathLike | None = None,
                device: str | torch.device | None = None) -> nn.Module:
     """Load a model for inference (``model.eval()`` mode) from a model file or checkpoint.
 
+    The sidecar's config is checked against the shapes in the weights file's header before the
+    model is built (on PyTorch's meta device, which allocates nothing), so a config that does
+    not fit its weights, however large, is refused without allocating its parameters. Weight
+    paths in the sidecar are not read: the weights file holds every weight.
+
     Args:
         path: ``NAME.safetensors`` (or ``NAME.json`` / ``NAME``), a checkpoint step directory, or
             a training run's directory or its ``checkpoints`` folder (the latest step). ``None``:
             the default model shipped in ``splatnet/weights/``.
         device: where to put the model (default CPU).
     """
+    from .config_io import from_dict
+
     if path is None:
         if not DEFAULT_MODEL.is_file():
             raise FileNotFoundError(
@@ -179,10 +191,19 @@ def load_model(path: str | os.PathLike | None = None,
                 "one with `splatnet train --config configs/NAME.yaml` and pass its path, e.g. "
                 "splatnet.load_model('runs/NAME/checkpoints')")
         path = DEFAULT_MODEL
-    path = _resolve_model_path(Path(path))
-    arch, config, tensors = read_model_file(path)
-    model = build_model(arch, config)
-    load_state_strict(model, tensors, where=str(path))
+    weights, sidecar = _model_files(_resolve_model_path(Path(path)))
+    arch, config = _read_sidecar(sidecar)
+    shapes, header = _read_safetensors_header(weights)
+    _check_header_arch(weights, sidecar, arch, header)
+    entry = model_entry(arch)
+    try:
+        cfg = from_dict(entry.config_cls, _without_weight_paths(config), where="model")
+    except ValidationError as exc:
+        raise ValidationError(f"{sidecar}: {exc}") from None
+    _check_fits_before_building(entry, cfg, shapes, weights, sidecar)
+    tensors, _ = _read_safetensors(weights, MODEL_FORMAT)
+    model = _construct(entry, cfg, sidecar)
+    load_state_strict(model, tensors, where=str(weights))
     model.eval()
     if device is not None:
         model.to(device)
@@ -195,23 +216,149 @@ def load_state_strict(model: nn.Module, tensors: Mapping[str, Tensor], where: st
     upgrade = getattr(model, "upgrade_state_dict", None)
     if upgrade is not None:  # weights saved by an earlier layout of the same architecture
         tensors = upgrade(tensors)
-    own = model.state_dict()
-    missing = [k for k in own if k not in tensors]
-    unexpected = [k for k in tensors if k not in own]
-    shapes = [f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in own.items() if k in tensors and tensors[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if shapes:
-            parts.append(f"{len(shapes)} of another shape (e.g. {'; '.join(shapes[:3])})")
-        raise ValidationError(f"{where}: weights do not fit {type(model).__name__}: "
-                              + ", ".join(parts))
+    problems = _fit_problems({k: tuple(v.shape) for k, v in model.state_dict().items()},
+                             {k: tuple(v.shape) for k, v in tensors.items()})
+    if problems:
+        raise ValidationError(f"{where}: weights do not fit {type(model).__name__}: {problems}")
     with torch.no_grad():
         model.load_state_dict(dict(tensors), strict=True)
+
+
+def _fit_problems(own: Mapping[str, tuple], file: Mapping[str, tuple]) -> str:
+    """What keeps weights of shapes ``file`` out of a model of shapes ``own`` ("" if nothing)."""
+    missing = [k for k in own if k not in file]
+    unexpected = [k for k in file if k not in own]
+    shapes = [f"{k}: file {file[k]} vs model {v}" for k, v in own.items()
+              if k in file and file[k] != v]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+    if shapes:
+        parts.append(f"{len(shapes)} of another shape (e.g. {'; '.join(shapes[:3])})")
+    return ", ".join(parts)
+
+
+#: Sidecar keys: what ``save_model`` writes. Anything else is refused, naming the file.
+_SIDECAR_KEYS = ("format", "version", "arch", "config", "num_parameters", "extra")
+#: Bytes of non-persistent buffers (not in the weights file, so not checked against it) a
+#: model loaded from a file may allocate: SplatNet's are a few hundred bytes.
+MAX_UNSAVED_BUFFER_BYTES = 1 << 30
+
+
+def _read_sidecar(sidecar: Path) -> tuple[str, dict]:
+    """``(arch, config)`` of ``NAME.json``: known keys only, weight paths kept inside its folder."""
+    meta = _read_json(sidecar, MODEL_FORMAT)
+    unknown = [k for k in meta if k not in _SIDECAR_KEYS]
+    if unknown:
+        raise FormatError(f"{sidecar}: unknown key {unknown[0]!r} in a model sidecar; valid keys: "
+                          f"{', '.join(_SIDECAR_KEYS)}")
+    arch = meta.get("arch")
+    config = meta.get("config")
+    if not isinstance(arch, str) or not isinstance(config, dict):
+        raise FormatError(f"{sidecar}: 'arch' must be a string and 'config' a mapping")
+    if "extra" in meta and not isinstance(meta["extra"], dict):
+        raise FormatError(f"{sidecar}: 'extra' must be a mapping")
+    return arch, _resolve_weight_paths(config, sidecar)
+
+
+def _is_weight_path_key(key: Any) -> bool:
+    return isinstance(key, str) and (key == "weights" or key.endswith("_weights"))
+
+
+def _without_weight_paths(config: Any) -> Any:
+    """``config`` (plain data) with every weight path (``weights``, ``*_weights``) set to None."""
+    if isinstance(config, dict):
+        return {k: None if _is_weight_path_key(k) and isinstance(v, str)
+                else _without_weight_paths(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_without_weight_paths(v) for v in config]
+    return config
+
+
+def _resolve_weight_paths(config: Any, sidecar: Path, where: str = "") -> Any:
+    """Weight paths of a sidecar's config resolved against its folder, which they may not leave
+    (no absolute path, no ``..`` out of it, no symbolic link out of it)."""
+    if isinstance(config, list):
+        return [_resolve_weight_paths(v, sidecar, f"{where}[{i}]") for i, v in enumerate(config)]
+    if not isinstance(config, dict):
+        return config
+    out = {}
+    for k, v in config.items():
+        key = f"{where}.{k}" if where else str(k)
+        if _is_weight_path_key(k) and isinstance(v, str):
+            v = _weight_path_inside(v, sidecar, key)
+        out[k] = _resolve_weight_paths(v, sidecar, key)
+    return out
+
+
+def _weight_path_inside(value: str, sidecar: Path, key: str) -> str:
+    folder = sidecar.parent.resolve()
+    rule = "weight paths in a sidecar are relative to its folder and may not leave it"
+    if not value or "\0" in value or os.path.isabs(value) or value.startswith("~"):
+        raise FormatError(f"{sidecar}: {key} = {value!r}: {rule}")
+    target = (folder / value).resolve()
+    if target != folder and folder not in target.parents:
+        raise FormatError(f"{sidecar}: {key} = {value!r} points outside {folder}; {rule}")
+    return str(target)
+
+
+def _check_header_arch(weights: Path, sidecar: Path, arch: str, header: dict) -> None:
+    if header.get("format") != MODEL_FORMAT:
+        raise FormatError(f"{weights}: expected a {MODEL_FORMAT} file, header says "
+                          f"format={header.get('format')!r}")
+    if header.get("arch") != arch:
+        raise FormatError(f"{weights}: holds weights of architecture {header.get('arch')!r} but "
+                          f"{sidecar.name} says {arch!r}")
+
+
+def _construct(entry: ModelEntry, cfg: Any, sidecar: Path) -> nn.Module:
+    """``entry.model_cls(cfg)``; a refusal of the config names the sidecar it came from."""
+    try:
+        return entry.model_cls(cfg)
+    except ValidationError as exc:
+        raise ValidationError(f"{sidecar}: {exc}") from None
+
+
+def _check_fits_before_building(entry: ModelEntry, cfg: Any, shapes: dict[str, tuple],
+                                weights: Path, sidecar: Path) -> None:
+    """Refuse a config whose parameter shapes differ from the weights file's, before building.
+
+    The model is instantiated on the meta device (shapes only, no memory) and its state dict's
+    shapes compared with the file header's, after the architecture's own layout upgrade. A
+    model that cannot be built there (sizes past int64, a constructor that reads tensor values)
+    is refused: building it for real to find out could take all the memory there is.
+    """
+    try:
+        with torch.device("meta"):
+            ghost = entry.model_cls(cfg)
+    except ValidationError as exc:
+        raise ValidationError(f"{sidecar}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any failure of the dry run is a refusal
+        raise ValidationError(f"{sidecar}: the config cannot be checked against {weights.name} "
+                              f"without building the model ({type(exc).__name__}: "
+                              f"{_short(exc)})") from None
+    file_meta = {k: torch.empty(s, device="meta") for k, s in shapes.items()}
+    upgrade = getattr(ghost, "upgrade_state_dict", None)
+    if upgrade is not None:
+        try:
+            file_meta = upgrade(file_meta)
+        except (RuntimeError, ValueError, IndexError, KeyError) as exc:
+            raise ValidationError(f"{weights}: weights of an inconsistent layout "
+                                  f"({_short(exc)})") from None
+    own = ghost.state_dict()
+    problems = _fit_problems({k: tuple(v.shape) for k, v in own.items()},
+                             {k: tuple(v.shape) for k, v in file_meta.items()})
+    if problems:
+        raise ValidationError(f"{sidecar}: the config does not fit the weights in "
+                              f"{weights.name} ({type(ghost).__name__}): {problems}")
+    unsaved = sum(b.numel() * b.element_size() for name, b in ghost.named_buffers()
+                  if name not in own)
+    if unsaved > MAX_UNSAVED_BUFFER_BYTES:
+        raise ValidationError(f"{sidecar}: the config asks for {unsaved / 2**30:.1f} GiB of "
+                              f"buffers that are not in {weights.name} (at most "
+                              f"{MAX_UNSAVED_BUFFER_BYTES >> 30} GiB)")
 
 
 def _resolve_model_path(path: Path) -> Path:
@@ -227,10 +374,36 @@ def _resolve_model_path(path: Path) -> Path:
 
 
 def _model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """``(NAME.safetensors, NAME.json)`` of ``NAME``, ``NAME.safetensors`` or ``NAME.json``."""
     path = Path(path)
     if path.suffix in (".safetensors", ".json"):
         path = path.with_suffix("")
     return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
+
+
+_WHAT_A_CHECKPOINT_IS = ("a splatnet checkpoint is two files side by side, NAME.safetensors "
+                         "(weights) and NAME.json (architecture and config), as `splatnet train` "
+                         "and splatnet.checkpoint.save_model write them")
+
+
+def _model_files(path: str | os.PathLike) -> tuple[Path, Path]:
+    """``_model_paths`` of an existing model file; otherwise say what is missing, or what a
+    splatnet checkpoint is when ``path`` is some other file (``model.pt``)."""
+    path = Path(path)
+    weights, sidecar = _model_paths(path)
+    have_w, have_s = weights.is_file(), sidecar.is_file()
+    if have_w and have_s:
+        return weights, sidecar
+    if path.suffix not in (".safetensors", ".json") and path.is_file() and not (have_w or have_s):
+        raise FormatError(f"{path}: not a splatnet checkpoint; {_WHAT_A_CHECKPOINT_IS}; pass "
+                          "NAME, NAME.safetensors or NAME.json, or a training run's directory")
+    if have_w or have_s:
+        missing, present = (sidecar, weights) if have_w else (weights, sidecar)
+        raise FileNotFoundError(f"{missing}: missing; {_WHAT_A_CHECKPOINT_IS}: "
+                                f"{weights.name} (weights) + {sidecar.name} (architecture and "
+                                f"config), and only {present.name} is there")
+    raise FileNotFoundError(f"{path}: no such checkpoint: expected {weights.name} (weights) and "
+                            f"{sidecar.name} (architecture and config) in {weights.parent}")
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -330,8 +503,6 @@ def init_weights(model: nn.Module, model_config: Any, path: str | os.PathLike) -
     Fine-tuning starts here: only the weights are taken, not the optimiser state or the step.
     """
     p = DEFAULT_MODEL if str(path) == "default" else _resolve_model_path(Path(path).expanduser())
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such model file or checkpoint")
     arch, config, tensors = read_model_file(p)
     _load_same(p, arch, config, tensors, model, model_config, "model file")
     return p
@@ -344,7 +515,9 @@ def _load_same(where: Path, arch: str, config: Mapping[str, Any], tensors: Mappi
     ours = arch_of(model)
     if arch != ours:
         raise ValidationError(f"{where}: {what} is of architecture {arch!r}, the model is {ours!r}")
-    diffs = _dict_diff(config, to_dict(model_config))
+    # Weight paths say where a run's initial weights came from, not what the model is.
+    diffs = _dict_diff(_without_weight_paths(dict(config)),
+                       _without_weight_paths(to_dict(model_config)))
     if diffs:
         raise ValidationError(f"{where}: {what} was made with another model config: "
                               + "; ".join(diffs[:5]))
@@ -445,6 +618,56 @@ def _read_safetensors(path: Path, expect_format: str) -> tuple[dict[str, Tensor]
         raise FormatError(f"{path}: expected a {expect_format} file, header says "
                           f"format={header.get('format')!r}")
     return tensors, header
+
+
+#: Largest safetensors header read (the safetensors library's own limit).
+MAX_HEADER_BYTES = 100_000_000
+
+
+def _read_safetensors_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict]:
+    """``({name: shape}, __metadata__)`` from a safetensors file's JSON header alone."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        n = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if not 0 < n <= min(size - 8, MAX_HEADER_BYTES):
+            raise FormatError(f"{path}: not a valid safetensors file (header length {n} does not "
+                              f"fit a file of {size} bytes)")
+        raw = f.read(n)
+    try:
+        header = json.loads(raw, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormatError(f"{path}: not a valid safetensors file (header: {_short(exc)})") from None
+    if not isinstance(header, dict):
+        raise FormatError(f"{path}: not a valid safetensors file (header is not a mapping)")
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict):
+        raise FormatError(f"{path}: not a valid safetensors file (__metadata__ is not a mapping)")
+    shapes = {}
+    body = size - 8 - n
+    for name, info in header.items():
+        info = info if isinstance(info, dict) else {}
+        shape, offsets = info.get("shape"), info.get("data_offsets")
+        itemsize = _DTYPE_BYTES.get(info.get("dtype"))
+        ok = (itemsize is not None and isinstance(shape, list) and isinstance(offsets, list)
+              and len(offsets) == 2 and all(_is_count(d) for d in shape + offsets))
+        if not ok or not offsets[0] <= offsets[1] <= body \
+                or offsets[1] - offsets[0] != math.prod(shape) * itemsize:
+            raise FormatError(f"{path}: not a valid safetensors file (tensor {name!r}: dtype, "
+                              f"shape and data offsets do not agree with each other and the file "
+                              f"size)")
+        shapes[name] = tuple(shape)
+    return shapes, meta
+
+
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
+                "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def _is_count(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
 def _safetensors_metadata(data: bytes) -> dict:

@@ -20,6 +20,8 @@ Per cell (one Gaussian per ``stride × stride`` pixels, stride = image size / fe
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -96,10 +98,11 @@ class GaussianHead(nn.Module):
                  scale_range: tuple[float, float] = (0.1, 3.0), depth_correction: float = 0.1,
                  predict_sky: bool = True) -> None:
         super().__init__()
-        if not 0 <= sh_degree <= 3:
-            raise ValidationError(f"sh_degree: expected 0-3, got {sh_degree}")
-        if not 0 < near < far:
-            raise ValidationError(f"near/far: need 0 < near < far, got {near}, {far}")
+        _check_args(feature_dim=feature_dim, coarse_dim=coarse_dim, hidden_dim=hidden_dim,
+                    sh_degree=sh_degree, near=near, far=far, predict_velocity=predict_velocity,
+                    max_velocity=max_velocity, opacity_bias=opacity_bias,
+                    scale_range=scale_range, depth_correction=depth_correction,
+                    predict_sky=predict_sky)
         self.feature_dim = feature_dim
         self.sh_degree = sh_degree
         self.near, self.far = float(near), float(far)
@@ -138,7 +141,9 @@ class GaussianHead(nn.Module):
             bias = self.out.bias.split(sizes)
             lo, hi = self.scale_range
             frac = min(max((0.5 - lo) / (hi - lo), 1e-3), 1 - 1e-3)
-            bias[2].fill_(float(torch.logit(torch.tensor(frac))))  # footprint ≈ 0.5 cell
+            # (on the CPU explicitly: the bias may be on the meta device while a checkpoint's
+            # config is checked against its weights)
+            bias[2].fill_(float(torch.logit(torch.tensor(frac, device="cpu"))))  # footprint ≈ 0.5 cell
             bias[5].fill_(opacity_bias)
             if predict_sky:
                 bias[6].fill_(-2.0)
@@ -326,6 +331,42 @@ class GaussianHead(nn.Module):
         if self.predict_velocity and cameras.timestamps is None:
             raise ValidationError("predict_velocity needs Cameras.timestamps (the time of each view)")
         return b, v, c, h, w
+
+
+def _check_args(*, feature_dim, coarse_dim, hidden_dim, sh_degree, near, far, predict_velocity,
+                max_velocity, opacity_bias, scale_range, depth_correction, predict_sky) -> None:
+    """``GaussianHead``'s constructor arguments: one ``ValidationError`` naming the first bad one."""
+    def fail(name: str, want: str, got) -> None:
+        raise ValidationError(f"GaussianHead: {name} must be {want}, got {got!r}")
+
+    def is_int(v) -> bool:  # numpy integers too, not bools
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    def is_num(v) -> bool:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+    for name, v, lo in (("feature_dim", feature_dim, 1), ("coarse_dim", coarse_dim, 0),
+                        ("hidden_dim", hidden_dim, 1)):
+        if not is_int(v) or v < lo:
+            fail(name, f"an integer >= {lo}", v)
+    if not is_int(sh_degree) or not 0 <= sh_degree <= 3:
+        fail("sh_degree", "an integer in 0-3", sh_degree)
+    if not is_num(near) or near <= 0:
+        fail("near", "a finite number > 0", near)
+    if not is_num(far) or far <= near:
+        fail("far", f"a finite number > near ({near})", far)
+    if not is_num(max_velocity) or max_velocity <= 0:
+        fail("max_velocity", "a finite number > 0", max_velocity)
+    if not is_num(opacity_bias):
+        fail("opacity_bias", "a finite number", opacity_bias)
+    if not isinstance(scale_range, (tuple, list)) or len(scale_range) != 2 \
+            or not all(is_num(v) for v in scale_range) or not 0 < scale_range[0] < scale_range[1]:
+        fail("scale_range", "a pair (lo, hi) of finite numbers with 0 < lo < hi", scale_range)
+    if not is_num(depth_correction) or depth_correction < 0:
+        fail("depth_correction", "a finite number >= 0", depth_correction)
+    for name, v in (("predict_velocity", predict_velocity), ("predict_sky", predict_sky)):
+        if not isinstance(v, bool):
+            fail(name, "True or False", v)
 
 
 def _skew(v: Tensor) -> Tensor:

@@ -208,8 +208,7 @@ class TrainConfigBase:
         _check_positive("log.every", self.log.every)
         if self.schedule.warmup_steps < 0:
             raise ValidationError("schedule.warmup_steps: must be >= 0")
-        if not 0 <= self.optim.min_lr <= self.optim.lr:
-            raise ValidationError("optim.min_lr: must be in [0, optim.lr]")
+        _check_optim(self.optim)
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValidationError(f"device: expected auto, cpu or cuda, got {self.device!r}")
         steps = [s.until_step for s in self.data.curriculum]
@@ -248,6 +247,29 @@ if _SplatNetConfig is not None:
 
 else:  # pragma: no cover
     TrainConfig = None  # type: ignore[assignment,misc]
+
+
+def _check_optim(o: OptimConfig) -> None:
+    """Each field on its own first, then how they relate: the error names the field that is
+    wrong (``optim.lr=-1`` is about lr, not about min_lr being above it)."""
+    for name in ("lr", "min_lr", "eps", "weight_decay", "grad_clip"):
+        v = getattr(o, name)
+        if not math.isfinite(v):
+            raise ValidationError(f"optim.{name}: must be a finite number, got {v}")
+    if o.lr <= 0:
+        raise ValidationError(f"optim.lr: must be > 0, got {o.lr}")
+    if o.min_lr < 0:
+        raise ValidationError(f"optim.min_lr: must be >= 0, got {o.min_lr}")
+    if not all(math.isfinite(b) and 0 <= b < 1 for b in o.betas):
+        raise ValidationError(f"optim.betas: each must be in [0, 1), got {list(o.betas)}")
+    if o.eps <= 0:
+        raise ValidationError(f"optim.eps: must be > 0, got {o.eps}")
+    if o.weight_decay < 0:
+        raise ValidationError(f"optim.weight_decay: must be >= 0, got {o.weight_decay}")
+    if o.grad_clip < 0:
+        raise ValidationError(f"optim.grad_clip: must be >= 0 (0: no clipping), got {o.grad_clip}")
+    if o.min_lr > o.lr:
+        raise ValidationError(f"optim.min_lr: must be <= optim.lr ({o.lr}), got {o.min_lr}")
 
 
 def _check_positive(name: str, v: int) -> None:

@@ -239,3 +239,229 @@ def test_no_pickle_in_the_loading_code():
         assert not re.search(r"(?<![\w.])(eval|exec)\(", src), name
         # import_module only ever receives the fixed built-in table, never file contents
         assert src.count("import_module(") == (1 if name == "checkpoint.py" else 0), name
+
+
+# ---------------------------------------------------------------------------- sidecar checks
+SMALL_SPLATNET = {
+    "encoder": {"stem_dim": 16, "mid_dim": 16, "low_dim": 16, "matching_dim": 8,
+                "context_dim": 8},
+    "cost_volume": {"num_candidates": 4, "unet_dims": [8, 8, 8]},
+    "head": {"hidden_dim": 8},
+    "sky": {"hidden_dim": 8, "latent_dim": 4},
+}
+
+
+def _small_splatnet(**overrides):
+    from splatnet.config_io import from_dict
+    from splatnet.models import SplatNet, SplatNetConfig
+
+    data = json.loads(json.dumps(SMALL_SPLATNET))
+    for key, value in overrides.items():
+        section, name = key.split(".")
+        data.setdefault(section, {})[name] = value
+    torch.manual_seed(0)
+    return SplatNet(from_dict(SplatNetConfig, data))
+
+
+def _edit_sidecar(sidecar: Path, edit) -> None:
+    meta = json.loads(sidecar.read_text())
+    edit(meta)
+    sidecar.write_text(json.dumps(meta))
+
+
+def test_unknown_sidecar_keys_name_the_file(tmp_path):
+    checkpoint.save_model(tmp_path / "tiny", _model())
+    sidecar = tmp_path / "tiny.json"
+    _edit_sidecar(sidecar, lambda m: m["config"].update(widht=3))
+    with pytest.raises(ValidationError) as err:
+        checkpoint.load_model(tmp_path / "tiny")
+    assert str(sidecar) in str(err.value) and "model.widht" in str(err.value)
+    assert len(str(err.value).splitlines()) == 1
+    _edit_sidecar(sidecar, lambda m: (m["config"].pop("widht"), m.update(payload="x")))
+    with pytest.raises(FormatError) as err:
+        checkpoint.load_model(tmp_path / "tiny")
+    assert str(sidecar) in str(err.value) and "'payload'" in str(err.value)
+
+
+_BUILT_ON: list[str] = []
+
+
+class _SpyNet(TinyNet):
+    """TinyNet that records the device each instance was built on."""
+
+    def __init__(self, config) -> None:
+        _BUILT_ON.append(torch.empty(0).device.type)
+        super().__init__(config)
+
+
+def test_huge_width_in_sidecar_is_refused_before_any_allocation(tmp_path):
+    import dataclasses
+
+    checkpoint.register_model("tiny_spy", _SpyNet, dataclasses.make_dataclass(
+        "SpyConfig", [], bases=(TinyConfig,)))
+    m = _model()
+    checkpoint.save_model(tmp_path / "m", m, arch="tiny_spy")
+    _BUILT_ON.clear()
+    assert isinstance(checkpoint.load_model(tmp_path / "m"), _SpyNet)
+    assert "cpu" in _BUILT_ON
+    # 10^12 hidden units: 16 TB of parameters if the model were built before the check.
+    _edit_sidecar(tmp_path / "m.json", lambda meta: meta["config"].update(hidden=10**12))
+    _BUILT_ON.clear()
+    with pytest.raises(ValidationError) as err:
+        checkpoint.load_model(tmp_path / "m")
+    msg = str(err.value)
+    assert str(tmp_path / "m") in msg, msg
+    assert "net.0.weight: file (8, 4) vs model (1000000000000, 4)" in msg, msg
+    assert "cpu" not in _BUILT_ON  # nothing was built on a real device
+
+
+def test_splatnet_sidecar_width_is_checked_against_the_weights(tmp_path):
+    checkpoint.save_model(tmp_path / "net", _small_splatnet())
+    loaded = checkpoint.load_model(tmp_path / "net")  # the shapes of the real network check out
+    assert loaded.config.encoder.stem_dim == 16
+    _edit_sidecar(tmp_path / "net.json",
+                  lambda meta: meta["config"]["encoder"].update(stem_dim=4096))
+    with pytest.raises(ValidationError, match=r"net\.json.*encoder\.stem\.2\.weight: file "
+                                              r"\(16, 8, 3, 3\) vs model \(4096, 2048, 3, 3\)"):
+        checkpoint.load_model(tmp_path / "net.safetensors")
+    _edit_sidecar(tmp_path / "net.json",
+                  lambda meta: meta["config"]["encoder"].update(stem_dim=10**9))
+    with pytest.raises(ValidationError, match=r"net\.json.*encoder\.stem_dim"):
+        checkpoint.load_model(tmp_path / "net.safetensors")
+
+
+def test_sidecar_weight_paths_cannot_leave_its_folder(tmp_path):
+    from splatnet.models.encoder import Encoder
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    model = _small_splatnet()
+    enc_file = outside / "enc.safetensors"
+    from safetensors.torch import save_file
+
+    save_file(model.encoder.state_dict(), str(enc_file))  # a valid file: reading it would work
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    checkpoint.save_model(folder / "net", model)
+    (folder / "link").symlink_to(outside)
+    read: list[str] = []
+    original = Encoder.load_weights
+
+    def spy(self, path):
+        read.append(str(path))
+        return original(self, path)
+
+    Encoder.load_weights = spy
+    try:
+        for bad in (str(enc_file), "../elsewhere/enc.safetensors", "link/enc.safetensors"):
+            _edit_sidecar(folder / "net.json",
+                          lambda meta, b=bad: meta["config"]["encoder"].update(weights=b))
+            with pytest.raises(FormatError) as err:
+                checkpoint.load_model(folder / "net")
+            msg = str(err.value)
+            assert str(folder / "net.json") in msg and "encoder.weights" in msg, msg
+            with pytest.raises(FormatError, match="encoder.weights"):
+                checkpoint.read_model_file(folder / "net")
+        assert read == []  # refused, never opened
+        # inside the folder is allowed, relative to the sidecar (not to the working directory)
+        save_file(model.encoder.state_dict(), str(folder / "enc.safetensors"))
+        _edit_sidecar(folder / "net.json",
+                      lambda meta: meta["config"]["encoder"].update(weights="enc.safetensors"))
+        checkpoint.load_model(folder / "net")
+        cfg = checkpoint.read_model_file(folder / "net")[1]
+        assert Path(cfg["encoder"]["weights"]) == (folder / "enc.safetensors").resolve()
+    finally:
+        Encoder.load_weights = original
+    assert all(Path(p).resolve() == (folder / "enc.safetensors").resolve() for p in read)
+
+
+def test_a_model_trained_from_an_absolute_weights_path_saves_and_loads(tmp_path):
+    from safetensors.torch import save_file
+
+    from splatnet.config_io import to_dict
+
+    enc_file = tmp_path / "pretrained" / "enc.safetensors"
+    enc_file.parent.mkdir()
+    save_file(_small_splatnet().encoder.state_dict(), str(enc_file))
+    model = _small_splatnet(**{"encoder.weights": str(enc_file)})
+    ck_dir = tmp_path / "run" / "checkpoints"
+    opt = torch.optim.AdamW(model.parameters())
+    checkpoint.save_checkpoint(ck_dir, 1, model, opt, {}, model_config=model.config)
+    meta = json.loads((ck_dir / "step_00000001" / "model.json").read_text())
+    assert meta["config"]["encoder"]["weights"] is None  # the weights are in the file beside it
+    loaded = checkpoint.load_model(ck_dir)
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+    # resuming the run (same config, weights path and all) is not a config mismatch
+    checkpoint.check_same_architecture(checkpoint.load_checkpoint(ck_dir), model, model.config)
+    assert to_dict(model.config)["encoder"]["weights"] == str(enc_file)
+
+
+# ---------------------------------------------------------------------------- what a checkpoint is
+def test_a_foreign_file_gets_what_a_checkpoint_is(tmp_path):
+    torch.save({"w": torch.ones(2)}, tmp_path / "model.pt")
+    with pytest.raises(FormatError) as err:
+        checkpoint.load_model(tmp_path / "model.pt")
+    msg = str(err.value)
+    assert str(tmp_path / "model.pt") in msg and "not a splatnet checkpoint" in msg, msg
+    assert "NAME.safetensors" in msg and "NAME.json" in msg and ".json: file not found" not in msg
+    assert len(msg.splitlines()) == 1
+    with pytest.raises(FileNotFoundError) as err:
+        checkpoint.load_model(tmp_path / "nothing.pt")
+    msg = str(err.value)
+    assert "nothing.pt.safetensors" in msg and "nothing.pt.json" in msg, msg
+
+
+@pytest.mark.parametrize("remove", ["json", "safetensors"])
+@pytest.mark.parametrize("given", ["", ".safetensors", ".json"])
+def test_a_half_checkpoint_names_the_missing_file(tmp_path, remove, given):
+    checkpoint.save_model(tmp_path / "tiny", _model())
+    (tmp_path / f"tiny.{remove}").unlink()
+    keep = "safetensors" if remove == "json" else "json"
+    with pytest.raises(FileNotFoundError) as err:
+        checkpoint.load_model(tmp_path / f"tiny{given}")
+    msg = str(err.value)
+    assert msg.startswith(f"{tmp_path / f'tiny.{remove}'}: missing"), msg
+    assert f"tiny.{keep}" in msg and "tiny.safetensors (weights)" in msg, msg
+    with pytest.raises(FileNotFoundError, match=f"tiny.{remove}: missing"):
+        checkpoint.init_weights(_model(), TinyConfig(), tmp_path / f"tiny{given}")
+
+
+def test_a_dotted_name_is_still_a_checkpoint_name(tmp_path):
+    checkpoint.save_model(tmp_path / "net.v2", _model(hidden=3))
+    assert checkpoint.load_model(tmp_path / "net.v2").config.hidden == 3
+
+
+def test_a_file_of_the_earlier_head_layout_passes_the_shape_check(tmp_path):
+    """The check before building applies the architecture's layout upgrade to the header's
+    shapes, so legacy files still load (and load exactly what the upgrade makes of them)."""
+    from safetensors.torch import save_file
+
+    from splatnet.models.splatnet import upgrade_state_dict
+
+    net = _small_splatnet()
+    checkpoint.save_model(tmp_path / "old", net)
+    hidden, cu = net.head.mix_coarse.weight.shape[:2]
+    cs = net.head.mix_features.weight.shape[1]
+    k = 5
+    g = torch.Generator().manual_seed(1)
+    legacy = {n: t for n, t in net.state_dict().items()
+              if not n.startswith(("head.mix_coarse", "head.net.2", "head.mix_features"))}
+    for name, shape in (("head_context.weight", (k, cu, 1, 1)), ("head_context.bias", (k,)),
+                        ("head.mix_features.weight", (hidden, k + cs, 1, 1)),
+                        ("head.mix_features.bias", (hidden,)),
+                        ("head.net.2.weight", (hidden, 1, 3, 3)), ("head.net.2.bias", (hidden,)),
+                        ("head.net.3.weight", (hidden, hidden, 1, 1)),
+                        ("head.net.3.bias", (hidden,))):
+        legacy[name] = torch.randn(shape, generator=g)
+    save_file(legacy, str(tmp_path / "old.safetensors"),
+              metadata={"format": checkpoint.MODEL_FORMAT, "arch": "splatnet"})
+    loaded = checkpoint.load_model(tmp_path / "old")
+    for name, t in upgrade_state_dict(legacy).items():
+        assert torch.equal(loaded.state_dict()[name], t), name
+    # a legacy file whose parts do not fit each other is a clear error, not a crash
+    legacy["head.mix_features.weight"] = torch.randn(hidden, 3, 1, 1)
+    save_file(legacy, str(tmp_path / "old.safetensors"),
+              metadata={"format": checkpoint.MODEL_FORMAT, "arch": "splatnet"})
+    with pytest.raises(ValidationError, match="old.safetensors"):
+        checkpoint.load_model(tmp_path / "old")

@@ -160,3 +160,101 @@ def test_help_lists_every_leaf_with_its_docstring():
     assert rows["steps"][1:] == ("int", "3", "How many steps.")
     text = format_help(Outer)
     assert "inner.size" in text and "Height and width." in text
+
+
+# ---------------------------------------------------------------------------- the real configs
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"encoder": {"stem_dim": 0}}, "encoder.stem_dim"),
+    ({"encoder": {"mid_dim": -1}}, "encoder.mid_dim"),
+    ({"encoder": {"low_dim": 10**9}}, "encoder.low_dim"),
+    ({"encoder": {"matching_dim": 0}}, "encoder.matching_dim"),
+    ({"encoder": {"context_dim": 4097}}, "encoder.context_dim"),
+    ({"cost_volume": {"num_candidates": 10**6}}, "cost_volume.num_candidates"),
+    ({"cost_volume": {"temporal_sources": -1}}, "cost_volume.temporal_sources"),
+    ({"cost_volume": {"rig_neighbors": 10**6}}, "cost_volume.rig_neighbors"),
+    ({"cost_volume": {"unet_dims": [8, 0, 8]}}, "cost_volume.unet_dims"),
+    ({"cost_volume": {"lidar_dropout": 1.5}}, "cost_volume.lidar_dropout"),
+    ({"head": {"hidden_dim": 0}}, "head.hidden_dim"),
+    ({"head": {"max_velocity": -1.0}}, "head.max_velocity"),
+    ({"head": {"opacity_bias": NAN}}, "head.opacity_bias"),
+    ({"head": {"depth_correction": NAN}}, "head.depth_correction"),
+    ({"head": {"scale_range": [NAN, 1.0]}}, "head.scale_range"),
+    ({"sky": {"hidden_dim": -3}}, "sky.hidden_dim"),
+    ({"sky": {"latent_dim": 0}}, "sky.latent_dim"),
+    ({"sky": {"num_frequencies": -1}}, "sky.num_frequencies"),
+    ({"postprocess": {"max_gaussians": 0}}, "postprocess.max_gaussians"),
+    ({"postprocess": {"min_opacity": 2.0}}, "postprocess.min_opacity"),
+    ({"postprocess": {"merge_cell": 0.0}}, "postprocess.merge_cell"),
+    ({"far": float("inf")}, "far"),
+])
+def test_model_config_sizes_are_checked_before_building(data, key):
+    from splatnet.models import SplatNetConfig
+
+    with pytest.raises(ValidationError) as err:
+        from_dict(SplatNetConfig, data)
+    msg = str(err.value)
+    assert msg.startswith(f"{key}:") and len(msg.splitlines()) == 1, msg
+
+
+def test_model_config_limits_are_inclusive():
+    import torch
+
+    from splatnet.models import SplatNet, SplatNetConfig
+
+    smallest = from_dict(SplatNetConfig, {
+        "encoder": {"stem_dim": 1, "mid_dim": 1, "low_dim": 1, "matching_dim": 1,
+                    "context_dim": 1},
+        "cost_volume": {"num_candidates": 2, "temporal_sources": 0, "rig_neighbors": 0,
+                        "unet_dims": [1, 1, 1]},
+        "head": {"hidden_dim": 1}, "sky": {"hidden_dim": 1, "latent_dim": 1,
+                                           "num_frequencies": 0},
+        "postprocess": {"max_gaussians": 1}})
+    assert sum(p.numel() for p in SplatNet(smallest).parameters()) > 0
+    largest = from_dict(SplatNetConfig, {
+        "encoder": dict.fromkeys(["stem_dim", "mid_dim", "low_dim", "matching_dim",
+                                  "context_dim"], 4096),
+        "cost_volume": {"num_candidates": 512, "temporal_sources": 64, "rig_neighbors": 64,
+                        "unet_dims": [4096] * 3},
+        "head": {"hidden_dim": 4096}, "sky": {"hidden_dim": 4096, "latent_dim": 4096,
+                                              "num_frequencies": 16}})
+    with torch.device("meta"):  # shapes only: the largest accepted network still builds
+        assert SplatNet(largest).encoder.stem[2].weight.shape == (4096, 2048, 3, 3)
+
+
+@pytest.mark.parametrize("optim, key", [
+    ({"lr": -1}, "optim.lr"),
+    ({"lr": 0}, "optim.lr"),
+    ({"lr": NAN}, "optim.lr"),
+    ({"lr": float("inf")}, "optim.lr"),
+    ({"lr": -1, "min_lr": -2}, "optim.lr"),
+    ({"min_lr": -1e-6}, "optim.min_lr"),
+    ({"min_lr": NAN}, "optim.min_lr"),
+    ({"lr": 1e-4, "min_lr": 1e-3}, "optim.min_lr"),
+    ({"betas": [1.0, 0.99]}, "optim.betas"),
+    ({"betas": [0.9, -0.1]}, "optim.betas"),
+    ({"eps": 0}, "optim.eps"),
+    ({"eps": NAN}, "optim.eps"),
+    ({"weight_decay": -0.1}, "optim.weight_decay"),
+    ({"weight_decay": NAN}, "optim.weight_decay"),
+    ({"grad_clip": -1}, "optim.grad_clip"),
+    ({"grad_clip": NAN}, "optim.grad_clip"),
+])
+def test_optim_errors_name_the_field_that_is_wrong(optim, key):
+    from splatnet.train_config import TrainConfigBase
+
+    with pytest.raises(ValidationError) as err:
+        from_dict(TrainConfigBase, {"optim": optim})
+    msg = str(err.value)
+    assert msg.startswith(f"{key}:"), msg
+
+
+def test_optim_edge_values_are_accepted():
+    from splatnet.train_config import TrainConfigBase
+
+    cfg = from_dict(TrainConfigBase, {"optim": {"lr": 1e-3, "min_lr": 1e-3, "betas": [0.0, 0.0],
+                                                "weight_decay": 0.0, "grad_clip": 0.0}})
+    assert cfg.optim.min_lr == cfg.optim.lr == 1e-3
+    assert from_dict(TrainConfigBase, {"optim": {"min_lr": 0}}).optim.min_lr == 0.0

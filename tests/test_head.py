@@ -197,3 +197,40 @@ def test_coarse_features_equal_upsampled_features():
         split(fine, cams, depth=depth)
     with pytest.raises(ValidationError, match="coarse_dim=0"):
         full(torch.cat([fine, up], dim=2), cams, depth=depth, coarse_features=coarse)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"feature_dim": -1}, "feature_dim"),
+    ({"feature_dim": 0}, "feature_dim"),
+    ({"feature_dim": 2.5}, "feature_dim"),
+    ({"feature_dim": True}, "feature_dim"),
+    ({"coarse_dim": -1}, "coarse_dim"),
+    ({"hidden_dim": 0}, "hidden_dim"),
+    ({"hidden_dim": "32"}, "hidden_dim"),
+    ({"sh_degree": 1.5}, "sh_degree"),
+    ({"sh_degree": 4}, "sh_degree"),
+    ({"near": float("nan")}, "near"),
+    ({"far": float("inf")}, "far"),
+    ({"max_velocity": -1.0}, "max_velocity"),
+    ({"max_velocity": float("nan")}, "max_velocity"),
+    ({"opacity_bias": float("nan")}, "opacity_bias"),
+    ({"scale_range": (3.0, 1.0)}, "scale_range"),
+    ({"scale_range": (0.0, 1.0)}, "scale_range"),
+    ({"scale_range": (0.1, 1.0, 2.0)}, "scale_range"),
+    ({"scale_range": 2.0}, "scale_range"),
+    ({"depth_correction": -0.1}, "depth_correction"),
+    ({"depth_correction": float("inf")}, "depth_correction"),
+    ({"predict_velocity": "no"}, "predict_velocity"),
+    ({"predict_sky": 1}, "predict_sky"),
+])
+def test_constructor_arguments_are_checked(kwargs, name):
+    args = {"feature_dim": 8, **kwargs}
+    with pytest.raises(ValidationError) as err:
+        GaussianHead(args.pop("feature_dim"), **args)
+    msg = str(err.value)
+    assert msg.startswith(f"GaussianHead: {name}") and len(msg.splitlines()) == 1, msg
+
+
+def test_constructor_edge_arguments_are_accepted():
+    head = GaussianHead(1, coarse_dim=0, hidden_dim=1, sh_degree=0, depth_correction=0.0)
+    assert head.mix_features.in_channels == 1 and head.out.in_channels == 1

@@ -6,10 +6,41 @@ YAML configs override these fields; :meth:`SplatNetConfig.from_dict` rejects unk
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ValidationError
+
+#: Largest channel width any layer may be configured with (the defaults are 8-144; a 3×3
+#: convolution of this width in and out is 600 MB of float32).
+MAX_WIDTH = 4096
+#: Most depth candidates of the plane sweep (MVSplat uses up to 128).
+MAX_CANDIDATES = 512
+#: Most source views of each kind (temporal, rig) matched per view.
+MAX_SOURCES = 64
+#: Most sky direction-encoding frequencies (2^16·π rad is already below float32's resolution).
+MAX_FREQUENCIES = 16
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _count(key: str, v: Any, lo: int, hi: int) -> None:
+    if not _is_int(v) or not lo <= v <= hi:
+        raise ValidationError(f"{key}: expected an integer in {lo}-{hi}, got {v!r}")
+
+
+def _finite(key: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValidationError(f"{key}: expected a finite number, got {v!r}")
+
+
+def _fraction(key: str, v: Any) -> None:
+    _finite(key, v)
+    if not 0 <= v <= 1:
+        raise ValidationError(f"{key}: must be in [0, 1], got {v}")
 
 
 @dataclass
@@ -116,17 +147,58 @@ class SplatNetConfig:
         self.validate()
 
     def validate(self) -> None:
+        """Raise ``ValidationError`` naming the first field that is out of range.
+
+        Sizes have upper limits (:data:`MAX_WIDTH` channels, :data:`MAX_CANDIDATES` depth
+        candidates, :data:`MAX_SOURCES` source views, :data:`MAX_FREQUENCIES` sky frequencies)
+        so that a typo in a config or checkpoint is an error, not an attempt to allocate
+        terabytes.
+        """
+        _finite("near", self.near)
+        _finite("far", self.far)
         if not (0 < self.near < self.far):
-            raise ValidationError(f"SplatNetConfig: need 0 < near < far, got {self.near}, {self.far}")
-        if self.head.stride not in (1, 2, 4, 8):
-            raise ValidationError(f"head.stride: expected 1, 2, 4 or 8, got {self.head.stride}")
-        if not 0 <= self.head.sh_degree <= 3:
-            raise ValidationError(f"head.sh_degree: expected 0-3, got {self.head.sh_degree}")
-        if self.cost_volume.num_candidates < 2:
-            raise ValidationError("cost_volume.num_candidates: need at least 2")
-        lo, hi = self.head.scale_range
-        if not 0 < lo < hi:
-            raise ValidationError(f"head.scale_range: need 0 < lo < hi, got {self.head.scale_range}")
+            raise ValidationError(f"near: need 0 < near < far, got near={self.near}, "
+                                  f"far={self.far}")
+        enc, cv, head, sky, post = (self.encoder, self.cost_volume, self.head, self.sky,
+                                    self.postprocess)
+        for name in ("stem_dim", "mid_dim", "low_dim", "matching_dim", "context_dim"):
+            _count(f"encoder.{name}", getattr(enc, name), 1, MAX_WIDTH)
+        _count("cost_volume.num_candidates", cv.num_candidates, 2, MAX_CANDIDATES)
+        _count("cost_volume.temporal_sources", cv.temporal_sources, 0, MAX_SOURCES)
+        _count("cost_volume.rig_neighbors", cv.rig_neighbors, 0, MAX_SOURCES)
+        dims = cv.unet_dims
+        if not isinstance(dims, (tuple, list)) or len(dims) != 3 or not all(
+                _is_int(d) and 1 <= d <= MAX_WIDTH for d in dims):
+            raise ValidationError(f"cost_volume.unet_dims: expected 3 widths in 1-{MAX_WIDTH}, "
+                                  f"got {dims!r}")
+        _fraction("cost_volume.lidar_dropout", cv.lidar_dropout)
+        if head.stride not in (1, 2, 4, 8):
+            raise ValidationError(f"head.stride: expected 1, 2, 4 or 8, got {head.stride!r}")
+        _count("head.hidden_dim", head.hidden_dim, 1, MAX_WIDTH)
+        _count("head.sh_degree", head.sh_degree, 0, 3)
+        _finite("head.max_velocity", head.max_velocity)
+        if head.max_velocity <= 0:
+            raise ValidationError(f"head.max_velocity: must be > 0, got {head.max_velocity}")
+        _finite("head.opacity_bias", head.opacity_bias)
+        _finite("head.depth_correction", head.depth_correction)
+        if head.depth_correction < 0:
+            raise ValidationError(f"head.depth_correction: must be >= 0, got "
+                                  f"{head.depth_correction}")
+        rng = head.scale_range
+        if not isinstance(rng, (tuple, list)) or len(rng) != 2 \
+                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in rng) \
+                or not 0 < rng[0] < rng[1]:
+            raise ValidationError(f"head.scale_range: need finite 0 < lo < hi, got {rng!r}")
+        _count("sky.hidden_dim", sky.hidden_dim, 1, MAX_WIDTH)
+        _count("sky.latent_dim", sky.latent_dim, 1, MAX_WIDTH)
+        _count("sky.num_frequencies", sky.num_frequencies, 0, MAX_FREQUENCIES)
+        _fraction("postprocess.min_opacity", post.min_opacity)
+        _finite("postprocess.merge_cell", post.merge_cell)
+        if post.merge_cell <= 0:
+            raise ValidationError(f"postprocess.merge_cell: must be > 0, got {post.merge_cell}")
+        if not _is_int(post.max_gaussians) or post.max_gaussians < 1:
+            raise ValidationError(f"postprocess.max_gaussians: expected an integer >= 1, got "
+                                  f"{post.max_gaussians!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
