@@ -11,7 +11,7 @@ recorded for exactly this), else its middle frame, so both methods are scored on
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -62,29 +62,39 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
                   holdout_cameras: Sequence[str] | None = None,
                   size: tuple[int, int] | None = None,
                   device: str | torch.device | None = None, backend: str = "auto",
-                  lpips: LPIPS | None = None) -> dict:
+                  lpips: LPIPS | None = None,
+                  progress: Callable[[str], None] | None = None) -> dict:
     """Reconstruct ``clip`` from its context views and score the held-out ones.
 
     Returns a JSON-ready dict: the split, PSNR / SSIM (mean and per view), LPIPS (mean and per
     view with ``lpips``, a :class:`splatnet.lpips.LPIPS` built from local weights; otherwise
     ``{"skipped": why}``), depth errors against LiDAR (where present), the Gaussian count and
-    timings.
+    timings. ``progress``, when given, is called with each stage's name as it starts:
+    ``"decode context views"``, ``"network + post-process"``,
+    ``"render and score held-out views"``.
     """
     from . import metrics
     from .feedforward import _device, prepare_inputs, run_network
     from .optim.optimize import split_views
     from .render import render
 
+    def stage(name: str) -> None:
+        if progress is not None:
+            progress(name)
+
     dev = _device(device)
     split = split_views(clip, holdout_frames, holdout_cameras)
     if not split.has_holdout:
         raise ValidationError(f"{clip.path}: {split.description}; pass --holdout-cameras NAMES")
     stride = int(getattr(model, "stride", 1))
+    stage("decode context views")
     inputs = prepare_inputs(clip, stride, frames=split.train_frames,
                             cameras=split.train_cameras, size=size)
     if lpips is not None:  # before the network runs
         lpips.check_size(*inputs.size, hint=" (pass a larger --size)")
+    stage("network + post-process")
     rec = run_network(inputs, model, dev)
+    stage("render and score held-out views")
     h, w = rec.size
     t0 = time.perf_counter()
     held = clip.views(frames=split.eval_frames, cameras=split.eval_cameras, size=(h, w))

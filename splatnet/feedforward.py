@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ValidationError
+from .errors import BackendUnavailableError, ValidationError
 from .gaussians import Gaussians
 
 
@@ -44,25 +44,53 @@ class Reconstruction:
     cameras: list[str] = field(default_factory=list)
 
 
-def _device(device: str | torch.device | None) -> torch.device:
+def _device(device: str | torch.device | None, option: str = "device") -> torch.device:
+    """``device`` as a ``torch.device`` once splatnet can run there, else one clear error.
+
+    Accepted: ``cpu``, ``cuda`` and ``cuda:N``, with a GPU present (and index ``N`` on this
+    machine) and splatnet's CUDA kernels built. ``option`` names the input in messages (the CLI
+    passes ``--device``).
+    """
     if device is None:
         return torch.device("cpu")
-    device = torch.device(device)
-    if device.type == "cuda":
-        from ._ext import require_cuda
+    value = str(device)
+    label = f"{option} {value}" if option.startswith("-") else f"{option} {value!r}"
+    accepted = "splatnet runs on cpu, cuda or cuda:N (N a GPU index)"
+    try:
+        dev = torch.device(device.strip().lower() if isinstance(device, str) else device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValidationError(f"{label}: {accepted}") from None
+    if dev.type not in ("cpu", "cuda") or (dev.type == "cpu" and dev.index not in (None, 0)):
+        raise ValidationError(f"{label}: {accepted}")
+    if dev.type == "cpu":
+        return dev
+    if not torch.cuda.is_available():
+        cpu_only = torch.version.cuda is None and getattr(torch.version, "hip", None) is None
+        why = ("the installed torch has no CUDA support" if cpu_only
+               else "torch.cuda.is_available() is False")
+        cpu = f"{option} cpu" if option.startswith("-") else "'cpu'"
+        raise BackendUnavailableError(f"{label}: no GPU is present ({why}); use {cpu}")
+    count = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= count:
+        raise ValidationError(f"{label}: this machine has {count} GPU{'s' if count > 1 else ''} "
+                              f"(cuda:0 to cuda:{count - 1})")
+    from ._ext import cuda_unavailable_reason
 
-        require_cuda()
-    return device
+    why = cuda_unavailable_reason()
+    if why is not None:
+        raise BackendUnavailableError(f"{label}: {why}")
+    return dev
 
 
 def default_size(clip, cameras: Sequence[str], stride: int) -> tuple[int, int]:
     """The cameras' native ``(H, W)`` rounded down to a multiple of the network's stride."""
     sizes = {(clip.camera(c).height, clip.camera(c).width) for c in cameras}
-    h = min(s[0] for s in sizes)
-    w = min(s[1] for s in sizes)
-    h, w = h - h % stride, w - w % stride
+    native_h = min(s[0] for s in sizes)
+    native_w = min(s[1] for s in sizes)
+    h, w = native_h - native_h % stride, native_w - native_w % stride
     if h <= 0 or w <= 0:
-        raise ValidationError(f"images of {w}x{h} are too small for the network's stride {stride}")
+        raise ValidationError(f"images of {native_h}x{native_w} (HxW) are too small for the "
+                              f"network's stride {stride}")
     return h, w
 
 
@@ -195,6 +223,8 @@ def _clip_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such clip directory")
+    if p.is_file() and p.name == "clip.json":  # the manifest stands for its clip, as in Clip.load
+        return p.parent
     if not p.is_dir():
         raise ValidationError(f"{p}: not a clip (expected a directory with clip.json)")
     return p

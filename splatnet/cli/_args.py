@@ -33,6 +33,9 @@ def name_list(text: str) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     if not names:
         raise argparse.ArgumentTypeError("expected one or more comma-separated names")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"{', '.join(twice)} given twice in {text!r}")
     return names
 
 
@@ -59,9 +62,32 @@ def check_output_file(path, force: bool, suffix: str | None = None) -> None:
     path = Path(path)
     if suffix is not None and path.suffix.lower() != suffix:
         raise ValueError(f"{path}: the output must be a {suffix} file")
+    if path.is_dir():  # before the exists check: --force would not help
+        raise IsADirectoryError(f"{path}: is a directory")
     if path.exists() and not force:
         raise FileExistsError(f"{path}: already exists (pass --force to overwrite)")
-    if path.exists() and path.is_dir():
-        raise IsADirectoryError(f"{path}: is a directory")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path}: directory {path.parent} does not exist")
+
+DEVICES = "cpu, cuda or cuda:N (N a GPU index)"
+
+
+def device_arg(text: str) -> str:
+    """``--device``: ``cpu``, ``cuda`` or ``cuda:N`` (normalised to lower case).
+
+    Only the notation is checked here, without importing torch; whether the device is usable
+    (a GPU present, the CUDA kernels built) is :func:`resolve_device`'s job, when the command runs.
+    """
+    name = text.strip().lower()
+    kind, colon, index = name.partition(":")
+    if name == "cpu" or (kind == "cuda" and (not colon or (index.isascii() and index.isdigit()))):
+        return name
+    raise argparse.ArgumentTypeError(f"expected {DEVICES}, got {text!r}")
+
+
+def resolve_device(name: str, option: str = "--device"):
+    """The ``torch.device`` for a :func:`device_arg` value, or one clear error naming ``option``:
+    no GPU present, a GPU index out of range, or CUDA kernels not built (imports torch)."""
+    from ..feedforward import _device
+
+    return _device(name, option)

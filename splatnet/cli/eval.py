@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._args import int_list, name_list, size_hw
+from ._args import check_output_file, device_arg, int_list, name_list, resolve_device, size_hw
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "LPIPS with --lpips-weights, depth error against LiDAR where present, timings. "
                     "Default split: the clip's target cameras if it has any, else its middle "
                     "frame.")
-    p.add_argument("clip", help="clip directory")
+    p.add_argument("clip", help="clip directory (or its clip.json)")
     p.add_argument("--checkpoint", default=None,
                    help="model file or checkpoint directory (default: the shipped model)")
     held = p.add_mutually_exclusive_group()
@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="hold out these cameras (all frames)")
     p.add_argument("--size", type=size_hw, default=None, metavar="HxW",
                    help="network and scoring size (default: native, rounded down to the stride)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", type=device_arg, default="cpu",
+                   help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--lpips-weights", type=_path_list, default=None, metavar="PATH[,PATH]",
                    help="score LPIPS v0.1 with local weights (nothing is downloaded): torchvision's "
                         "backbone file (alexnet-owt-7be5be79.pth or vgg16-397923af.pth, as in "
@@ -37,8 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="which LPIPS network, when the weights hold both (default: recognised "
                         "from the weights)")
     p.add_argument("--report", default=None,
-                   help="JSON report path (default: eval-CLIPNAME.json in the current directory)")
+                   help="JSON report path (default: eval-CLIPNAME.json in the current directory); "
+                        "an existing file is kept unless --force")
+    p.add_argument("--force", action="store_true", help="overwrite an existing report")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
 
@@ -55,28 +59,36 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoint import load_model
     from ..clip import Clip
     from ..evaluate import evaluate_clip
-    from ..feedforward import _clip_path, _device
+    from ..feedforward import _clip_path
     from ..io.atomic import atomic_write_text
     from ..lpips import LPIPS
+    from .reconstruct import _clip_dir, stage_progress
 
-    device = _device(args.device)
+    device = resolve_device(args.device)
     if args.lpips_net and not args.lpips_weights:
         raise ValueError("--lpips-net needs --lpips-weights")
+    clip_dir = _clip_dir(args.clip)
+    path = Path(args.report) if args.report else Path(f"eval-{clip_dir.name}.json")
+    check_output_file(path, args.force)  # before any work: the run takes seconds to minutes
+    clip = Clip.load(_clip_path(args.clip))
     lpips, lpips_load = None, 0.0
     if args.lpips_weights:  # before the reconstruction, so that a bad path fails at once
         t0 = time.perf_counter()
         lpips = LPIPS.from_files(*args.lpips_weights, net=args.lpips_net).to(device)
         lpips_load = time.perf_counter() - t0
-    clip = Clip.load(_clip_path(args.clip))
     model = load_model(args.checkpoint, device=device)
-    report = evaluate_clip(clip, model, holdout_frames=args.holdout_frames,
-                           holdout_cameras=args.holdout_cameras, size=args.size, device=device,
-                           lpips=lpips)
-    if lpips is not None:
-        report["timings"]["load_lpips"] = round(lpips_load, 4)
-    report["checkpoint"] = args.checkpoint or "default"
-    path = Path(args.report) if args.report else Path(f"eval-{Path(args.clip).resolve().name}.json")
-    atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+    stages = ["decode context views", "network + post-process", "render and score held-out views",
+              "write report"]
+    with stage_progress(f"eval {clip_dir.name}", stages, disable=args.quiet) as stage:
+        report = evaluate_clip(clip, model, holdout_frames=args.holdout_frames,
+                               holdout_cameras=args.holdout_cameras, size=args.size,
+                               device=device, lpips=lpips, progress=stage)
+        if lpips is not None:
+            report["timings"]["load_lpips"] = round(lpips_load, 4)
+        report["checkpoint"] = args.checkpoint or "default"
+        stage("write report")
+        check_output_file(path, args.force)  # again: it may have appeared while this ran
+        atomic_write_text(path, json.dumps(report, indent=2) + "\n")
     if args.json:
         print(json.dumps(report))
         return 0

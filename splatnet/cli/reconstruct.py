@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
+import os
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import ValidationError
-from ._args import check_output_file, frame_ids, frame_range, name_list, size_hw
+from ._args import (
+    check_output_file,
+    device_arg,
+    frame_ids,
+    frame_range,
+    name_list,
+    resolve_device,
+    size_hw,
+)
+
+FORMATS = {".ply": "ply", ".splat": "splat"}  # output extension -> --format
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,13 +34,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "run the network once and write a PLY (or .splat) that opens in standard "
                     "3DGS viewers. Several clips: the model loads once, the next clip is decoded "
                     "while the network runs, and a bad clip is reported and skipped (exit 1).")
-    p.add_argument("clips", nargs="+", metavar="CLIP", help="clip directories")
+    p.add_argument("clips", nargs="+", metavar="CLIP",
+                   help="clip directories (or their clip.json)")
     out = p.add_mutually_exclusive_group(required=True)
     out.add_argument("-o", "--out", help="output file for one clip (.ply or .splat)")
-    out.add_argument("--out-dir", help="output directory for one or more clips (CLIPNAME.FORMAT)")
+    out.add_argument("--out-dir",
+                     help="output directory for one or more clips: CLIPNAME.FORMAT, where clips of "
+                          "the same name get their shortest distinguishing parent folders "
+                          "(a/clip, b/clip -> a_clip, b_clip)")
     p.add_argument("--checkpoint", default=None,
                    help="model file or checkpoint directory (default: the shipped model)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", type=device_arg, default="cpu",
+                   help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--frames", type=frame_range, default=None, metavar="A:B",
                    help="context frames, Python slice style (default: all)")
     p.add_argument("--cameras", type=name_list, default=None, metavar="NAMES",
@@ -35,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=size_hw, default=None, metavar="HxW",
                    help="network input size (default: native, rounded down to the stride)")
     p.add_argument("--format", choices=["ply", "splat"], default=None,
-                   help="output format (default: from the -o suffix, else ply)")
+                   help="output format (default: from the -o extension, which must be .ply or "
+                        ".splat and match --format; ply with --out-dir)")
     p.add_argument("--refine", type=int, default=0, metavar="STEPS",
                    help="optimisation steps on the context views after the network (default 0)")
     p.add_argument("--no-lidar", action="store_true", help="ignore the clip's LiDAR")
@@ -45,13 +64,121 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _output_path(args: argparse.Namespace, clip: str) -> tuple[Path, str]:
+def _out_format(out: Path, fmt: str | None) -> str:
+    """The format of ``-o OUT``: from its extension, which must agree with ``--format``."""
+    ext = out.suffix.lower()
+    if ext not in FORMATS:
+        want = f".{fmt}" if fmt else ".ply or .splat"
+        raise ValidationError(f"-o {out}: the output name must end in {want} (.ply or .splat "
+                              f"selects the format), got {ext or 'no extension'!r}")
+    if fmt is not None and FORMATS[ext] != fmt:
+        raise ValidationError(f"-o {out}: a {ext} name does not match --format {fmt}; name it "
+                              f"{out.with_suffix('.' + fmt)} or drop --format (.ply or .splat "
+                              f"selects the format)")
+    return FORMATS[ext]
+
+
+def _clip_dir(path: str) -> Path:
+    """The clip directory a CLIP argument stands for, made absolute without resolving links."""
+    p = Path(os.path.abspath(path))
+    return p.parent if p.name == "clip.json" and p.is_file() else p
+
+
+def output_stems(clips: Sequence[str]) -> list[str]:
+    """Output file stems for ``--out-dir``, one per clip, unique within the run.
+
+    A clip is named after its directory; clips whose names collide (case-insensitively, for
+    case-insensitive file systems) take their parent folders in front, as few as tell them apart:
+    ``/d/a/clip, /d/b/clip -> a_clip, b_clip``. Inputs that no parent folder tells apart (the same
+    clip given twice) are an error naming both.
+    """
+    parts = [_clip_dir(c).parts[1:] or ("clip",) for c in clips]  # [1:]: no root anchor
+    depth = [1] * len(clips)
+    while True:
+        stems = ["_".join(p[-d:]) for p, d in zip(parts, depth)]
+        groups: dict[str, list[int]] = {}
+        for i, stem in enumerate(stems):
+            groups.setdefault(stem.casefold(), []).append(i)
+        clashes = [g for g in groups.values() if len(g) > 1]
+        if not clashes:
+            return stems
+        for group in clashes:
+            longer = [i for i in group if depth[i] < len(parts[i])]
+            if not longer:
+                a, b = (clips[i] for i in group[:2])
+                same = os.path.realpath(_clip_dir(a)) == os.path.realpath(_clip_dir(b))
+                raise ValidationError(
+                    f"{a} and {b}: " + ("the same clip given twice" if same else
+                                        f"both would be written as {stems[group[0]]}.*; "
+                                        f"reconstruct them in separate runs"))
+            for i in longer:
+                depth[i] += 1
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    """``--out-dir``, created if missing; a file in its place is one clear error."""
+    d = Path(args.out_dir)
+    if d.exists() and not d.is_dir():
+        raise ValidationError(f"--out-dir {d}: is a file, not a directory")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except (NotADirectoryError, FileExistsError):
+        raise ValidationError(f"--out-dir {d}: a parent is a file, not a directory") from None
+    except OSError as exc:
+        raise ValidationError(f"--out-dir {d}: cannot create it ({exc.strerror or exc})") from None
+    return d
+
+
+def _outputs(args: argparse.Namespace) -> list[tuple[Path, str]]:
+    """(path, format) per clip, every name unique within the run; no file is touched except the
+    --out-dir folder, created."""
     if args.out is not None:
         out = Path(args.out)
-        fmt = args.format or ("splat" if out.suffix.lower() == ".splat" else "ply")
-        return out, fmt
+        return [(out, _out_format(out, args.format))]
     fmt = args.format or "ply"
-    return Path(args.out_dir) / f"{Path(clip).resolve().name}.{fmt}", fmt
+    stems = output_stems(args.clips)
+    d = _out_dir(args)
+    outputs = [(d / f"{stem}.{fmt}", fmt) for stem in stems]
+    renamed = [(c, o) for c, (o, _), stem in zip(args.clips, outputs, stems)
+               if stem != _clip_dir(c).name]
+    if renamed and not args.quiet:
+        print("splatnet reconstruct: clips share a name, so their outputs are: "
+              + ", ".join(f"{c} -> {o}" for c, o in renamed), file=sys.stderr)
+    return outputs
+
+
+@contextlib.contextmanager
+def stage_progress(desc: str, stages: Sequence[str], disable: bool
+                   ) -> Iterator[Callable[[str], None]]:
+    """A one-line status on stderr naming the stage a run is in, for runs of a few seconds with
+    no other progress; yields ``start(stage)``. Nothing shows before the first stage starts (so an
+    input refused up front is one line), and an error leaves the line as it stood."""
+    bar = None
+    done = 0
+
+    def start(stage: str) -> None:
+        nonlocal bar, done
+        if disable:
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(stages), desc=desc, file=sys.stderr, dynamic_ncols=True,
+                       bar_format="{desc} ({n_fmt}/{total_fmt} stages) [{elapsed}]")
+        i = stages.index(stage)
+        if i > done:
+            bar.update(i - done)
+            done = i
+        bar.set_description_str(f"{desc}: {stage}")
+
+    try:
+        yield start
+        if bar is not None:
+            bar.update(len(stages) - done)
+            bar.set_description_str(f"{desc}: done")
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,17 +186,21 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError("-o/--out takes one clip; use --out-dir DIR for several")
     if args.refine < 0:
         raise ValidationError(f"--refine must be >= 0, got {args.refine}")
-    if args.out_dir is not None:
-        Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    if args.out is not None:  # one clip: fail before loading anything
-        check_output_file(_output_path(args, args.clips[0])[0], args.force)
+    device = resolve_device(args.device)
+    outputs = _outputs(args)  # names, formats and --out-dir checked before anything loads
+    single = len(args.clips) == 1
+    first = args.clips[0]
+    if single:  # one clip: fail on its output and its manifest before loading the model
+        check_output_file(outputs[0][0], args.force)
+        from ..clip import Clip
+        from ..feedforward import _clip_path
+
+        first = Clip.load(_clip_path(args.clips[0]))
 
     import torch
 
     from ..checkpoint import load_model
-    from ..feedforward import _device
 
-    device = _device(args.device)
     t0 = time.perf_counter()
     model = load_model(args.checkpoint, device=device)
     model_seconds = time.perf_counter() - t0
@@ -78,41 +209,48 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     results: list[dict] = []
-    # One bar over clips when there are several (a single clip takes seconds; --refine has its own
-    # bar). Result lines go through tqdm.write so they do not tear the bar.
+    # One bar over clips when there are several; one over the stages of a single clip (see
+    # _reconstruct_one). Result lines go through tqdm.write so they do not tear the bar.
     bar = tqdm(total=len(args.clips), desc="reconstruct", unit="clip", file=sys.stderr,
-               dynamic_ncols=True, disable=args.quiet or len(args.clips) == 1)
+               dynamic_ncols=True, disable=args.quiet or single)
     pool = ThreadPoolExecutor(max_workers=1)
     pending: Future | None = None
 
     def submit(i: int) -> Future | None:
-        return pool.submit(_load, args.clips[i], args, stride) if i < len(args.clips) else None
+        if i >= len(args.clips):
+            return None
+        return pool.submit(_load, first if i == 0 else args.clips[i], args, stride)
 
     try:
-        pending = submit(0)
-        for i, clip_path in enumerate(args.clips):
-            future, pending = pending, None
-            try:
-                out_path, fmt = _output_path(args, clip_path)
-                check_output_file(out_path, args.force)
-                inputs = future.result()
-                pending = submit(i + 1)  # decode the next clip while the network runs
-                summary = _reconstruct_one(clip_path, inputs, model, device, out_path, fmt, args)
-            except Exception as exc:  # noqa: BLE001 - one bad clip must not stop the others
-                if pending is None:
-                    pending = submit(i + 1)
-                if len(args.clips) == 1:
-                    raise
-                summary = {"clip": clip_path, "ok": False, "error": " ".join(str(exc).split())}
-                tqdm.write(f"splatnet reconstruct: {clip_path}: error: {summary['error']}",
-                           file=sys.stderr)
-            results.append(summary)
-            bar.update(1)
-            bar.set_postfix(failed=sum(not r["ok"] for r in results), refresh=False)
-            del future
-            gc.collect()
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+        with stage_progress(f"reconstruct {_clip_dir(args.clips[0]).name}", _stages(args),
+                            disable=args.quiet or not single) as stage:
+            pending = submit(0)
+            for i, clip_path in enumerate(args.clips):
+                future, pending = pending, None
+                try:
+                    out_path, fmt = outputs[i]
+                    check_output_file(out_path, args.force)
+                    stage("decode images")
+                    inputs = future.result()
+                    pending = submit(i + 1)  # decode the next clip while the network runs
+                    summary = _reconstruct_one(clip_path, inputs, model, device, out_path, fmt,
+                                               args, stage)
+                except Exception as exc:  # noqa: BLE001 - one bad clip must not stop the others
+                    if pending is None:
+                        pending = submit(i + 1)
+                    if single:
+                        raise
+                    summary = {"clip": clip_path, "ok": False,
+                               "error": " ".join(str(exc).split())}
+                    tqdm.write(f"splatnet reconstruct: {clip_path}: error: {summary['error']}",
+                               file=sys.stderr)
+                results.append(summary)
+                bar.update(1)
+                bar.set_postfix(failed=sum(not r["ok"] for r in results), refresh=False)
+                del future
+                gc.collect()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
@@ -128,11 +266,16 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _load(clip_path: str, args: argparse.Namespace, stride: int):
+def _stages(args: argparse.Namespace) -> list[str]:
+    return ["decode images", "network + post-process", *(["refine"] if args.refine else []),
+            "write"]
+
+
+def _load(clip_or_path, args: argparse.Namespace, stride: int):
     from ..clip import Clip
     from ..feedforward import _clip_path, prepare_inputs
 
-    clip = Clip.load(_clip_path(clip_path))
+    clip = clip_or_path if isinstance(clip_or_path, Clip) else Clip.load(_clip_path(clip_or_path))
     frames = frame_ids(args.frames, clip.num_frames) if args.frames is not None else None
     inputs = prepare_inputs(clip, stride, frames=frames, cameras=args.cameras, size=args.size,
                             use_lidar=not args.no_lidar)
@@ -140,13 +283,15 @@ def _load(clip_path: str, args: argparse.Namespace, stride: int):
 
 
 def _reconstruct_one(clip_path, loaded, model, device, out_path: Path, fmt: str,
-                     args: argparse.Namespace) -> dict:
+                     args: argparse.Namespace, stage: Callable[[str], None]) -> dict:
     from ..feedforward import run_network
 
     clip, inputs = loaded
+    stage("network + post-process")
     rec = run_network(inputs, model, device)
     g = rec.gaussians
     if args.refine:
+        stage("refine")
         from ..optim import refine
 
         t0 = time.perf_counter()
@@ -159,6 +304,7 @@ def _reconstruct_one(clip_path, loaded, model, device, out_path: Path, fmt: str,
                 backgrounds = rec.sky.render(inputs.cameras.to(g.device))[0].to(views.images)
         g = refine(g, views, args.refine, progress=not args.quiet, backgrounds=backgrounds)
         rec.timings["refine"] = time.perf_counter() - t0
+    stage("write")
     t0 = time.perf_counter()
     dropped = g.save_splat(out_path) if fmt == "splat" else g.save_ply(out_path)
     rec.timings["write"] = time.perf_counter() - t0
