@@ -214,8 +214,9 @@ def markdown(rows: list[dict], notes: list[str], header: str) -> str:
 
 def plot(rows: list[dict], path: Path) -> None:
     """PSNR (top) and SSIM (bottom) vs wall time, one column per clip, one line per start."""
-    import matplotlib
+    from splatnet._optional import require
 
+    matplotlib = require("matplotlib", "the quality-vs-time plot", extra=None)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -20,13 +20,15 @@ from ..errors import BackendUnavailableError
 
 
 def _gsplat():
+    from .._optional import require
+
     try:
-        import gsplat
-        from gsplat.cuda._wrapper import spherical_harmonics
+        gsplat = require("gsplat", "backend 'gsplat'", extra="gsplat")
+        spherical_harmonics = require("gsplat.cuda._wrapper", "backend 'gsplat'",
+                                      extra="gsplat").spherical_harmonics
     except ImportError as exc:
         raise BackendUnavailableError(
-            f"backend 'gsplat': gsplat is not installed ({exc}); pip install gsplat (it needs a "
-            "CUDA build of torch), or use backend='cuda' / 'cpu'"
+            f"{exc} (it needs a CUDA build of torch), or use backend='cuda' / 'cpu'"
         ) from exc
     if not torch.cuda.is_available():
         raise BackendUnavailableError(

@@ -24,9 +24,9 @@ def rotate(v: np.ndarray, R: np.ndarray) -> np.ndarray:
 
 
 def _o3d():
-    import open3d as o3d  # lazy: open3d takes ~0.5 s to import
+    from splatnet._optional import require  # lazy: open3d takes ~0.5 s to import
 
-    return o3d
+    return require("open3d", "the synthetic clip generator (splatnet synth)", extra="open3d")
 
 
 class SceneMeshes:
