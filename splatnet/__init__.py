@@ -6,24 +6,28 @@ The public API, importable from the top level::
     g = splatnet.Gaussians.load_ply("scene.ply")
     out = splatnet.render(g, cameras)            # differentiable, CPU (C++) or CUDA
 
-Heavy submodules (the renderer's extension, the network, open3d) load on first use, so
-``import splatnet`` stays fast.
+Every public name loads on first use (torch included), so ``import splatnet`` and the
+``splatnet`` command's ``--help`` stay fast; ``from splatnet import Gaussians`` works as usual.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
-from .cameras import Cameras
+# Cheap (no torch): the exception types are bound at once.
 from .errors import BackendUnavailableError, FormatError, SplatnetError, ValidationError
-from .gaussians import Gaussians
-from .render import RenderOutput, render  # the function, not the package of the same name
 
 __version__ = "0.1.0"
 
 # name -> module that defines it; resolved lazily by __getattr__.
 _LAZY = {
+    "Cameras": "splatnet.cameras",
+    "Gaussians": "splatnet.gaussians",
+    "render": "splatnet.render",  # the function, not the package of the same name
+    "RenderOutput": "splatnet.render",
     "reconstruct": "splatnet.feedforward",
     "optimize": "splatnet.optim",
     "Clip": "splatnet.clip",
@@ -35,14 +39,10 @@ _LAZY = {
 
 __all__ = [
     "BackendUnavailableError",
-    "Cameras",
     "FormatError",
-    "Gaussians",
     "SplatnetError",
     "ValidationError",
-    "RenderOutput",
     "__version__",
-    "render",
     *_LAZY,
 ]
 
@@ -52,7 +52,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'splatnet' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    value = mod if module.endswith("." + name) else getattr(mod, name)
+    value = mod if module.endswith("." + name) and name != "render" else getattr(mod, name)
     globals()[name] = value
     return value
 
@@ -61,10 +61,25 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
+class _Package(types.ModuleType):
+    """Importing the subpackage ``splatnet.render`` makes Python bind it as this package's
+    ``render`` attribute; ``splatnet.render`` is the function, so bind that instead."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "render" and isinstance(value, types.ModuleType):
+            value = value.render
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import losses, models
+    from .cameras import Cameras
     from .checkpoint import load_model
     from .clip import Clip
     from .feedforward import reconstruct
+    from .gaussians import Gaussians
     from .head import GaussianHead
     from .optim import optimize
+    from .render import RenderOutput, render

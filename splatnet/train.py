@@ -45,6 +45,7 @@ from . import checkpoint as ckpt_io
 from .config_io import format_help, from_dict, load_config, merge_overrides, to_dict
 from .errors import ValidationError
 from .io.atomic import atomic_write_text
+from .train_args import add_arguments  # noqa: F401 - re-exported (torch-free for the CLI's parser)
 from .train_config import (  # noqa: F401 - re-exported: splatnet.train is the public face
     _MODEL_IMPORT_ERROR,
     DataConfig,
@@ -479,25 +480,6 @@ def run(cfg: TrainConfigBase, *, resume: str | None = None, stop_at: int | None 
     finally:
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options ``splatnet train`` and ``python -m splatnet.train`` share."""
-    parser.add_argument("--config", metavar="YAML",
-                        help="YAML file of overrides of the defaults (see configs/)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="further overrides, e.g. optim.lr=1e-3 data.batch_size=4 "
-                             "(values are YAML)")
-    parser.add_argument("--resume", metavar="PATH",
-                        help="continue from a checkpoint: a run directory, its checkpoints/ "
-                             "folder or one step directory (without --config, the checkpoint's "
-                             "own config is used); 'auto': resume log.dir's latest checkpoint "
-                             "when there is one, else start fresh (for restarted jobs)")
-    parser.add_argument("--stop-at", type=int, metavar="STEP",
-                        help="stop after this step (the schedule still spans schedule.steps), "
-                             "e.g. to split a run into jobs")
-    parser.add_argument("--print-config", action="store_true",
-                        help="print the resolved config as YAML and exit")
 
 
 def config_epilog(config_cls: type | None = None) -> str:

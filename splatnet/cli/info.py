@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="print statistics of a Gaussian splat PLY file",
@@ -19,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def summarize(g) -> dict:
     """Statistics of one scene's Gaussians as plain Python numbers."""
+    import torch
+
     n = g.num_gaussians
     out: dict = {"count": n, "sh_degree": g.sh_degree}
     if n == 0:

@@ -6,21 +6,28 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from splatnet.train import add_arguments, config_epilog
+    from splatnet.train_args import add_arguments
 
-    try:
-        epilog = config_epilog()
-    except Exception as exc:  # noqa: BLE001 - a broken model module must not break every command
-        epilog = f"(config keys unavailable: {exc})"
     p = sub.add_parser(
         "train", help="train the feed-forward network (configs/*.yaml, KEY=VALUE overrides)",
         description="Train SplatNet on clip directories or synthetic clips. Defaults come from "
                     "the TrainConfig dataclass; --config YAML and KEY=VALUE arguments override "
                     "them (unknown keys are errors). For several processes or machines run "
                     "`torchrun --nproc_per_node N -m splatnet.train ...` (docs/training.md).",
-        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        # The config keys come from the model's dataclasses (which import torch): listed only
+        # when the help is shown (the parser in splatnet.cli calls a callable epilog).
+        epilog=_epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     p.set_defaults(func=run)
+
+
+def _epilog() -> str:
+    try:
+        from splatnet.train import config_epilog
+
+        return config_epilog()
+    except Exception as exc:  # noqa: BLE001 - a broken model module must not break the help
+        return f"(config keys unavailable: {exc})"
 
 
 def run(args: argparse.Namespace) -> int:
