@@ -87,8 +87,13 @@ def render_clip_trajectory(
     """Render ``gaussians`` from every selected (frame, camera) pose of ``clip``, frame-major.
 
     Cameras come from the clip's calibration; only poses are used (no images are decoded).
+    ``size`` ``(H, W)`` is bounded by ``splatnet._limits`` (a ``ValidationError`` before rendering).
     """
+    from ._limits import check_image_size
     from .render import render
+
+    if size is not None:
+        size = check_image_size(*size, what="size")
 
     frame_ids = list(range(clip.num_frames)) if frames is None else [int(f) for f in frames]
     names = list(clip.rig_camera_names) if cameras is None else list(cameras)

@@ -83,8 +83,9 @@ def test_preview_refuses_a_huge_size_before_allocating():
 ])
 def test_render_refuses_bad_floats_up_front(tmp_path: Path, capsys, option, value):
     out = tmp_path / "out"
+    # OPTION=VALUE: argparse reads a separate "-inf" as an option, not as a value.
     line = usage_error(capsys, ["render", str(tmp_path / "g.ply"), "--clip", str(SAMPLE),
-                                "-o", str(out), option, value])
+                                "-o", str(out), f"{option}={value}"])
     assert option in line and value in line
     assert not out.exists()
 

@@ -19,19 +19,41 @@ COMMANDS = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with splatnet's error policy: a usage error is one line naming the option (plus
+    where to find help), exit 2; an ``epilog`` may be a callable, called only when help is shown
+    (so a costly one, such as the train config keys, does not slow every command down)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+    def format_help(self) -> str:
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
+
+
+_DEBUG_HELP = "show the full traceback when a command fails"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``splatnet`` parser. Imports no torch: subcommand modules import their heavy
+    dependencies inside their ``func``, so ``--help`` and usage errors are fast."""
     from splatnet import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="splatnet",
         description="Feed-forward 3D Gaussian splatting from multi-camera driving logs.",
     )
     parser.add_argument("--version", action="version", version=f"splatnet {__version__}")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback when a command fails")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
+    for p in sub.choices.values():
+        # Accepted after the subcommand too; SUPPRESS: when absent there, the value given (or
+        # not) before the subcommand stands.
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     return parser
 
 
@@ -54,10 +76,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
+    from splatnet.errors import SplatnetError
+
     msg = str(exc).strip() or type(exc).__name__
     if isinstance(exc, FileNotFoundError) and exc.filename and str(exc.filename) not in msg:
         msg = f"{exc.filename}: {msg}"
-    if not isinstance(exc, (ValueError, OSError)):
+    # splatnet's own messages say what and where; a foreign exception's type is part of its story.
+    if not isinstance(exc, (ValueError, OSError, SplatnetError)):
         msg = f"{type(exc).__name__}: {msg}"
     return " ".join(msg.split())
 

@@ -3,17 +3,69 @@
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 
 
 def size_hw(text: str) -> tuple[int, int]:
-    """``HxW`` such as ``256x448`` → ``(256, 448)``."""
+    """``HxW`` such as ``256x448`` → ``(256, 448)``, within ``splatnet._limits`` (each side at
+    most 8192 px, at most 2**24 pixels), so no command allocates from an absurd size."""
+    from splatnet._limits import image_size_problem
+
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected HxW such as 256x448, got {text!r}") from None
     if h <= 0 or w <= 0:
         raise argparse.ArgumentTypeError(f"expected positive HxW, got {text!r}")
+    problem = image_size_problem(h, w)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} is {problem}")
     return h, w
+
+
+def float_in(lo: float, hi: float, unit: str = "") -> Callable[[str], float]:
+    """An argparse type: a finite float in ``[lo, hi]`` (NaN and infinities are refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise argparse.ArgumentTypeError(f"expected a number from {lo:g} to {hi:g}{unit}, "
+                                             f"got {text!r}")
+        return value
+
+    return parse
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: any finite float (range checks are left to the command)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+#: ``render --fps``: ffmpeg fails below ~1e-5 fps; 0.1 (a slide show) to 240 (high-speed video).
+frame_rate = float_in(0.1, 240.0, " frames per second")
+#: ``render --shift-lateral``: a kilometre is far beyond any street scene, and far enough from
+#: float32's range that shifted poses stay finite.
+lateral_metres = float_in(-1000.0, 1000.0, " m")
+
+
+def check_output_dir(path, force: bool) -> None:
+    """An output directory that exists is refused without ``--force`` (the library's own message
+    names its keyword argument, which means nothing to a CLI user); checked before any work."""
+    from pathlib import Path
+
+    path = Path(path)
+    if (path.exists() or path.is_symlink()) and not force:
+        raise FileExistsError(f"{path}: already exists (pass --force to replace it)")
 
 
 def frame_range(text: str) -> slice:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import check_output_dir
+
 KINDS = ("dgp", "nuscenes", "nerfstudio", "colmap")
 
 
@@ -22,8 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # A free string (not argparse choices) so an unknown kind gets splatnet's one-line error.
     p.add_argument("kind", metavar="KIND", help=f"source format: one of {', '.join(KINDS)}")
     p.add_argument("src", metavar="SRC", help="source dataset (directory or file)")
-    p.add_argument("dst", metavar="DST", help="output clip directory (must not exist)")
-    p.add_argument("--overwrite", action="store_true", help="replace DST if it is an existing clip")
+    p.add_argument("dst", metavar="DST", help="output clip directory (must not exist unless --force)")
+    p.add_argument("--force", action="store_true", help="replace DST if it is an existing clip")
+    p.add_argument("--overwrite", dest="force", action="store_true", help=argparse.SUPPRESS)  # old
     p.add_argument("--scene", default=None, help="nuscenes: scene name when the tables hold several")
     p.add_argument(
         "--version",
@@ -39,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from splatnet.clip import Clip
     from splatnet.clip.convert import convert
 
-    options = {"overwrite": args.overwrite}
+    check_output_dir(args.dst, args.force)  # before reading the source
+    options = {"overwrite": args.force}
     if args.scene is not None:
         options["scene"] = args.scene
     if args.table_version is not None:

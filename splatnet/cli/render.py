@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from ._args import frame_ids, frame_range, name_list, size_hw
+from ._args import frame_ids, frame_range, frame_rate, lateral_metres, name_list, size_hw
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,10 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="frame range, Python slice style (default: all)")
     p.add_argument("--size", type=size_hw, default=None, metavar="HxW",
                    help="render size (default: each camera's native size)")
-    p.add_argument("--shift-lateral", type=float, default=0.0, metavar="METRES",
-                   help="move every camera sideways along the ego's left axis (negative = right)")
+    p.add_argument("--shift-lateral", type=lateral_metres, default=0.0, metavar="METRES",
+                   help="move every camera sideways along the ego's left axis (negative = right; "
+                        "at most 1000 m either way)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--fps", type=float, default=10.0, help="video frame rate (default 10)")
+    p.add_argument("--fps", type=frame_rate, default=10.0,
+                   help="video frame rate, 0.1 to 240 (default 10)")
     p.add_argument("--no-video", action="store_true", help="write PNGs only")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -45,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from splatnet.io.atomic import atomic_directory
     from splatnet.preview import mosaic, render_clip_trajectory
 
+    if not args.no_video:  # before rendering anything
+        _video_support()
     if args.device.startswith("cuda"):
         from splatnet._ext import require_cuda
 
@@ -78,14 +82,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _video_support() -> None:
+    from splatnet._optional import MissingDependencyError, require
+
+    try:
+        require("imageio_ffmpeg", "writing the MP4 video", extra="video")
+    except MissingDependencyError as exc:
+        raise MissingDependencyError(f"{exc}, or pass --no-video") from exc
+
+
 def _write_video(path, steps, fps: float) -> None:
     import imageio.v2 as imageio
 
-    try:
-        import imageio_ffmpeg  # noqa: F401
-    except ImportError:
-        raise RuntimeError("writing MP4 needs the imageio-ffmpeg package (pip install imageio-ffmpeg); "
-                           "or pass --no-video") from None
+    _video_support()
     h, w = steps[0].shape[:2]
     with imageio.get_writer(path, fps=fps, codec="libx264", quality=8, macro_block_size=1,
                             ffmpeg_log_level="error", pixelformat="yuv420p") as writer:

@@ -7,7 +7,7 @@ import time
 
 from splatnet.errors import ValidationError
 
-from ._args import size_hw
+from ._args import check_output_dir, float_in, size_hw
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,14 +29,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="image size, height x width (default 256x448)")
     p.add_argument("--targets", type=int, default=0,
                    help="extra target cameras off the rig, for supervision (default 0)")
-    p.add_argument("--frame-interval", type=float, default=0.1, help="seconds between frames")
+    p.add_argument("--frame-interval", type=float_in(0.001, 10.0, " s"), default=0.1, metavar="S",
+                   help="seconds between frames, up to 10 (default 0.1)")
     p.add_argument("--no-lidar", action="store_true", help="skip the LiDAR sweeps")
     p.add_argument("--no-shadows", action="store_true", help="skip shadow rays (faster)")
     p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
     p.add_argument("--depth-format", choices=["png16", "npy"], default="png16",
                    help="depth storage: 16-bit PNG in 1/256 m (default) or float32 .npy")
-    p.add_argument("--force", "--overwrite", dest="overwrite", action="store_true",
-                   help="replace an existing clip at DST")
+    p.add_argument("--force", action="store_true", help="replace an existing clip at DST")
+    p.add_argument("--overwrite", dest="force", action="store_true", help=argparse.SUPPRESS)  # old
     p.set_defaults(func=run)
 
 
@@ -51,13 +52,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError(f"--count must be at least 1, got {args.count}")
     jobs = [(Path(args.dst), args.seed)] if args.count == 1 else [
         (Path(args.dst) / f"seed_{s:06d}", s) for s in range(args.seed, args.seed + args.count)]
+    for dst, _ in jobs:  # every destination before generating any clip
+        check_output_dir(dst, args.force)
     n = args.cameras + args.targets
     for dst, seed in jobs:
         t0 = time.perf_counter()
         out = generate(dst, seed, cameras=args.cameras, frames=args.frames, size=args.size,
                        targets=args.targets, lidar=not args.no_lidar, shadows=not args.no_shadows,
                        frame_interval=args.frame_interval, jpeg_quality=args.jpeg_quality,
-                       depth_format=args.depth_format, overwrite=args.overwrite)
+                       depth_format=args.depth_format, overwrite=args.force)
         print(f"wrote {out}: {n} cameras x {args.frames} frames at {args.size[0]}x{args.size[1]} "
               f"in {time.perf_counter() - t0:.1f} s", flush=True)
     return 0

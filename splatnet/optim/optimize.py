@@ -196,7 +196,7 @@ def optimize_clip(
     split = split_views(clip, holdout_frames, holdout_cameras)
     size = image_size(clip, split.train_cameras, downscale)
     train = clip.views(split.train_frames, split.train_cameras, size=size)
-    say(f"training on {len(train)} views of {size[1]}x{size[0]}; evaluating on {split.description}")
+    say(f"training on {len(train)} views of {size[0]}x{size[1]}; evaluating on {split.description}")
     generator = torch.Generator().manual_seed(int(seed))
     if init == "lidar":
         start = init_mod.init_lidar(clip, split.train_frames, train, n_init, cfg.sh_degree, generator)

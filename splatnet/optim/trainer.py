@@ -219,7 +219,7 @@ def fit(
     images = images.to(device, torch.float32)
     masks = None if masks is None else masks.to(device)
     if cfg.ssim_weight > 0 and min(cams.width, cams.height) < metrics.SSIM_WINDOW:
-        raise ValidationError(f"views: images of {cams.width}x{cams.height} are too small for the "
+        raise ValidationError(f"views: images of {cams.height}x{cams.width} (HxW) are too small for the "
                               f"SSIM loss (need at least {metrics.SSIM_WINDOW} pixels a side)")
     backend = resolve_backend(cfg.backend, device, gaussians.dtype)
     extent = cfg.scene_extent if cfg.scene_extent is not None else scene_extent(cams, gaussians.means)
