@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import FormatError, ValidationError
+from .io.torch_weights import load_torch_weights
 
 NETS = ("alex", "vgg")
 WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors")
@@ -261,8 +262,8 @@ def _read(path: Path) -> dict[str, Tensor]:
             state = load_file(str(path))
         else:
             # mmap: a torchvision file also holds the classifier (most of VGG16's 528 MB), unused.
-            state = torch.load(path, map_location="cpu", weights_only=True,
-                               mmap=zipfile.is_zipfile(path))
+            # No warning either: a pickle-protocol warning would be a second line of output.
+            state = load_torch_weights(path, mmap=zipfile.is_zipfile(path))
     except Exception as exc:  # corrupt files fail in many ways (pickle, zip, safetensors header)
         kind = "safetensors" if path.suffix == ".safetensors" else "torch weights"
         raise FormatError(f"{path}: not a readable {kind} file ({_short(exc)})") from None

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import FormatError, ValidationError
+from ..io.torch_weights import load_torch_weights
 from .config import EncoderConfig
 
 
@@ -114,7 +115,7 @@ class Encoder(nn.Module):
             state = load_file(str(path))
         else:
             try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
+                state = load_torch_weights(path, mmap=False)  # without torch's warnings
             except Exception as exc:  # pickle errors come in many types
                 raise FormatError(f"{path}: not a readable torch state dict ({exc})") from None
             if isinstance(state, dict) and "state_dict" in state:
