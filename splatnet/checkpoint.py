@@ -260,7 +260,7 @@ def _read_sidecar(sidecar: Path) -> tuple[str, dict]:
         raise FormatError(f"{sidecar}: 'arch' must be a string and 'config' a mapping")
     if "extra" in meta and not isinstance(meta["extra"], dict):
         raise FormatError(f"{sidecar}: 'extra' must be a mapping")
-    return arch, _resolve_weight_paths(config, sidecar)
+    return arch, _resolve_weight_paths(config, sidecar, "config")
 
 
 def _is_weight_path_key(key: Any) -> bool:
@@ -295,10 +295,14 @@ def _resolve_weight_paths(config: Any, sidecar: Path, where: str = "") -> Any:
 
 def _weight_path_inside(value: str, sidecar: Path, key: str) -> str:
     folder = sidecar.parent.resolve()
-    rule = "weight paths in a sidecar are relative to its folder and may not leave it"
+    rule = ("weight paths in a sidecar are relative to its folder and may not leave it (set it "
+            "to null: the weights file beside the sidecar holds every weight)")
     if not value or "\0" in value or os.path.isabs(value) or value.startswith("~"):
         raise FormatError(f"{sidecar}: {key} = {value!r}: {rule}")
-    target = (folder / value).resolve()
+    try:
+        target = (folder / value).resolve()
+    except (OSError, RuntimeError) as exc:  # a symbolic-link loop, a name too long
+        raise FormatError(f"{sidecar}: {key} = {value!r}: {_short(exc)}") from None
     if target != folder and folder not in target.parents:
         raise FormatError(f"{sidecar}: {key} = {value!r} points outside {folder}; {rule}")
     return str(target)
