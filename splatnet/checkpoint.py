@@ -195,8 +195,8 @@ def load_model(path: str | os.PathLike | None = None,
     arch, config = _read_sidecar(sidecar)
     shapes, header = _read_safetensors_header(weights)
     _check_header_arch(weights, sidecar, arch, header)
-    entry = model_entry(arch)
     try:
+        entry = model_entry(arch)
         cfg = from_dict(entry.config_cls, _without_weight_paths(config), where="model")
     except ValidationError as exc:
         raise ValidationError(f"{sidecar}: {exc}") from None

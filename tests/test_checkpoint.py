@@ -465,3 +465,14 @@ def test_a_file_of_the_earlier_head_layout_passes_the_shape_check(tmp_path):
               metadata={"format": checkpoint.MODEL_FORMAT, "arch": "splatnet"})
     with pytest.raises(ValidationError, match="old.safetensors"):
         checkpoint.load_model(tmp_path / "old")
+
+
+def test_an_unknown_architecture_names_the_file(tmp_path):
+    from safetensors.torch import save_file
+
+    checkpoint.save_model(tmp_path / "m", _model())
+    _edit_sidecar(tmp_path / "m.json", lambda meta: meta.update(arch="resnet9000"))
+    save_file({"w": torch.ones(1)}, str(tmp_path / "m.safetensors"),
+              metadata={"format": checkpoint.MODEL_FORMAT, "arch": "resnet9000"})
+    with pytest.raises(ValidationError, match=r"m\.json: unknown model architecture 'resnet9000'"):
+        checkpoint.load_model(tmp_path / "m")
