@@ -16,8 +16,9 @@ import torch
 
 from ..errors import FormatError, ValidationError
 from ..gaussians import Gaussians
-from ..sh import SH_C0, num_sh_bases
+from ..sh import num_sh_bases
 from .atomic import atomic_write
+from .colours import fit_colours_to_unit_range
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +26,6 @@ _REST_COUNTS = {0: 0, 9: 1, 24: 2, 45: 3}  # number of f_rest_* properties -> SH
 # Opacities of exactly 0 or 1 have infinite logits; store the nearest finite float32 logit.
 _OPACITY_EPS = 1e-7
 
-
-def _dc_bound() -> float:
-    """The largest float32 ``f_dc`` whose colour ``0.5 + SH_C0 * f_dc`` is at most 1."""
-    hi = np.float32(0.5 / SH_C0)
-    while 0.5 + SH_C0 * float(hi) > 1.0:
-        hi = np.nextafter(hi, np.float32(0))
-    return float(hi)
-
-
-# Viewers that quantise each splat's colour to 8 bits before blending (and the .splat format)
-# show a DC colour above 1 as 1: export clamps it so that every viewer shows the same thing.
-DC_BOUND = _dc_bound()
 
 
 def property_names(sh_degree: int, normals: bool = True) -> list[str]:
@@ -60,8 +49,9 @@ def ply_header(num: int, sh_degree: int) -> bytes:
 def gaussians_to_records(g: Gaussians, clamp_colors: bool = True) -> tuple[np.ndarray, int]:
     """Pre-activation float32 records ``[N, P]`` in file order, and how many rows were dropped.
 
-    With ``clamp_colors`` the DC colour ``0.5 + SH_C0 * f_dc`` is clamped into [0, 1] per channel
-    (``|f_dc| <= DC_BOUND``); higher SH bands are written as they are.
+    With ``clamp_colors`` every DC colour ``0.5 + SH_C0 * f_dc`` is brought into [0, 1] as
+    :func:`~splatnet.io.colours.fit_colours_to_unit_range` does (over-bright colour moved into
+    the opacity, so the premultiplied colour is unchanged).
     """
     if g.batch_shape:
         raise ValidationError(f"PLY export needs one scene; these Gaussians have batch shape "
@@ -73,11 +63,12 @@ def gaussians_to_records(g: Gaussians, clamp_colors: bool = True) -> tuple[np.nd
         means = g.means.detach().to("cpu", torch.float64)
         n, k = means.shape[0], g.sh.shape[-2]
         sh = g.sh.detach().to("cpu", torch.float64)  # [N, K, 3]
-        f_dc = sh[:, 0, :]
+        o = g.opacities.detach().to("cpu", torch.float64)
         if clamp_colors:
-            f_dc = f_dc.clamp(-DC_BOUND, DC_BOUND)  # NaN stays NaN and is dropped below
+            sh, o = fit_colours_to_unit_range(sh, o)
+        f_dc = sh[:, 0, :]
         f_rest = sh[:, 1:, :].transpose(1, 2).reshape(n, 3 * (k - 1))  # channel-major
-        o = g.opacities.detach().to("cpu", torch.float64).clamp(_OPACITY_EPS, 1 - _OPACITY_EPS)
+        o = o.clamp(_OPACITY_EPS, 1 - _OPACITY_EPS)
         opacity = torch.log(o) - torch.log1p(-o)
         scales = torch.log(g.scales.detach().to("cpu", torch.float64))
         quats = g.quats.detach().to("cpu", torch.float64)
@@ -92,9 +83,10 @@ def gaussians_to_records(g: Gaussians, clamp_colors: bool = True) -> tuple[np.nd
 def save_ply(g: Gaussians, path: str | os.PathLike, *, clamp_colors: bool = True) -> int:
     """Write ``g`` as a 3DGS PLY atomically; non-finite Gaussians are dropped and counted.
 
-    ``clamp_colors`` (default) clamps each DC colour ``0.5 + SH_C0 * f_dc`` into [0, 1], what
-    viewers that quantise splat colours to 8 bits can show; pass ``False`` to store the SH
-    exactly (a lossless round trip through :func:`load_ply`).
+    ``clamp_colors`` (default) brings each DC colour ``0.5 + SH_C0 * f_dc`` into [0, 1], what
+    viewers that quantise splat colours to 8 bits can show, moving over-bright colour into the
+    opacity (see :mod:`splatnet.io.colours`); pass ``False`` to store SH and opacities exactly
+    (a lossless round trip through :func:`load_ply`).
 
     Returns the number of dropped Gaussians (also logged as a warning when non-zero).
     """

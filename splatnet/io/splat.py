@@ -1,7 +1,8 @@
 """The ``.splat`` web format (antimatter15's viewer and its descendants).
 
 32 bytes per Gaussian, little-endian: position float32×3, scale float32×3 (activated), colour
-RGBA uint8×4 (DC colour ``0.5 + SH_C0·f_dc`` and opacity, ×255), rotation uint8×4 as
+RGBA uint8×4 (DC colour ``0.5 + SH_C0·f_dc`` and opacity, ×255; a colour above 1 is moved
+into the opacity first, as for PLY, see :mod:`splatnet.io.colours`), rotation uint8×4 as
 ``q/|q|·128 + 128`` (w, x, y, z). Sorted by ``size × opacity`` descending, size = product of scales.
 View-dependent SH bands are not representable and are dropped.
 """
@@ -18,6 +19,7 @@ from ..errors import ValidationError
 from ..gaussians import Gaussians
 from ..sh import SH_C0
 from .atomic import atomic_write
+from .colours import fit_colours_to_unit_range
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,9 @@ def gaussians_to_splat(g: Gaussians) -> tuple[bytes, int]:
     with torch.no_grad():
         means = g.means.detach().to("cpu", torch.float64).numpy()
         scales = g.scales.detach().to("cpu", torch.float64).numpy()
-        opac = g.opacities.detach().to("cpu", torch.float64).numpy()
-        dc = g.sh[:, 0, :].detach().to("cpu", torch.float64).numpy()
+        sh, opac = fit_colours_to_unit_range(g.sh[:, :1].detach().to("cpu", torch.float64),
+                                             g.opacities.detach().to("cpu", torch.float64))
+        opac, dc = opac.numpy(), sh[:, 0, :].numpy()
         quats = g.quats.detach().to("cpu", torch.float64).numpy()
     qn = np.linalg.norm(quats, axis=1)
     finite = (np.isfinite(means).all(1) & np.isfinite(scales).all(1) & np.isfinite(opac)
