@@ -42,7 +42,8 @@ def test_eval_refuses_an_existing_report_before_any_work(tmp_path: Path, capsys)
     rc = main(["eval", str(SAMPLE), "--checkpoint", str(tmp_path / "no_model.safetensors"),
                "--report", str(report)])
     line = one_error_line(capsys.readouterr().err, "eval")
-    assert rc == 1 and str(report) in line and "already exists" in line and "--force" in line
+    assert rc == 1 and f"--report {report}" in line and "already exists" in line
+    assert "--force" in line
     assert report.read_text() == "keep me\n"
 
 
@@ -55,7 +56,7 @@ def test_eval_default_report_in_cwd_is_not_overwritten_and_force_replaces_it(
             "--holdout-frames", "2", "--quiet"]
     assert main(args) == 1
     line = one_error_line(capsys.readouterr().err, "eval")
-    assert "eval-sample_clip.json" in line and "already exists" in line
+    assert "report eval-sample_clip.json: already exists" in line
     assert default.read_text() == "keep me\n"
     assert main([*args, "--force", "--json"]) == 0
     doc = json.loads(default.read_text())
@@ -76,7 +77,7 @@ def test_eval_bad_report_path_fails_up_front(tmp_path: Path, capsys, case: str, 
     rc = main(["eval", str(SAMPLE), "--checkpoint", str(tmp_path / "no_model.safetensors"),
                "--report", str(report), *(["--force"] if force else [])])
     line = one_error_line(capsys.readouterr().err, "eval")
-    assert rc == 1 and str(report) in line and expect in line, line
+    assert rc == 1 and f"--report {report}" in line and expect in line, line
     assert ".tmp" not in line  # no temporary file name leaks
     assert sorted(p.name for p in tmp_path.iterdir()) == (["reports"] if case == "directory" else [])
 
@@ -165,7 +166,7 @@ def test_output_extension_must_match_the_format(tmp_path: Path, capsys, name: st
     rc = main(["reconstruct", str(SAMPLE), "-o", str(out), "--checkpoint",
                str(tmp_path / "no_model.safetensors"), *(["--format", fmt] if fmt else [])])
     line = one_error_line(capsys.readouterr().err, "reconstruct")
-    assert rc == 1 and str(out) in line and ".ply" in line and ".splat" in line, line
+    assert rc == 1 and f"-o {out}" in line and ".ply" in line and ".splat" in line, line
     assert not out.exists()
 
 

@@ -53,6 +53,15 @@ def _path_list(text: str) -> list[str]:
     return paths
 
 
+def _check_report(path: Path, args: argparse.Namespace) -> None:
+    """The report may be written: not a directory, an existing parent, no overwrite without
+    --force; the message names --report (or says it is the default report)."""
+    try:
+        check_output_file(path, args.force)
+    except OSError as exc:
+        raise type(exc)(f"{'--report' if args.report else 'report'} {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     import time
 
@@ -69,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--lpips-net needs --lpips-weights")
     clip_dir = _clip_dir(args.clip)
     path = Path(args.report) if args.report else Path(f"eval-{clip_dir.name}.json")
-    check_output_file(path, args.force)  # before any work: the run takes seconds to minutes
+    _check_report(path, args)  # before any work: the run takes seconds to minutes
     clip = Clip.load(_clip_path(args.clip))
     lpips, lpips_load = None, 0.0
     if args.lpips_weights:  # before the reconstruction, so that a bad path fails at once
@@ -87,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             report["timings"]["load_lpips"] = round(lpips_load, 4)
         report["checkpoint"] = args.checkpoint or "default"
         stage("write report")
-        check_output_file(path, args.force)  # again: it may have appeared while this ran
+        _check_report(path, args)  # again: it may have appeared while this ran
         atomic_write_text(path, json.dumps(report, indent=2) + "\n")
     if args.json:
         print(json.dumps(report))

@@ -68,9 +68,10 @@ def _out_format(out: Path, fmt: str | None) -> str:
     """The format of ``-o OUT``: from its extension, which must agree with ``--format``."""
     ext = out.suffix.lower()
     if ext not in FORMATS:
-        want = f".{fmt}" if fmt else ".ply or .splat"
-        raise ValidationError(f"-o {out}: the output name must end in {want} (.ply or .splat "
-                              f"selects the format), got {ext or 'no extension'!r}")
+        want = ".ply or .splat (the extension selects the format" + (
+            f"; .{fmt} for --format {fmt})" if fmt else ")")
+        raise ValidationError(f"-o {out}: the output name must end in {want}, got "
+                              f"{ext or 'no extension'!r}")
     if fmt is not None and FORMATS[ext] != fmt:
         raise ValidationError(f"-o {out}: a {ext} name does not match --format {fmt}; name it "
                               f"{out.with_suffix('.' + fmt)} or drop --format (.ply or .splat "
