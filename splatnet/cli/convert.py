@@ -1,24 +1,28 @@
-"""``splatnet convert KIND SRC DST``: turn a DGP/DDAD, nuScenes, nerfstudio or COLMAP dataset into
-a splatnet clip (``docs/clip-format.md``)."""
+"""``splatnet convert KIND SRC DST``: turn a DGP/DDAD, nuScenes, nerfstudio, COLMAP or PandaSet dataset
+into a splatnet clip (``docs/clip-format.md``)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ._args import check_output_dir
+from ._args import check_output_dir, frame_range, size_hw
 
-KINDS = ("dgp", "nuscenes", "nerfstudio", "colmap")
+KINDS = ("dgp", "nuscenes", "nerfstudio", "colmap", "pandaset")
+#: options only some converters take (others would silently ignore them)
+_ONLY_FOR = {"frames": ("pandaset",), "size": ("pandaset",)}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "convert",
-        help="convert a dataset (dgp, nuscenes, nerfstudio, colmap) into a splatnet clip",
+        help="convert a dataset (dgp, nuscenes, nerfstudio, colmap, pandaset) into a splatnet clip",
         description=(
             "Convert a dataset into a splatnet clip directory. Kinds: dgp (a DGP/DDAD scene "
             "directory), nuscenes (the dataset root with v1.0-*/ tables and samples/), nerfstudio "
             "(a directory with transforms.json, or the file), colmap (a project with sparse/0 and "
-            "images/, or a sparse model directory with --images)."
+            "images/, or a sparse model directory with --images), pandaset (one PandaSet sequence "
+            "directory with camera/ and lidar/). PandaSet LiDAR sweeps are Python pickles, which can "
+            "run code when loaded: convert only trusted dataset files (your own PandaSet download)."
         ),
     )
     # A free string (not argparse choices) so an unknown kind gets splatnet's one-line error.
@@ -35,13 +39,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="nuscenes: table directory (e.g. v1.0-mini) when there are several",
     )
     p.add_argument("--images", default=None, help="colmap: image directory (default: found beside the model)")
+    p.add_argument("--frames", type=frame_range, default=None, metavar="A:B",
+                   help="pandaset: frame range, Python slice style (default: all)")
+    p.add_argument("--size", type=size_hw, default=None, metavar="HxW",
+                   help="pandaset: resize the images to HxW (default: copy them unchanged)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from splatnet.clip import Clip
     from splatnet.clip.convert import convert
+    from splatnet.errors import ValidationError
 
+    for opt, kinds in _ONLY_FOR.items():
+        if getattr(args, opt) is not None and args.kind in KINDS and args.kind not in kinds:
+            raise ValidationError(
+                f"--{opt}: the {args.kind} converter does not take it (only {', '.join(kinds)})"
+            )
     check_output_dir(args.dst, args.force)  # before reading the source
     options = {"overwrite": args.force}
     if args.scene is not None:
@@ -50,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         options["version"] = args.table_version
     if args.images is not None:
         options["images"] = args.images
+    if args.frames is not None:
+        options["frames"] = args.frames
+    if args.size is not None:
+        options["size"] = args.size
     path = convert(args.kind, args.src, args.dst, **options)
     clip = Clip.load(path)
     print(

@@ -21,6 +21,7 @@ CONVERTERS: dict[str, tuple[str, str]] = {
     "nuscenes": ("splatnet.clip.convert.nuscenes", "convert_nuscenes"),
     "nerfstudio": ("splatnet.clip.convert.nerfstudio", "convert_nerfstudio"),
     "colmap": ("splatnet.clip.convert.colmap", "convert_colmap"),
+    "pandaset": ("splatnet.clip.convert.pandaset", "convert_pandaset"),
 }
 
 
@@ -28,7 +29,8 @@ def convert(kind: str, src: str | os.PathLike, dst: str | os.PathLike, **options
     """Convert ``src`` (a dataset of type ``kind``) into a clip directory ``dst``.
 
     ``options`` are passed to the converter: ``overwrite`` (all), ``scene`` (dgp: unused;
-    nuscenes), ``version`` (nuscenes), ``images`` (colmap: the image directory).
+    nuscenes), ``version`` (nuscenes), ``images`` (colmap: the image directory), ``frames`` and
+    ``size`` (pandaset: a frame subset, an ``(H, W)`` image size).
     """
     if kind not in CONVERTERS:
         raise ValidationError(f"unknown converter kind {kind!r}; available: {', '.join(CONVERTERS)}")
