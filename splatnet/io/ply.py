@@ -27,7 +27,6 @@ _REST_COUNTS = {0: 0, 9: 1, 24: 2, 45: 3}  # number of f_rest_* properties -> SH
 _OPACITY_EPS = 1e-7
 
 
-
 def property_names(sh_degree: int, normals: bool = True) -> list[str]:
     """The vertex properties, in file order, for a given SH degree."""
     k = num_sh_bases(sh_degree)
