@@ -256,8 +256,8 @@ def _check_optim(o: OptimConfig) -> None:
         v = getattr(o, name)
         if not math.isfinite(v):
             raise ValidationError(f"optim.{name}: must be a finite number, got {v}")
-    if o.lr <= 0:
-        raise ValidationError(f"optim.lr: must be > 0, got {o.lr}")
+    if o.lr < 0:  # 0 is allowed: a run that must not move the weights (tests use it)
+        raise ValidationError(f"optim.lr: must be >= 0, got {o.lr}")
     if o.min_lr < 0:
         raise ValidationError(f"optim.min_lr: must be >= 0, got {o.min_lr}")
     if not all(math.isfinite(b) and 0 <= b < 1 for b in o.betas):

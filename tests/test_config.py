@@ -226,7 +226,6 @@ def test_model_config_limits_are_inclusive():
 
 @pytest.mark.parametrize("optim, key", [
     ({"lr": -1}, "optim.lr"),
-    ({"lr": 0}, "optim.lr"),
     ({"lr": NAN}, "optim.lr"),
     ({"lr": float("inf")}, "optim.lr"),
     ({"lr": -1, "min_lr": -2}, "optim.lr"),
@@ -258,3 +257,5 @@ def test_optim_edge_values_are_accepted():
                                                 "weight_decay": 0.0, "grad_clip": 0.0}})
     assert cfg.optim.min_lr == cfg.optim.lr == 1e-3
     assert from_dict(TrainConfigBase, {"optim": {"min_lr": 0}}).optim.min_lr == 0.0
+    frozen = from_dict(TrainConfigBase, {"optim": {"lr": 0, "min_lr": 0}}).optim
+    assert frozen.lr == frozen.min_lr == 0.0  # a run that must not move the weights
