@@ -363,9 +363,61 @@ def _sky(rng: np.random.Generator) -> dict:
                 cloud_cover=_u(rng, 0.0, 0.5), haze_distance=_u(rng, 500.0, 1500.0))
 
 
-def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
-    """Draw a street for a clip of ``duration`` seconds."""
-    ego_speed = _u(rng, 8.0, 12.0)
+def _varied_sky(rng: np.random.Generator) -> dict:
+    """A wider sky than :func:`_sky`: sun 3-75° high (warmer and weaker near the horizon),
+    clear, hazy or overcast weather with varied gradients, cloud cover and haze."""
+    az = _u(rng, 0.0, 2 * np.pi)
+    el_deg = _u(rng, 3.0, 75.0)
+    el = np.radians(el_deg)
+    sun_dir = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+    weather = str(rng.choice(["clear", "hazy", "overcast"], p=[0.55, 0.25, 0.2]))
+    # Always the same draws, whatever the weather, so the stream stays aligned.
+    k_sun, k_amb, hue, k_zen, k_hor, cover, k_haze, grey = rng.random(8)
+    # Sunlight crosses more air near the horizon: redder and weaker (Rayleigh scattering).
+    high = float(np.clip((el_deg - 3.0) / 25.0, 0.0, 1.0))
+    warm = np.array([1.0, 0.8 + 0.2 * high, 0.58 + 0.42 * high])
+    sun = np.array([0.74, 0.7, 0.64]) * warm * (0.85 + 0.3 * k_sun) * (0.65 + 0.35 * high)
+    ambient = np.array([0.42, 0.45, 0.52]) * (0.85 + 0.3 * k_amb)
+    sunset = np.array([0.95, 0.78, 0.6])
+    if weather == "clear":
+        zenith = ((1 - hue) * np.array([0.16, 0.34, 0.78]) + hue * np.array([0.45, 0.6, 0.86]))
+        horizon = np.array([0.74, 0.82, 0.92]) * (0.9 + 0.15 * k_hor)
+        horizon = horizon + (sunset - horizon) * 0.6 * (1.0 - high)
+        return dict(sun_dir=sun_dir, weather=weather, sun_color=sun, ambient=ambient,
+                    sky_zenith=zenith * (0.85 + 0.25 * k_zen), sky_horizon=np.clip(horizon, 0, 1),
+                    cloud_cover=0.55 * cover, haze_distance=500.0 + 1000.0 * k_haze)
+    if weather == "hazy":
+        horizon = np.array([0.84, 0.84, 0.82]) * (0.92 + 0.1 * k_hor)
+        horizon = horizon + (sunset - horizon) * 0.4 * (1.0 - high)
+        return dict(sun_dir=sun_dir, weather=weather, sun_color=sun * 0.7,
+                    ambient=np.array([0.5, 0.52, 0.55]) * (0.9 + 0.2 * k_amb),
+                    sky_zenith=np.array([0.52, 0.62, 0.78]) * (0.9 + 0.15 * k_zen),
+                    sky_horizon=np.clip(horizon, 0, 1), cloud_cover=0.35 * cover,
+                    haze_distance=150.0 + 250.0 * k_haze)
+    g = 0.5 + 0.4 * grey  # overcast: from dark rain clouds to a bright white sky
+    return dict(sun_dir=sun_dir, weather=weather, sun_color=np.full(3, 0.25 + 0.15 * k_sun),
+                ambient=np.array([0.8, 0.81, 0.85]) * (0.7 + 0.4 * grey),
+                sky_zenith=g * np.array([0.93, 0.96, 1.0]),
+                sky_horizon=np.clip((g + 0.12) * np.array([0.97, 0.98, 1.0]), 0, 1),
+                cloud_cover=0.6 + 0.35 * cover, haze_distance=200.0 + 400.0 * k_haze)
+
+
+def generate_layout(
+    rng: np.random.Generator,
+    duration: float,
+    *,
+    ego_speed: float | None = None,
+    sky_rng: np.random.Generator | None = None,
+    texture_variety: bool = False,
+) -> Layout:
+    """Draw a street for a clip of ``duration`` seconds.
+
+    ``ego_speed`` (m/s) replaces the drawn 8-12 m/s; ``sky_rng`` draws a :func:`_varied_sky`
+    instead of the default sky; ``texture_variety`` turns on the materials' extra detail. None of
+    them changes the other draws from ``rng``.
+    """
+    drawn_speed = _u(rng, 8.0, 12.0)
+    ego_speed = drawn_speed if ego_speed is None else float(ego_speed)
     p = _plan(rng, ego_speed * duration)
     ego_lane = int(rng.integers(p.lanes[0]))
     ego_d = -(ego_lane + 0.5) * p.lane_w
@@ -382,4 +434,9 @@ def generate_layout(rng: np.random.Generator, duration: float) -> Layout:
         "lanes_oncoming": p.lanes[1], "parking": list(p.park), "curb_height": p.curb_h,
         "sidewalk_width": list(p.walk), "ego_lane": ego_lane, "overcast": sky.pop("overcast"),
     }
+    if sky_rng is not None:
+        sky = _varied_sky(sky_rng)
+        info["weather"] = sky.pop("weather")
+        info["overcast"] = info["weather"] == "overcast"
+    look.detail = bool(texture_variety)
     return Layout(p.cl, look, objects, ego_d, 0.0, ego_speed, info=info, **sky)

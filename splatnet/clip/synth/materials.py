@@ -133,6 +133,7 @@ class StreetLook:
     ground: np.ndarray
     tile: float
     dash: tuple  # (length, period)
+    detail: bool = False  # extra wear and variety (asphalt patches, cracks, grime, tints)
 
 
 def _col(c) -> np.ndarray:
@@ -154,6 +155,8 @@ def _road(s: Surface, nz: Noise, objs: ObjectTable, st: StreetLook) -> np.ndarra
     big = nz.fbm(s.p_world * [1.0, 1.0, 0.0], 0.35, 2, fi)
     grain = nz.fbm(s.p_world, 6.0, 3, fi)
     base = st.asphalt[None] * (0.75 + 0.35 * big + 0.35 * (grain - 0.5))[:, None]
+    if st.detail:
+        base = base * _asphalt_wear(s, nz, st, ss, dd, fs, fd, fi)[:, None]
     white = np.zeros_like(ss, dtype=np.float32)
     yellow = np.zeros_like(white)
     dl, dp = st.dash
@@ -174,6 +177,30 @@ def _road(s: Surface, nz: Noise, objs: ObjectTable, st: StreetLook) -> np.ndarra
     return mix(out, st.paint_yellow, np.clip(yellow * wear, 0, 1))
 
 
+def _asphalt_wear(s: Surface, nz: Noise, st: StreetLook, ss, dd, fs, fd, fi) -> np.ndarray:
+    """Brightness factor ``[N]`` of worn asphalt: rectangular repair patches (fresh, darker
+    asphalt or old, paler), an oil-darkened band down each lane's centre, and fine cracks."""
+    cell_s, cell_d = 6.0, 2.5
+    ci, cj = np.floor(ss / cell_s).astype(np.int64), np.floor(dd / cell_d).astype(np.int64)
+    pick, tone, ext = nz.cell(ci, cj, 21), nz.cell(ci, cj, 22), nz.cell(ci, cj, 23)
+    ls, ld = ss - ci * cell_s, dd - cj * cell_d
+    half = 0.25 + 0.2 * ext  # patch half-extent as a fraction of its cell
+    patch = box(ls, cell_s * (0.5 - half), cell_s * (0.5 + half), fs) * box(
+        ld, cell_d * (0.5 - half), cell_d * (0.5 + half), fd)
+    patch = patch * (pick > 0.7)
+    out = 1.0 + patch * np.where(tone > 0.5, -0.25, 0.18)
+    # Oil drips between the wheel tracks: a darker band at each lane's centre.
+    d_lines = np.sort([d for d, _ in st.lane_lines])
+    oil = np.zeros_like(out)
+    for c in 0.5 * (d_lines[1:] + d_lines[:-1]):
+        oil = np.maximum(oil, box(dd, c - 0.35, c + 0.35, fd))
+    out = out * (1.0 - 0.12 * oil * (0.5 + nz.fbm(s.p_world, 0.9, 2, fi)))
+    # Cracks: thin lines along the zero set of a noise field, faded once under a pixel.
+    ridge = np.abs(nz.fbm(s.p_world * [1.0, 1.0, 0.0] + 41.0, 0.45, 3, fi) - 0.5)
+    crack = np.clip(1.0 - ridge / 0.02, 0.0, 1.0) * np.clip(1.0 - fi / 0.08, 0.0, 1.0)
+    return (out * (1.0 - 0.45 * crack)).astype(np.float32)
+
+
 def _curb(s: Surface, nz: Noise, objs: ObjectTable, st: StreetLook) -> np.ndarray:
     fi = s.footprint()
     ss, _ = st.centerline.to_street(s.p_world)
@@ -192,6 +219,8 @@ def _sidewalk(s: Surface, nz: Noise, objs: ObjectTable, st: StreetLook) -> np.nd
     cellv = nz.cell(np.floor(ss / ts).astype(np.int64), np.floor(dd / ts).astype(np.int64), 7)
     amt = 0.18 * np.clip(1.0 - np.maximum(fs, fd) / ts, 0.0, 1.0)
     g = 0.85 + amt * (cellv - 0.5) + 0.25 * (nz.fbm(s.p_world, 4.0, 3, fi) - 0.5)
+    if st.detail:  # stains and wet-looking blotches
+        g = g * (1.0 - 0.25 * np.clip(3.0 * (nz.fbm(s.p_world + 11.0, 0.6, 3, fi) - 0.62), 0, 1))
     tile = st.sidewalk[None] * g[:, None]
     return mix(st.sidewalk[None] * 0.55, tile, inside)
 
@@ -220,6 +249,14 @@ def _facade(s: Surface, nz: Noise, objs: ObjectTable, st: StreetLook) -> np.ndar
     u, v = s.u, s.v
     # Wall material: plaster (0), brick (1) or concrete panels (2).
     g = 0.85 + 0.3 * (nz.fbm(s.p, 1.3, 3, fi) - 0.5) + 0.15
+    if st.detail:
+        # A per-building tint (paint fades differently) and grime: vertical rain streaks and
+        # dirt splashed up near the ground.
+        tint = np.stack([nz.cell(o, k) for k in (31, 32, 33)], 1)
+        base_c = base_c * (0.85 + 0.3 * tint)
+        q = np.stack([u * 2.5, v * 0.12, o * 7.13], 1).astype(np.float32)
+        streak = np.clip(2.5 * (nz.fbm(q, 1.0, 3, fu * 2.5) - 0.55), 0.0, 1.0)
+        g = g * (1.0 - 0.22 * streak - 0.12 * box(v, -1.0, 0.9, fv))
     wall = base_c * g[:, None]
     brick = variant == 1
     if brick.any():

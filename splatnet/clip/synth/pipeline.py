@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from splatnet.clip.synth import materials as M
+from splatnet.clip.synth.camera_fx import to_uint8
+from splatnet.clip.synth.effects import Effects
 from splatnet.clip.synth.layout import Layout, generate_layout
 from splatnet.clip.synth.noise import Noise
+from splatnet.clip.synth.realism import Realism, resolve
 from splatnet.clip.synth.render import SceneMeshes, rotate, shade
-from splatnet.clip.synth.rig import RigCamera, lidar_directions, make_rig, make_targets
+from splatnet.clip.synth.rig import RigCamera, RigVariety, lidar_directions, make_rig, make_targets
 from splatnet.errors import ValidationError
 
 #: Depth beyond this is stored as 0 ("no depth"): the 16-bit PNG depth format tops out at 256 m.
@@ -33,7 +36,8 @@ class SynthClip:
     """A rendered clip in memory (what :func:`generate` writes).
 
     ``images[(f, name)]`` uint8 ``[H, W, 3]``; ``depths[(f, name)]`` float32 ``[H, W]`` camera-z
-    metres (0 = sky or beyond ``MAX_DEPTH``); ``sky[(f, name)]`` bool ``[H, W]``;
+    metres (0 = sky, beyond ``MAX_DEPTH`` or the ego's hood); ``sky[(f, name)]`` bool ``[H, W]``;
+    ``masks[name]`` bool ``[H, W]`` (True = valid; only cameras that see the ego's hood);
     ``lidar[f]`` float32 ``[M, 3]`` ego-frame points and ``intensity[f]`` ``[M]``.
     """
 
@@ -45,6 +49,7 @@ class SynthClip:
     images: dict = field(default_factory=dict)
     depths: dict = field(default_factory=dict)
     sky: dict = field(default_factory=dict)
+    masks: dict = field(default_factory=dict)
     lidar: list = field(default_factory=list)
     intensity: list = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
@@ -122,9 +127,10 @@ def _place_targets(lay: Layout, meshes: SceneMeshes, targets: list, times: list)
 
 
 def _render_cameras(scene, noise: Noise, E: np.ndarray, cams: list[RigCamera], h: int, w: int,
-                    shadows: bool, tick) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Images ``[C, H, W, 3]`` uint8, depths ``[C, H, W]`` and sky masks of ``cams`` with the
-    ego at pose ``E`` (scene frame)."""
+                    shadows: bool, tick) -> tuple[np.ndarray, ...]:
+    """Images ``[C, H, W, 3]`` float in [0, 1], depths ``[C, H, W]`` (0: none), sky masks, raw
+    camera-z ``[C, H, W]`` (inf: sky) and the object index each pixel sees (-1: sky) of
+    ``cams`` with the ego at pose ``E`` (scene frame)."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
     px, py = xs.ravel(), ys.ravel()  # [HW] pixel centres
     origins, dirs, angles = [], [], []
@@ -144,10 +150,12 @@ def _render_cameras(scene, noise: Noise, E: np.ndarray, cams: list[RigCamera], h
     rgb = shade(scene, noise, o, d, hits, np.concatenate(angles), shadows=shadows)
     tick("shade")
     n = len(cams)
-    rgb8 = np.round(rgb * 255.0).astype(np.uint8).reshape(n, h, w, 3)
     depth = np.where(np.isfinite(hits.t) & (hits.t <= MAX_DEPTH), hits.t, 0.0)
     sky = ~np.isfinite(hits.t)
-    return rgb8, depth.astype(np.float32).reshape(n, h, w), sky.reshape(n, h, w)
+    obj = np.full(hits.t.shape, -1, np.int64)
+    obj[~sky] = scene.meshes.tri_obj[hits.prim[~sky]]
+    return (rgb.reshape(n, h, w, 3), depth.astype(np.float32).reshape(n, h, w), sky.reshape(n, h, w),
+            hits.t.reshape(n, h, w), obj.reshape(n, h, w))
 
 
 def _lidar_sweep(scene, E: np.ndarray, sensor: np.ndarray, beam_dirs: np.ndarray,
@@ -177,17 +185,35 @@ def render_clip(
     lidar_beams: int = 32,
     lidar_azimuths: int = 1024,
     lidar_range: float = 80.0,
+    realism: Realism | str | None = None,
 ) -> SynthClip:
-    """Render a synthetic clip in memory. Same arguments always give identical arrays."""
+    """Render a synthetic clip in memory. Same arguments always give identical arrays.
+
+    ``realism`` (a :class:`Realism`, a preset name such as ``"real"``, or None = all off) adds
+    camera effects and scene and rig variety; see :mod:`splatnet.clip.synth.realism`.
+    """
     h, w = _check_args(seed, cameras, frames, size, targets, frame_interval)
+    r = resolve(realism)
     seed = int(seed)
     timings: dict = {}
     tick = _Ticker(timings)
+
+    def stream(*k):  # realism's own streams, [seed, 3, ...]
+        return np.random.default_rng([seed, 3, *k])
+
     # Independent streams, so e.g. the camera count does not change the street.
-    lay = generate_layout(np.random.default_rng([seed, 0]), frame_interval * (frames - 1))
+    speed = None if r.ego_speed is None else float(stream(3).uniform(*r.ego_speed))
+    lay = generate_layout(np.random.default_rng([seed, 0]), frame_interval * (frames - 1),
+                          ego_speed=speed, sky_rng=stream(2) if r.sky_variety else None,
+                          texture_variety=r.texture_variety)
     rig_rng = np.random.default_rng([seed, 1])
     noise = Noise(np.random.default_rng([seed, 2]))
-    rig, roof = make_rig(rig_rng, int(cameras), w, h)
+    if r.rig_cameras is not None:
+        cameras = int(stream(0).integers(r.rig_cameras[0], r.rig_cameras[1] + 1))
+    variety = None
+    if r.mount_height or r.hfov_deg or r.pitch_deg or r.roll_deg:
+        variety = RigVariety(stream(1), r.mount_height, r.hfov_deg, r.pitch_deg, r.roll_deg)
+    rig, roof = make_rig(rig_rng, int(cameras), w, h, variety)
     times = [k * float(frame_interval) for k in range(frames)]
     extra = make_targets(rig_rng, rig, roof, int(targets), w, h)
     meshes = SceneMeshes(lay)
@@ -199,6 +225,9 @@ def render_clip(
                      layout=lay, timings=timings)
     sensor = np.array([0.2, 0.0, roof + 0.3])  # LiDAR in the ego frame, above the roof
     beam_dirs = lidar_directions(lidar_beams, lidar_azimuths)
+    effects = Effects(r, seed, all_cams, lay, h, w) if r.active else None
+    if effects is not None:
+        clip.masks = effects.masks()
     tick("layout")
     # Cameras in batches of at most MAX_RAYS rays, to bound memory at large image sizes.
     per_batch = max(1, MAX_RAYS // (h * w))
@@ -208,11 +237,18 @@ def render_clip(
         tick("build_scene")
         for c0 in range(0, len(all_cams), per_batch):
             batch = all_cams[c0:c0 + per_batch]
-            rgb, depth, sky = _render_cameras(scene, noise, E, batch, h, w, shadows, tick)
+            rgb, depth, sky, z, obj = _render_cameras(scene, noise, E, batch, h, w, shadows, tick)
             for c, cam in enumerate(batch):
-                clip.images[(f, cam.name)] = rgb[c]
-                clip.depths[(f, cam.name)] = depth[c]
-                clip.sky[(f, cam.name)] = sky[c]
+                if effects is None:
+                    img, d, sk = to_uint8(rgb[c]), depth[c], sky[c]
+                else:
+                    img, d, sk = effects.apply(f, c0 + c, t, cam, rgb[c], depth[c], sky[c], z[c],
+                                               obj[c])
+                clip.images[(f, cam.name)] = img
+                clip.depths[(f, cam.name)] = d
+                clip.sky[(f, cam.name)] = sk
+            if effects is not None:
+                tick("effects")
         if lidar:
             pts, intensity = _lidar_sweep(scene, E, sensor, beam_dirs, lidar_range)
             clip.lidar.append(pts)
@@ -231,6 +267,8 @@ def render_clip(
         (lidar_beams, lidar_azimuths, lidar_range),
         frame_interval,
     )
+    if effects is not None:
+        clip.metadata["realism"] = effects.metadata(all_cams)
     return clip
 
 
@@ -314,6 +352,8 @@ def generate(
     jpeg_quality: int = 90,
     depth_format: str = "png16",
     overwrite: bool = False,
+    realism: Realism | str | None = None,
+    image_format: str = "jpg",
 ) -> Path:
     """Render a synthetic driving clip for ``seed`` and write it to ``dst`` (clip format v1).
 
@@ -326,16 +366,23 @@ def generate(
         targets: extra cameras off the rig (role ``"target"``) for supervision.
         lidar: ray-cast a 32-beam roof LiDAR sweep per frame (ego-frame points + intensity).
         shadows: cast shadow rays towards the sun.
-        jpeg_quality: JPEG quality of the images.
+        jpeg_quality: JPEG quality of the stored images (``image_format="jpg"``).
         depth_format: ``"png16"`` (1/256 m steps) or ``"npy"`` (float32), see the clip format.
+        realism: camera effects and scene/rig variety: a :class:`Realism`, a preset name
+            (``"none"``, ``"real"``, ``"varied"``) or None (all off); see
+            :mod:`splatnet.clip.synth.realism`. Cameras that see the ego's hood get a validity
+            mask (hood pixels invalid).
+        image_format: ``"jpg"`` or ``"png"`` (lossless: keeps only ``realism``'s JPEG).
 
     Returns the clip path. The manifest's ``metadata`` records the seed, the street, the sun and
-    every car's and pedestrian's box, pose and velocity per frame (world frame).
+    every car's and pedestrian's box, pose and velocity per frame (world frame), and with
+    ``realism`` its settings and what each camera drew (gains, hood, mount).
     """
     from splatnet.clip.writer import CameraSpec, FrameSpec, LidarSpec, write_clip
 
     clip = render_clip(
-        seed, cameras, frames, size, targets, lidar=lidar, shadows=shadows, frame_interval=frame_interval
+        seed, cameras, frames, size, targets, lidar=lidar, shadows=shadows,
+        frame_interval=frame_interval, realism=realism,
     )
     specs = [
         CameraSpec(c.name, c.K, clip.width, clip.height, c.cam_to_ego, role=c.role) for c in clip.cameras
@@ -352,7 +399,9 @@ def generate(
         lidar=lid,
         depths=clip.depths,
         sky_masks=clip.sky,
+        masks=clip.masks or None,
         metadata=clip.metadata,
+        image_format=image_format,
         jpeg_quality=jpeg_quality,
         depth_format=depth_format,
         overwrite=overwrite,

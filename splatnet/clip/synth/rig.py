@@ -67,10 +67,43 @@ def _pose(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     return T
 
 
+@dataclass
+class RigVariety:
+    """Per-camera overrides drawn from their own stream (``None``/0: keep the default draw)."""
+
+    rng: np.random.Generator
+    mount_height: tuple[float, float] | None = None  # metres
+    hfov_deg: tuple[float, float] | None = None
+    pitch_deg: tuple[float, float] | None = None  # downwards
+    roll_deg: float = 0.0  # uniform in [-roll_deg, roll_deg]
+
+    def draw(self, hfov: float, pitch: float, roll: float, height: float):
+        """``(hfov, pitch, roll, height)`` (radians, metres) with the configured ranges applied."""
+        u = self.rng.random(4)  # always four draws, so each range leaves the others' draws alone
+
+        def pick(r, k):
+            return r[0] + (r[1] - r[0]) * u[k]
+
+        if self.hfov_deg is not None:
+            hfov = np.radians(pick(self.hfov_deg, 0))
+        if self.pitch_deg is not None:
+            pitch = np.radians(pick(self.pitch_deg, 1))
+        if self.roll_deg:
+            roll = np.radians(self.roll_deg * (2.0 * u[2] - 1.0))
+        if self.mount_height is not None:
+            height = pick(self.mount_height, 3)
+        return float(hfov), float(pitch), float(roll), float(height)
+
+
 def make_rig(
-    rng: np.random.Generator, num_cameras: int, width: int, height: int
+    rng: np.random.Generator, num_cameras: int, width: int, height: int,
+    variety: RigVariety | None = None,
 ) -> tuple[list[RigCamera], float]:
-    """``num_cameras`` cameras with yaws spread round 360°, plus the roof height."""
+    """``num_cameras`` cameras with yaws spread round 360°, plus the roof height.
+
+    ``variety`` replaces each camera's field of view, pitch, roll and mount height by draws from
+    its ranges (the default draws from ``rng`` still happen, so the rest of the rig is unchanged).
+    """
     roof = float(rng.uniform(1.5, 1.9))
     cams: list[RigCamera] = []
     step = 2 * np.pi / num_cameras
@@ -84,12 +117,18 @@ def make_rig(
         else:
             hfov = np.radians(np.clip(np.degrees(step) + 35.0, 95.0, 120.0) + rng.uniform(-4, 4))
         K = intrinsics(hfov, width, height, rng)
-        R = look_rotation(yaw, np.radians(rng.uniform(0.0, 4.0)), np.radians(rng.normal(0, 0.3)))
+        pitch = np.radians(rng.uniform(0.0, 4.0))
+        roll = np.radians(rng.normal(0, 0.3))
+        mount = roof
+        if variety is not None:
+            hfov, pitch, roll, mount = variety.draw(hfov, pitch, roll, mount)
+            K[0, 0] = K[1, 1] = 0.5 * width / np.tan(0.5 * hfov)
+        R = look_rotation(yaw, pitch, roll)
         name = f"cam_{_sector(yaw)}"
         if name in names:
             name = f"{name}_{i}"
         names.append(name)
-        cams.append(RigCamera(name, K, _pose(R, _mount(yaw, roof)), "rig", float(yaw), float(hfov)))
+        cams.append(RigCamera(name, K, _pose(R, _mount(yaw, mount)), "rig", float(yaw), float(hfov)))
     return cams, roof
 
 
