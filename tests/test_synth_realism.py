@@ -92,6 +92,21 @@ def test_exposure_and_white_balance_differ_between_cameras_within_the_range():
         np.testing.assert_allclose(gain / gain[1], 1.0, atol=0.01)
 
 
+def test_auto_exposure_meters_the_first_frame_to_the_target_and_holds():
+    target = 0.42
+    a, b = _pair(1, Realism(auto_exposure=target), cameras=3, frames=2, size=(32, 48))
+    meta = b.metadata["realism"]["cameras"]
+    for cam in a.cameras:
+        y0 = _f(b.images[(0, cam.name)]) / 255
+        assert abs(y0.mean() - target) < 0.005, cam.name  # clipped at white, as metered
+        g = meta[cam.name]["auto_exposure_gain"]
+        assert g > 1.1  # the clean render is darker than real footage
+        for f in (0, 1):  # the same gain on every frame (measured where nothing clips)
+            x, y = _f(a.images[(f, cam.name)]), _f(b.images[(f, cam.name)])
+            ok = (x > 10) & (y < 250)
+            assert abs(y[ok].sum() / x[ok].sum() / g - 1) < 0.01
+
+
 def test_read_noise_sigma_matches_the_configured_sigma():
     sigma = 0.02
     a, b = _pair(4, Realism(read_noise=sigma), cameras=2, size=(64, 96))

@@ -28,9 +28,21 @@ What a clip holds:
   position of the box's bottom centre, yaw and velocity (m/s). Moving objects are re-posed and
   re-cast at each frame's time, so images, depths and LiDAR agree with these poses.
 
+Realism (``realism=``, CLI ``--realism PRESET --realism-set FIELD=VALUE``): a
+:class:`Realism` of camera effects and scene variety, all off by default (the clip above):
+per-camera exposure and white balance, cos^4 vignetting, shot and read noise, motion blur over
+a shutter time (ego and object motion), a JPEG round trip, the ego's hood at the bottom of
+chosen cameras (masked out in the clip's per-camera validity mask, no depth there), a wider sky
+(low sun, haze, weather), richer road and facade textures, and varied rigs (camera count,
+heights, fields of view, pitch, roll) and ego speeds. Presets: ``"real"`` (values and their
+sources in :data:`splatnet.clip.synth.realism.PRESETS`) and ``"varied"`` (``"real"`` with 3-8
+cameras of 55-120° hfov). The manifest's ``metadata["realism"]`` records the settings and what
+each camera drew.
+
 open3d is imported on first use only.
 """
 
 from splatnet.clip.synth.pipeline import MAX_DEPTH, SynthClip, generate, render_clip
+from splatnet.clip.synth.realism import PRESETS, Realism, parse_realism
 
-__all__ = ["MAX_DEPTH", "SynthClip", "generate", "render_clip"]
+__all__ = ["MAX_DEPTH", "PRESETS", "Realism", "SynthClip", "generate", "parse_realism", "render_clip"]

@@ -27,6 +27,19 @@ def draw_gains(rng: np.random.Generator, stops: float, white_balance: float) -> 
     return (exposure * wb).astype(np.float32)
 
 
+def auto_exposure_gain(img: np.ndarray, target: float, lo: float = 0.25, hi: float = 8.0) -> float:
+    """The gain ``g`` in ``[lo, hi]`` whose clipped image ``min(g · img, 1)`` has mean
+    ``target`` (bisection in log gain; the mean only grows with ``g``)."""
+    a, b = np.log(lo), np.log(hi)
+    for _ in range(40):
+        m = 0.5 * (a + b)
+        if np.minimum(img * np.exp(m), 1.0).mean() < target:
+            a = m
+        else:
+            b = m
+    return float(np.exp(0.5 * (a + b)))
+
+
 def vignette(K: np.ndarray, height: int, width: int, strength: float) -> np.ndarray:
     """Brightness factor ``[H, W]``: natural (cos^4) vignetting about the principal point,
     scaled so that the corner of a centred image (half the diagonal off axis) gets
@@ -125,13 +138,15 @@ class CameraLook:
 
 
 def finish(img: np.ndarray, look: CameraLook, noise_rng: np.random.Generator | None,
-           read: float, shot: float, jpeg_quality: int) -> np.ndarray:
-    """Vignetting, gains (clipped at white), sensor noise, 8-bit quantisation and JPEG of one
-    rendered float image (hood and motion blur already applied) → uint8 ``[H, W, 3]``."""
+           read: float, shot: float, jpeg_quality: int, gain: float = 1.0) -> np.ndarray:
+    """Vignetting (already applied if ``look.vignette`` is None), ``gain`` times the look's
+    gains (clipped at white), sensor noise, 8-bit quantisation and JPEG of one rendered float
+    image (hood and motion blur already applied) → uint8 ``[H, W, 3]``."""
     if look.vignette is not None:
         img = img * look.vignette[..., None]
-    if look.gains is not None:
-        img = np.minimum(img * look.gains[None, None], 1.0)
+    if look.gains is not None or gain != 1.0:
+        gains = np.float32(gain) * (look.gains if look.gains is not None else np.ones(3, np.float32))
+        img = np.minimum(img * gains[None, None], 1.0)
     if noise_rng is not None:
         img = sensor_noise(img, noise_rng, read, shot)
     out = to_uint8(img)

@@ -33,6 +33,7 @@ class Effects:
                 fx.vignette(cam.K, h, w, r.vignetting) if r.vignetting else None,
                 hood if cam.role == "rig" and cam.name in r.hood_cameras else None,
             )
+        self.auto_gain: dict[str, float] = {}  # set on each camera's first frame, then held
         # A horizontal surface's light, as render.shade lights one (ambient + unshadowed sun).
         self.hood_light = (lay.ambient + lay.sun_color * max(float(lay.sun_dir[2]), 0.0)).astype(
             np.float32)
@@ -65,10 +66,17 @@ class Effects:
             on = cov > 0
             depth = np.where(on, 0.0, depth).astype(np.float32)
             sky = sky & ~on
+        gain = 1.0
+        if r.auto_exposure:
+            if cam.name not in self.auto_gain:  # metering on the vignetted first frame
+                seen = img if look.vignette is None else img * look.vignette[..., None]
+                self.auto_gain[cam.name] = fx.auto_exposure_gain(seen, r.auto_exposure)
+            gain = self.auto_gain[cam.name]
         noise_rng = None
         if r.read_noise or r.shot_noise:
             noise_rng = np.random.default_rng([self.seed, 3, 6, f, index])
-        return fx.finish(img, look, noise_rng, r.read_noise, r.shot_noise, r.jpeg_quality), depth, sky
+        out = fx.finish(img, look, noise_rng, r.read_noise, r.shot_noise, r.jpeg_quality, gain)
+        return out, depth, sky
 
     def metadata(self, cams: list[RigCamera]) -> dict:
         per_cam = {}
@@ -82,6 +90,8 @@ class Effects:
                 d["gains_rgb"] = [round(float(x), 5) for x in look.gains]
             if look.hood is not None:
                 d["hood_height"] = round(look.hood.height, 4)
+            if cam.name in self.auto_gain:
+                d["auto_exposure_gain"] = round(self.auto_gain[cam.name], 5)
             per_cam[cam.name] = d
         return {"settings": self.r.to_dict(), "ego_speed_mps": round(float(self.lay.ego_speed), 4),
                 "cameras": per_cam}

@@ -253,7 +253,7 @@ def _facade(s: Surface, nz: Noise, objs: ObjectTable, st: StreetLook) -> np.ndar
         # A per-building tint (paint fades differently) and grime: vertical rain streaks and
         # dirt splashed up near the ground.
         tint = np.stack([nz.cell(o, k) for k in (31, 32, 33)], 1)
-        base_c = base_c * (0.85 + 0.3 * tint)
+        base_c = base_c * (0.9 + 0.2 * tint)
         q = np.stack([u * 2.5, v * 0.12, o * 7.13], 1).astype(np.float32)
         streak = np.clip(2.5 * (nz.fbm(q, 1.0, 3, fu * 2.5) - 0.55), 0.0, 1.0)
         g = g * (1.0 - 0.22 * streak - 0.12 * box(v, -1.0, 0.9, fv))

@@ -26,14 +26,18 @@ class Realism:
     """What the generator adds on top of the clean render (all off by default).
 
     Image effects run in this order on the rendered float image, as in a camera: motion blur,
-    the ego's hood, vignetting, exposure and white balance (clipped at white), sensor noise,
-    8-bit quantisation, JPEG round trip.
+    the ego's hood, vignetting, auto exposure, exposure and white balance (clipped at white),
+    sensor noise, 8-bit quantisation, JPEG round trip.
     """
 
     # ---------------------------------------------------------------- camera / image effects
     exposure_stops: float = 0.0
     """Per-camera exposure gain ``2**u``, ``u`` uniform in ``[-exposure_stops, exposure_stops]``
     (0: off). Real rigs auto-expose each camera on its own."""
+    auto_exposure: float = 0.0
+    """Mean image brightness (in [0, 1], after clipping at white) that each camera's exposure
+    is set to on the clip's first frame and then held, as a camera's auto exposure does (0: off,
+    the render's own brightness, a dark 0.2-0.35). Real frames measure 0.36-0.48."""
     white_balance: float = 0.0
     """Per-camera red and blue gains (green stays 1) uniform in ``[1 - wb, 1 + wb]`` (0: off)."""
     vignetting: float = 0.0
@@ -93,7 +97,8 @@ class Realism:
 
     @property
     def image_effects(self) -> bool:
-        return bool(self.exposure_stops or self.white_balance or self.vignetting
+        return bool(self.exposure_stops or self.auto_exposure or self.white_balance
+                    or self.vignetting
                     or self.read_noise or self.shot_noise or self.exposure_time
                     or self.jpeg_quality or self.hood_cameras)
 
@@ -121,7 +126,8 @@ def _range(r: Realism, name: str, lo: float, hi: float, integer: bool = False) -
 
 
 def _validate(r: Realism) -> None:
-    for name, lo, hi in (("exposure_stops", 0, 3), ("white_balance", 0, 0.5),
+    for name, lo, hi in (("exposure_stops", 0, 3), ("auto_exposure", 0, 0.9),
+                         ("white_balance", 0, 0.5),
                          ("vignetting", 0, 0.9), ("read_noise", 0, 0.2), ("shot_noise", 0, 0.2),
                          ("exposure_time", 0, 0.1), ("roll_deg", 0, 10)):
         v = getattr(r, name)
@@ -150,22 +156,28 @@ def _validate(r: Realism) -> None:
     _range(r, "pitch_deg", -20.0, 30.0)
 
 
-#: Named settings. ``"real"``'s values and where they come from:
-#: exposure ±0.5 stop and white balance ±8 % (per-camera auto exposure / AWB differences seen
-#: between the cameras of one DDAD or nuScenes frame); vignetting 0.2 (corner at 80 %: what lens
-#: shading correction typically leaves of a wide lens's cos^4 falloff, 17 % at 50° off axis);
-#: read noise 0.003 and shot noise 0.01 at white (0.8-2.5 DN: residual noise measured in flat
-#: regions of PandaSet, DDAD and nuScenes frames resized to 448 px wide); 5 ms exposure (daylight
-#: automotive exposures are 1-10 ms); JPEG quality 85 (the real datasets store quality 75-80,
-#: read from their quantisation tables, at 4-8× the training resolution, where resizing hides
-#: most of the blocking); hood in the front and back cameras at 5-15 % of the image height (as
-#: in DDAD's cameras); sky and texture variety; ego speeds 1-15 m/s (PandaSet's sample drives at
-#: 2.7 m/s); camera heights 1.4-2.0 m, pitch -2..6°, roll ±1.5°.
+#: Named settings. ``"real"``'s values and where they come from (measured on the real frames in
+#: the project's shared sample data where said, else a judgement):
+#: - auto exposure to a mean of 0.42: 18 PandaSet, DDAD and nuScenes frames measure 0.36-0.48
+#:   (median 0.41), the clean renders 0.2-0.35;
+#: - exposure ±0.5 stop: DDAD's six cameras of one frame differ in mean brightness by up to
+#:   1.3× (content and exposure together); white balance ±8 %: judgement;
+#: - vignetting 0.2 (corner at 80 %): judgement, what lens shading correction typically leaves
+#:   of a wide lens's cos^4 falloff (cos^4 50° = 0.17);
+#: - read noise 0.003 and shot noise 0.01 at white (about 1-2.5 DN): noise estimated in flat
+#:   regions of those frames resized to 448 px wide is about 0.5-2 DN;
+#: - 5 ms shutter: daylight automotive exposures are 1-10 ms;
+#: - JPEG quality 85: those datasets store quality 75 (PandaSet, DDAD) and 80 (nuScenes), read
+#:   from their quantisation tables, at 4-8× the training resolution, where resizing hides most
+#:   of the blocking;
+#: - the hood in the front and back cameras at 5-15 % of the image height (DDAD's cameras show
+#:   theirs); sky and texture variety; ego speeds 1-15 m/s (PandaSet's sample drives at
+#:   2.7 m/s); camera heights 1.4-2.0 m, pitch -2..6°, roll ±1.5°.
 PRESETS: dict[str, Realism] = {
     "none": Realism(),
     "real": Realism(
-        exposure_stops=0.5, white_balance=0.08, vignetting=0.2, read_noise=0.003,
-        shot_noise=0.01, exposure_time=0.005, jpeg_quality=85,
+        auto_exposure=0.42, exposure_stops=0.5, white_balance=0.08, vignetting=0.2,
+        read_noise=0.003, shot_noise=0.01, exposure_time=0.005, jpeg_quality=85,
         hood_cameras=("cam_front", "cam_back"), hood_height=(0.05, 0.15),
         sky_variety=True, texture_variety=True, ego_speed=(1.0, 15.0),
         mount_height=(1.4, 2.0), pitch_deg=(-2.0, 6.0), roll_deg=1.5,
