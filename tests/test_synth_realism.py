@@ -385,3 +385,26 @@ def test_parse_realism_applies_overrides_to_a_preset():
     assert not r.sky_variety and r.mount_height is None
     assert r.exposure_stops == PRESETS["real"].exposure_stops
     assert parse_realism(None) == Realism()
+
+
+def test_cli_realism_preset_and_overrides(tmp_path, capsys):
+    from splatnet.cli import main
+
+    dst = tmp_path / "c"
+    assert main(["synth", str(dst), "--seed", "2", "--frames", "1", "--size", "24x32",
+                 "--no-lidar", "--realism", "varied", "--realism-set", "rig_cameras=4",
+                 "--realism-set", "hood_cameras=cam_front", "--image-format", "png"]) == 0
+    assert "4 cameras" in capsys.readouterr().out
+    meta = json.loads((dst / "clip.json").read_text())
+    assert len(meta["cameras"]) == 4
+    stored = [p.suffix for p in (dst / "images").rglob("*") if p.is_file()]
+    assert stored and set(stored) == {".png"}
+    settings = meta["metadata"]["realism"]["settings"]
+    assert settings["rig_cameras"] == [4, 4] and settings["hood_cameras"] == ["cam_front"]
+    assert settings["vignetting"] == PRESETS["varied"].vignetting
+    v = splatnet.Clip.load(dst).views()
+    assert v.masks is not None and (~v.masks.numpy()).sum() > 0
+    assert main(["synth", str(tmp_path / "d"), "--seed", "2", "--size", "24x32",
+                 "--realism-set", "vignetting=2"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "realism.vignetting" in err and len(err.splitlines()) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 from splatnet.errors import ValidationError
@@ -36,6 +37,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
     p.add_argument("--depth-format", choices=["png16", "npy"], default="png16",
                    help="depth storage: 16-bit PNG in 1/256 m (default) or float32 .npy")
+    p.add_argument("--image-format", choices=["jpg", "png"], default="jpg",
+                   help="image storage (default jpg at --jpeg-quality; png is lossless)")
+    p.add_argument("--realism", choices=["none", "real", "varied"], default="none",
+                   help="camera effects and scene variety (default none: clean renders). real: "
+                        "auto exposure, per-camera exposure and white balance, vignetting, "
+                        "sensor noise, 5 ms motion blur, JPEG 85, the ego's hood (masked) in the "
+                        "front and back cameras, varied sky, textures, speeds, camera heights, "
+                        "pitch and roll; varied: real with 3-8 cameras of 55-120 deg hfov "
+                        "(ignores --cameras). Values: splatnet.clip.synth.realism.PRESETS")
+    p.add_argument("--realism-set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override one realism field (repeatable), e.g. vignetting=0.3, "
+                        "hood_cameras=cam_front,cam_back, ego_speed=5,10, rig_cameras=none; "
+                        "fields: those of splatnet.clip.synth.Realism")
     p.add_argument("--force", action="store_true", help="replace an existing clip at DST")
     p.add_argument("--overwrite", dest="force", action="store_true", help=argparse.SUPPRESS)  # old
     p.set_defaults(func=run)
@@ -44,8 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from splatnet.clip.synth import generate
+    from splatnet.clip.synth import generate, parse_realism
 
+    realism = parse_realism(args.realism, args.realism_set)
     if not 1 <= args.jpeg_quality <= 100:
         raise ValidationError(f"--jpeg-quality must be in [1, 100], got {args.jpeg_quality}")
     if args.count < 1:
@@ -60,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
         out = generate(dst, seed, cameras=args.cameras, frames=args.frames, size=args.size,
                        targets=args.targets, lidar=not args.no_lidar, shadows=not args.no_shadows,
                        frame_interval=args.frame_interval, jpeg_quality=args.jpeg_quality,
-                       depth_format=args.depth_format, overwrite=args.force)
+                       depth_format=args.depth_format, overwrite=args.force, realism=realism,
+                       image_format=args.image_format)
+        if realism.rig_cameras is not None:  # the camera count was drawn per seed
+            n = len(json.loads((out / "clip.json").read_text())["cameras"])
         print(f"wrote {out}: {n} cameras x {args.frames} frames at {args.size[0]}x{args.size[1]} "
               f"in {time.perf_counter() - t0:.1f} s", flush=True)
     return 0

@@ -165,7 +165,7 @@ def _validate(r: Realism) -> None:
 #: - vignetting 0.2 (corner at 80 %): judgement, what lens shading correction typically leaves
 #:   of a wide lens's cos^4 falloff (cos^4 50° = 0.17);
 #: - read noise 0.003 and shot noise 0.01 at white (about 1-2.5 DN): noise estimated in flat
-#:   regions of those frames resized to 448 px wide is about 0.5-2 DN;
+#:   regions of those frames resized to 448 px wide is about 0.2-2 DN;
 #: - 5 ms shutter: daylight automotive exposures are 1-10 ms;
 #: - JPEG quality 85: those datasets store quality 75 (PandaSet, DDAD) and 80 (nuScenes), read
 #:   from their quantisation tables, at 4-8× the training resolution, where resizing hides most
