@@ -46,7 +46,7 @@ def main() -> None:
         step("feed-forward reconstruction (one network pass)",
              ["reconstruct", args.clip, "-o", str(ply), "--size", SIZE, "--force"])
         step("held-out evaluation (target cameras)",
-             ["eval", args.clip, "--size", SIZE, "--report", str(out / "eval.json")])
+             ["eval", args.clip, "--size", SIZE, "--report", str(out / "eval.json"), "--force"])
     else:
         print(f"No default checkpoint is shipped ({DEFAULT_MODEL} is missing), so the demo runs "
               "per-scene optimisation from LiDAR instead of `splatnet reconstruct`.")

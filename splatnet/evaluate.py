@@ -74,7 +74,8 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     ``"render and score held-out views"``.
     """
     from . import metrics
-    from .feedforward import _device, prepare_inputs, run_network
+    from .device import resolve_device
+    from .feedforward import prepare_inputs, run_network
     from .optim.optimize import split_views
     from .render import render
 
@@ -82,7 +83,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
         if progress is not None:
             progress(name)
 
-    dev = _device(device)
+    dev = resolve_device(device)
     split = split_views(clip, holdout_frames, holdout_cameras)
     if not split.has_holdout:
         raise ValidationError(f"{clip.path}: {split.description}; pass --holdout-cameras NAMES")

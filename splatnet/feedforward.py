@@ -19,7 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import BackendUnavailableError, ValidationError
+from ._limits import MAX_NETWORK_PIXELS, check_image_size
+from .device import resolve_device
+from .errors import ValidationError
 from .gaussians import Gaussians
 
 
@@ -42,44 +44,6 @@ class Reconstruction:
     size: tuple[int, int] = (0, 0)
     frames: list[int] = field(default_factory=list)
     cameras: list[str] = field(default_factory=list)
-
-
-def _device(device: str | torch.device | None, option: str = "device") -> torch.device:
-    """``device`` as a ``torch.device`` once splatnet can run there, else one clear error.
-
-    Accepted: ``cpu``, ``cuda`` and ``cuda:N``, with a GPU present (and index ``N`` on this
-    machine) and splatnet's CUDA kernels built. ``option`` names the input in messages (the CLI
-    passes ``--device``).
-    """
-    if device is None:
-        return torch.device("cpu")
-    value = str(device)
-    label = f"{option} {value}" if option.startswith("-") else f"{option} {value!r}"
-    accepted = "splatnet runs on cpu, cuda or cuda:N (N a GPU index)"
-    try:
-        dev = torch.device(device.strip().lower() if isinstance(device, str) else device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValidationError(f"{label}: {accepted}") from None
-    if dev.type not in ("cpu", "cuda") or (dev.type == "cpu" and dev.index not in (None, 0)):
-        raise ValidationError(f"{label}: {accepted}")
-    if dev.type == "cpu":
-        return dev
-    if not torch.cuda.is_available():
-        cpu_only = torch.version.cuda is None and getattr(torch.version, "hip", None) is None
-        why = ("the installed torch has no CUDA support" if cpu_only
-               else "torch.cuda.is_available() is False")
-        cpu = f"{option} cpu" if option.startswith("-") else "'cpu'"
-        raise BackendUnavailableError(f"{label}: no GPU is present ({why}); use {cpu}")
-    count = torch.cuda.device_count()
-    if dev.index is not None and dev.index >= count:
-        raise ValidationError(f"{label}: this machine has {count} GPU{'s' if count > 1 else ''} "
-                              f"(cuda:0 to cuda:{count - 1})")
-    from ._ext import cuda_unavailable_reason
-
-    why = cuda_unavailable_reason()
-    if why is not None:
-        raise BackendUnavailableError(f"{label}: {why}")
-    return dev
 
 
 def default_size(clip, cameras: Sequence[str], stride: int) -> tuple[int, int]:
@@ -124,7 +88,13 @@ def prepare_inputs(
     names = list(clip.rig_camera_names) if cameras is None else list(cameras)
     if size is None:
         size = default_size(clip, names, stride)
-    h, w = int(size[0]), int(size[1])
+    h, w = check_image_size(size[0], size[1], "size")
+    work = len(frame_ids) * len(names) * h * w
+    if work > MAX_NETWORK_PIXELS:
+        raise ValidationError(
+            f"size {h}x{w} with {len(frame_ids)} frame(s) x {len(names)} camera(s) is {work} input "
+            f"pixels, over the network's limit of {MAX_NETWORK_PIXELS} per pass; use a smaller "
+            "size or fewer frames/cameras")
     if h % stride or w % stride:
         raise ValidationError(f"size {h}x{w}: height and width must be divisible by the "
                               f"network's stride {stride}")
@@ -146,7 +116,7 @@ def run_network(inputs: ClipInputs, model: nn.Module,
     """One forward pass of ``model`` on prepared inputs, then prune / merge / cap."""
     from .models.postprocess import postprocess
 
-    dev = _device(device)
+    dev = resolve_device(device)
     model = model.to(dev).eval()
     lidar = None if inputs.lidar is None else [p.to(dev) for p in inputs.lidar]
     images, cams = inputs.images.to(dev), inputs.cameras.to(dev)
@@ -176,7 +146,7 @@ def reconstruct_clip(
     use_lidar: bool = True,
 ) -> Reconstruction:
     """Reconstruct a loaded :class:`~splatnet.clip.Clip` with ``model`` (see :func:`reconstruct`)."""
-    _device(device)  # fail before decoding anything
+    resolve_device(device)  # fail before decoding anything
     inputs = prepare_inputs(clip, int(getattr(model, "stride", 1)), frames=frames, cameras=cameras,
                             size=size, use_lidar=use_lidar)
     return run_network(inputs, model, device)

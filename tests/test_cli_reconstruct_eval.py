@@ -232,12 +232,12 @@ def test_cuda_without_a_gpu_says_so(tmp_path: Path, capsys, command: str):
 
 def test_library_device_check_is_clear():
     from splatnet.errors import SplatnetError
-    from splatnet.feedforward import _device
+    from splatnet.device import resolve_device
 
-    assert _device("cpu") == torch.device("cpu") and _device(None) == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu") and resolve_device(None) == torch.device("cpu")
     for bad in ("tpu", "mps", "meta"):
         with pytest.raises(SplatnetError, match=f"device '{bad}'.*cpu, cuda or cuda:N"):
-            _device(bad)
+            resolve_device(bad)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

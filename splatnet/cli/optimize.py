@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ._args import check_output_file, finite_float, int_list, name_list
+from ._args import check_output_file, device_arg, finite_float, int_list, name_list, resolve_device
 
 #: The reference 3DGS schedule's shorter run (its 7k-iteration checkpoint): about 2 h on 2 CPU
 #: cores, so the command says up front how many iterations it will run.
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="frame indices whose rig views are held out for evaluation")
     hold.add_argument("--holdout-cameras", type=name_list, metavar="NAME[,NAME...]",
                       help="cameras held out for evaluation in every frame")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to optimise")
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--max-gaussians", type=int, default=None, metavar="N",
                    help="cap on the number of Gaussians (default: none)")
     p.add_argument("--downscale", type=finite_float, default=1.0, metavar="F",
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     say = None if args.quiet else print
     result = optimize_clip(
         clip_dir, iterations=iterations, init=args.init, holdout_frames=args.holdout_frames,
-        holdout_cameras=args.holdout_cameras, device=args.device,
+        holdout_cameras=args.holdout_cameras, device=resolve_device(args.device),
         max_gaussians=args.max_gaussians, seed=args.seed, downscale=args.downscale,
         config=OptimConfig(sh_degree=args.sh_degree), progress=not args.quiet, log=say,
     )

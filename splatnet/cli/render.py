@@ -6,7 +6,16 @@ import argparse
 import sys
 import time
 
-from ._args import frame_ids, frame_range, frame_rate, lateral_metres, name_list, size_hw
+from ._args import (
+    device_arg,
+    frame_ids,
+    frame_range,
+    frame_rate,
+    lateral_metres,
+    name_list,
+    resolve_device,
+    size_hw,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shift-lateral", type=lateral_metres, default=0.0, metavar="METRES",
                    help="move every camera sideways along the ego's left axis (negative = right; "
                         "at most 1000 m either way)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--fps", type=frame_rate, default=10.0,
                    help="video frame rate, 0.1 to 240 (default 10)")
     p.add_argument("--no-video", action="store_true", help="write PNGs only")
@@ -49,10 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.no_video:  # before rendering anything
         _video_support()
-    if args.device.startswith("cuda"):
-        from splatnet._ext import require_cuda
-
-        require_cuda()
+    device = resolve_device(args.device)
     g = Gaussians.load_ply(args.splats)
     clip = Clip.load(args.clip)
     frames = frame_ids(args.frames, clip.num_frames)
@@ -65,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         (tmp / "frames").mkdir()
         current: list = []
         for item in render_clip_trajectory(g, clip, frames=frames, cameras=cameras, size=args.size,
-                                           shift_lateral=args.shift_lateral, device=args.device):
+                                           shift_lateral=args.shift_lateral, device=device):
             iio.imwrite(tmp / "frames" / f"{item.frame:04d}_{item.camera}.png", item.side_by_side())
             current.append(item)
             if len(current) == len(cameras):

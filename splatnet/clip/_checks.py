@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from splatnet._limits import MAX_STORED_IMAGE_PIXELS, MAX_STORED_IMAGE_SIDE
 from splatnet.errors import FormatError, ValidationError
 
 FORMAT_NAME = "splatnet-clip"
@@ -42,13 +43,6 @@ MAX_WORLD_DISTANCE = 1e6
 FOCAL_RANGE = (1e-3, 1e3)
 #: The principal point may lie at most this many image widths (heights) from the image.
 MAX_PRINCIPAL_OFFSET = 1e3
-
-#: Largest image accepted: 16384 px a side and 64 MP (2**26 pixels). That holds 8K video
-#: (33 MP) and 61 MP photogrammetry cameras, keeps one decoded float32 view under 800 MB, and
-#: stays below PIL's own decompression-bomb warning (~89.5 MP), so PIL never warns or raises on
-#: an image that passed this check.
-MAX_IMAGE_SIDE = 16384
-MAX_IMAGE_PIXELS = 1 << 26
 
 #: Deepest JSON nesting accepted in a manifest (its own structure needs 6 levels; the rest is
 #: room for ``metadata``). Far below Python's recursion limit, so parsing, checking and
@@ -169,12 +163,12 @@ def check_size(width: object, height: object, where: str) -> tuple[int, int]:
 
 
 def check_image_size(width: int, height: int, where: str, label: str = "image is") -> None:
-    """``width x height`` within :data:`MAX_IMAGE_SIDE` a side and :data:`MAX_IMAGE_PIXELS`."""
-    if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+    """A stored image's ``width x height`` within ``splatnet._limits``' stored-image bounds."""
+    if max(width, height) > MAX_STORED_IMAGE_SIDE or width * height > MAX_STORED_IMAGE_PIXELS:
         raise ValidationError(
             f"{where}: {label} {width}x{height} ({width * height / 1e6:.1f} MP), over splatnet's "
-            f"limit of {MAX_IMAGE_SIDE} px a side and {MAX_IMAGE_PIXELS / 1e6:.1f} MP "
-            f"({MAX_IMAGE_PIXELS} pixels); downscale it"
+            f"limit of {MAX_STORED_IMAGE_SIDE} px a side and {MAX_STORED_IMAGE_PIXELS / 1e6:.1f} MP "
+            f"({MAX_STORED_IMAGE_PIXELS} pixels); downscale it"
         )
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from splatnet.clip._checks import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, check_image_size
+from splatnet._limits import MAX_STORED_IMAGE_PIXELS, MAX_STORED_IMAGE_SIDE
+from splatnet.clip._checks import check_image_size
 from splatnet.errors import FormatError, ValidationError
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -185,8 +186,8 @@ def _open_header(path: Path):
         img = Image.open(path)
     except Image.DecompressionBombError as e:
         raise ValidationError(
-            f"{path}: image is over splatnet's limit of {MAX_IMAGE_SIDE} px a side and "
-            f"{MAX_IMAGE_PIXELS} pixels ({e})"
+            f"{path}: image is over splatnet's limit of {MAX_STORED_IMAGE_SIDE} px a side and "
+            f"{MAX_STORED_IMAGE_PIXELS} pixels ({e})"
         ) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise FormatError(f"{path}: cannot decode image ({e})") from None

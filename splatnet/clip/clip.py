@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from splatnet._limits import check_image_size as check_working_size
 from splatnet.cameras import Cameras
 from splatnet.clip import _checks as C
 from splatnet.clip._files import probe_image, probe_npy, read_mask, read_npy, read_png16, read_rgb
@@ -513,8 +514,7 @@ class Clip:
                 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0 for s in size)
             ):
                 raise ValidationError(f"views(size): expected (H, W) positive ints, got {size!r}")
-            H, W = int(size[0]), int(size[1])
-            C.check_image_size(W, H, "views(size)", label="image size")
+            H, W = check_working_size(int(size[0]), int(size[1]), "views(size)")
 
         pairs = [(f, c) for f in frame_ids for c in cams]
         V = len(pairs)

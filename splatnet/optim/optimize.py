@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from ..errors import BackendUnavailableError, ValidationError
+from ..device import resolve_device
+from ..errors import ValidationError
 from ..gaussians import Gaussians
 from . import init as init_mod
 from .trainer import FitResult, OptimConfig, evaluate, fit
@@ -127,16 +128,6 @@ def image_size(clip, cameras: Sequence[str], downscale: float) -> tuple[int, int
     return max(16, round(cam.height / downscale)), max(16, round(cam.width / downscale))
 
 
-def _device(device: str | torch.device) -> torch.device:
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailableError("device cuda: torch sees no CUDA device "
-                                      "(torch.cuda.is_available() is False); use --device cpu")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValidationError(f"device: expected cpu or cuda, got {device!r}")
-    return dev
-
-
 def optimize_clip(
     clip,
     *,
@@ -184,7 +175,7 @@ def optimize_clip(
         raise ValidationError(f"max_gaussians: expected a positive count, got {max_gaussians}")
     if num_init_points <= 0:
         raise ValidationError(f"num_init_points: expected a positive count, got {num_init_points}")
-    dev = _device(device)
+    dev = resolve_device(device)
     cfg = dataclasses.replace(config or OptimConfig(), iterations=iterations, seed=seed)
     cfg.densify = dataclasses.replace(cfg.densify)
     if max_gaussians is not None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._limits import check_image_size
 from .._validate import check_finite
 from ..cameras import Cameras
 from ..errors import BackendUnavailableError, ValidationError
@@ -86,6 +87,7 @@ def render(
         >>> out.rgb.shape  # [C, H, W, 3] for unbatched inputs  # doctest: +SKIP
     """
     _check_types(gaussians, cameras)
+    check_image_size(cameras.height, cameras.width, "cameras: image size")  # before allocating
     batch = gaussians.batch_shape
     n, c = gaussians.num_gaussians, cameras.num_cameras
     width, height = cameras.width, cameras.height
