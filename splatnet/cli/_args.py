@@ -121,6 +121,7 @@ def check_output_file(path, force: bool, suffix: str | None = None) -> None:
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path}: directory {path.parent} does not exist")
 
+
 DEVICES = "cpu, cuda or cuda:N (N a GPU index)"
 
 
@@ -140,6 +141,6 @@ def device_arg(text: str) -> str:
 def resolve_device(name: str, option: str = "--device"):
     """The ``torch.device`` for a :func:`device_arg` value, or one clear error naming ``option``:
     no GPU present, a GPU index out of range, or CUDA kernels not built (imports torch)."""
-    from ..feedforward import _device
+    from ..device import resolve_device as resolve
 
-    return _device(name, option)
+    return resolve(name, option)
