@@ -3,8 +3,9 @@
 #
 # 1. Every csrc/**/*.cu is compiled with nvcc (-c, C++17, the nvcc flags setup.py uses) for sm_80
 #    and sm_90 into a temporary directory; any error fails the script. The .cu files include only
-#    csrc/include and the CUDA toolkit (no torch, no Python headers).
-# 2. The torch glue csrc/cuda/*.cpp (compiled only in CUDA builds, -DWITH_CUDA) is syntax-checked
+#    csrc/include, their sibling headers in csrc/cuda/ and the CUDA toolkit (no torch, no Python
+#    headers).
+# 2. The torch glue csrc/cuda/*_host.cpp (compiled only in CUDA builds, -DWITH_CUDA) is syntax-checked
 #    with g++ against torch's headers and the CUDA toolkit's. A CPU-only torch wheel ships the
 #    c10/cuda headers but not the generated c10/cuda/impl/cuda_cmake_macros.h, so a stub of it is
 #    put on the include path (it only configures the export macros of the c10_cuda library).

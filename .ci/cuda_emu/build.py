@@ -1,6 +1,6 @@
 """Build the CUDA ops of csrc/cuda/ as a CPU extension that runs the kernels in an emulator.
 
-The .cu sources and the host glue (*_cuda.cpp) are compiled by g++ with three mechanical
+The .cu sources and the host glue (*_host.cpp) are compiled by g++ with three mechanical
 rewrites, so what runs is the code nvcc compiles, not a re-implementation:
 
 - ``kernel<<<grid, block, shmem, stream>>>(args)`` → ``emu::launch(kernel, grid, block, shmem,

@@ -1,4 +1,4 @@
-// Python bindings of the CUDA ops' host functions (csrc/cuda/*_cuda.cpp, compiled by build.py
+// Python bindings of the CUDA ops' host functions (csrc/cuda/*_host.cpp, compiled by build.py
 // against CPU tensors with the emulated kernels).
 #include <torch/extension.h>
 

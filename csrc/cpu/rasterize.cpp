@@ -1,5 +1,7 @@
 // CPU rasterization op: tile binning, per-tile depth sort and front-to-back alpha blending of
-// generic channels, and its backward (each pixel's list walked in reverse).
+// generic channels, and its backward (each pixel's list walked in reverse). Schemas in csrc/ext.cpp;
+// input checks (splatnet/op_checks.h), tile geometry and sort keys (splatnet/tiles.h) and the
+// blending math (splatnet/blend.h) are shared with the CUDA op.
 //
 // Layout: I = B·C images. Binning writes, for every (image, tile), the ids of the Gaussians whose
 // screen box touches the tile, sorted by depth (ties by id), into one flat int32 array; tile t of
@@ -26,7 +28,8 @@
 
 #include "splatnet/blend.h"
 #include "splatnet/constants.h"
-#include "splatnet/torch_checks.h"
+#include "splatnet/op_checks.h"
+#include "splatnet/tiles.h"
 
 #if defined(_MSC_VER)
 #define SPLATNET_NOINLINE __declspec(noinline)
@@ -39,43 +42,8 @@ namespace {
 
 constexpr const char* kFwd = "splatnet.rasterize_forward";
 constexpr const char* kBwd = "splatnet.rasterize_backward";
-constexpr int kMaxTileSize = 64;
 // Gaussians gathered into the tile-local struct-of-arrays buffers at a time.
 constexpr int kBatch = 64;
-
-struct Grid {
-  int W, H, ts, TW, TH, NT;
-};
-
-Grid make_grid(int64_t width, int64_t height, int64_t tile_size) {
-  Grid g;
-  g.W = (int)width;
-  g.H = (int)height;
-  g.ts = (int)tile_size;
-  g.TW = (g.W + g.ts - 1) / g.ts;
-  g.TH = (g.H + g.ts - 1) / g.ts;
-  g.NT = g.TW * g.TH;
-  return g;
-}
-
-// Tiles [x0, x1) × [y0, y1) touched by the screen box of a Gaussian; false when none (or culled).
-inline bool tile_rect(const float* m2d, const int* rad, const Grid& g, int& x0, int& x1, int& y0, int& y1) {
-  if (rad[0] <= 0 || rad[1] <= 0) return false;
-  const float mx = m2d[0], my = m2d[1], rx = (float)rad[0], ry = (float)rad[1], ts = (float)g.ts;
-  auto cl = [](float v, int hi) { return (int)(v < 0.f ? 0.f : (v > (float)hi ? (float)hi : v)); };
-  x0 = cl(std::floor((mx - rx) / ts), g.TW);
-  x1 = cl(std::ceil((mx + rx) / ts), g.TW);
-  y0 = cl(std::floor((my - ry) / ts), g.TH);
-  y1 = cl(std::ceil((my + ry) / ts), g.TH);
-  return x1 > x0 && y1 > y0;
-}
-
-// Order-preserving map of a float to uint32 (for sorting depths as integers).
-inline uint32_t float_key(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof(u));
-  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-}
 
 // Rows of the tile (local, inclusive) whose pixel centres lie within the Gaussian's screen box.
 inline void row_range(float my_local, int ry, int rows, int& r0, int& r1) {
@@ -113,8 +81,8 @@ void parallel_dynamic(int64_t n, const F& body) {
 
 // Sorted (image, tile) lists. Returns (tile_offsets [I·NT + 1] int32, flat_ids [M] int32).
 std::tuple<at::Tensor, at::Tensor> bin_and_sort(const float* m2d, const int* rad, const float* dep, int64_t I,
-                                                int64_t N, const Grid& g, const at::TensorOptions& opts) {
-  const int64_t NT = g.NT;
+                                                int64_t N, const TileGrid& g, const at::TensorOptions& opts) {
+  const int64_t NT = num_tiles(g);
   std::vector<int64_t> offsets(I * NT + 1, 0);
   int64_t* cnt = offsets.data() + 1;
   // Counts per (image, tile); one image per task, so no races.
@@ -123,9 +91,9 @@ std::tuple<at::Tensor, at::Tensor> bin_and_sort(const float* m2d, const int* rad
     for (int64_t n = 0; n < N; ++n) {
       int x0, x1, y0, y1;
       const int64_t o = i * N + n;
-      if (!tile_rect(m2d + o * 2, rad + o * 2, g, x0, x1, y0, y1)) continue;
+      if (!tile_rect(m2d[o * 2], m2d[o * 2 + 1], rad[o * 2], rad[o * 2 + 1], g, x0, x1, y0, y1)) continue;
       for (int ty = y0; ty < y1; ++ty)
-        for (int tx = x0; tx < x1; ++tx) c[ty * g.TW + tx] += 1;
+        for (int tx = x0; tx < x1; ++tx) c[ty * g.tiles_x + tx] += 1;
     }
   });
   for (int64_t t = 0; t < I * NT; ++t) offsets[t + 1] += offsets[t];
@@ -144,14 +112,14 @@ std::tuple<at::Tensor, at::Tensor> bin_and_sort(const float* m2d, const int* rad
     for (int64_t n = 0; n < N; ++n) {
       int x0, x1, y0, y1;
       const int64_t o = i * N + n;
-      if (!tile_rect(m2d + o * 2, rad + o * 2, g, x0, x1, y0, y1)) continue;
-      const uint64_t key = ((uint64_t)float_key(dep[o]) << 32) | (uint64_t)n;
+      if (!tile_rect(m2d[o * 2], m2d[o * 2 + 1], rad[o * 2], rad[o * 2 + 1], g, x0, x1, y0, y1)) continue;
+      const uint64_t key = depth_id_key(dep[o], (int32_t)n);
       for (int ty = y0; ty < y1; ++ty)
-        for (int tx = x0; tx < x1; ++tx) keys[cursor[ty * g.TW + tx]++] = key;
+        for (int tx = x0; tx < x1; ++tx) keys[cursor[ty * g.tiles_x + tx]++] = key;
     }
     for (int64_t t = i * NT; t < (i + 1) * NT; ++t) {
       std::sort(keys.begin() + offsets[t], keys.begin() + offsets[t + 1]);
-      for (int64_t j = offsets[t]; j < offsets[t + 1]; ++j) p_ids[j] = (int)(uint32_t)(keys[j] & 0xffffffffu);
+      for (int64_t j = offsets[t]; j < offsets[t + 1]; ++j) p_ids[j] = depth_id_key_id(keys[j]);
     }
   });
   return {tile_offsets, flat_ids};
@@ -207,25 +175,16 @@ void gather(Batch& bt, int count, const int* ids, int64_t img, int64_t N, int64_
   }
 }
 
-void check_raster_inputs(const char* op, const at::Tensor& means2d, const at::Tensor& conics,
-                         const at::Tensor& values, const at::Tensor& opac, const at::Tensor& radii,
-                         int64_t width, int64_t height, int64_t tile_size) {
-  TORCH_CHECK(means2d.dim() == 4, op, ": argument 'means2d' must have shape [B, C, N, 2], got ",
-              shape_str(means2d.sizes()));
-  TORCH_CHECK(values.dim() == 4, op, ": argument 'values' must have shape [B, C, N, Ch], got ",
-              shape_str(values.sizes()));
-  const int64_t B = means2d.size(0), C = means2d.size(1), N = means2d.size(2), Ch = values.size(3);
-  const auto cpu = c10::DeviceType::CPU;
-  check_tensor(means2d, op, "means2d", at::kFloat, cpu, {B, C, N, 2});
-  check_tensor(conics, op, "conics", at::kFloat, cpu, {B, C, N, 3});
-  check_tensor(values, op, "values", at::kFloat, cpu, {B, C, N, Ch});
-  check_tensor(opac, op, "opac", at::kFloat, cpu, {B, C, N});
-  check_tensor(radii, op, "radii", at::kInt, cpu, {B, C, N, 2});
-  TORCH_CHECK(width > 0 && height > 0, op, ": width and height must be positive, got ", width, " x ", height);
-  TORCH_CHECK(tile_size >= 1 && tile_size <= kMaxTileSize, op, ": tile_size must be in 1..", kMaxTileSize,
-              ", got ", tile_size);
-  TORCH_CHECK(N < (int64_t)std::numeric_limits<int32_t>::max(), op, ": ", N,
+// The shared checks (splatnet/op_checks.h) with this back end's tile sizes and list ids.
+RasterDims check_raster_inputs_cpu(const char* op, const at::Tensor& means2d, const at::Tensor& conics,
+                                   const at::Tensor& values, const at::Tensor& opac, const at::Tensor& radii,
+                                   int64_t width, int64_t height, int64_t tile_size) {
+  const RasterDims d = check_raster_inputs(op, means2d, conics, values, opac, radii, width, height, tile_size,
+                                           c10::DeviceType::CPU, /*tile_size_ok=*/true,
+                                           "tile_size must be in 1.." + std::to_string(kMaxTileSize));
+  TORCH_CHECK(d.N < (int64_t)std::numeric_limits<int32_t>::max(), op, ": ", d.N,
               " Gaussians per scene exceed the int32 ids of the tile lists");
+  return d;
 }
 
 }  // namespace
@@ -238,16 +197,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     const at::Tensor& depths,   // [B, C, N]
     const at::Tensor& radii,    // [B, C, N, 2] int32
     int64_t width, int64_t height, int64_t tile_size) {
-  check_raster_inputs(kFwd, means2d, conics, values, opac, radii, width, height, tile_size);
-  const int64_t B = means2d.size(0), C = means2d.size(1), N = means2d.size(2), Ch = values.size(3);
-  check_tensor(depths, kFwd, "depths", at::kFloat, c10::DeviceType::CPU, {B, C, N});
+  const RasterDims d = check_raster_inputs_cpu(kFwd, means2d, conics, values, opac, radii, width, height,
+                                               tile_size);
+  check_raster_depths(kFwd, d, means2d, depths, c10::DeviceType::CPU);
+  const int64_t B = d.B, C = d.C, N = d.N, Ch = d.Ch;
   check_finite_cpu(means2d, kFwd, "means2d");
   check_finite_cpu(conics, kFwd, "conics");
   check_finite_cpu(values, kFwd, "values");
   check_finite_cpu(opac, kFwd, "opac");
   check_finite_cpu(depths, kFwd, "depths");
-  const Grid g = make_grid(width, height, tile_size);
-  const int64_t I = B * C, H = g.H, W = g.W;
+  const TileGrid& g = d.grid;
+  const int64_t I = d.I, NT = d.num_tiles, H = g.height, W = g.width;
   auto opts = means2d.options();
   auto image = at::zeros({B, C, H, W, Ch}, opts);
   auto alpha = at::zeros({B, C, H, W, 1}, opts);
@@ -269,13 +229,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   float* o_alpha = alpha.data_ptr<float>();
   int* o_last = last_ids.data_ptr<int>();
   float* o_T = final_T.data_ptr<float>();
-  const int ts = g.ts, P = ts * ts;
+  const int ts = g.tile_size, P = ts * ts;
   const TileLayout L = make_layout(ts);
 
   // Tiles differ widely in cost (list lengths), so threads take them one at a time from a shared
   // counter instead of at::parallel_for's static split.
   std::atomic<int64_t> next_tile{0};
-  const int64_t total_tiles = I * g.NT;
+  const int64_t total_tiles = I * NT;
   at::parallel_for(0, std::min<int64_t>(at::get_num_threads(), total_tiles), 1, [&](int64_t, int64_t) {
     std::vector<float> px(P), py(P), T(P), done(P), G(P), w(P), out(P * Ch);
     std::vector<int> last(P);
@@ -283,12 +243,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     bt.vals.resize(kBatch * std::max<int64_t>(Ch, 1));
     tile_pixel_centres(L, px.data(), py.data());
     for (int64_t it = next_tile++; it < total_tiles; it = next_tile++) {
-      const int64_t img = it / g.NT, t = it % g.NT;
+      const int64_t img = it / NT, t = it % NT;
       const int begin = p_off[it], end = p_off[it + 1];
       if (begin == end) continue;  // outputs already hold the empty-pixel values
-      const int tx = (int)(t % g.TW), ty = (int)(t / g.TW);
+      const int tx = (int)(t % g.tiles_x), ty = (int)(t / g.tiles_x);
       const int x0 = tx * ts, y0 = ty * ts;
-      const int cols = std::min(ts, g.W - x0), rows = std::min(ts, g.H - y0);
+      const int cols = std::min(ts, g.width - x0), rows = std::min(ts, g.height - y0);
       for (int p = 0; p < P; ++p) {
         T[p] = 1.f;
         // Pixels beyond the image edge start "done" so they do not hold up the early exit.
@@ -314,18 +274,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
             const float* __restrict Gp = G.data();
 #pragma omp simd
             for (int p = p0; p < p1; ++p) {
-              // Masks as 0/1 floats (not bools): GCC if-converts and vectorises this form.
-              float al = o * Gp[p];
-              al = al < kAlphaMax ? al : kAlphaMax;
-              const float T0 = Tp[p];
-              const float next_T = T0 * (1.f - al);
-              const float visible = al >= kAlphaThreshold ? 1.f : 0.f;
-              const float stop = next_T < kTransmittanceMin ? visible : 0.f;
-              const float blend = visible * (1.f - stop) * (1.f - dp[p]);
-              dp[p] = dp[p] > stop ? dp[p] : stop;
-              wp[p] = blend * (al * T0);
-              Tp[p] = blend > 0.f ? next_T : T0;
-              lp[p] = blend > 0.f ? jj : lp[p];
+              // blend_step's 0/1-float form of `done`: GCC if-converts and vectorises it.
+              const float w = blend_step(clamp_alpha(o * Gp[p]), Tp[p], dp[p]);
+              wp[p] = w;
+              lp[p] = w > 0.f ? jj : lp[p];  // w > 0 exactly when blended
             }
             const float* v = bt.vals.data() + k * Ch;
             for (int64_t ch = 0; ch < Ch; ++ch) {
@@ -364,17 +316,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
     const at::Tensor& final_T,       // [B, C, H, W]
     const at::Tensor& v_image,       // [B, C, H, W, Ch]
     const at::Tensor& v_alpha) {     // [B, C, H, W, 1]
-  check_raster_inputs(kBwd, means2d, conics, values, opac, radii, width, height, tile_size);
-  const int64_t B = means2d.size(0), C = means2d.size(1), N = means2d.size(2), Ch = values.size(3);
-  const Grid g = make_grid(width, height, tile_size);
-  const int64_t I = B * C, H = g.H, W = g.W;
-  const auto cpu = c10::DeviceType::CPU;
-  check_tensor(tile_offsets, kBwd, "tile_offsets", at::kInt, cpu, {I * g.NT + 1});
-  check_tensor(flat_ids, kBwd, "flat_ids", at::kInt, cpu, {-1});
-  check_tensor(last_ids, kBwd, "last_ids", at::kInt, cpu, {B, C, H, W});
-  check_tensor(final_T, kBwd, "final_T", at::kFloat, cpu, {B, C, H, W});
-  check_tensor(v_image, kBwd, "v_image", at::kFloat, cpu, {B, C, H, W, Ch});
-  check_tensor(v_alpha, kBwd, "v_alpha", at::kFloat, cpu, {B, C, H, W, 1});
+  const RasterDims d = check_raster_inputs_cpu(kBwd, means2d, conics, values, opac, radii, width, height,
+                                               tile_size);
+  check_raster_grads(kBwd, d, means2d, tile_offsets, flat_ids, last_ids, final_T, v_image, v_alpha,
+                     c10::DeviceType::CPU);
+  const TileGrid& g = d.grid;
+  const int64_t I = d.I, NT = d.num_tiles, N = d.N, Ch = d.Ch, H = g.height, W = g.width;
   auto g_m2d = at::zeros_like(means2d);
   auto g_con = at::zeros_like(conics);
   auto g_val = at::zeros_like(values);
@@ -396,7 +343,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
   float* o_con = g_con.data_ptr<float>();
   float* o_val = g_val.data_ptr<float>();
   float* o_op = g_op.data_ptr<float>();
-  const int ts = g.ts, P = ts * ts;
+  const int ts = g.tile_size, P = ts * ts;
   const TileLayout L = make_layout(ts);
 
   // Work items, handed out one at a time from a shared counter (their costs differ widely):
@@ -409,10 +356,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
   if (by_image) {
     order.resize(I);
     for (int64_t i = 0; i < I; ++i) order[i] = i;
-    auto cost = [&](int64_t i) { return p_off[(i + 1) * g.NT] - p_off[i * g.NT]; };
+    auto cost = [&](int64_t i) { return p_off[(i + 1) * NT] - p_off[i * NT]; };
     std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return cost(a) > cost(b); });
   }
-  const int64_t items = by_image ? I : I * g.NT;
+  const int64_t items = by_image ? I : I * NT;
   std::atomic<int64_t> next_item{0};
   at::parallel_for(0, std::min<int64_t>(nthreads, items), 1, [&](int64_t, int64_t) {
     std::vector<float> px(P), py(P), T(P), Tf(P), vao(P), G(P), A(P), Ti(P), Ra(P), vA(P), lastf(P);
@@ -430,12 +377,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
       }
     };
     auto process_tile = [&](int64_t it) {
-      const int64_t img = it / g.NT, t = it % g.NT;
+      const int64_t img = it / NT, t = it % NT;
       const int begin = p_off[it], end = p_off[it + 1];
       if (begin == end) return;
-      const int tx = (int)(t % g.TW), ty = (int)(t / g.TW);
+      const int tx = (int)(t % g.tiles_x), ty = (int)(t / g.tiles_x);
       const int x0 = tx * ts, y0 = ty * ts;
-      const int cols = std::min(ts, g.W - x0), rows = std::min(ts, g.H - y0);
+      const int cols = std::min(ts, g.width - x0), rows = std::min(ts, g.height - y0);
       int max_last = 0;
       for (int p = 0; p < P; ++p) {
         const int r = L.row(p), cc = L.col(p);
@@ -488,10 +435,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
             const float* __restrict pyp = py.data() + p0;
             const float jf = (float)jj;
             float any = 0.f;
+            // The reverse step of blend.h (T_i = T_{i+1} / (1 − α_i), blend_transmittance_before),
+            // written out because 1 / (1 − α_i) is computed once here and reused by three terms.
 #pragma omp simd reduction(+ : any)
             for (int q = 0; q < n; ++q) {
-              float al = o * Gp[q];
-              al = al < kAlphaMax ? al : kAlphaMax;
+              const float al = clamp_alpha(o * Gp[q]);
               const float contrib = (jf < lp[q]) ? (al >= kAlphaThreshold ? 1.f : 0.f) : 0.f;
               const float ra = 1.f / (1.f - al);
               const float T0 = Tp[q];
@@ -523,16 +471,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
             const float a = bt.a[k], b = bt.b[k], c = bt.c[k], mx = bt.mx[k], my = bt.my[k];
 #pragma omp simd reduction(+ : s_o, s_a, s_b, s_c, s_mx, s_my)
             for (int q = 0; q < n; ++q) {
-              const float dx = pxp[q] - mx, dy = pyp[q] - my;
-              const float raw = o * Gp[q];
-              const float v_raw = raw < kAlphaMax ? vAp[q] : 0.f;  // vA is 0 where not a contributor
-              const float v_sigma = -raw * v_raw;
-              s_o += Gp[q] * v_raw;
-              s_a += 0.5f * dx * dx * v_sigma;
-              s_b += dx * dy * v_sigma;
-              s_c += 0.5f * dy * dy * v_sigma;
-              s_mx += -(a * dx + b * dy) * v_sigma;
-              s_my += -(b * dx + c * dy) * v_sigma;
+              // vA is 0 where the Gaussian is not a contributor, and so is its gradient.
+              const AlphaGrad ag = blend_alpha_vjp_g(o, Gp[q], a, b, c, pxp[q] - mx, pyp[q] - my, vAp[q]);
+              s_o += ag.opac;
+              s_a += ag.a;
+              s_b += ag.b;
+              s_c += ag.c;
+              s_mx += ag.mx;
+              s_my += ag.my;
             }
           }
           if (!touched) continue;
@@ -549,7 +495,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
     };
     for (int64_t k = next_item++; k < items; k = next_item++) {
       if (by_image) {
-        for (int64_t t = 0; t < g.NT; ++t) process_tile(order[k] * g.NT + t);
+        for (int64_t t = 0; t < NT; ++t) process_tile(order[k] * NT + t);
       } else {
         process_tile(k);
       }
@@ -559,18 +505,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cp
 }
 
 }  // namespace splatnet
-
-TORCH_LIBRARY_FRAGMENT(splatnet, m) {
-  m.def(
-      "rasterize_forward(Tensor means2d, Tensor conics, Tensor values, Tensor opac, Tensor depths, "
-      "Tensor radii, int width, int height, int tile_size) -> (Tensor image, Tensor alpha, "
-      "Tensor tile_offsets, Tensor flat_ids, Tensor last_ids, Tensor final_T)");
-  m.def(
-      "rasterize_backward(Tensor means2d, Tensor conics, Tensor values, Tensor opac, Tensor radii, "
-      "int width, int height, int tile_size, Tensor tile_offsets, Tensor flat_ids, Tensor last_ids, "
-      "Tensor final_T, Tensor v_image, Tensor v_alpha) -> (Tensor v_means2d, Tensor v_conics, "
-      "Tensor v_values, Tensor v_opac)");
-}
 
 TORCH_LIBRARY_IMPL(splatnet, CPU, m) {
   m.impl("rasterize_forward", &splatnet::rasterize_forward_cpu);

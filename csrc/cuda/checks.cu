@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "splatnet/cuda_launchers.h"
+#include "launchers.h"
 
 namespace splatnet {
 namespace cuda {

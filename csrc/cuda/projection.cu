@@ -1,15 +1,14 @@
 // CUDA projection + SH colour, forward and backward. All the math is the shared SPLATNET_HD code of
-// splatnet/projection.h and splatnet/sh.h (the CPU op in csrc/cpu/project.cpp runs the same
+// splatnet/projection.h and splatnet/sh.h (the CPU op in csrc/cpu/projection.cpp runs the same
 // functions); this file only maps threads to (scene, camera, Gaussian) and moves memory.
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "launchers.h"
 #include "splatnet/constants.h"
-#include "splatnet/cuda_launchers.h"
 #include "splatnet/projection.h"
 #include "splatnet/sh.h"
-#include "splatnet/tiles.h"
 
 namespace splatnet {
 namespace cuda {

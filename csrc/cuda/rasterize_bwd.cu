@@ -16,10 +16,10 @@
 
 #include <cstdint>
 
-#include "raster_common.cuh"
+#include "launchers.h"
+#include "rasterize_common.cuh"
 #include "splatnet/blend.h"
 #include "splatnet/constants.h"
-#include "splatnet/cuda_launchers.h"
 #include "splatnet/tiles.h"
 
 namespace splatnet {
@@ -54,7 +54,7 @@ __global__ void __launch_bounds__(kMaxRasterThreads) rasterize_backward_kernel(
   const int tr = threadIdx.y * blockDim.x + threadIdx.x;
   const bool lane0 = (tr & 31) == 0;
 
-  const int64_t image_tile = img * ((int64_t)grid.tiles_x * grid.tiles_y) + tile;
+  const int64_t image_tile = img * num_tiles(grid) + tile;
   const int begin = tile_offsets[image_tile], end = tile_offsets[image_tile + 1];
   if (begin == end) return;  // block-uniform
 
@@ -148,10 +148,10 @@ void rasterize_backward(const float* means2d, const float* conics, const float* 
                         int64_t Ch, int width, int height, int tile_size, float* g_means2d, float* g_conics,
                         float* g_values, float* g_opac, cudaStream_t stream) {
   const TileGrid grid = make_tile_grid(width, height, tile_size);
-  const int64_t num_tiles = (int64_t)grid.tiles_x * grid.tiles_y;
-  if (I == 0 || num_tiles == 0) return;
+  const int64_t tiles = num_tiles(grid);
+  if (I == 0 || tiles == 0) return;
   const int cdim = channel_chunk(Ch);
-  const dim3 blocks((unsigned)num_tiles, (unsigned)I, (unsigned)num_channel_chunks(Ch, cdim));
+  const dim3 blocks((unsigned)tiles, (unsigned)I, (unsigned)num_channel_chunks(Ch, cdim));
   const dim3 threads(tile_size, tile_size, 1);
   dispatch_channel_chunk(cdim, [&](auto c) {
     constexpr int kCdim = decltype(c)::value;

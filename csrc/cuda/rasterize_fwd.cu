@@ -8,10 +8,10 @@
 
 #include <cstdint>
 
-#include "raster_common.cuh"
+#include "launchers.h"
+#include "rasterize_common.cuh"
 #include "splatnet/blend.h"
 #include "splatnet/constants.h"
-#include "splatnet/cuda_launchers.h"
 #include "splatnet/tiles.h"
 
 namespace splatnet {
@@ -38,7 +38,7 @@ __global__ void __launch_bounds__(kMaxRasterThreads) rasterize_forward_kernel(
   const float px = (float)x + 0.5f, py = (float)y + 0.5f;
   const int tr = threadIdx.y * blockDim.x + threadIdx.x;
 
-  const int64_t image_tile = img * ((int64_t)grid.tiles_x * grid.tiles_y) + tile;
+  const int64_t image_tile = img * num_tiles(grid) + tile;
   const int begin = tile_offsets[image_tile], end = tile_offsets[image_tile + 1];
   const float* __restrict__ img_values = values + img * N * Ch + c0;
 
@@ -97,10 +97,10 @@ void rasterize_forward(const float* means2d, const float* conics, const float* v
                        int width, int height, int tile_size, float* image, float* alpha, int32_t* last_ids,
                        float* final_T, cudaStream_t stream) {
   const TileGrid grid = make_tile_grid(width, height, tile_size);
-  const int64_t num_tiles = (int64_t)grid.tiles_x * grid.tiles_y;
-  if (I == 0 || num_tiles == 0) return;
+  const int64_t tiles = num_tiles(grid);
+  if (I == 0 || tiles == 0) return;
   const int cdim = channel_chunk(Ch);
-  const dim3 blocks((unsigned)num_tiles, (unsigned)I, (unsigned)num_channel_chunks(Ch, cdim));
+  const dim3 blocks((unsigned)tiles, (unsigned)I, (unsigned)num_channel_chunks(Ch, cdim));
   const dim3 threads(tile_size, tile_size, 1);
   const size_t shmem = shared_bytes(tile_size * tile_size, 0);  // 7 KiB for 16×16 tiles
   dispatch_channel_chunk(cdim, [&](auto c) {

@@ -1,5 +1,5 @@
 // Emulator shim of the c10/cuda API the host glue uses (device guard, current stream, error checks),
-// for compiling csrc/cuda/*_cuda.cpp against CPU tensors (see ../build.py).
+// for compiling csrc/cuda/*_host.cpp against CPU tensors (see ../build.py).
 #pragma once
 
 #include <c10/core/Device.h>

@@ -47,11 +47,12 @@ SPLATNET_HD inline float gaussian_sigma(float a, float b, float c, float dx, flo
   return 0.5f * (a * dx * dx + c * dy * dy) + b * dx * dy;
 }
 
+// α from its unclamped value o · exp(−σ). (The CPU op computes exp(−σ) for a Gaussian over a row
+// of pixels first, then α per pixel from it; the CUDA kernels call blend_alpha.)
+SPLATNET_HD inline float clamp_alpha(float raw) { return raw < kAlphaMax ? raw : kAlphaMax; }
+
 // α = min(kAlphaMax, o exp(−σ)).
-SPLATNET_HD inline float blend_alpha(float opac, float sigma) {
-  float al = opac * fast_exp(-sigma);
-  return al < kAlphaMax ? al : kAlphaMax;
-}
+SPLATNET_HD inline float blend_alpha(float opac, float sigma) { return clamp_alpha(opac * fast_exp(-sigma)); }
 
 // Gradient of α w.r.t. (opacity, conic a, b, c, mean x, y) given v_alpha = dL/dα. The clamp at
 // kAlphaMax passes no gradient. Outputs are written (not accumulated).
@@ -59,9 +60,9 @@ struct AlphaGrad {
   float opac, a, b, c, mx, my;
 };
 
-SPLATNET_HD inline AlphaGrad blend_alpha_vjp(float opac, float a, float b, float c, float dx, float dy,
-                                             float v_alpha) {
-  float g = fast_exp(-gaussian_sigma(a, b, c, dx, dy));
+// Given g = exp(−σ) as the forward computed it.
+SPLATNET_HD inline AlphaGrad blend_alpha_vjp_g(float opac, float g, float a, float b, float c, float dx, float dy,
+                                               float v_alpha) {
   float raw = opac * g;
   float v_raw = raw < kAlphaMax ? v_alpha : 0.f;
   float v_sigma = -raw * v_raw;  // dα/dσ = −o g
@@ -76,16 +77,32 @@ SPLATNET_HD inline AlphaGrad blend_alpha_vjp(float opac, float a, float b, float
   return out;
 }
 
+SPLATNET_HD inline AlphaGrad blend_alpha_vjp(float opac, float a, float b, float c, float dx, float dy,
+                                             float v_alpha) {
+  return blend_alpha_vjp_g(opac, fast_exp(-gaussian_sigma(a, b, c, dx, dy)), a, b, c, dx, dy, v_alpha);
+}
+
 // One front-to-back step for one pixel. Given α and the pixel's state (T, done), returns the weight
-// w = α T of this Gaussian (0 when skipped or stopped) and updates T and done. Branch-free.
+// w = α T of this Gaussian (0 when skipped or stopped) and updates T and done. w > 0 exactly when
+// the Gaussian is blended (then α ≥ kAlphaThreshold and T ≥ kTransmittanceMin, so α T > 0).
+// Branch-free, with `done` and the masks as 0/1 floats: in that form GCC if-converts and vectorises
+// the CPU op's loop over a tile's pixels (see ../shared/PERFORMANCE.md); bools there stay scalar.
+SPLATNET_HD inline float blend_step(float alpha, float& T, float& done) {
+  const float next_T = T * (1.f - alpha);
+  const float visible = alpha >= kAlphaThreshold ? 1.f : 0.f;
+  const float stop = next_T < kTransmittanceMin ? visible : 0.f;
+  const float blend = visible * (1.f - stop) * (1.f - done);
+  done = done > stop ? done : stop;
+  const float w = blend * (alpha * T);
+  T = blend > 0.f ? next_T : T;
+  return w;
+}
+
+// The same step with a bool `done` (the CUDA kernels, one pixel per thread).
 SPLATNET_HD inline float blend_step(float alpha, float& T, bool& done) {
-  float next_T = T * (1.f - alpha);
-  bool visible = alpha >= kAlphaThreshold;
-  bool stop = visible & (next_T < kTransmittanceMin);
-  bool blend = visible & !stop & !done;
-  done = done | stop;
-  float w = blend ? alpha * T : 0.f;
-  T = blend ? next_T : T;
+  float d = done ? 1.f : 0.f;
+  const float w = blend_step(alpha, T, d);
+  done = d > 0.f;
   return w;
 }
 

@@ -40,6 +40,23 @@ struct Camera {
   int width, height;
 };
 
+// Camera from a row-major world→camera matrix [4, 4] (OpenCV) and row-major intrinsics [3, 3]: the
+// layout of the ops' `viewmats` and `Ks` entries.
+SPLATNET_HD inline Camera camera_from_matrices(const float* viewmat, const float* K, int width, int height) {
+  Camera cam;
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 3; ++j) cam.R[3 * i + j] = viewmat[4 * i + j];
+    cam.t[i] = viewmat[4 * i + 3];
+  }
+  cam.fx = K[0];
+  cam.fy = K[4];
+  cam.cx = K[2];
+  cam.cy = K[5];
+  cam.width = width;
+  cam.height = height;
+  return cam;
+}
+
 SPLATNET_HD inline float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // Host-callable entry points of the CUDA kernels (csrc/cuda/*.cu). Plain C++ with raw pointers and
-// sizes, no torch: the .cu files compile with plain nvcc and the torch glue (csrc/cuda/*_cuda.cpp)
+// sizes, no torch: the .cu files compile with plain nvcc and the torch glue (csrc/cuda/*_host.cpp)
 // validates inputs, allocates every buffer (CUB temp storage included) as a torch tensor and passes
 // the current stream. All tensors are float32 / int32 / int64, contiguous, on the current device.
 //
@@ -68,7 +68,7 @@ void project_backward(const float* means, const float* quats, const float* scale
                       float* g_sh,               // [B, N, K, 3], zeroed by the caller
                       cudaStream_t stream);
 
-// ------------------------------------------------------------------------------------ binning.cu
+// -------------------------------------------------------------------------- rasterize_binning.cu
 // Number of tiles each of the I·N (image, Gaussian) pairs touches (0 when culled / off-screen).
 void count_tiles(const float* means2d,  // [I, N, 2]
                  const int32_t* radii,  // [I, N, 2]

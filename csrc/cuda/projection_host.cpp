@@ -1,6 +1,7 @@
-// CUDA implementation of splatnet.project_forward / project_backward (schemas in
-// csrc/cpu/project.cpp): validates inputs, allocates outputs on the inputs' device and launches the
-// kernels of projection.cu on the current stream. Compiled only in CUDA builds (WITH_CUDA).
+// CUDA implementation of splatnet.project_forward / project_backward (schemas in csrc/ext.cpp):
+// validates inputs (splatnet/op_checks.h, as the CPU op does), allocates outputs on the inputs'
+// device and launches the kernels of projection.cu on the current stream. Compiled only in CUDA
+// builds (WITH_CUDA).
 #ifdef WITH_CUDA
 
 #include <ATen/ATen.h>
@@ -11,49 +12,15 @@
 
 #include <tuple>
 
-#include "splatnet/constants.h"
-#include "splatnet/cuda_checks.h"
-#include "splatnet/cuda_launchers.h"
-#include "splatnet/sh.h"
-#include "splatnet/torch_checks.h"
+#include "checks_host.h"
+#include "launchers.h"
+#include "splatnet/op_checks.h"
 
 namespace splatnet {
 namespace {
 
 constexpr const char* kFwd = "splatnet.project_forward (CUDA)";
 constexpr const char* kBwd = "splatnet.project_backward (CUDA)";
-
-struct ProjectDims {
-  int64_t B, N, C, K;
-};
-
-ProjectDims check_project_inputs(const char* op, const at::Tensor& means, const at::Tensor& quats,
-                                 const at::Tensor& scales, const at::Tensor& opacities, const at::Tensor& sh,
-                                 const at::Tensor& viewmats, const at::Tensor& Ks, int64_t width, int64_t height,
-                                 int64_t sh_degree) {
-  const auto f32 = at::kFloat;
-  const auto dev = c10::DeviceType::CUDA;
-  TORCH_CHECK(means.dim() == 3, op, ": argument 'means' must have shape [B, N, 3], got ", shape_str(means.sizes()));
-  TORCH_CHECK(viewmats.dim() == 4, op, ": argument 'viewmats' must have shape [B, C, 4, 4], got ",
-              shape_str(viewmats.sizes()));
-  TORCH_CHECK(sh.dim() == 4, op, ": argument 'sh' must have shape [B, N, K, 3], got ", shape_str(sh.sizes()));
-  ProjectDims d{means.size(0), means.size(1), viewmats.size(1), sh.size(2)};
-  check_tensor(means, op, "means", f32, dev, {d.B, d.N, 3});
-  check_tensor(quats, op, "quats", f32, dev, {d.B, d.N, 4});
-  check_tensor(scales, op, "scales", f32, dev, {d.B, d.N, 3});
-  check_tensor(opacities, op, "opacities", f32, dev, {d.B, d.N});
-  check_tensor(sh, op, "sh", f32, dev, {d.B, d.N, d.K, 3});
-  check_tensor(viewmats, op, "viewmats", f32, dev, {d.B, d.C, 4, 4});
-  check_tensor(Ks, op, "Ks", f32, dev, {d.B, d.C, 3, 3});
-  check_same_device(op, {{"means", &means}, {"quats", &quats}, {"scales", &scales}, {"opacities", &opacities},
-                         {"sh", &sh}, {"viewmats", &viewmats}, {"Ks", &Ks}});
-  TORCH_CHECK(width > 0 && height > 0, op, ": width and height must be positive, got ", width, " x ", height);
-  TORCH_CHECK(sh_degree >= 0 && sh_degree <= kMaxSHDegree, op, ": sh_degree must be in 0..", kMaxSHDegree,
-              ", got ", sh_degree);
-  TORCH_CHECK(d.K >= sh_num_bases((int)sh_degree), op, ": sh_degree ", sh_degree, " needs ",
-              sh_num_bases((int)sh_degree), " SH coefficients per channel, 'sh' has ", d.K);
-  return d;
-}
 
 }  // namespace
 
@@ -66,8 +33,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     const at::Tensor& viewmats,   // [B, C, 4, 4]
     const at::Tensor& Ks,         // [B, C, 3, 3]
     int64_t width, int64_t height, int64_t sh_degree, double near_plane, double far_plane, bool antialiased) {
-  const auto d =
-      check_project_inputs(kFwd, means, quats, scales, opacities, sh, viewmats, Ks, width, height, sh_degree);
+  const auto d = check_project_inputs(kFwd, means, quats, scales, opacities, sh, viewmats, Ks, width, height,
+                                      sh_degree, c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(means.device());
   const auto B = d.B, N = d.N, C = d.C, K = d.K;
   {
@@ -107,19 +74,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_b
     const at::Tensor& v_depths,    // [B, C, N]
     const at::Tensor& v_opac,      // [B, C, N]
     const at::Tensor& v_colors) {  // [B, C, N, 3]
-  const auto d =
-      check_project_inputs(kBwd, means, quats, scales, opacities, sh, viewmats, Ks, width, height, sh_degree);
-  const auto B = d.B, N = d.N, C = d.C, K = d.K;
   const auto dev = c10::DeviceType::CUDA;
-  check_tensor(radii, kBwd, "radii", at::kInt, dev, {B, C, N, 2});
-  check_tensor(v_means2d, kBwd, "v_means2d", at::kFloat, dev, {B, C, N, 2});
-  check_tensor(v_conics, kBwd, "v_conics", at::kFloat, dev, {B, C, N, 3});
-  check_tensor(v_depths, kBwd, "v_depths", at::kFloat, dev, {B, C, N});
-  check_tensor(v_opac, kBwd, "v_opac", at::kFloat, dev, {B, C, N});
-  check_tensor(v_colors, kBwd, "v_colors", at::kFloat, dev, {B, C, N, 3});
-  check_same_device(kBwd, {{"means", &means}, {"radii", &radii}, {"v_means2d", &v_means2d},
-                           {"v_conics", &v_conics}, {"v_depths", &v_depths}, {"v_opac", &v_opac},
-                           {"v_colors", &v_colors}});
+  const auto d = check_project_inputs(kBwd, means, quats, scales, opacities, sh, viewmats, Ks, width, height,
+                                      sh_degree, dev);
+  check_project_grads(kBwd, d, means, radii, v_means2d, v_conics, v_depths, v_opac, v_colors, dev);
+  const auto B = d.B, N = d.N, C = d.C, K = d.K;
   const c10::cuda::CUDAGuard guard(means.device());
   // The kernel writes g_means .. g_opacities for every Gaussian and adds into g_sh.
   auto g_means = at::empty_like(means);

@@ -3,15 +3,15 @@
 // order-preserving bits in the lower 32 — radix-sort the keys with their Gaussian ids (CUB, only
 // the significant bits), then find each image-tile's range in the sorted list.
 //
-// The tile rectangle and the depth key come from splatnet/tiles.h, the same rule as the CPU
-// binning; the radix sort is stable and ids are emitted in increasing n, so ties in depth keep the
-// order of n as the CPU's sort on (depth key, n) does.
+// The tile rectangle and the keys come from splatnet/tiles.h, shared with the CPU binning; the
+// radix sort is stable and ids are emitted in increasing n, so ties in depth keep the order of n as
+// the CPU's sort on (depth key, n) does.
 #include <cuda_runtime.h>
 
 #include <cub/cub.cuh>
 #include <cstdint>
 
-#include "splatnet/cuda_launchers.h"
+#include "launchers.h"
 #include "splatnet/tiles.h"
 
 namespace splatnet {
@@ -43,27 +43,26 @@ __global__ void emit_keys_kernel(const float* __restrict__ means2d, const int32_
     return;
   const int64_t img = o / N;
   const int32_t n = (int32_t)(o % N);
-  const int64_t num_tiles = (int64_t)grid.tiles_x * grid.tiles_y;
-  const uint64_t depth_bits = (uint64_t)depth_sort_key(depths[o]);
+  const int64_t image_tile0 = img * num_tiles(grid);
+  const float depth = depths[o];
   int64_t slot = o == 0 ? 0 : cum_tiles[o - 1];
   for (int ty = y0; ty < y1; ++ty) {
     for (int tx = x0; tx < x1; ++tx) {
-      const uint64_t image_tile = (uint64_t)(img * num_tiles + (int64_t)ty * grid.tiles_x + tx);
-      keys[slot] = (image_tile << 32) | depth_bits;
+      keys[slot] = intersection_key(image_tile0 + (int64_t)ty * grid.tiles_x + tx, depth);
       ids[slot] = n;
       ++slot;
     }
   }
 }
 
-// offsets[t] = lower bound of (t << 32) in the sorted keys: the first intersection of image-tile t
-// (or of the next non-empty one); offsets[num_image_tiles] = count. One thread per entry, a binary
-// search each: uniform work, however sparse the tiles.
+// offsets[t] = lower bound of first_intersection_key(t) in the sorted keys: the first intersection
+// of image-tile t (or of the next non-empty one); offsets[num_image_tiles] = count. One thread per
+// entry, a binary search each: uniform work, however sparse the tiles.
 __global__ void tile_offsets_kernel(const uint64_t* __restrict__ sorted_keys, int count, int64_t num_image_tiles,
                                     int32_t* __restrict__ offsets) {
   const int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (t > num_image_tiles) return;
-  const uint64_t target = (uint64_t)t << 32;
+  const uint64_t target = first_intersection_key(t);
   int lo = 0, hi = count;  // invariant: keys[< lo] < target <= keys[>= hi]
   while (lo < hi) {
     const int mid = lo + (hi - lo) / 2;

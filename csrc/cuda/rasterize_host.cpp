@@ -1,12 +1,12 @@
-// CUDA implementation of splatnet.rasterize_forward / rasterize_backward (schemas in
-// csrc/cpu/rasterize.cpp, same outputs and the same meaning of the saved tensors):
+// CUDA implementation of splatnet.rasterize_forward / rasterize_backward (schemas in csrc/ext.cpp;
+// the same outputs as the CPU op and the same meaning of the saved tensors):
 //   tile_offsets [B·C·TH·TW + 1] int32: tile t of image i owns flat_ids[off[i·NT + t] : off[i·NT + t + 1]]
 //   flat_ids [M] int32: Gaussian index n within its image, each tile's run sorted by depth (ties by n)
 //   last_ids [B, C, H, W] int32: 1-based list position of the pixel's last blended Gaussian (0: none)
 //   final_T [B, C, H, W]: transmittance after that Gaussian
-// Binning (binning.cu): count tiles per Gaussian → CUB prefix sum → one device→host read of the
-// number of intersections M (the only sync, shared with the finite-input check) → keys → CUB radix
-// sort → tile offsets. Every buffer, CUB's temp storage included, is a torch tensor from the
+// Binning (rasterize_binning.cu): count tiles per Gaussian → CUB prefix sum → one device→host read
+// of the number of intersections M (the only sync, shared with the finite-input check) → keys → CUB
+// radix sort → tile offsets. Every buffer, CUB's temp storage included, is a torch tensor from the
 // caching allocator; every kernel runs on the current stream. Compiled only with WITH_CUDA.
 #ifdef WITH_CUDA
 
@@ -20,10 +20,10 @@
 #include <limits>
 #include <tuple>
 
-#include "splatnet/cuda_checks.h"
-#include "splatnet/cuda_launchers.h"
+#include "checks_host.h"
+#include "launchers.h"
+#include "splatnet/op_checks.h"
 #include "splatnet/tiles.h"
-#include "splatnet/torch_checks.h"
 
 namespace splatnet {
 namespace {
@@ -32,42 +32,18 @@ constexpr const char* kFwd = "splatnet.rasterize_forward (CUDA)";
 constexpr const char* kBwd = "splatnet.rasterize_backward (CUDA)";
 constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
 
-struct RasterDims {
-  int64_t B, C, N, Ch, I, num_tiles;
-  TileGrid grid;
-};
-
-RasterDims check_raster_inputs(const char* op, const at::Tensor& means2d, const at::Tensor& conics,
-                               const at::Tensor& values, const at::Tensor& opac, const at::Tensor& radii,
-                               int64_t width, int64_t height, int64_t tile_size) {
-  TORCH_CHECK(means2d.dim() == 4, op, ": argument 'means2d' must have shape [B, C, N, 2], got ",
-              shape_str(means2d.sizes()));
-  TORCH_CHECK(values.dim() == 4, op, ": argument 'values' must have shape [B, C, N, Ch], got ",
-              shape_str(values.sizes()));
-  RasterDims d;
-  d.B = means2d.size(0);
-  d.C = means2d.size(1);
-  d.N = means2d.size(2);
-  d.Ch = values.size(3);
-  d.I = d.B * d.C;
-  const auto dev = c10::DeviceType::CUDA;
-  check_tensor(means2d, op, "means2d", at::kFloat, dev, {d.B, d.C, d.N, 2});
-  check_tensor(conics, op, "conics", at::kFloat, dev, {d.B, d.C, d.N, 3});
-  check_tensor(values, op, "values", at::kFloat, dev, {d.B, d.C, d.N, d.Ch});
-  check_tensor(opac, op, "opac", at::kFloat, dev, {d.B, d.C, d.N});
-  check_tensor(radii, op, "radii", at::kInt, dev, {d.B, d.C, d.N, 2});
-  check_same_device(op, {{"means2d", &means2d}, {"conics", &conics}, {"values", &values}, {"opac", &opac},
-                         {"radii", &radii}});
-  TORCH_CHECK(width > 0 && height > 0 && width <= kInt32Max && height <= kInt32Max, op,
-              ": width and height must be positive, got ", width, " x ", height);
-  TORCH_CHECK(tile_size >= 1 && tile_size <= 64 && cuda::rasterize_tile_size_supported((int)tile_size), op,
-              ": the CUDA rasterizer supports tile_size 8 or 16 (one thread per pixel, whole warps, at most "
-              "256 threads per tile), got ",
-              tile_size);
-  d.grid = make_tile_grid((int)width, (int)height, (int)tile_size);
-  d.num_tiles = (int64_t)d.grid.tiles_x * d.grid.tiles_y;
-  // Limits of the launch grid (images on blockIdx.y, channel chunks on blockIdx.z), of the int32
-  // lists and of the 32 key bits that hold image·NT + tile.
+// The shared checks (splatnet/op_checks.h) with this back end's tile sizes, then the limits of the
+// launch grid (images on blockIdx.y, channel chunks on blockIdx.z), of the int32 lists and of the
+// 32 key bits that hold image·NT + tile.
+RasterDims check_raster_inputs_cuda(const char* op, const at::Tensor& means2d, const at::Tensor& conics,
+                                    const at::Tensor& values, const at::Tensor& opac, const at::Tensor& radii,
+                                    int64_t width, int64_t height, int64_t tile_size) {
+  const bool tile_size_ok = tile_size >= 1 && tile_size <= kMaxTileSize &&
+                            cuda::rasterize_tile_size_supported((int)tile_size);
+  const RasterDims d = check_raster_inputs(
+      op, means2d, conics, values, opac, radii, width, height, tile_size, c10::DeviceType::CUDA, tile_size_ok,
+      "the CUDA rasterizer supports tile_size 8 or 16 (one thread per pixel, whole warps, at most 256 threads "
+      "per tile)");
   TORCH_CHECK(d.I <= 65535, op, ": at most 65535 images (B·C) per call, got ", d.I);
   TORCH_CHECK(d.Ch <= 16 * 65535, op, ": too many channels (", d.Ch, ")");
   TORCH_CHECK(d.I * d.N <= kInt32Max, op, ": B·C·N = ", d.I * d.N,
@@ -106,9 +82,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     const at::Tensor& depths,   // [B, C, N]
     const at::Tensor& radii,    // [B, C, N, 2] int32
     int64_t width, int64_t height, int64_t tile_size) {
-  const RasterDims d = check_raster_inputs(kFwd, means2d, conics, values, opac, radii, width, height, tile_size);
-  check_tensor(depths, kFwd, "depths", at::kFloat, c10::DeviceType::CUDA, {d.B, d.C, d.N});
-  check_same_device(kFwd, {{"means2d", &means2d}, {"depths", &depths}});
+  const RasterDims d = check_raster_inputs_cuda(kFwd, means2d, conics, values, opac, radii, width, height,
+                                                tile_size);
+  check_raster_depths(kFwd, d, means2d, depths, c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(means2d.device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const int64_t I = d.I, N = d.N, Ch = d.Ch, H = height, W = width;
@@ -186,18 +162,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize_backward_cu
     const at::Tensor& final_T,       // [B, C, H, W]
     const at::Tensor& v_image,       // [B, C, H, W, Ch]
     const at::Tensor& v_alpha) {     // [B, C, H, W, 1]
-  const RasterDims d = check_raster_inputs(kBwd, means2d, conics, values, opac, radii, width, height, tile_size);
-  const int64_t B = d.B, C = d.C, H = height, W = width;
-  const auto dev = c10::DeviceType::CUDA;
-  check_tensor(tile_offsets, kBwd, "tile_offsets", at::kInt, dev, {d.I * d.num_tiles + 1});
-  check_tensor(flat_ids, kBwd, "flat_ids", at::kInt, dev, {-1});
-  check_tensor(last_ids, kBwd, "last_ids", at::kInt, dev, {B, C, H, W});
-  check_tensor(final_T, kBwd, "final_T", at::kFloat, dev, {B, C, H, W});
-  check_tensor(v_image, kBwd, "v_image", at::kFloat, dev, {B, C, H, W, d.Ch});
-  check_tensor(v_alpha, kBwd, "v_alpha", at::kFloat, dev, {B, C, H, W, 1});
-  check_same_device(kBwd, {{"means2d", &means2d}, {"tile_offsets", &tile_offsets}, {"flat_ids", &flat_ids},
-                           {"last_ids", &last_ids}, {"final_T", &final_T}, {"v_image", &v_image},
-                           {"v_alpha", &v_alpha}});
+  const RasterDims d = check_raster_inputs_cuda(kBwd, means2d, conics, values, opac, radii, width, height,
+                                                tile_size);
+  check_raster_grads(kBwd, d, means2d, tile_offsets, flat_ids, last_ids, final_T, v_image, v_alpha,
+                     c10::DeviceType::CUDA);
   const c10::cuda::CUDAGuard guard(means2d.device());
   // The kernel accumulates with atomicAdd: zero-initialised.
   auto g_means2d = at::zeros_like(means2d);

@@ -1,70 +1,23 @@
 // CPU projection op: EWA projection + SH colour of B scenes × N Gaussians into B × C cameras, and
-// its backward. Math in splatnet/projection.h and splatnet/sh.h (shared with the CUDA kernels);
-// this file validates inputs, allocates outputs and runs the loops (at::parallel_for over
-// Gaussians; each thread loops over that Gaussian's cameras, so the backward needs no atomics).
+// its backward (schemas in csrc/ext.cpp). Math in splatnet/projection.h and splatnet/sh.h, input
+// checks in splatnet/op_checks.h (all shared with the CUDA op); this file allocates outputs and
+// runs the loops (at::parallel_for over Gaussians; each thread loops over that Gaussian's cameras,
+// so the backward needs no atomics).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <tuple>
 
-#include "splatnet/constants.h"
+#include "splatnet/op_checks.h"
 #include "splatnet/projection.h"
 #include "splatnet/sh.h"
-#include "splatnet/torch_checks.h"
 
 namespace splatnet {
 namespace {
 
 constexpr const char* kFwd = "splatnet.project_forward";
 constexpr const char* kBwd = "splatnet.project_backward";
-
-struct ProjectDims {
-  int64_t B, N, C, K;
-};
-
-ProjectDims check_project_inputs(const char* op, const at::Tensor& means, const at::Tensor& quats,
-                                 const at::Tensor& scales, const at::Tensor& opacities, const at::Tensor& sh,
-                                 const at::Tensor& viewmats, const at::Tensor& Ks, int64_t width,
-                                 int64_t height, int64_t sh_degree, c10::DeviceType dev) {
-  const auto f32 = at::kFloat;
-  TORCH_CHECK(means.dim() == 3, op, ": argument 'means' must have shape [B, N, 3], got ",
-              shape_str(means.sizes()));
-  TORCH_CHECK(viewmats.dim() == 4, op, ": argument 'viewmats' must have shape [B, C, 4, 4], got ",
-              shape_str(viewmats.sizes()));
-  TORCH_CHECK(sh.dim() == 4, op, ": argument 'sh' must have shape [B, N, K, 3], got ",
-              shape_str(sh.sizes()));
-  ProjectDims d{means.size(0), means.size(1), viewmats.size(1), sh.size(2)};
-  check_tensor(means, op, "means", f32, dev, {d.B, d.N, 3});
-  check_tensor(quats, op, "quats", f32, dev, {d.B, d.N, 4});
-  check_tensor(scales, op, "scales", f32, dev, {d.B, d.N, 3});
-  check_tensor(opacities, op, "opacities", f32, dev, {d.B, d.N});
-  check_tensor(sh, op, "sh", f32, dev, {d.B, d.N, d.K, 3});
-  check_tensor(viewmats, op, "viewmats", f32, dev, {d.B, d.C, 4, 4});
-  check_tensor(Ks, op, "Ks", f32, dev, {d.B, d.C, 3, 3});
-  TORCH_CHECK(width > 0 && height > 0, op, ": width and height must be positive, got ", width, " x ",
-              height);
-  TORCH_CHECK(sh_degree >= 0 && sh_degree <= kMaxSHDegree, op, ": sh_degree must be in 0..",
-              kMaxSHDegree, ", got ", sh_degree);
-  TORCH_CHECK(d.K >= sh_num_bases((int)sh_degree), op, ": sh_degree ", sh_degree, " needs ",
-              sh_num_bases((int)sh_degree), " SH coefficients per channel, 'sh' has ", d.K);
-  return d;
-}
-
-Camera make_camera(const float* vm, const float* K, int64_t width, int64_t height) {
-  Camera cam;
-  for (int i = 0; i < 3; ++i) {
-    for (int j = 0; j < 3; ++j) cam.R[3 * i + j] = vm[4 * i + j];
-    cam.t[i] = vm[4 * i + 3];
-  }
-  cam.fx = K[0];
-  cam.fy = K[4];
-  cam.cx = K[2];
-  cam.cy = K[5];
-  cam.width = (int)width;
-  cam.height = (int)height;
-  return cam;
-}
 
 // Grain of the loops over Gaussians: enough work per task to amortise scheduling.
 constexpr int64_t kGrain = 256;
@@ -123,7 +76,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
       const Vec3 p = {pm[0], pm[1], pm[2]};
       for (int64_t c = 0; c < C; ++c) {
         const int64_t bc = b * C + c;
-        const Camera cam = make_camera(p_vm + bc * 16, p_K + bc * 9, width, height);
+        const Camera cam = camera_from_matrices(p_vm + bc * 16, p_K + bc * 9, (int)width, (int)height);
         const int64_t o = bc * N + n;  // [B, C, N] flat index
         Projected pr;
         bool ok = project_gaussian(cam, p, p_quats + bn * 4, p_scales + bn * 3, p_opac[bn], nearf, farf,
@@ -156,16 +109,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_b
     const at::Tensor& v_depths,   // [B, C, N]
     const at::Tensor& v_opac,     // [B, C, N]
     const at::Tensor& v_colors) {  // [B, C, N, 3]
-  const auto d = check_project_inputs(kBwd, means, quats, scales, opacities, sh, viewmats, Ks, width, height,
-                                      sh_degree, c10::DeviceType::CPU);
-  const auto B = d.B, N = d.N, C = d.C, K = d.K;
   const auto cpu = c10::DeviceType::CPU;
-  check_tensor(radii, kBwd, "radii", at::kInt, cpu, {B, C, N, 2});
-  check_tensor(v_means2d, kBwd, "v_means2d", at::kFloat, cpu, {B, C, N, 2});
-  check_tensor(v_conics, kBwd, "v_conics", at::kFloat, cpu, {B, C, N, 3});
-  check_tensor(v_depths, kBwd, "v_depths", at::kFloat, cpu, {B, C, N});
-  check_tensor(v_opac, kBwd, "v_opac", at::kFloat, cpu, {B, C, N});
-  check_tensor(v_colors, kBwd, "v_colors", at::kFloat, cpu, {B, C, N, 3});
+  const auto d = check_project_inputs(kBwd, means, quats, scales, opacities, sh, viewmats, Ks, width, height,
+                                      sh_degree, cpu);
+  check_project_grads(kBwd, d, means, radii, v_means2d, v_conics, v_depths, v_opac, v_colors, cpu);
+  const auto B = d.B, N = d.N, C = d.C, K = d.K;
   auto g_means = at::zeros_like(means);
   auto g_quats = at::zeros_like(quats);
   auto g_scales = at::zeros_like(scales);
@@ -202,7 +150,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_b
       float vq[4] = {0.f, 0.f, 0.f, 0.f}, vs[3] = {0.f, 0.f, 0.f}, vo = 0.f;
       for (int64_t c = 0; c < C; ++c) {
         const int64_t bc = b * C + c;
-        const Camera cam = make_camera(p_vm + bc * 16, p_K + bc * 9, width, height);
+        const Camera cam = camera_from_matrices(p_vm + bc * 16, p_K + bc * 9, (int)width, (int)height);
         const int64_t o = bc * N + n;
         // depth = camera z is defined for every Gaussian, culled or not.
         const float vd = v_dep[o];
@@ -232,20 +180,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_b
 }
 
 }  // namespace splatnet
-
-TORCH_LIBRARY_FRAGMENT(splatnet, m) {
-  m.def(
-      "project_forward(Tensor means, Tensor quats, Tensor scales, Tensor opacities, Tensor sh, "
-      "Tensor viewmats, Tensor Ks, int width, int height, int sh_degree, float near, float far, "
-      "bool antialiased) -> (Tensor means2d, Tensor conics, Tensor depths, Tensor radii, Tensor opac, "
-      "Tensor colors)");
-  m.def(
-      "project_backward(Tensor means, Tensor quats, Tensor scales, Tensor opacities, Tensor sh, "
-      "Tensor viewmats, Tensor Ks, int width, int height, int sh_degree, bool antialiased, "
-      "Tensor radii, Tensor v_means2d, Tensor v_conics, Tensor v_depths, Tensor v_opac, "
-      "Tensor v_colors) -> (Tensor v_means, Tensor v_quats, Tensor v_scales, Tensor v_opacities, "
-      "Tensor v_sh)");
-}
 
 TORCH_LIBRARY_IMPL(splatnet, CPU, m) {
   m.impl("project_forward", &splatnet::project_forward_cpu);

@@ -1,6 +1,6 @@
-// Host-side checks of the CUDA op implementations (csrc/cuda/*_cuda.cpp; host code only, uses
-// ATen and c10/cuda). Complements splatnet/torch_checks.h, whose check_tensor validates dtype,
-// device type, shape and contiguity.
+// Host side of the CUDA finite-input check (kernel in checks.cu), for the CUDA ops' host code
+// (csrc/cuda/*_host.cpp; uses ATen and c10/cuda, CUDA builds only). The argument checks shared with
+// the CPU ops (dtype, device, shape, contiguity, same device) are in splatnet/op_checks.h.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -9,21 +9,11 @@
 #include <c10/util/Exception.h>
 
 #include <initializer_list>
-#include <utility>
 
-#include "splatnet/cuda_launchers.h"
+#include "launchers.h"
+#include "splatnet/op_checks.h"
 
 namespace splatnet {
-
-using NamedTensor = std::pair<const char*, const at::Tensor*>;
-
-// All tensors on the device of the first one.
-inline void check_same_device(const char* op, std::initializer_list<NamedTensor> tensors) {
-  const NamedTensor& first = *tensors.begin();
-  for (const NamedTensor& t : tensors)
-    TORCH_CHECK(t.second->device() == first.second->device(), op, ": argument '", t.first, "' is on ",
-                t.second->device(), " but '", first.first, "' is on ", first.second->device());
-}
 
 // Device-side "all finite" flags of the tensors (float32, contiguous), one fused kernel on the
 // current stream: an int64 tensor [len(tensors) + extra] whose first len(tensors) entries are 1 when
