@@ -18,7 +18,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 # Cheap (no torch): the exception types are bound at once.
-from .errors import BackendUnavailableError, FormatError, SplatnetError, ValidationError
+from splatnet.errors import BackendUnavailableError, FormatError, SplatnetError, ValidationError
 
 __version__ = "0.1.0"
 
@@ -74,12 +74,12 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from . import losses, models
-    from .cameras import Cameras
-    from .checkpoint import load_model
-    from .clip import Clip
-    from .feedforward import reconstruct
-    from .gaussians import Gaussians
-    from .head import GaussianHead
-    from .optim import optimize
-    from .render import RenderOutput, render
+    from splatnet import losses, models
+    from splatnet.cameras import Cameras
+    from splatnet.checkpoint import load_model
+    from splatnet.clip import Clip
+    from splatnet.feedforward import reconstruct
+    from splatnet.gaussians import Gaussians
+    from splatnet.head import GaussianHead
+    from splatnet.optim import optimize
+    from splatnet.render import RenderOutput, render

@@ -11,7 +11,7 @@ import json
 
 import torch
 
-from .errors import BackendUnavailableError
+from splatnet.errors import BackendUnavailableError
 
 _REBUILD = "pip install --no-build-isolation -e . (from the splatnet source tree)"
 
@@ -20,7 +20,7 @@ _REBUILD = "pip install --no-build-isolation -e . (from the splatnet source tree
 def _load() -> tuple[bool, str]:
     """Import the extension once; returns (loaded, error message)."""
     try:
-        from . import _C  # noqa: F401  (registers torch.ops.splatnet.*)
+        from splatnet import _C  # noqa: F401  (registers torch.ops.splatnet.*)
     except ImportError as exc:  # pragma: no cover - depends on the installation
         return False, f"the compiled extension splatnet._C could not be imported ({exc})"
     return True, ""

@@ -16,7 +16,7 @@ Two kinds of image size, with their own bounds:
 
 from __future__ import annotations
 
-from .errors import ValidationError
+from splatnet.errors import ValidationError
 
 #: Stored image files (clip images, masks, depth maps).
 MAX_STORED_IMAGE_SIDE = 16384

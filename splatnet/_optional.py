@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .errors import SplatnetError
+from splatnet.errors import SplatnetError
 
 
 class MissingDependencyError(SplatnetError, ImportError):

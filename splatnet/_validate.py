@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .errors import ValidationError
+from splatnet.errors import ValidationError
 
 
 def as_tensor(name: str, value, dtype: torch.dtype | None = None) -> Tensor:

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._validate import as_tensor, check_finite, check_float, check_same_batch, check_trailing
-from .errors import ValidationError
+from splatnet._validate import as_tensor, check_finite, check_float, check_same_batch, check_trailing
+from splatnet.errors import ValidationError
 
 # OpenCV (+x right, +y down, +z forward) ↔ OpenGL (+x right, +y up, −z forward): flip y and z.
 _CV_GL_FLIP = (1.0, -1.0, -1.0)

@@ -36,8 +36,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .errors import FormatError, ValidationError
-from .io.atomic import atomic_write_bytes, atomic_write_text
+from splatnet.errors import FormatError, ValidationError
+from splatnet.io.atomic import atomic_write_bytes, atomic_write_text
 
 FORMAT_VERSION = 1
 MODEL_FORMAT = "splatnet-model"
@@ -112,7 +112,7 @@ def arch_of(model: nn.Module) -> str:
 
 def build_model(arch: str, config: Any) -> nn.Module:
     """Instantiate architecture ``arch`` from a config dataclass or a mapping of its fields."""
-    from .config_io import from_dict
+    from splatnet.config_io import from_dict
 
     entry = model_entry(arch)
     cfg = from_dict(entry.config_cls, config, where="model")
@@ -133,7 +133,7 @@ def save_model(path: str | os.PathLike, model: nn.Module, config: Any = None, *,
     ``config`` is the model's config dataclass (default: ``model.config``). Returns the
     ``.safetensors`` path.
     """
-    from .config_io import to_dict
+    from splatnet.config_io import to_dict
 
     model = unwrap(model)
     arch = arch or arch_of(model)
@@ -182,7 +182,7 @@ def load_model(path: str | os.PathLike | None = None,
             the default model shipped in ``splatnet/weights/``.
         device: where to put the model (default CPU).
     """
-    from .config_io import from_dict
+    from splatnet.config_io import from_dict
 
     if path is None:
         if not DEFAULT_MODEL.is_file():
@@ -514,7 +514,7 @@ def init_weights(model: nn.Module, model_config: Any, path: str | os.PathLike) -
 
 def _load_same(where: Path, arch: str, config: Mapping[str, Any], tensors: Mapping[str, Tensor],
                model: nn.Module, model_config: Any, what: str) -> None:
-    from .config_io import to_dict
+    from splatnet.config_io import to_dict
 
     ours = arch_of(model)
     if arch != ours:

@@ -33,7 +33,7 @@ from typing import Any, TypeVar, Union
 
 import yaml
 
-from .errors import ValidationError
+from splatnet.errors import ValidationError
 
 T = TypeVar("T")
 

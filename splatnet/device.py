@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import BackendUnavailableError, ValidationError
+from splatnet.errors import BackendUnavailableError, ValidationError
 
 
 def resolve_device(device: str | torch.device | None, option: str = "device") -> torch.device:
@@ -38,7 +38,7 @@ def resolve_device(device: str | torch.device | None, option: str = "device") ->
     if dev.index is not None and dev.index >= count:
         raise ValidationError(f"{label}: this machine has {count} GPU{'s' if count > 1 else ''} "
                               f"(cuda:0 to cuda:{count - 1})")
-    from ._ext import cuda_unavailable_reason
+    from splatnet._ext import cuda_unavailable_reason
 
     why = cuda_unavailable_reason()
     if why is not None:

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from .errors import ValidationError
-from .lpips import LPIPS
+from splatnet.errors import ValidationError
+from splatnet.lpips import LPIPS
 
 LPIPS_SKIPPED = ("no weights given; pass --lpips-weights BACKBONE,LINEAR (e.g. torchvision's "
                  "alexnet-owt-7be5be79.pth and the lpips package's weights/v0.1/alex.pth), or "
@@ -73,11 +73,11 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     ``"decode context views"``, ``"network + post-process"``,
     ``"render and score held-out views"``.
     """
-    from . import metrics
-    from .device import resolve_device
-    from .feedforward import prepare_inputs, run_network
-    from .optim.optimize import split_views
-    from .render import render
+    from splatnet import metrics
+    from splatnet.device import resolve_device
+    from splatnet.feedforward import prepare_inputs, run_network
+    from splatnet.optim.optimize import split_views
+    from splatnet.render import render
 
     def stage(name: str) -> None:
         if progress is not None:
@@ -167,7 +167,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
 
 
 def _batched(cameras):
-    from .cameras import Cameras
+    from splatnet.cameras import Cameras
 
     return Cameras(cameras.K[None], cameras.cam_to_world[None], cameras.width, cameras.height,
                    check=False)

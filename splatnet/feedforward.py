@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._limits import MAX_NETWORK_PIXELS, check_image_size
-from .device import resolve_device
-from .errors import ValidationError
-from .gaussians import Gaussians
+from splatnet._limits import MAX_NETWORK_PIXELS, check_image_size
+from splatnet.device import resolve_device
+from splatnet.errors import ValidationError
+from splatnet.gaussians import Gaussians
 
 
 @dataclass
@@ -81,7 +81,7 @@ def prepare_inputs(
     use_lidar: bool = True,
 ) -> ClipInputs:
     """Decode the context views (and LiDAR) of ``clip`` at a size divisible by ``stride``."""
-    from .cameras import Cameras
+    from splatnet.cameras import Cameras
 
     t0 = time.perf_counter()
     frame_ids = list(range(clip.num_frames)) if frames is None else [int(f) for f in frames]
@@ -114,7 +114,7 @@ def prepare_inputs(
 def run_network(inputs: ClipInputs, model: nn.Module,
                 device: str | torch.device | None = None) -> Reconstruction:
     """One forward pass of ``model`` on prepared inputs, then prune / merge / cap."""
-    from .models.postprocess import postprocess
+    from splatnet.models.postprocess import postprocess
 
     dev = resolve_device(device)
     model = model.to(dev).eval()
@@ -178,11 +178,11 @@ def reconstruct(
         >>> g = splatnet.reconstruct("examples/data/sample_clip")  # doctest: +SKIP
         >>> g.save_ply("sample.ply")  # doctest: +SKIP
     """
-    from .clip import Clip
+    from splatnet.clip import Clip
 
     clip = clip_or_path if isinstance(clip_or_path, Clip) else Clip.load(_clip_path(clip_or_path))
     if model is None:
-        from .checkpoint import load_model
+        from splatnet.checkpoint import load_model
 
         model = load_model(device=device)
     return reconstruct_clip(clip, model, frames=frames, cameras=cameras, size=size,

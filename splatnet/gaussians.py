@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._validate import as_tensor, check_finite, check_float, check_same_batch, check_trailing
-from .errors import ValidationError
-from .sh import sh_degree_from_bases, sh_rotation_matrices
+from splatnet._validate import as_tensor, check_finite, check_float, check_same_batch, check_trailing
+from splatnet.errors import ValidationError
+from splatnet.sh import sh_degree_from_bases, sh_rotation_matrices
 
 _FIELDS = ("means", "quats", "scales", "opacities", "sh", "velocities", "times")
 
@@ -263,20 +263,20 @@ class Gaussians:
 
         DC colours are clamped into [0, 1] unless ``clamp_colors=False`` (exact SH round trip).
         """
-        from .io.ply import save_ply
+        from splatnet.io.ply import save_ply
 
         return save_ply(self, path, clamp_colors=clamp_colors)
 
     @staticmethod
     def load_ply(path: str | os.PathLike) -> Gaussians:
         """Read a 3DGS PLY (with or without normals, SH degree 0-3)."""
-        from .io.ply import load_ply
+        from splatnet.io.ply import load_ply
 
         return load_ply(path)
 
     def save_splat(self, path: str | os.PathLike) -> int:
         """Write the 32-byte-per-Gaussian ``.splat`` web format atomically."""
-        from .io.splat import save_splat
+        from splatnet.io.splat import save_splat
 
         return save_splat(self, path)
 

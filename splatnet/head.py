@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .cameras import Cameras
-from .errors import ValidationError
-from .gaussians import Gaussians
-from .models.geometry import matrix_to_quat, no_autocast
-from .sh import num_sh_bases, rgb_to_sh
+from splatnet.cameras import Cameras
+from splatnet.errors import ValidationError
+from splatnet.gaussians import Gaussians
+from splatnet.models.geometry import matrix_to_quat, no_autocast
+from splatnet.sh import num_sh_bases, rgb_to_sh
 
 #: Channels the head adds to the user's features: normalised inverse depth, confidence, unit
 #: camera-frame ray (3), Plücker ray in the world (6) and the cell's mean colour (3).

@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .cameras import Cameras
-from .errors import ValidationError
-from .gaussians import Gaussians
-from .models.geometry import project_points_depth
+from splatnet.cameras import Cameras
+from splatnet.errors import ValidationError
+from splatnet.gaussians import Gaussians
+from splatnet.models.geometry import project_points_depth
 
 __all__ = [
     "RenderCompare",
@@ -239,7 +239,7 @@ def render_and_compare(gaussians: Gaussians, cameras: Cameras, images: Tensor, *
     Returns:
         The scalar loss, or a :class:`RenderCompare` when ``return_render``.
     """
-    from .render import render
+    from splatnet.render import render
 
     expect = cameras.batch_shape + (cameras.num_cameras, 3, cameras.height, cameras.width)
     if tuple(images.shape) != expect:

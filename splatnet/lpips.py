@@ -35,8 +35,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .errors import FormatError, ValidationError
-from .io.torch_weights import load_torch_weights
+from splatnet.errors import FormatError, ValidationError
+from splatnet.io.torch_weights import load_torch_weights
 
 NETS = ("alex", "vgg")
 WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors")

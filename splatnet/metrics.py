@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .errors import ValidationError
-from .lpips import LPIPS
+from splatnet.errors import ValidationError
+from splatnet.lpips import LPIPS
 
 __all__ = ["LPIPS", "SSIM_WINDOW", "mse", "psnr", "ssim", "ssim_map"]
 

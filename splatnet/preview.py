@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .cameras import Cameras
-from .gaussians import Gaussians
+from splatnet.cameras import Cameras
+from splatnet.gaussians import Gaussians
 
 # Turbo colour map (Mikhailov 2019), 9 control points, linear in between: enough for depth.
 _TURBO = np.array([
@@ -89,8 +89,8 @@ def render_clip_trajectory(
     Cameras come from the clip's calibration; only poses are used (no images are decoded).
     ``size`` ``(H, W)`` is bounded by ``splatnet._limits`` (a ``ValidationError`` before rendering).
     """
-    from ._limits import check_image_size
-    from .render import render
+    from splatnet._limits import check_image_size
+    from splatnet.render import render
 
     if size is not None:
         size = check_image_size(*size, what="size")

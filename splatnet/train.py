@@ -41,12 +41,12 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from . import checkpoint as ckpt_io
-from .config_io import format_help, from_dict, load_config, merge_overrides, to_dict
-from .errors import ValidationError
-from .io.atomic import atomic_write_text
-from .train_args import add_arguments  # noqa: F401 - re-exported (torch-free for the CLI's parser)
-from .train_config import (  # noqa: F401 - re-exported: splatnet.train is the public face
+from splatnet import checkpoint as ckpt_io
+from splatnet.config_io import format_help, from_dict, load_config, merge_overrides, to_dict
+from splatnet.errors import ValidationError
+from splatnet.io.atomic import atomic_write_text
+from splatnet.train_args import add_arguments  # noqa: F401 - re-exported (torch-free for the CLI's parser)
+from splatnet.train_config import (  # noqa: F401 - re-exported: splatnet.train is the public face
     _MODEL_IMPORT_ERROR,
     DataConfig,
     EvalConfig,
@@ -463,14 +463,14 @@ def run(cfg: TrainConfigBase, *, resume: str | None = None, stop_at: int | None 
                                       "weights against")
             ckpt_io.init_weights(model, cfg.model, cfg.init)
         if data is None or task is None:
-            from .train_data import build_data
-            from .train_task import SplatTask
+            from splatnet.train_data import build_data
+            from splatnet.train_task import SplatTask
 
             data = data if data is not None else build_data(cfg)
             task = task if task is not None else SplatTask(cfg.loss)
         if evaluate is None and cfg.eval.every and dist_info.is_main and (
                 cfg.eval.clips or cfg.eval.synthetic_seeds):
-            from .train_data import ClipEvaluator
+            from splatnet.train_data import ClipEvaluator
 
             evaluate = ClipEvaluator.from_config(cfg)
         trainer = Trainer(cfg, model, data, task, dist_info, evaluate)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .errors import ValidationError
+from splatnet.errors import ValidationError
 
 
 @dataclass
@@ -229,7 +229,7 @@ class TrainConfigBase:
 
 
 try:  # the real network's config; the trainer itself does not need it
-    from .models import SplatNetConfig as _SplatNetConfig
+    from splatnet.models import SplatNetConfig as _SplatNetConfig
 except ImportError as _exc:  # pragma: no cover - only while the model package is absent
     _SplatNetConfig = None
     _MODEL_IMPORT_ERROR: Exception | None = _exc

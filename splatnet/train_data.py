@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .cameras import Cameras
-from .errors import ValidationError
+from splatnet.cameras import Cameras
+from splatnet.errors import ValidationError
 
 
 # ---------------------------------------------------------------------------- batches
@@ -106,7 +106,7 @@ class ClipSource:
 
     def __init__(self, paths: list[str | os.PathLike], *, context_frames: int = 2,
                  target_views: int = 2, target_camera_prob: float = 0.5, seed: int = 0) -> None:
-        from .clip import Clip
+        from splatnet.clip import Clip
 
         if not paths:
             raise ValidationError("data: no clips (set data.clips or data.synthetic)")
@@ -252,7 +252,7 @@ def synthetic_clips(seeds: list[int], cameras: int, frames: int, size: tuple[int
     """Paths of generated clips, rendering the missing ones into ``cache_dir`` (cached by key)."""
     import importlib
 
-    from .clip.synth import generate
+    from splatnet.clip.synth import generate
 
     # Part of the cache key: a new generator version renders new clips instead of reusing old.
     version = getattr(importlib.import_module(generate.__module__), "GENERATOR_VERSION", 0)
@@ -283,7 +283,7 @@ class ClipEvaluator:
     """
 
     def __init__(self, paths: list[str | os.PathLike], size: tuple[int, int] | None = None):
-        from .clip import Clip
+        from splatnet.clip import Clip
 
         self.clips = [Clip.load(Path(p).expanduser()) for p in paths]
         self.size = size
@@ -298,7 +298,7 @@ class ClipEvaluator:
         return cls(paths, cfg.eval.size)
 
     def __call__(self, model: Any, step: int, stage: Any) -> dict[str, float]:
-        from .evaluate import evaluate_clip
+        from splatnet.evaluate import evaluate_clip
 
         size = tuple(self.size) if self.size is not None else tuple(stage.size)
         device = next(model.parameters()).device

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import losses
+from splatnet import losses
 
 
 class SplatTask:

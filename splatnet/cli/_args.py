@@ -141,6 +141,6 @@ def device_arg(text: str) -> str:
 def resolve_device(name: str, option: str = "--device"):
     """The ``torch.device`` for a :func:`device_arg` value, or one clear error naming ``option``:
     no GPU present, a GPU index out of range, or CUDA kernels not built (imports torch)."""
-    from ..device import resolve_device as resolve
+    from splatnet.device import resolve_device as resolve
 
     return resolve(name, option)

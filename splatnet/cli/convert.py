@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import check_output_dir, frame_range, size_hw
+from splatnet.cli._args import check_output_dir, frame_range, size_hw
 
 KINDS = ("dgp", "nuscenes", "nerfstudio", "colmap", "pandaset")
 #: options only some converters take (others would silently ignore them)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._args import check_output_file, device_arg, int_list, name_list, resolve_device, size_hw
+from splatnet.cli._args import check_output_file, device_arg, int_list, name_list, resolve_device, size_hw
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,13 +65,13 @@ def _check_report(path: Path, args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from ..checkpoint import load_model
-    from ..clip import Clip
-    from ..evaluate import evaluate_clip
-    from ..feedforward import _clip_path
-    from ..io.atomic import atomic_write_text
-    from ..lpips import LPIPS
-    from .reconstruct import _clip_dir, stage_progress
+    from splatnet.checkpoint import load_model
+    from splatnet.cli.reconstruct import _clip_dir, stage_progress
+    from splatnet.clip import Clip
+    from splatnet.evaluate import evaluate_clip
+    from splatnet.feedforward import _clip_path
+    from splatnet.io.atomic import atomic_write_text
+    from splatnet.lpips import LPIPS
 
     device = resolve_device(args.device)
     if args.lpips_net and not args.lpips_weights:

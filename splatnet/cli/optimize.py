@@ -7,7 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from ._args import check_output_file, device_arg, finite_float, int_list, name_list, resolve_device
+from splatnet.cli._args import (
+    check_output_file,
+    device_arg,
+    finite_float,
+    int_list,
+    name_list,
+    resolve_device,
+)
 
 #: The reference 3DGS schedule's shorter run (its 7k-iteration checkpoint): about 2 h on 2 CPU
 #: cores, so the command says up front how many iterations it will run.

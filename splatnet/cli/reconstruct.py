@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from ..errors import ValidationError
-from ._args import (
+from splatnet.cli._args import (
     check_output_file,
     device_arg,
     frame_ids,
@@ -23,6 +22,7 @@ from ._args import (
     resolve_device,
     size_hw,
 )
+from splatnet.errors import ValidationError
 
 FORMATS = {".ply": "ply", ".splat": "splat"}  # output extension -> --format
 
@@ -193,14 +193,14 @@ def run(args: argparse.Namespace) -> int:
     first = args.clips[0]
     if single:  # one clip: fail on its output and its manifest before loading the model
         check_output_file(outputs[0][0], args.force)
-        from ..clip import Clip
-        from ..feedforward import _clip_path
+        from splatnet.clip import Clip
+        from splatnet.feedforward import _clip_path
 
         first = Clip.load(_clip_path(args.clips[0]))
 
     import torch
 
-    from ..checkpoint import load_model
+    from splatnet.checkpoint import load_model
 
     t0 = time.perf_counter()
     model = load_model(args.checkpoint, device=device)
@@ -273,8 +273,8 @@ def _stages(args: argparse.Namespace) -> list[str]:
 
 
 def _load(clip_or_path, args: argparse.Namespace, stride: int):
-    from ..clip import Clip
-    from ..feedforward import _clip_path, prepare_inputs
+    from splatnet.clip import Clip
+    from splatnet.feedforward import _clip_path, prepare_inputs
 
     clip = clip_or_path if isinstance(clip_or_path, Clip) else Clip.load(_clip_path(clip_or_path))
     frames = frame_ids(args.frames, clip.num_frames) if args.frames is not None else None
@@ -285,7 +285,7 @@ def _load(clip_or_path, args: argparse.Namespace, stride: int):
 
 def _reconstruct_one(clip_path, loaded, model, device, out_path: Path, fmt: str,
                      args: argparse.Namespace, stage: Callable[[str], None]) -> dict:
-    from ..feedforward import run_network
+    from splatnet.feedforward import run_network
 
     clip, inputs = loaded
     stage("network + post-process")
@@ -293,7 +293,7 @@ def _reconstruct_one(clip_path, loaded, model, device, out_path: Path, fmt: str,
     g = rec.gaussians
     if args.refine:
         stage("refine")
-        from ..optim import refine
+        from splatnet.optim import refine
 
         t0 = time.perf_counter()
         views = clip.views(frames=inputs.frames, cameras=inputs.camera_names, size=inputs.size)

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from ._args import (
+from splatnet.cli._args import (
     device_arg,
     frame_ids,
     frame_range,

@@ -6,9 +6,8 @@ import argparse
 import json
 import time
 
+from splatnet.cli._args import check_output_dir, float_in, size_hw
 from splatnet.errors import ValidationError
-
-from ._args import check_output_dir, float_in, size_hw
 
 
 def register(sub: argparse._SubParsersAction) -> None:

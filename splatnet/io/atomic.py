@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from ..errors import SplatnetError
+from splatnet.errors import SplatnetError
 
 log = logging.getLogger(__name__)
 

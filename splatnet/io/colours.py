@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..render.reference import ALPHA_MAX
-from ..sh import SH_C0
+from splatnet.render.reference import ALPHA_MAX
+from splatnet.sh import SH_C0
 
 
 def _dc_bound() -> float:

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import FormatError, ValidationError
-from ..gaussians import Gaussians
-from ..sh import num_sh_bases
-from .atomic import atomic_write
-from .colours import fit_colours_to_unit_range
+from splatnet.errors import FormatError, ValidationError
+from splatnet.gaussians import Gaussians
+from splatnet.io.atomic import atomic_write
+from splatnet.io.colours import fit_colours_to_unit_range
+from splatnet.sh import num_sh_bases
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ import os
 import numpy as np
 import torch
 
-from ..errors import ValidationError
-from ..gaussians import Gaussians
-from ..sh import SH_C0
-from .atomic import atomic_write
-from .colours import fit_colours_to_unit_range
+from splatnet.errors import ValidationError
+from splatnet.gaussians import Gaussians
+from splatnet.io.atomic import atomic_write
+from splatnet.io.colours import fit_colours_to_unit_range
+from splatnet.sh import SH_C0
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .config import (
+from splatnet.models.config import (
     CostVolumeConfig,
     EncoderConfig,
     HeadConfig,
@@ -17,8 +17,8 @@ from .config import (
     SkyConfig,
     SplatNetConfig,
 )
-from .postprocess import postprocess  # binds the function over the submodule's name
-from .sky import SkyBackground
+from splatnet.models.postprocess import postprocess  # binds the function over the submodule's name
+from splatnet.models.sky import SkyBackground
 
 _LAZY = {
     "SplatNet": "splatnet.models.splatnet",
@@ -44,4 +44,4 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .splatnet import SplatNet, SplatNetOutput
+    from splatnet.models.splatnet import SplatNet, SplatNetOutput

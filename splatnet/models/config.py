@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ValidationError
+from splatnet.errors import ValidationError
 
 #: Largest channel width any layer may be configured with (the defaults are 8-144; a 3×3
 #: convolution of this width in and out is 600 MB of float32).

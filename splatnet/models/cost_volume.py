@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..cameras import Cameras
-from .config import CostVolumeConfig
-from .encoder import ResBlock, conv, norm
-from .geometry import cell_centers, no_autocast, unproject_dirs
+from splatnet.cameras import Cameras
+from splatnet.models.config import CostVolumeConfig
+from splatnet.models.encoder import ResBlock, conv, norm
+from splatnet.models.geometry import cell_centers, no_autocast, unproject_dirs
 
 
 def inverse_depth_candidates(near: float, far: float, n: int, *, device=None,

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import FormatError, ValidationError
-from ..io.torch_weights import load_torch_weights
-from .config import EncoderConfig
+from splatnet.errors import FormatError, ValidationError
+from splatnet.io.torch_weights import load_torch_weights
+from splatnet.models.config import EncoderConfig
 
 
 def conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..errors import ValidationError
-from ..gaussians import Gaussians
-from .config import PostprocessConfig
+from splatnet.errors import ValidationError
+from splatnet.gaussians import Gaussians
+from splatnet.models.config import PostprocessConfig
 
 
 def postprocess(gaussians: Gaussians, config: PostprocessConfig | None = None, *,

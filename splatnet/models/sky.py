@@ -12,8 +12,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..cameras import Cameras
-from .geometry import cell_centers, rotate, unproject_dirs
+from splatnet.cameras import Cameras
+from splatnet.models.geometry import cell_centers, rotate, unproject_dirs
 
 
 class SkyModel(nn.Module):

@@ -18,16 +18,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.profiler import record_function
 
-from .. import head as _head
-from ..cameras import Cameras
-from ..errors import ValidationError
-from ..gaussians import Gaussians
-from .config import SplatNetConfig
-from .cost_volume import DepthNet, inverse_depth_candidates, plane_sweep, select_sources
-from .encoder import Encoder
-from .geometry import cell_centers, plucker, project_points_depth, rotate, unproject_dirs
-from .postprocess import postprocess
-from .sky import SkyBackground, SkyModel
+from splatnet import head as _head
+from splatnet.cameras import Cameras
+from splatnet.errors import ValidationError
+from splatnet.gaussians import Gaussians
+from splatnet.models.config import SplatNetConfig
+from splatnet.models.cost_volume import DepthNet, inverse_depth_candidates, plane_sweep, select_sources
+from splatnet.models.encoder import Encoder
+from splatnet.models.geometry import cell_centers, plucker, project_points_depth, rotate, unproject_dirs
+from splatnet.models.postprocess import postprocess
+from splatnet.models.sky import SkyBackground, SkyModel
 
 
 @dataclass

@@ -5,10 +5,10 @@ density control and evaluates on held-out views; ``refine(gaussians, views, step
 steps from given Gaussians (the network's output).
 """
 
-from .densify import DensifyConfig, DensityController
-from .optimize import OptimResult, Split, optimize, optimize_clip, split_views
-from .params import GaussianParams
-from .trainer import FitResult, OptimConfig, evaluate, fit, refine, scene_extent
+from splatnet.optim.densify import DensifyConfig, DensityController
+from splatnet.optim.optimize import OptimResult, Split, optimize, optimize_clip, split_views
+from splatnet.optim.params import GaussianParams
+from splatnet.optim.trainer import FitResult, OptimConfig, evaluate, fit, refine, scene_extent
 
 __all__ = [
     "DensifyConfig",

@@ -27,9 +27,9 @@ import math
 import torch
 from torch import Tensor
 
-from ..errors import ValidationError
-from ..gaussians import quat_to_rotmat
-from .params import GaussianParams
+from splatnet.errors import ValidationError
+from splatnet.gaussians import quat_to_rotmat
+from splatnet.optim.params import GaussianParams
 
 SPLIT_SCALE_DIVISOR = 1.6  # 0.8 · 2 children, as in the reference code
 RESET_OPACITY = 0.01

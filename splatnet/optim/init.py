@@ -22,10 +22,10 @@ import math
 import torch
 from torch import Tensor
 
-from ..cameras import Cameras
-from ..errors import ValidationError
-from ..gaussians import Gaussians
-from ..sh import num_sh_bases, rgb_to_sh
+from splatnet.cameras import Cameras
+from splatnet.errors import ValidationError
+from splatnet.gaussians import Gaussians
+from splatnet.sh import num_sh_bases, rgb_to_sh
 
 INIT_OPACITY = 0.1
 NEAR = 0.1  # metres: points closer to a camera than this take no colour from it
@@ -290,8 +290,8 @@ def init_network(clip, views, sh_degree: int, model=None) -> Gaussians:
     Uses ``model`` or the shipped default (:func:`splatnet.load_model`); the network runs at the
     views' size rounded down to its stride, and its SH is zero-padded to ``sh_degree``.
     """
-    from ..checkpoint import load_model
-    from ..feedforward import reconstruct_clip
+    from splatnet.checkpoint import load_model
+    from splatnet.feedforward import reconstruct_clip
 
     model = load_model() if model is None else model
     stride = int(getattr(model, "stride", 1))

@@ -16,11 +16,11 @@ from typing import Any
 
 import torch
 
-from ..device import resolve_device
-from ..errors import ValidationError
-from ..gaussians import Gaussians
-from . import init as init_mod
-from .trainer import FitResult, OptimConfig, evaluate, fit
+from splatnet.device import resolve_device
+from splatnet.errors import ValidationError
+from splatnet.gaussians import Gaussians
+from splatnet.optim import init as init_mod
+from splatnet.optim.trainer import FitResult, OptimConfig, evaluate, fit
 
 INITS = ("lidar", "random", "network", "network+lidar")
 
@@ -162,7 +162,7 @@ def optimize_clip(
         progress: show a progress bar.
         log: called with one-line status messages (e.g. ``print``).
     """
-    from ..clip import Clip
+    from splatnet.clip import Clip
 
     say = log or (lambda _msg: None)
     if isinstance(clip, (str, os.PathLike)):

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from ..errors import ValidationError
-from ..gaussians import Gaussians
-from ..sh import num_sh_bases
+from splatnet.errors import ValidationError
+from splatnet.gaussians import Gaussians
+from splatnet.sh import num_sh_bases
 
 #: Parameter names, in the order of the optimiser's groups (the last two: dynamic Gaussians only;
 #: ``times`` is carried along but never trained).

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import _ext
-from ..errors import ValidationError
+from splatnet import _ext
+from splatnet.errors import ValidationError
 
 _REGISTERED = False
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._limits import check_image_size
-from .._validate import check_finite
-from ..cameras import Cameras
-from ..errors import BackendUnavailableError, ValidationError
-from ..gaussians import Gaussians
-from . import reference
+from splatnet._limits import check_image_size
+from splatnet._validate import check_finite
+from splatnet.cameras import Cameras
+from splatnet.errors import BackendUnavailableError, ValidationError
+from splatnet.gaussians import Gaussians
+from splatnet.render import reference
 
 BACKENDS = ("auto", "torch", "cpu", "cuda", "gsplat")
 
@@ -141,7 +141,7 @@ def render(
 
     d = 0 if feats is None else feats.shape[-1]
     if backend == "gsplat":
-        from .gsplat_backend import render_gsplat
+        from splatnet.render.gsplat_backend import render_gsplat
 
         # gsplat takes any leading dims: hand it the unflattened ones, so that its projected
         # means already have the output shape (static scenes) and their .grad is gsplat's own.
@@ -340,14 +340,14 @@ def _stages(backend: str):
     """The (project, rasterize) pair of a backend, with availability checked."""
     if backend == "torch":
         return reference.project_reference, reference.rasterize_reference
-    from .. import _ext
+    from splatnet import _ext
 
     if backend == "cuda":
         _ext.require_cuda()
     else:
         _ext.require_cpu()
     try:
-        from . import _ops
+        from splatnet.render import _ops
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise BackendUnavailableError(
             f"backend {backend!r}: the op wrappers splatnet.render._ops could not be imported "

@@ -16,11 +16,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..errors import BackendUnavailableError
+from splatnet.errors import BackendUnavailableError
 
 
 def _gsplat():
-    from .._optional import require
+    from splatnet._optional import require
 
     try:
         gsplat = require("gsplat", "backend 'gsplat'", extra="gsplat")

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from ..sh import SH_C0, eval_sh_basis, num_sh_bases
+from splatnet.sh import SH_C0, eval_sh_basis, num_sh_bases
 
 # ----------------------------------------------------------------------------- constants
 ALPHA_MAX = 0.99  # α = min(ALPHA_MAX, o · G)
