@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
 
-from splatnet.render import _ops  # noqa: E402
+from splatnet.rendering import _ops  # noqa: E402
 
 
 def driving_scene(n: int, cameras: int, width: int, height: int, seed: int = 0):
@@ -56,7 +56,7 @@ def driving_scene(n: int, cameras: int, width: int, height: int, seed: int = 0):
 
 def run_once(scene, width, height, backend="cpu"):
     """Forward + backward of a full render (colours + depth channels); returns stage times."""
-    from splatnet.render import reference
+    from splatnet.rendering import reference
 
     proj, ras = (_ops.project, _ops.rasterize) if backend == "cpu" else (
         reference.project_reference, reference.rasterize_reference)

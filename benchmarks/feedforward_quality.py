@@ -31,12 +31,12 @@ sys.path.insert(0, str(REPO))
 def main() -> None:
     import torch
 
-    from splatnet.checkpoint import load_model
     from splatnet.cli._args import size_hw
     from splatnet.clip import Clip
-    from splatnet.evaluate import evaluate_clip
-    from splatnet.optim.optimize import optimize_clip
-    from splatnet.train_data import synthetic_clips
+    from splatnet.io.checkpoint import load_model
+    from splatnet.optimization.api import optimize_clip
+    from splatnet.pipeline.evaluate import evaluate_clip
+    from splatnet.train.data import synthetic_clips
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default=None, help="model (default: the shipped one)")

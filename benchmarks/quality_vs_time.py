@@ -46,8 +46,8 @@ sys.path.insert(0, str(REPO))  # run from a checkout
 
 from splatnet.clip import Clip  # noqa: E402
 from splatnet.io.atomic import atomic_write, atomic_write_text  # noqa: E402
-from splatnet.optim import evaluate  # noqa: E402
-from splatnet.optim.optimize import default_holdout_frames, image_size, optimize_clip  # noqa: E402
+from splatnet.optimization import evaluate  # noqa: E402
+from splatnet.optimization.api import default_holdout_frames, image_size, optimize_clip  # noqa: E402
 
 SAMPLE = REPO / "examples" / "data" / "sample_clip"
 DGP = REPO.parent / "shared" / "data" / "dgp_scene"
@@ -81,8 +81,8 @@ def run_feed_forward_with_sky(name: str, path: Path, downscale: float, device: s
     """One row: the shipped network with its sky model, scored as ``splatnet eval`` scores it, on
     the same held-out frames and size as the other rows (feed-forward only: optimisation has no
     sky model to continue from)."""
-    from splatnet.checkpoint import load_model
-    from splatnet.evaluate import evaluate_clip
+    from splatnet.io.checkpoint import load_model
+    from splatnet.pipeline.evaluate import evaluate_clip
 
     clip = Clip.load(path)
     held = default_holdout_frames(clip.num_frames)
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                              args.max_gaussians, args.seed, args.device, log, init)
     if args.synthetic_seeds:
         from splatnet.cli._args import size_hw
-        from splatnet.train_data import synthetic_clips
+        from splatnet.train.data import synthetic_clips
 
         seeds = [int(s) for s in args.synthetic_seeds.split(",") if s.strip()]
         for seed, path in zip(seeds, synthetic_clips(seeds, 6, 3, size_hw(args.synthetic_size), 2,

@@ -71,7 +71,7 @@ def main() -> None:
     if args.checkpoint == "none":
         model = SplatNet(SplatNetConfig()).to(args.device).eval()
     else:
-        from splatnet.checkpoint import load_model
+        from splatnet.io.checkpoint import load_model
 
         model = load_model(None if args.checkpoint == "default" else args.checkpoint,
                            device=args.device)

@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
 
 import splatnet  # noqa: E402
-from splatnet.render import reference, render  # noqa: E402
+from splatnet.rendering import reference, render  # noqa: E402
 
 TARGET_S = 1.5  # issue 3: 200k Gaussians × 6 cameras × 256×448, forward + backward, CPU
 YAWS_DEG = (0.0, 55.0, -55.0, 110.0, -110.0, 180.0)
@@ -109,7 +109,7 @@ def tile_pairs(g: splatnet.Gaussians, cams: splatnet.Cameras) -> tuple[int, str]
                 cams.world_to_cam[None].to(g.dtype), cams.K[None].to(g.dtype), cams.width,
                 cams.height, 0)
         try:  # the compiled projection is much faster; the reference gives the same radii
-            from splatnet.render import _ops
+            from splatnet.rendering import _ops
 
             m2d, _, depths, radii, _, _ = _ops.project(*args)
         except splatnet.SplatnetError:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from splatnet import Cameras, GaussianHead, Gaussians  # noqa: E402
 from splatnet.losses import render_and_compare  # noqa: E402
 from splatnet.models.cost_volume import inverse_depth_candidates  # noqa: E402
-from splatnet.render import render  # noqa: E402
+from splatnet.rendering import render  # noqa: E402
 
 
 class DrivingBackbone(nn.Module):

@@ -40,7 +40,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     ply = out / "sample.ply"
 
-    from splatnet.checkpoint import DEFAULT_MODEL
+    from splatnet.io.checkpoint import DEFAULT_MODEL
 
     if DEFAULT_MODEL.is_file():
         step("feed-forward reconstruction (one network pass)",

@@ -13,8 +13,6 @@ Every public name loads on first use (torch included), so ``import splatnet`` an
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 # Cheap (no torch): the exception types are bound at once.
@@ -26,13 +24,13 @@ __version__ = "0.1.0"
 _LAZY = {
     "Cameras": "splatnet.cameras",
     "Gaussians": "splatnet.gaussians",
-    "render": "splatnet.render",  # the function, not the package of the same name
-    "RenderOutput": "splatnet.render",
-    "reconstruct": "splatnet.feedforward",
-    "optimize": "splatnet.optim",
+    "render": "splatnet.rendering",  # the function; the package is splatnet.rendering
+    "RenderOutput": "splatnet.rendering",
+    "reconstruct": "splatnet.pipeline.feedforward",
+    "optimize": "splatnet.optimization",
     "Clip": "splatnet.clip",
-    "GaussianHead": "splatnet.head",
-    "load_model": "splatnet.checkpoint",
+    "GaussianHead": "splatnet.models.head",
+    "load_model": "splatnet.io.checkpoint",
     "losses": "splatnet.losses",
     "models": "splatnet.models",
 }
@@ -52,7 +50,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'splatnet' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    value = mod if module.endswith("." + name) and name != "render" else getattr(mod, name)
+    value = mod if module.endswith("." + name) else getattr(mod, name)
     globals()[name] = value
     return value
 
@@ -61,25 +59,13 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-class _Package(types.ModuleType):
-    """Importing the subpackage ``splatnet.render`` makes Python bind it as this package's
-    ``render`` attribute; ``splatnet.render`` is the function, so bind that instead."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "render" and isinstance(value, types.ModuleType):
-            value = value.render
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from splatnet import losses, models
     from splatnet.cameras import Cameras
-    from splatnet.checkpoint import load_model
     from splatnet.clip import Clip
-    from splatnet.feedforward import reconstruct
     from splatnet.gaussians import Gaussians
-    from splatnet.head import GaussianHead
-    from splatnet.optim import optimize
-    from splatnet.render import RenderOutput, render
+    from splatnet.io.checkpoint import load_model
+    from splatnet.models.head import GaussianHead
+    from splatnet.optimization import optimize
+    from splatnet.pipeline.feedforward import reconstruct
+    from splatnet.rendering import RenderOutput, render

@@ -230,3 +230,56 @@ def opengl_to_opencv(cam_to_world: Tensor) -> Tensor:
 
 
 opencv_to_opengl = opengl_to_opencv
+
+
+def project_points(points: Tensor, K: Tensor, world_to_cam: Tensor) -> tuple[Tensor, Tensor]:
+    """World points seen by pinhole cameras (skew included), in float32 at least.
+
+    Args:
+        points: ``[M, 3]`` world points.
+        K, world_to_cam: ``[C, 3, 3]`` / ``[C, 4, 4]`` cameras.
+    Returns:
+        ``uv [C, M, 2]`` pixel coordinates (pixel ``(x, y)`` covers ``[x, x + 1) × [y, y + 1)``;
+        meaningless where ``z`` is not positive) and ``z [C, M]`` camera depth.
+    """
+    dtype = torch.promote_types(K.dtype, torch.float32)
+    K, w2c, p = K.to(dtype), world_to_cam.to(dtype), points.to(dtype)
+    cam = torch.einsum("cij,mj->cmi", w2c[:, :3, :3], p) + w2c[:, None, :3, 3]  # [C, M, 3]
+    z = cam[..., 2]
+    zs = torch.where(z.abs() > 1e-12, z, torch.full_like(z, 1e-12))
+    xn, yn = cam[..., 0] / zs, cam[..., 1] / zs
+    u = K[:, None, 0, 0] * xn + K[:, None, 0, 1] * yn + K[:, None, 0, 2]
+    v = K[:, None, 1, 1] * yn + K[:, None, 1, 2]
+    return torch.stack([u, v], dim=-1), z
+
+
+def sparse_depth(points: Tensor, K: Tensor, world_to_cam: Tensor, size: tuple[int, int], *,
+                 cells: tuple[int, int] | None = None, near: float = 0.5) -> Tensor:
+    """Sparse depth maps of world points: the camera z of the nearest point per cell, 0 = none.
+
+    The one place LiDAR becomes depth maps (network input, training targets, losses).
+
+    Args:
+        points: ``[M, 3]`` world points.
+        K, world_to_cam: ``[..., 3, 3]`` / ``[..., 4, 4]`` cameras of ``size = (H, W)`` images.
+        cells: ``(h, w)`` of the output grid (cells of ``H / h × W / w`` pixels; default: pixels).
+        near: points at camera depth ``<= near`` are ignored.
+    Returns:
+        ``[..., h, w]`` depth in float32 (float64 for float64 cameras).
+    """
+    height, width = size
+    h, w = cells if cells is not None else size
+    lead = K.shape[:-2]
+    K = K.reshape(-1, 3, 3)
+    uv, z = project_points(points.to(K.device), K, world_to_cam.reshape(-1, 4, 4))
+    n = K.shape[0]
+    u, v = uv[..., 0], uv[..., 1]
+    ok = (z > near) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    col = (u * (w / width)).floor().long().clamp(0, w - 1)
+    row = (v * (h / height)).floor().long().clamp(0, h - 1)
+    cam = torch.arange(n, device=K.device)[:, None].expand_as(col)
+    flat = ((cam * h + row) * w + col)[ok]
+    depth = torch.full((n * h * w,), float("inf"), dtype=z.dtype, device=K.device)
+    depth.scatter_reduce_(0, flat, z[ok], reduce="amin")
+    depth = torch.where(torch.isinf(depth), torch.zeros_like(depth), depth)
+    return depth.reshape(*lead, h, w)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from splatnet import checkpoint
+from splatnet.io import checkpoint
 from splatnet.train import StageConfig, TrainConfigBase, main
 
 

@@ -74,7 +74,7 @@ def one_thread():
 def model_file(tmp_path_factory) -> Path:
     """An untrained SplatNet saved as a model file (seed 0): fast CLI tests that need a model
     but not a good one."""
-    from splatnet.checkpoint import save_model
+    from splatnet.io.checkpoint import save_model
     from splatnet.models import SplatNet
 
     torch.manual_seed(0)

@@ -68,8 +68,8 @@ def test_public_names_resolve_to_the_same_objects():
     from splatnet.cameras import Cameras
     from splatnet.errors import BackendUnavailableError, FormatError, SplatnetError, ValidationError
     from splatnet.gaussians import Gaussians
-    from splatnet.render import RenderOutput
-    from splatnet.render.api import render
+    from splatnet.rendering import RenderOutput
+    from splatnet.rendering.api import render
 
     assert splatnet.Cameras is Cameras and splatnet.Gaussians is Gaussians
     assert splatnet.render is render and splatnet.RenderOutput is RenderOutput
@@ -85,14 +85,14 @@ def test_public_names_resolve_to_the_same_objects():
 
 
 @pytest.mark.parametrize("first", [
-    "import splatnet.render.api",          # the subpackage first binds splatnet.render ...
-    "from splatnet.render import reference",
-    "import splatnet.preview",
+    "import splatnet.rendering.api",          # the subpackage first binds splatnet.render ...
+    "from splatnet.rendering import reference",
+    "import splatnet.pipeline.preview",
     "pass",
 ])
 def test_splatnet_render_is_the_function_whatever_was_imported_first(first):
     body = (first + "\nimport splatnet\nfrom splatnet import render, Gaussians\n"
-            "from splatnet.render.api import render as api_render\n"
+            "from splatnet.rendering.api import render as api_render\n"
             "print(splatnet.render is api_render, render is api_render, callable(splatnet.render),"
             " Gaussians.__name__)")
     out = probe(body)

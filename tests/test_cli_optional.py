@@ -68,13 +68,13 @@ def test_synth_without_open3d_is_one_line(monkeypatch, tmp_path: Path, capsys):
 def test_render_without_ffmpeg_fails_before_rendering(monkeypatch, tmp_path: Path, capsys):
     from conftest import random_gaussians
 
-    import splatnet.preview
+    import splatnet.pipeline.preview
     from splatnet.cli import main
 
     random_gaussians(8, sh_degree=0).save_ply(tmp_path / "g.ply")
     calls = []
-    real = splatnet.preview.render_clip_trajectory
-    monkeypatch.setattr(splatnet.preview, "render_clip_trajectory",
+    real = splatnet.pipeline.preview.render_clip_trajectory
+    monkeypatch.setattr(splatnet.pipeline.preview, "render_clip_trajectory",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
     out = tmp_path / "out"
@@ -90,7 +90,7 @@ def test_render_without_ffmpeg_fails_before_rendering(monkeypatch, tmp_path: Pat
 
 def test_gsplat_backend_without_gsplat_names_the_extra(monkeypatch):
     # The backend's own import (splatnet.render() refuses CPU tensors for gsplat before it).
-    from splatnet.render.gsplat_backend import _gsplat
+    from splatnet.rendering.gsplat_backend import _gsplat
 
     monkeypatch.setitem(sys.modules, "gsplat", None)
     with pytest.raises(BackendUnavailableError) as exc:

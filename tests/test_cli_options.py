@@ -68,7 +68,7 @@ def test_preview_refuses_a_huge_size_before_allocating():
 
     from splatnet.clip import Clip
     from splatnet.errors import ValidationError
-    from splatnet.preview import render_clip_trajectory
+    from splatnet.pipeline.preview import render_clip_trajectory
 
     clip = Clip.load(SAMPLE)
     with pytest.raises(ValidationError, match="size 100000x100000"):

@@ -231,8 +231,8 @@ def test_cuda_without_a_gpu_says_so(tmp_path: Path, capsys, command: str):
 
 
 def test_library_device_check_is_clear():
-    from splatnet.errors import SplatnetError
     from splatnet.device import resolve_device
+    from splatnet.errors import SplatnetError
 
     assert resolve_device("cpu") == torch.device("cpu") and resolve_device(None) == torch.device("cpu")
     for bad in ("tpu", "mps", "meta"):
@@ -279,7 +279,7 @@ def test_eval_shows_stages_unless_quiet(tmp_path: Path, model_file: Path, capsys
 def test_too_small_for_the_stride_names_the_size_as_hxw():
     from splatnet.clip import Clip
     from splatnet.errors import ValidationError
-    from splatnet.feedforward import default_size
+    from splatnet.pipeline.feedforward import default_size
 
     manifest = json.loads((SAMPLE / "clip.json").read_text())
     cam = next(c for c in manifest["cameras"] if c["name"] == "cam_front")

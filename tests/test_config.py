@@ -242,7 +242,7 @@ def test_model_config_limits_are_inclusive():
     ({"grad_clip": NAN}, "optim.grad_clip"),
 ])
 def test_optim_errors_name_the_field_that_is_wrong(optim, key):
-    from splatnet.train_config import TrainConfigBase
+    from splatnet.train.config import TrainConfigBase
 
     with pytest.raises(ValidationError) as err:
         from_dict(TrainConfigBase, {"optim": optim})
@@ -251,7 +251,7 @@ def test_optim_errors_name_the_field_that_is_wrong(optim, key):
 
 
 def test_optim_edge_values_are_accepted():
-    from splatnet.train_config import TrainConfigBase
+    from splatnet.train.config import TrainConfigBase
 
     cfg = from_dict(TrainConfigBase, {"optim": {"lr": 1e-3, "min_lr": 1e-3, "betas": [0.0, 0.0],
                                                 "weight_decay": 0.0, "grad_clip": 0.0}})

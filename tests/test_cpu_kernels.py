@@ -1,11 +1,11 @@
-"""The C++ CPU renderer ops (``csrc/cpu``, via ``splatnet.render._ops``) against independent oracles.
+"""The C++ CPU renderer ops (``csrc/cpu``, via ``splatnet.rendering._ops``) against independent oracles.
 
 Oracles, all float64:
 - projection and SH: gsplat's pure-torch reference functions (``gsplat.cuda._torch_impl``),
   plus the opacity-aware screen box of ``csrc/include/splatnet/constants.h`` written out here;
 - blending: a dense per-pixel loop written here (no tiles, no binning: every Gaussian against
   every pixel, in depth order), so tile binning, sorting and the row bounds are checked too;
-- the API engineer's ``splatnet.render.reference`` (an independent tiled implementation).
+- the API engineer's ``splatnet.rendering.reference`` (an independent tiled implementation).
 
 Gradients are compared with torch autograd through those float64 oracles. The scenes use fixed
 seeds; a float32 kernel can only disagree with a float64 oracle where some pixel sits within
@@ -21,7 +21,7 @@ import math
 import pytest
 import torch
 
-from splatnet.render import _ops
+from splatnet.rendering import _ops
 
 gsplat_impl = pytest.importorskip("gsplat.cuda._torch_impl")
 
@@ -267,7 +267,7 @@ def test_tile_size_does_not_change_the_image(tile):
 
 
 def test_matches_splatnet_reference_backend():
-    reference = pytest.importorskip("splatnet.render.reference")
+    reference = pytest.importorskip("splatnet.rendering.reference")
     W, H = 64, 48
     scene = make_scene(B=1, C=2, N=150, W=W, H=H, seed=21)
     _, img, alpha = render(_ops.project, _ops.rasterize, f32(scene), W, H, antialiased=True)

@@ -33,7 +33,7 @@ def test_render_at_the_limits_is_accepted():
 
 def test_network_pass_is_bounded_before_decoding(monkeypatch):
     from splatnet.clip import Clip
-    from splatnet.feedforward import prepare_inputs
+    from splatnet.pipeline.feedforward import prepare_inputs
 
     clip = Clip.load("examples/data/sample_clip")
     decoded = []

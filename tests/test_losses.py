@@ -19,7 +19,7 @@ from splatnet.losses import (
     sky_opacity_loss,
     sky_probability_loss,
 )
-from splatnet.render import render
+from splatnet.rendering import render
 
 
 def test_photometric_identical_is_zero():

@@ -1,4 +1,4 @@
-"""LPIPS v0.1 (``splatnet.lpips``) against a float64 functional reference written here from the
+"""LPIPS v0.1 (``splatnet.metrics.lpips``) against a float64 functional reference written here from the
 paper and the lpips package's code, with random weights saved in torchvision's and lpips' file
 layouts; loading from every accepted form; every refused input; ``splatnet eval --lpips-weights``.
 """
@@ -18,11 +18,11 @@ import torch.nn.functional as F
 
 from splatnet.cli import main
 from splatnet.errors import FormatError, ValidationError
-from splatnet.lpips import LPIPS
+from splatnet.metrics.lpips import LPIPS
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "sample_clip"
 
-# The reference, independent of splatnet.lpips: torchvision's layer tables written out by hand.
+# The reference, independent of splatnet.metrics.lpips: torchvision's layer tables written out by hand.
 # features index -> (C_in, C_out, kernel); AlexNet's strides/paddings are spelled out below.
 ALEX_CONVS = {0: (3, 64, 11), 3: (64, 192, 5), 6: (192, 384, 3), 8: (384, 256, 3), 10: (256, 256, 3)}
 VGG_CONVS = {0: (3, 64, 3), 2: (64, 64, 3), 5: (64, 128, 3), 7: (128, 128, 3), 10: (128, 256, 3),
@@ -345,7 +345,7 @@ def test_errors_name_the_file_and_the_problem(weights, tmp_path: Path, monkeypat
     refused(ValidationError, "both .* hold an AlexNet backbone", alex["backbone_file"],
             save("alex_copy.pth", alex["backbone"]), alex["lins_file"])
     refused(ValidationError, "no AlexNet backbone", alex["lins_file"])
-    monkeypatch.setattr("splatnet.lpips._package_lins", lambda net: None)
+    monkeypatch.setattr("splatnet.metrics.lpips._package_lins", lambda net: None)
     refused(ValidationError, r"no lpips package installed; pass the lpips package's weights/v0.1/alex\.pth",
             alex["backbone_file"])
 

@@ -14,7 +14,7 @@ import torch
 from splatnet import Cameras, Gaussians
 from splatnet.losses import lidar_depth_loss, psnr, render_and_compare
 from splatnet.models import SplatNet, SplatNetConfig
-from splatnet.render import render
+from splatnet.rendering import render
 
 
 def forward_rig(height: int, width: int, cameras: int = 2, frames: int = 3) -> Cameras:

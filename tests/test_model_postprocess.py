@@ -8,7 +8,7 @@ import torch
 from splatnet import Gaussians
 from splatnet.errors import ValidationError
 from splatnet.models import postprocess
-from splatnet.models.postprocess import merge_duplicates, unique_rows
+from splatnet.models.postprocessing import merge_duplicates, unique_rows
 
 
 def spread(n: int, seed: int = 0, dynamic: bool = False) -> Gaussians:

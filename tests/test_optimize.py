@@ -17,7 +17,7 @@ from conftest import look_at
 import splatnet
 from splatnet.errors import ValidationError
 from splatnet.metrics import psnr, ssim
-from splatnet.optim import (
+from splatnet.optimization import (
     DensifyConfig,
     DensityController,
     GaussianParams,
@@ -26,7 +26,8 @@ from splatnet.optim import (
     fit,
     refine,
 )
-from splatnet.optim.init import (
+from splatnet.optimization.fit import _position_lr, scene_extent
+from splatnet.optimization.init import (
     _knn_scales_brute,
     gaussians_from_points,
     knn_scales,
@@ -36,7 +37,6 @@ from splatnet.optim.init import (
     uncovered_pixels,
     voxel_downsample,
 )
-from splatnet.optim.trainer import _position_lr, scene_extent
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: many tiny kernels
 

@@ -12,8 +12,8 @@ from conftest import REPO
 import splatnet
 from splatnet.cli import main
 from splatnet.errors import ValidationError
-from splatnet.optim.init import init_lidar
-from splatnet.optim.optimize import default_holdout_frames, optimize, optimize_clip, split_views
+from splatnet.optimization.api import default_holdout_frames, optimize, optimize_clip, split_views
+from splatnet.optimization.init import init_lidar
 
 SAMPLE = REPO / "examples" / "data" / "sample_clip"
 
@@ -155,7 +155,7 @@ def test_network_init_starts_from_the_shipped_model(clip):
 def test_network_plus_lidar_init_holds_both(clip):
     """--init network+lidar: exactly the network's Gaussians followed by the LiDAR init's, and
     the network's alone for a clip without LiDAR."""
-    from splatnet.optim import init as init_mod
+    from splatnet.optimization import init as init_mod
 
     both = optimize_clip(clip, iterations=0, init="network+lidar", downscale=8, max_gaussians=40000)
     net = optimize_clip(clip, iterations=0, init="network", downscale=8, max_gaussians=40000)

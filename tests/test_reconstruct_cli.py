@@ -148,7 +148,7 @@ def test_shipped_model_reconstructs_the_bundled_clip_above_a_bar(tmp_path: Path,
     (docs/benchmarks.md); the bar leaves room for platform differences but fails an untrained
     or broken model (~12-16 dB).
     """
-    from splatnet.checkpoint import DEFAULT_MODEL
+    from splatnet.io.checkpoint import DEFAULT_MODEL
 
     if not DEFAULT_MODEL.is_file():
         pytest.fail(f"the shipped checkpoint {DEFAULT_MODEL} is missing")

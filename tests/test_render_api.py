@@ -10,8 +10,8 @@ import torch
 
 import splatnet
 from splatnet.errors import ValidationError
-from splatnet.render import RenderOutput, reference, render
-from splatnet.render.reference import SH_C0
+from splatnet.rendering import RenderOutput, reference, render
+from splatnet.rendering.reference import SH_C0
 
 F64 = torch.float64
 
@@ -506,7 +506,7 @@ class _FakeGsplat:
 def test_gsplat_adapter_logic_matches_torch(monkeypatch, case):
     from gsplat.cuda._torch_impl import _spherical_harmonics
 
-    from splatnet.render import api, gsplat_backend
+    from splatnet.rendering import api, gsplat_backend
 
     monkeypatch.setattr(gsplat_backend, "_gsplat", lambda: (_FakeGsplat, _spherical_harmonics))
     batch = () if case == "static" else (2,)

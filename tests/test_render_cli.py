@@ -12,7 +12,7 @@ import torch
 from splatnet import Gaussians
 from splatnet.cli import main
 from splatnet.clip import Clip
-from splatnet.preview import colorize_depth
+from splatnet.pipeline.preview import colorize_depth
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "sample_clip"
 
@@ -57,7 +57,7 @@ def test_render_writes_frames_video_and_respects_force(tmp_path: Path):
 
 @pytest.mark.skipif(not SAMPLE.is_dir(), reason="bundled sample clip missing")
 def test_lateral_shift_moves_the_image(tmp_path: Path):
-    from splatnet.preview import render_clip_trajectory
+    from splatnet.pipeline.preview import render_clip_trajectory
 
     clip = Clip.load(SAMPLE)
     cam = clip.rig_camera_names[0]  # the front camera looks along ego +x; left is ego +y

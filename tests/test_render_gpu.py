@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import splatnet
-from splatnet.render import render
+from splatnet.rendering import render
 
 pytestmark = [
     pytest.mark.gpu,

@@ -1,4 +1,4 @@
-"""The pure-torch renderer (``splatnet.render.reference``) against independent oracles: gsplat's
+"""The pure-torch renderer (``splatnet.rendering.reference``) against independent oracles: gsplat's
 pure-PyTorch projection and SH, a per-pixel sequential blending loop, a hand computation, and
 float64 finite differences (gradcheck)."""
 
@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from splatnet.render import reference as ref
+from splatnet.rendering import reference as ref
 
 gsplat_impl = pytest.importorskip("gsplat.cuda._torch_impl")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from splatnet import checkpoint
 from splatnet.config_io import from_dict
+from splatnet.io import checkpoint
 from splatnet.train import DistInfo, OptimConfig, ScheduleConfig, Trainer, lr_at, run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
+from splatnet.cameras import sparse_depth as project_depth
 from splatnet.train import StageConfig
-from splatnet.train_data import ClipSource, collate, project_depth, synthetic_clips
+from splatnet.train.data import ClipSource, collate, synthetic_clips
 
 
 @pytest.fixture(scope="module")

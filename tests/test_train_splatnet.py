@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import splatnet
-from splatnet import checkpoint
 from splatnet.cli import main as cli_main
 from splatnet.config_io import from_dict, load_config
+from splatnet.io import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 pytest.importorskip("open3d")  # the synthetic generator
@@ -30,7 +30,7 @@ SMALL_MODEL = {
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory) -> Path:
-    from splatnet.train_data import synthetic_clips
+    from splatnet.train.data import synthetic_clips
 
     cache = tmp_path_factory.mktemp("synth")
     return synthetic_clips([1], cameras=2, frames=2, size=(48, 80), targets=1, cache_dir=cache)[0]
@@ -43,7 +43,7 @@ def test_shipped_configs_load(path):
 
 
 def test_cli_trains_saves_and_resumes(tmp_path, clip_dir, capsys):
-    from splatnet.train_data import synthetic_clips
+    from splatnet.train.data import synthetic_clips
 
     eval_clip = synthetic_clips([2], cameras=2, frames=2, size=(48, 80), targets=1,
                                 cache_dir=clip_dir.parent)[0]
@@ -111,8 +111,8 @@ def test_init_starts_from_given_weights_with_a_fresh_optimiser(tmp_path, clip_di
 
 def test_overfits_one_small_clip(tmp_path, clip_dir):
     """Target-view PSNR on one clip rises by ≥ 3 dB in 25 CPU steps (fixed seeds)."""
-    from splatnet.train_data import ClipSource, collate
-    from splatnet.train_task import SplatTask
+    from splatnet.train.data import ClipSource, collate
+    from splatnet.train.task import SplatTask
 
     torch.manual_seed(0)
     cfg = from_dict(train.TrainConfig, {
@@ -148,7 +148,7 @@ def test_bf16_network_output_is_rendered_in_float32(clip_dir):
     a bf16 output back before rendering (the output is made bf16 by hand here)."""
     import dataclasses
 
-    from splatnet.train_task import SplatTask, _float32
+    from splatnet.train.task import SplatTask, _float32
 
     cfg, model, stage, batch = _small_model_and_batch(clip_dir)
     out = model(batch.context_images, batch.context_cameras, lidar=batch.context_lidar)
@@ -200,7 +200,7 @@ def test_torchrun_real_model_matches_one_process(tmp_path, clip_dir):
 
 def test_training_loss_under_bf16_autocast(clip_dir):
     """The whole step as CUDA training runs it (network under bf16 autocast), on the CPU."""
-    from splatnet.train_task import SplatTask
+    from splatnet.train.task import SplatTask
 
     cfg, model, stage, batch = _small_model_and_batch(clip_dir)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -214,7 +214,7 @@ def test_training_loss_under_bf16_autocast(clip_dir):
 
 def _small_model_and_batch(clip_dir: Path):
     """(config, SMALL_MODEL network seeded 0, a 16x24 stage, one batch of ``clip_dir``)."""
-    from splatnet.train_data import ClipSource
+    from splatnet.train.data import ClipSource
 
     cfg = from_dict(train.TrainConfig, {"model": SMALL_MODEL})
     torch.manual_seed(0)

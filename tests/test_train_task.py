@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from splatnet.train_task import inverse_depth_l1, mean_psnr
+from splatnet.train.task import inverse_depth_l1, mean_psnr
 
 
 def test_inverse_depth_l1_pools_the_nearest_point_per_cell():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from splatnet.errors import FormatError
-from splatnet.lpips import LPIPS
+from splatnet.metrics.lpips import LPIPS
 from splatnet.models.config import EncoderConfig
 from splatnet.models.encoder import Encoder
 

@@ -65,13 +65,13 @@ def _check_report(path: Path, args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from splatnet.checkpoint import load_model
     from splatnet.cli.reconstruct import _clip_dir, stage_progress
     from splatnet.clip import Clip
-    from splatnet.evaluate import evaluate_clip
-    from splatnet.feedforward import _clip_path
     from splatnet.io.atomic import atomic_write_text
-    from splatnet.lpips import LPIPS
+    from splatnet.io.checkpoint import load_model
+    from splatnet.metrics.lpips import LPIPS
+    from splatnet.pipeline.evaluate import evaluate_clip
+    from splatnet.pipeline.feedforward import _clip_path
 
     device = resolve_device(args.device)
     if args.lpips_net and not args.lpips_weights:

@@ -64,8 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from splatnet.io.atomic import atomic_write_text
-    from splatnet.optim import OptimConfig
-    from splatnet.optim.optimize import optimize_clip
+    from splatnet.optimization import OptimConfig
+    from splatnet.optimization.api import optimize_clip
 
     out = Path(args.out)
     check_output_file(out, args.force, ".ply")

@@ -194,13 +194,13 @@ def run(args: argparse.Namespace) -> int:
     if single:  # one clip: fail on its output and its manifest before loading the model
         check_output_file(outputs[0][0], args.force)
         from splatnet.clip import Clip
-        from splatnet.feedforward import _clip_path
+        from splatnet.pipeline.feedforward import _clip_path
 
         first = Clip.load(_clip_path(args.clips[0]))
 
     import torch
 
-    from splatnet.checkpoint import load_model
+    from splatnet.io.checkpoint import load_model
 
     t0 = time.perf_counter()
     model = load_model(args.checkpoint, device=device)
@@ -274,7 +274,7 @@ def _stages(args: argparse.Namespace) -> list[str]:
 
 def _load(clip_or_path, args: argparse.Namespace, stride: int):
     from splatnet.clip import Clip
-    from splatnet.feedforward import _clip_path, prepare_inputs
+    from splatnet.pipeline.feedforward import _clip_path, prepare_inputs
 
     clip = clip_or_path if isinstance(clip_or_path, Clip) else Clip.load(_clip_path(clip_or_path))
     frames = frame_ids(args.frames, clip.num_frames) if args.frames is not None else None
@@ -285,7 +285,7 @@ def _load(clip_or_path, args: argparse.Namespace, stride: int):
 
 def _reconstruct_one(clip_path, loaded, model, device, out_path: Path, fmt: str,
                      args: argparse.Namespace, stage: Callable[[str], None]) -> dict:
-    from splatnet.feedforward import run_network
+    from splatnet.pipeline.feedforward import run_network
 
     clip, inputs = loaded
     stage("network + post-process")
@@ -293,7 +293,7 @@ def _reconstruct_one(clip_path, loaded, model, device, out_path: Path, fmt: str,
     g = rec.gaussians
     if args.refine:
         stage("refine")
-        from splatnet.optim import refine
+        from splatnet.optimization import refine
 
         t0 = time.perf_counter()
         views = clip.views(frames=inputs.frames, cameras=inputs.camera_names, size=inputs.size)

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from splatnet import Gaussians
     from splatnet.clip import Clip
     from splatnet.io.atomic import atomic_directory
-    from splatnet.preview import mosaic, render_clip_trajectory
+    from splatnet.pipeline.preview import mosaic, render_clip_trajectory
 
     if not args.no_video:  # before rendering anything
         _video_support()

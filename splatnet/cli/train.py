@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from splatnet.train_args import add_arguments
+    from splatnet.train.args import add_arguments
 
     p = sub.add_parser(
         "train", help="train the feed-forward network (configs/*.yaml, KEY=VALUE overrides)",

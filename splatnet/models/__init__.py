@@ -1,7 +1,12 @@
-"""The feed-forward network: :class:`SplatNet`, its config, and inference post-processing.
+"""The feed-forward network: :class:`SplatNet`, its parts and its config.
 
-``SplatNet`` loads lazily: ``splatnet.head`` uses ``models.geometry`` and ``models.splatnet``
-uses the head, so either can be imported first.
+- :mod:`.config`: typed configs of every part (torch-free);
+- :mod:`.encoder`, :mod:`.cost_volume`, :mod:`.sky`, :mod:`.head`: the network's stages
+  (``GaussianHead`` is also the public head for users' own features);
+- :mod:`.geometry`: camera-ray and projection helpers; :mod:`.postprocessing`: prune / merge / cap;
+- :mod:`.splatnet`: the assembled network.
+
+Names load on first use, so the torch-free configs can be read without importing torch.
 """
 
 from __future__ import annotations
@@ -9,25 +14,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from splatnet.models.config import (
-    CostVolumeConfig,
-    EncoderConfig,
-    HeadConfig,
-    PostprocessConfig,
-    SkyConfig,
-    SplatNetConfig,
-)
-from splatnet.models.postprocess import postprocess  # binds the function over the submodule's name
-from splatnet.models.sky import SkyBackground
-
 _LAZY = {
+    **dict.fromkeys(("CostVolumeConfig", "EncoderConfig", "HeadConfig", "PostprocessConfig",
+                     "SkyConfig", "SplatNetConfig"), "splatnet.models.config"),
+    "postprocess": "splatnet.models.postprocessing",
+    "SkyBackground": "splatnet.models.sky",
+    "GaussianHead": "splatnet.models.head",
     "SplatNet": "splatnet.models.splatnet",
     "SplatNetOutput": "splatnet.models.splatnet",
 }
 
-__all__ = sorted([*_LAZY, "CostVolumeConfig", "EncoderConfig", "HeadConfig",
-                  "PostprocessConfig", "SkyBackground", "SkyConfig", "SplatNetConfig",
-                  "postprocess"])
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
@@ -44,4 +41,15 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from splatnet.models.config import (
+        CostVolumeConfig,
+        EncoderConfig,
+        HeadConfig,
+        PostprocessConfig,
+        SkyConfig,
+        SplatNetConfig,
+    )
+    from splatnet.models.head import GaussianHead
+    from splatnet.models.postprocessing import postprocess
+    from splatnet.models.sky import SkyBackground
     from splatnet.models.splatnet import SplatNet, SplatNetOutput

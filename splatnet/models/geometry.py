@@ -69,44 +69,6 @@ def plucker(dirs_world: Tensor, origins: Tensor, center: Tensor, scale: float) -
     return torch.cat([d, torch.cross(o, d, dim=-1) / scale], dim=-1)
 
 
-def project_points_depth(points: Tensor, K: Tensor, w2c: Tensor, h: int, w: int, width: int,
-                         height: int, *, near: float = 1e-3) -> Tensor:
-    """Splat world points into sparse camera-z depth maps (nearest point per cell).
-
-    Args:
-        points: ``[P, 3]`` world points of one scene.
-        K: ``[C, 3, 3]`` intrinsics of the scene's cameras (for ``width × height`` images).
-        w2c: ``[C, 4, 4]`` world-to-camera.
-        h, w: resolution of the output map (cells of ``height / h × width / w`` pixels).
-    Returns:
-        ``[C, h, w]`` depth (camera z) of the nearest point in each cell, 0 where none.
-    """
-    with no_autocast(K.device):
-        return _project_points_depth(points, K, w2c, h, w, width, height, near)
-
-
-def _project_points_depth(points, K, w2c, h, w, width, height, near):
-    c = K.shape[0]
-    dtype = torch.promote_types(K.dtype, torch.float32)
-    K, w2c = K.to(dtype), w2c.to(dtype)
-    p = points.to(dtype)
-    cam = (w2c[:, None, :3, :3] @ p[None, :, :, None]).squeeze(-1) + w2c[:, None, :3, 3]
-    z = cam[..., 2]  # [C, P]
-    zs = z.clamp_min(near)
-    u = K[:, None, 0, 0] * cam[..., 0] / zs + K[:, None, 0, 2]
-    v = K[:, None, 1, 1] * cam[..., 1] / zs + K[:, None, 1, 2]
-    ok = (z > near) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-    col = (u * (w / width)).floor().long().clamp(0, w - 1)
-    row = (v * (h / height)).floor().long().clamp(0, h - 1)
-    cam_idx = torch.arange(c, device=K.device)[:, None].expand_as(col)
-    flat = (cam_idx * h + row) * w + col
-    big = torch.finfo(dtype).max
-    out = torch.full((c * h * w,), big, dtype=dtype, device=K.device)
-    out.scatter_reduce_(0, flat[ok], z[ok], reduce="amin")
-    out = torch.where(out == big, torch.zeros_like(out), out)
-    return out.reshape(c, h, w)
-
-
 def matrix_to_quat(r: Tensor) -> Tensor:
     """Batched rotation matrices ``[..., 3, 3]`` → w, x, y, z unit quaternions ``[..., 4]``.
 

@@ -18,15 +18,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.profiler import record_function
 
-from splatnet import head as _head
-from splatnet.cameras import Cameras
+from splatnet.cameras import Cameras, sparse_depth
 from splatnet.errors import ValidationError
 from splatnet.gaussians import Gaussians
+from splatnet.models import head as _head
 from splatnet.models.config import SplatNetConfig
 from splatnet.models.cost_volume import DepthNet, inverse_depth_candidates, plane_sweep, select_sources
 from splatnet.models.encoder import Encoder
-from splatnet.models.geometry import cell_centers, plucker, project_points_depth, rotate, unproject_dirs
-from splatnet.models.postprocess import postprocess
+from splatnet.models.geometry import cell_centers, no_autocast, plucker, rotate, unproject_dirs
+from splatnet.models.postprocessing import postprocess
 from splatnet.models.sky import SkyBackground, SkyModel
 
 
@@ -149,7 +149,7 @@ class SplatNet(nn.Module):
 
         s = self.stride
         hs, ws = height // s, width // s
-        with record_function("splatnet.head"):
+        with record_function("splatnet.models.head"):
             out = self.head(_resize(fine, hs, ws).reshape(b, v, -1, hs, ws), cameras,
                             depth_logits=logits, candidate_depths=cand, images=images,
                             coarse_features=ctx.reshape(b, v, -1, h4, w4))
@@ -191,8 +191,9 @@ class SplatNet(nn.Module):
                 continue
             if self.training and torch.rand(()) < self.config.cost_volume.lidar_dropout:
                 continue
-            z = project_points_depth(pts.to(cameras.device), K[i], w2c[i], h, w, cameras.width,
-                                     cameras.height)  # [V, h, w]
+            with no_autocast(cameras.device):
+                z = sparse_depth(pts, K[i], w2c[i], (cameras.height, cameras.width), cells=(h, w),
+                                 near=1e-3).to(dtype)  # [V, h, w]
             mask = z > 0
             inv = torch.where(mask, 1.0 / z.clamp_min(1e-6), torch.zeros_like(z))
             disp = ((inv - inv_far) / (inv_near - inv_far)).clamp(0.0, 1.0) * mask

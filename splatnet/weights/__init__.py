@@ -1,1 +1,1 @@
-"""The shipped model's weights: package data read by ``splatnet.checkpoint.DEFAULT_MODEL``."""
+"""The shipped model's weights: package data read by ``splatnet.io.checkpoint.DEFAULT_MODEL``."""

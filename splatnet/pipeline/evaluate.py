@@ -2,7 +2,7 @@
 views the network never saw (PSNR, SSIM, LPIPS when given local weights, depth error against
 LiDAR), with timings.
 
-The split is the one per-scene optimisation uses (:func:`splatnet.optim.optimize.split_views`):
+The split is the one per-scene optimisation uses (:func:`splatnet.optimization.api.split_views`):
 held-out frames (every rig camera at those frames), held-out cameras (those cameras at every
 frame), or by default the clip's ``target`` cameras when it has them (extra cameras off the rig,
 recorded for exactly this), else its middle frame, so both methods are scored on the same views.
@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from splatnet.cameras import project_points
 from splatnet.errors import ValidationError
-from splatnet.lpips import LPIPS
+from splatnet.metrics.lpips import LPIPS
 
 LPIPS_SKIPPED = ("no weights given; pass --lpips-weights BACKBONE,LINEAR (e.g. torchvision's "
                  "alexnet-owt-7be5be79.pth and the lpips package's weights/v0.1/alex.pth), or "
@@ -32,19 +33,14 @@ def depth_errors(pred_depth: torch.Tensor, alpha: torch.Tensor, cameras, points:
     pixels a point lands on where the render is solid (alpha > 0.5). Returns absolute relative
     error, RMSE (metres) and the number of points used, or None when no point lands.
     """
-    w2c = cameras.world_to_cam.to(torch.float64)
-    K = cameras.K.to(torch.float64)
-    pts = torch.cat([points.to(torch.float64), points.new_ones(len(points), 1, dtype=torch.float64)],
-                    dim=1)
+    uv, z_all = project_points(points.to(torch.float64), cameras.K.to(torch.float64),
+                               cameras.world_to_cam.to(torch.float64))  # [V, M, 2], [V, M]
     rel, sq, count = 0.0, 0.0, 0
     for v in range(cameras.num_cameras):
-        cam = (pts @ w2c[v].T)[:, :3]
-        z = cam[:, 2]
-        keep = z > 0.1
-        uv = (cam[keep] @ K[v].T)
-        u = (uv[:, 0] / uv[:, 2]).floor().long()
-        vv = (uv[:, 1] / uv[:, 2]).floor().long()
-        z = z[keep]
+        keep = z_all[v] > 0.1
+        u = uv[v, keep, 0].floor().long()
+        vv = uv[v, keep, 1].floor().long()
+        z = z_all[v, keep]
         inside = (u >= 0) & (u < cameras.width) & (vv >= 0) & (vv < cameras.height)
         u, vv, z = u[inside], vv[inside], z[inside]
         d = pred_depth[v, vv, u, 0].to(torch.float64)
@@ -67,7 +63,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     """Reconstruct ``clip`` from its context views and score the held-out ones.
 
     Returns a JSON-ready dict: the split, PSNR / SSIM (mean and per view), LPIPS (mean and per
-    view with ``lpips``, a :class:`splatnet.lpips.LPIPS` built from local weights; otherwise
+    view with ``lpips``, a :class:`splatnet.metrics.lpips.LPIPS` built from local weights; otherwise
     ``{"skipped": why}``), depth errors against LiDAR (where present), the Gaussian count and
     timings. ``progress``, when given, is called with each stage's name as it starts:
     ``"decode context views"``, ``"network + post-process"``,
@@ -75,9 +71,9 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     """
     from splatnet import metrics
     from splatnet.device import resolve_device
-    from splatnet.feedforward import prepare_inputs, run_network
-    from splatnet.optim.optimize import split_views
-    from splatnet.render import render
+    from splatnet.optimization.api import split_views
+    from splatnet.pipeline.feedforward import prepare_inputs, run_network
+    from splatnet.rendering import render
 
     def stage(name: str) -> None:
         if progress is not None:

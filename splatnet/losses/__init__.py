@@ -17,10 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from splatnet.cameras import Cameras
+from splatnet.cameras import Cameras, sparse_depth
 from splatnet.errors import ValidationError
 from splatnet.gaussians import Gaussians
-from splatnet.models.geometry import project_points_depth
 
 __all__ = [
     "RenderCompare",
@@ -109,8 +108,8 @@ def lidar_depth_loss(depth: Tensor, cameras: Cameras, points: list[Tensor | None
         if pts is None or pts.shape[0] == 0:
             continue
         with torch.no_grad():
-            z = project_points_depth(pts.to(depth.device), K[i], w2c[i], h, w, cameras.width,
-                                     cameras.height, near=near)  # [V, h, w]
+            z = sparse_depth(pts, K[i], w2c[i], (cameras.height, cameras.width), cells=(h, w),
+                             near=near).to(depth.dtype)  # [V, h, w]
             hit = z > 0
             if far is not None:
                 hit &= z < far
@@ -239,7 +238,7 @@ def render_and_compare(gaussians: Gaussians, cameras: Cameras, images: Tensor, *
     Returns:
         The scalar loss, or a :class:`RenderCompare` when ``return_render``.
     """
-    from splatnet.render import render
+    from splatnet.rendering import render
 
     expect = cameras.batch_shape + (cameras.num_cameras, 3, cameras.height, cameras.width)
     if tuple(images.shape) != expect:

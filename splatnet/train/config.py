@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from splatnet.errors import ValidationError
+from splatnet.models.config import SplatNetConfig
 
 
 @dataclass
@@ -115,7 +116,7 @@ class ScheduleConfig:
 
 @dataclass
 class LossConfig:
-    """Weights of the training loss (see splatnet.train_task and splatnet.losses)."""
+    """Weights of the training loss (see splatnet.train.task and splatnet.losses)."""
 
     photometric_weight: float = 1.0
     """Weight of the target-view photometric loss (1 − s)·L1 + s·(1 − SSIM)."""
@@ -141,7 +142,7 @@ class LossConfig:
 
 @dataclass
 class EvalConfig:
-    """Periodic held-out evaluation (rank 0; splatnet.evaluate.evaluate_clip on each clip)."""
+    """Periodic held-out evaluation (rank 0; splatnet.pipeline.evaluate.evaluate_clip on each clip)."""
 
     every: int = 0
     """Evaluate every this many steps and at the end (0: never)."""
@@ -178,7 +179,7 @@ class TrainConfigBase:
     """Everything but the network: subclasses add ``model: <the architecture's config>``."""
 
     arch: str = "splatnet"
-    """Registered model architecture (splatnet.checkpoint.register_model)."""
+    """Registered model architecture (splatnet.io.checkpoint.register_model)."""
     data: DataConfig = field(default_factory=DataConfig)
     """Training data."""
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -228,25 +229,12 @@ class TrainConfigBase:
             raise ValidationError(f"eval.clips: {leak_clips} are also training clips")
 
 
-try:  # the real network's config; the trainer itself does not need it
-    from splatnet.models import SplatNetConfig as _SplatNetConfig
-except ImportError as _exc:  # pragma: no cover - only while the model package is absent
-    _SplatNetConfig = None
-    _MODEL_IMPORT_ERROR: Exception | None = _exc
-else:
-    _MODEL_IMPORT_ERROR = None
+@dataclass
+class TrainConfig(TrainConfigBase):
+    """A full training run of SplatNet."""
 
-if _SplatNetConfig is not None:
-
-    @dataclass
-    class TrainConfig(TrainConfigBase):
-        """A full training run of SplatNet."""
-
-        model: _SplatNetConfig = field(default_factory=_SplatNetConfig)  # type: ignore[valid-type]
-        """The network (splatnet.models.SplatNetConfig)."""
-
-else:  # pragma: no cover
-    TrainConfig = None  # type: ignore[assignment,misc]
+    model: SplatNetConfig = field(default_factory=SplatNetConfig)
+    """The network (splatnet.models.SplatNetConfig)."""
 
 
 def _check_optim(o: OptimConfig) -> None:

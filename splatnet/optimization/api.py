@@ -1,8 +1,8 @@
-"""``splatnet.optim.optimize(clip)``: classic per-scene 3DGS of one log clip, with a held-out score.
+"""``splatnet.optimization.api(clip)``: classic per-scene 3DGS of one log clip, with a held-out score.
 
 Steps: choose training and held-out views (:func:`split_views`), initialise Gaussians
-(:mod:`.init`), optimise (:func:`~splatnet.optim.trainer.fit`), evaluate on the held-out views
-(:func:`~splatnet.optim.trainer.evaluate`). The scene is treated as static: moving objects are
+(:mod:`.init`), optimise (:func:`~splatnet.optimization.fit.fit`), evaluate on the held-out views
+(:func:`~splatnet.optimization.fit.evaluate`). The scene is treated as static: moving objects are
 whatever the optimisation makes of them.
 """
 
@@ -19,8 +19,8 @@ import torch
 from splatnet.device import resolve_device
 from splatnet.errors import ValidationError
 from splatnet.gaussians import Gaussians
-from splatnet.optim import init as init_mod
-from splatnet.optim.trainer import FitResult, OptimConfig, evaluate, fit
+from splatnet.optimization import init as init_mod
+from splatnet.optimization.fit import FitResult, OptimConfig, evaluate, fit
 
 INITS = ("lidar", "random", "network", "network+lidar")
 

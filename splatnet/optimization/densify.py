@@ -29,7 +29,7 @@ from torch import Tensor
 
 from splatnet.errors import ValidationError
 from splatnet.gaussians import quat_to_rotmat
-from splatnet.optim.params import GaussianParams
+from splatnet.optimization.params import GaussianParams
 
 SPLIT_SCALE_DIVISOR = 1.6  # 0.8 · 2 children, as in the reference code
 RESET_OPACITY = 0.01

@@ -290,8 +290,8 @@ def init_network(clip, views, sh_degree: int, model=None) -> Gaussians:
     Uses ``model`` or the shipped default (:func:`splatnet.load_model`); the network runs at the
     views' size rounded down to its stride, and its SH is zero-padded to ``sh_degree``.
     """
-    from splatnet.checkpoint import load_model
-    from splatnet.feedforward import reconstruct_clip
+    from splatnet.io.checkpoint import load_model
+    from splatnet.pipeline.feedforward import reconstruct_clip
 
     model = load_model() if model is None else model
     stride = int(getattr(model, "stride", 1))

@@ -45,7 +45,7 @@ OPTIM_FORMAT = "splatnet-optim"
 TRAINER_FORMAT = "splatnet-trainer"
 
 #: Where ``load_model()`` with no path looks for the shipped default model.
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_MODEL = WEIGHTS_DIR / "splatnet_default.safetensors"
 
 
@@ -107,7 +107,7 @@ def arch_of(model: nn.Module) -> str:
                     except (ImportError, ValidationError):
                         continue
     raise ValidationError(f"{type(model).__name__} is not a registered model architecture; call "
-                          "splatnet.checkpoint.register_model(name, model_cls, config_cls) first")
+                          "splatnet.io.checkpoint.register_model(name, model_cls, config_cls) first")
 
 
 def build_model(arch: str, config: Any) -> nn.Module:
@@ -387,7 +387,7 @@ def _model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
 
 _WHAT_A_CHECKPOINT_IS = ("a splatnet checkpoint is two files side by side, NAME.safetensors "
                          "(weights) and NAME.json (architecture and config), as `splatnet train` "
-                         "and splatnet.checkpoint.save_model write them")
+                         "and splatnet.io.checkpoint.save_model write them")
 
 
 def _model_files(path: str | os.PathLike) -> tuple[Path, Path]:

@@ -23,3 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "e.g. to split a run into jobs")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved config as YAML and exit")
+
+
+def config_epilog(config_cls: type | None = None) -> str:
+    """The config keys with their defaults and docs, for ``--help`` (``TrainConfig`` by default)."""
+    from splatnet.config_io import format_help
+    from splatnet.train.config import TrainConfig
+
+    return "config keys (set in YAML or as KEY=VALUE):\n" + format_help(config_cls or TrainConfig)

@@ -6,7 +6,7 @@ training (gloo on CPU, NCCL on GPU; see ``docs/training.md``).
 
 The loop is generic over three small interfaces, so it can train the real network or a stand-in:
 
-- a **model**: any ``nn.Module``, registered in ``splatnet.checkpoint`` (``register_model``) so
+- a **model**: any ``nn.Module``, registered in ``splatnet.io.checkpoint`` (``register_model``) so
   that checkpoints name its architecture;
 - a **data source** (``DataSource``): ``get(index, stage)`` returns the sample of global index
   ``index``, a pure function of the data seed and the index (so resuming and any number of
@@ -29,7 +29,6 @@ import json
 import math
 import os
 import random
-import sys
 import time
 import zlib
 from collections.abc import Sequence
@@ -41,21 +40,14 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from splatnet import checkpoint as ckpt_io
-from splatnet.config_io import format_help, from_dict, load_config, merge_overrides, to_dict
+from splatnet.config_io import from_dict, load_config, merge_overrides, to_dict
 from splatnet.errors import ValidationError
+from splatnet.io import checkpoint as ckpt_io
 from splatnet.io.atomic import atomic_write_text
-from splatnet.train_args import add_arguments  # noqa: F401 - re-exported (torch-free for the CLI's parser)
-from splatnet.train_config import (  # noqa: F401 - re-exported: splatnet.train is the public face
-    _MODEL_IMPORT_ERROR,
-    DataConfig,
-    EvalConfig,
-    LogConfig,
-    LossConfig,
+from splatnet.train.args import add_arguments, config_epilog
+from splatnet.train.config import (
     OptimConfig,
-    ScheduleConfig,
     StageConfig,
-    SyntheticConfig,
     TrainConfig,
     TrainConfigBase,
     lr_at,
@@ -463,14 +455,14 @@ def run(cfg: TrainConfigBase, *, resume: str | None = None, stop_at: int | None 
                                       "weights against")
             ckpt_io.init_weights(model, cfg.model, cfg.init)
         if data is None or task is None:
-            from splatnet.train_data import build_data
-            from splatnet.train_task import SplatTask
+            from splatnet.train.data import build_data
+            from splatnet.train.task import SplatTask
 
             data = data if data is not None else build_data(cfg)
             task = task if task is not None else SplatTask(cfg.loss)
         if evaluate is None and cfg.eval.every and dist_info.is_main and (
                 cfg.eval.clips or cfg.eval.synthetic_seeds):
-            from splatnet.train_data import ClipEvaluator
+            from splatnet.train.data import ClipEvaluator
 
             evaluate = ClipEvaluator.from_config(cfg)
         trainer = Trainer(cfg, model, data, task, dist_info, evaluate)
@@ -480,11 +472,6 @@ def run(cfg: TrainConfigBase, *, resume: str | None = None, stop_at: int | None 
     finally:
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def config_epilog(config_cls: type | None = None) -> str:
-    cls = config_cls or TrainConfig or TrainConfigBase
-    return "config keys (set in YAML or as KEY=VALUE):\n" + format_help(cls)
 
 
 def main(argv: Sequence[str] | None = None, *, config_cls: type | None = None,
@@ -503,9 +490,6 @@ def run_from_args(args: argparse.Namespace, *, config_cls: type | None = None,
                   model: nn.Module | None = None, data: DataSource | None = None,
                   task: Task | None = None) -> int:
     cls = config_cls or TrainConfig
-    if cls is None:
-        raise ValidationError(f"the SplatNet model is not available yet (importing "
-                              f"splatnet.models failed: {_MODEL_IMPORT_ERROR})")
     resume = args.resume
     if resume == "auto":  # the run's own directory if it has a checkpoint, else a fresh start
         cfg = resolve_config(cls, args.config, args.overrides, None)
@@ -520,5 +504,3 @@ def run_from_args(args: argparse.Namespace, *, config_cls: type | None = None,
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """The ``torch`` backend: the renderer written out in plain PyTorch, as its readable specification.
 
-Same two stages and signatures as the compiled ops (see ``splatnet/render/_ops.py``):
+Same two stages and signatures as the compiled ops (see ``splatnet/rendering/_ops.py``):
 
 1. :func:`project_reference` — EWA projection of 3D Gaussians into each camera, culling, and the
    view-dependent SH colour.

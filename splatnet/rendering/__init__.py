@@ -4,6 +4,6 @@ Backends: ``torch`` (pure-PyTorch reference, :mod:`.reference`), ``cpu`` / ``cud
 ops in ``csrc/``, wrapped by :mod:`._ops`), ``gsplat`` (:mod:`.gsplat_backend`).
 """
 
-from splatnet.render.api import BACKENDS, RenderOutput, render
+from splatnet.rendering.api import BACKENDS, RenderOutput, render
 
 __all__ = ["BACKENDS", "RenderOutput", "render"]

@@ -5,10 +5,10 @@ density control and evaluates on held-out views; ``refine(gaussians, views, step
 steps from given Gaussians (the network's output).
 """
 
-from splatnet.optim.densify import DensifyConfig, DensityController
-from splatnet.optim.optimize import OptimResult, Split, optimize, optimize_clip, split_views
-from splatnet.optim.params import GaussianParams
-from splatnet.optim.trainer import FitResult, OptimConfig, evaluate, fit, refine, scene_extent
+from splatnet.optimization.api import OptimResult, Split, optimize, optimize_clip, split_views
+from splatnet.optimization.densify import DensifyConfig, DensityController
+from splatnet.optimization.fit import FitResult, OptimConfig, evaluate, fit, refine, scene_extent
+from splatnet.optimization.params import GaussianParams
 
 __all__ = [
     "DensifyConfig",

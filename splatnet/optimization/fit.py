@@ -27,8 +27,8 @@ from splatnet import metrics
 from splatnet.cameras import Cameras
 from splatnet.errors import BackendUnavailableError, ValidationError
 from splatnet.gaussians import Gaussians
-from splatnet.optim.densify import DensifyConfig, DensityController
-from splatnet.optim.params import GaussianParams
+from splatnet.optimization.densify import DensifyConfig, DensityController
+from splatnet.optimization.params import GaussianParams
 
 
 @dataclasses.dataclass
@@ -124,7 +124,7 @@ class FitResult:
 # ----------------------------------------------------------------------------- helpers
 @functools.cache
 def _compiled_cpu_available() -> bool:
-    from splatnet.render import render
+    from splatnet.rendering import render
 
     g = Gaussians(torch.zeros(1, 3), torch.tensor([[1.0, 0, 0, 0]]), torch.full((1, 3), 0.1),
                   torch.full((1,), 0.5), torch.zeros(1, 1, 3))
@@ -299,7 +299,7 @@ def _check_backgrounds(backgrounds: Tensor | None, images: Tensor,
 
 def _render(g: Gaussians, cam: Cameras, degree: int, background: Tensor | None, cfg: OptimConfig,
             backend: str):
-    from splatnet.render import render
+    from splatnet.rendering import render
 
     return render(g, cam, sh_degree=degree, background=background, antialiased=cfg.antialiased,
                   backend=backend)
@@ -328,7 +328,7 @@ def evaluate(gaussians: Gaussians, views, *, sh_degree: int | None = None,
     counts invalid pixels as exact. Returns ``{"psnr", "ssim"}`` (means over views) and
     ``"per_view"`` (a list of ``{"psnr", "ssim"}``).
     """
-    from splatnet.render import render
+    from splatnet.rendering import render
 
     device = gaussians.device
     cams, images, masks = _check_views(views)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from splatnet.cameras import Cameras
+from splatnet.cameras import Cameras, sparse_depth
 from splatnet.errors import ValidationError
 
 
@@ -208,42 +208,8 @@ def _depth_maps(clip: Any, cams: Cameras, frames: list[int], dense: Tensor | Non
         if pts is None or not len(pts):
             continue
         views = [v for v, fv in enumerate(frames) if fv == f]
-        out[views, :, :, 0] = project_depth(pts, cams.K[views], w2c[views], size)
+        out[views, :, :, 0] = sparse_depth(pts, cams.K[views], w2c[views], size)
     return out
-
-
-def project_depth(points: Tensor, K: Tensor, world_to_cam: Tensor,
-                  size: tuple[int, int], near: float = 0.5) -> Tensor:
-    """Sparse depth maps (camera z of the nearest point per pixel, 0 = none) of world ``points``.
-
-    Args:
-        points: ``[M, 3]`` world points.
-        K, world_to_cam: ``[..., 3, 3]`` / ``[..., 4, 4]`` cameras.
-        size: ``(H, W)``; pixel ``(x, y)`` covers ``[x, x + 1) × [y, y + 1)``.
-    Returns ``[..., H, W]``.
-    """
-    h, w = size
-    lead = K.shape[:-2]
-    K = K.reshape(-1, 3, 3).float()
-    w2c = world_to_cam.reshape(-1, 4, 4).float()
-    n = K.shape[0]
-    p = points.float()
-    cam = torch.einsum("vij,mj->vmi", w2c[:, :3, :3], p) + w2c[:, None, :3, 3]  # [V, M, 3]
-    z = cam[..., 2]
-    keep = z > near
-    v_idx = torch.arange(n).unsqueeze(1).expand_as(z)[keep]
-    cam, z = cam[keep], z[keep]
-    kk = K[v_idx]  # [P, 3, 3]
-    xn, yn = cam[:, 0] / z, cam[:, 1] / z
-    u = kk[:, 0, 0] * xn + kk[:, 0, 1] * yn + kk[:, 0, 2]
-    vv = kk[:, 1, 1] * yn + kk[:, 1, 2]
-    x, y = torch.floor(u).long(), torch.floor(vv).long()
-    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-    flat = ((v_idx * h + y) * w + x)[inside]
-    depth = torch.full((n * h * w,), float("inf"))
-    depth.scatter_reduce_(0, flat, z[inside], reduce="amin")
-    depth[torch.isinf(depth)] = 0.0
-    return depth.reshape(*lead, h, w)
 
 
 # ---------------------------------------------------------------------------- synthetic clips
@@ -278,7 +244,7 @@ def synthetic_clips(seeds: list[int], cameras: int, frames: int, size: tuple[int
 class ClipEvaluator:
     """Mean held-out PSNR / SSIM (and LiDAR depth error) over clips, via ``evaluate_clip``.
 
-    Each clip is split as ``splatnet.evaluate.split_views`` does by default (its target cameras
+    Each clip is split as ``splatnet.pipeline.evaluate.split_views`` does by default (its target cameras
     when it has them, else its last frame), as the benchmarks report.
     """
 
@@ -298,7 +264,7 @@ class ClipEvaluator:
         return cls(paths, cfg.eval.size)
 
     def __call__(self, model: Any, step: int, stage: Any) -> dict[str, float]:
-        from splatnet.evaluate import evaluate_clip
+        from splatnet.pipeline.evaluate import evaluate_clip
 
         size = tuple(self.size) if self.size is not None else tuple(stage.size)
         device = next(model.parameters()).device

@@ -60,7 +60,7 @@ def project(
     """EWA projection + SH colour.
 
     Returns ``(means2d [B,C,N,2], conics [B,C,N,3], depths [B,C,N], radii [B,C,N,2] int32,
-    opac [B,C,N], colors [B,C,N,3])``; see ``splatnet/render/reference.py`` for the semantics.
+    opac [B,C,N], colors [B,C,N,3])``; see ``splatnet/rendering/reference.py`` for the semantics.
     Differentiable w.r.t. means, quats, scales, opacities and sh (not the cameras).
     """
     _require(means, viewmats)

@@ -114,7 +114,7 @@ def prepare_inputs(
 def run_network(inputs: ClipInputs, model: nn.Module,
                 device: str | torch.device | None = None) -> Reconstruction:
     """One forward pass of ``model`` on prepared inputs, then prune / merge / cap."""
-    from splatnet.models.postprocess import postprocess
+    from splatnet.models.postprocessing import postprocess
 
     dev = resolve_device(device)
     model = model.to(dev).eval()
@@ -182,7 +182,7 @@ def reconstruct(
 
     clip = clip_or_path if isinstance(clip_or_path, Clip) else Clip.load(_clip_path(clip_or_path))
     if model is None:
-        from splatnet.checkpoint import load_model
+        from splatnet.io.checkpoint import load_model
 
         model = load_model(device=device)
     return reconstruct_clip(clip, model, frames=frames, cameras=cameras, size=size,

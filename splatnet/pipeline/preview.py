@@ -90,7 +90,7 @@ def render_clip_trajectory(
     ``size`` ``(H, W)`` is bounded by ``splatnet._limits`` (a ``ValidationError`` before rendering).
     """
     from splatnet._limits import check_image_size
-    from splatnet.render import render
+    from splatnet.rendering import render
 
     if size is not None:
         size = check_image_size(*size, what="size")

@@ -1,19 +1,4 @@
-"""Image quality metrics shared by optimisation, evaluation and benchmarks: PSNR, SSIM and LPIPS.
-
-Images are ``[..., H, W, 3]`` (channels last, like ``RenderOutput.rgb``) with values in
-``[0, 1]``. Every function returns one value per image (shape ``[...]``); average them yourself so
-that the averaging (per view, per clip) is visible where it happens.
-
-SSIM is ``kornia.metrics.ssim`` with the usual constants (11-tap Gaussian window, σ = 1.5,
-``c1 = 0.01²``, ``c2 = 0.03²``). As a *metric* it is averaged over the ``'valid'`` region (the
-window never reaches outside the image, as in scikit-image); as a *loss* (``ssim_map`` with
-``padding='same'``) it covers every pixel, as in the reference 3DGS training code.
-
-LPIPS (v0.1, AlexNet or VGG16) is the module :class:`LPIPS`, defined in :mod:`splatnet.lpips`: it
-needs weights from local files (``LPIPS.from_files(backbone, linear_layers)``, nothing is
-downloaded), so it is built once and then called like the functions here: ``lpips(pred, target)``
-gives ``[...]``.
-"""
+"""PSNR and SSIM of ``[..., H, W, 3]`` images in ``[0, 1]`` (see :mod:`splatnet.metrics`)."""
 
 from __future__ import annotations
 
@@ -21,9 +6,8 @@ import torch
 from torch import Tensor
 
 from splatnet.errors import ValidationError
-from splatnet.lpips import LPIPS
 
-__all__ = ["LPIPS", "SSIM_WINDOW", "mse", "psnr", "ssim", "ssim_map"]
+__all__ = ["SSIM_WINDOW", "mse", "psnr", "ssim", "ssim_map"]
 
 SSIM_WINDOW = 11
 
@@ -48,7 +32,7 @@ def psnr(pred: Tensor, target: Tensor, max_val: float = 1.0) -> Tensor:
     """Peak signal-to-noise ratio in dB per image, ``[...]``: ``10 log10(max² / MSE)``.
 
     Identical images give ``inf`` (the MSE is 0); clamp the prediction to ``[0, 1]`` first when it
-    comes from a renderer (as :func:`splatnet.optim.evaluate` does).
+    comes from a renderer (as :func:`splatnet.optimization.evaluate` does).
     """
     err = mse(pred, target)
     return 10.0 * torch.log10(max_val**2 / err)

@@ -21,7 +21,7 @@ from splatnet._validate import check_finite
 from splatnet.cameras import Cameras
 from splatnet.errors import BackendUnavailableError, ValidationError
 from splatnet.gaussians import Gaussians
-from splatnet.render import reference
+from splatnet.rendering import reference
 
 BACKENDS = ("auto", "torch", "cpu", "cuda", "gsplat")
 
@@ -141,7 +141,7 @@ def render(
 
     d = 0 if feats is None else feats.shape[-1]
     if backend == "gsplat":
-        from splatnet.render.gsplat_backend import render_gsplat
+        from splatnet.rendering.gsplat_backend import render_gsplat
 
         # gsplat takes any leading dims: hand it the unflattened ones, so that its projected
         # means already have the output shape (static scenes) and their .grad is gsplat's own.
@@ -347,10 +347,10 @@ def _stages(backend: str):
     else:
         _ext.require_cpu()
     try:
-        from splatnet.render import _ops
+        from splatnet.rendering import _ops
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise BackendUnavailableError(
-            f"backend {backend!r}: the op wrappers splatnet.render._ops could not be imported "
+            f"backend {backend!r}: the op wrappers splatnet.rendering._ops could not be imported "
             f"({exc}); use backend='torch'"
         ) from exc
     return _ops.project, _ops.rasterize

@@ -1,0 +1,8 @@
+"""From a clip to results: :mod:`.feedforward` (one network pass → Gaussians, the library side
+of ``splatnet reconstruct``), :mod:`.evaluate` (held-out scores, ``splatnet eval``) and
+:mod:`.preview` (renders along the clip's trajectory, ``splatnet render``)."""
+
+from splatnet.pipeline.evaluate import evaluate_clip
+from splatnet.pipeline.feedforward import Reconstruction, reconstruct, reconstruct_clip
+
+__all__ = ["Reconstruction", "evaluate_clip", "reconstruct", "reconstruct_clip"]
