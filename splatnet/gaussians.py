@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from splatnet._validate import as_tensor, check_finite, check_float, check_same_batch, check_trailing
-from splatnet.errors import ValidationError
+from splatnet.errors import FormatError, ValidationError
 from splatnet.sh import sh_degree_from_bases, sh_rotation_matrices
 
 _FIELDS = ("means", "quats", "scales", "opacities", "sh", "velocities", "times")
@@ -270,9 +270,14 @@ class Gaussians:
     @staticmethod
     def load_ply(path: str | os.PathLike) -> Gaussians:
         """Read a 3DGS PLY (with or without normals, SH degree 0-3)."""
-        from splatnet.io.ply import load_ply
+        from splatnet.io.ply import read_ply
 
-        return load_ply(path)
+        fields = read_ply(path)
+        try:
+            return Gaussians(fields["means"], fields["quats"], fields["scales"],
+                             fields["opacities"], fields["sh"])
+        except ValidationError as exc:
+            raise FormatError(f"{path}: {exc}") from None
 
     def save_splat(self, path: str | os.PathLike) -> int:
         """Write the 32-byte-per-Gaussian ``.splat`` web format atomically."""

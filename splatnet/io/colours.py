@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from splatnet.rendering.reference import ALPHA_MAX
+from splatnet._constants import ALPHA_MAX
 from splatnet.sh import SH_C0
 
 

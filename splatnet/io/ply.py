@@ -10,15 +10,18 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from splatnet.errors import FormatError, ValidationError
-from splatnet.gaussians import Gaussians
 from splatnet.io.atomic import atomic_write
 from splatnet.io.colours import fit_colours_to_unit_range
 from splatnet.sh import num_sh_bases
+
+if TYPE_CHECKING:  # the type is only named here: Gaussians.save_ply / load_ply call this module
+    from splatnet.gaussians import Gaussians
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +223,10 @@ def _check_body_size(path: Path, header: _Header, props: list[str]) -> None:
                       f"{promised} ({want} bytes), the body holds {held}")
 
 
-def load_ply(path: str | os.PathLike) -> Gaussians:
-    """Read a 3DGS PLY written by splatnet, the reference 3DGS code, gsplat or compatible tools.
+def read_ply(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a 3DGS PLY written by splatnet, the reference 3DGS code, gsplat or compatible tools:
+    float32 ``means, quats, scales, opacities, sh`` (activated, as :class:`~splatnet.Gaussians`
+    takes them; ``Gaussians.load_ply`` builds one from them).
 
     Accepts files with or without ``nx ny nz``, SH degree 0-3, in any binary or ASCII PLY
     encoding that plyfile reads; properties must be float32. Raises :class:`FormatError` naming the
@@ -312,7 +317,5 @@ def load_ply(path: str | os.PathLike) -> Gaussians:
     def t(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(x)).to(torch.float32)
 
-    try:
-        return Gaussians(t(means), t(quats), t(scales), t(opac), t(sh))
-    except ValidationError as exc:
-        raise FormatError(f"{path}: {exc}") from None
+    return {"means": t(means), "quats": t(quats), "scales": t(scales), "opacities": t(opac),
+            "sh": t(sh)}

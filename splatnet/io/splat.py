@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from splatnet.errors import ValidationError
-from splatnet.gaussians import Gaussians
 from splatnet.io.atomic import atomic_write
 from splatnet.io.colours import fit_colours_to_unit_range
 from splatnet.sh import SH_C0
+
+if TYPE_CHECKING:  # the type is only named here: Gaussians.save_splat calls this module
+    from splatnet.gaussians import Gaussians
 
 log = logging.getLogger(__name__)
 

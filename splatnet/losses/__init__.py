@@ -20,10 +20,12 @@ from torch import Tensor
 from splatnet.cameras import Cameras, sparse_depth
 from splatnet.errors import ValidationError
 from splatnet.gaussians import Gaussians
+from splatnet.metrics import psnr  # noqa: F401 - the metric, re-exported for convenience
 
 __all__ = [
     "RenderCompare",
     "edge_aware_smoothness",
+    "inverse_depth_l1",
     "lidar_depth_loss",
     "opacity_loss",
     "photometric_loss",
@@ -70,10 +72,23 @@ def photometric_loss(pred: Tensor, target: Tensor, *, mask: Tensor | None = None
     return _masked_mean(per_pixel, mask)
 
 
-def psnr(pred: Tensor, target: Tensor) -> Tensor:
-    """Peak signal-to-noise ratio in dB for images in [0, 1] (over all elements)."""
-    mse = F.mse_loss(pred, target)
-    return -10.0 * torch.log10(mse.clamp_min(1e-12))
+def inverse_depth_l1(pred: Tensor, gt: Tensor, near: float, pool: bool = True) -> Tensor:
+    """Mean ``|near/pred − near/gt|`` where ``gt`` > 0.
+
+    ``pred`` is ``[B, V, 1, h, w]``; ``gt`` ``[B, V, 1, H, W]`` sparse (0 = unknown). With
+    ``pool``, ``gt`` is reduced to ``h × w`` cells keeping each cell's nearest point (max of the
+    inverse depth), so a coarse prediction is compared with the surface a cell's centre sees first.
+    """
+    b, v = gt.shape[:2]
+    H, W = gt.shape[-2:]
+    h, w = pred.shape[-2:]
+    inv = torch.where(gt > 0, near / gt.clamp_min(1e-6), torch.zeros_like(gt)).reshape(b * v, 1, H, W)
+    if pool and (h, w) != (H, W):
+        inv = F.adaptive_max_pool2d(inv, (h, w))
+    inv = inv.reshape(b, v, 1, h, w)
+    mask = (inv > 0).to(pred.dtype)
+    err = (near / pred.float().clamp_min(1e-6) - inv).abs() * mask
+    return err.sum() / mask.sum().clamp_min(1)
 
 
 def lidar_depth_loss(depth: Tensor, cameras: Cameras, points: list[Tensor | None], *,
@@ -170,19 +185,21 @@ def edge_aware_smoothness(inv_depth: Tensor, image: Tensor) -> Tensor:
     return loss
 
 
-def sky_opacity_loss(alpha: Tensor, sky_mask: Tensor) -> Tensor:
+def sky_opacity_loss(alpha: Tensor, sky_mask: Tensor, *, mask: Tensor | None = None) -> Tensor:
     """``L1(alpha, 1 − sky)``: rendered opacity should be 0 on sky pixels and 1 elsewhere (STORM).
 
     Args:
         alpha: rendered opacity ``[..., H, W, 1]`` (``RenderOutput.alpha``) or ``[..., H, W]``.
         sky_mask: ``[..., H, W]`` bool or float in [0, 1] (1 = sky).
+        mask: optional ``[..., H, W]`` pixels where the sky mask is known; the loss is averaged
+            over them.
     """
     if alpha.shape[-1] == 1 and alpha.dim() == sky_mask.dim() + 1:
         alpha = alpha[..., 0]
     if alpha.shape != sky_mask.shape:
         raise ValidationError(f"sky_opacity_loss: alpha {tuple(alpha.shape)} and sky_mask "
                               f"{tuple(sky_mask.shape)} differ")
-    return (alpha - (1.0 - sky_mask.to(alpha.dtype))).abs().mean()
+    return _masked_mean((alpha - (1.0 - sky_mask.to(alpha.dtype))).abs(), mask)
 
 
 def sky_probability_loss(sky_prob: Tensor, sky_mask: Tensor) -> Tensor:

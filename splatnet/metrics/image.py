@@ -22,19 +22,34 @@ def _check_pair(pred: Tensor, target: Tensor) -> None:
         )
 
 
-def mse(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean squared error per image, ``[...]``."""
-    _check_pair(pred, target)
-    return ((pred - target) ** 2).mean(dim=(-3, -2, -1))
+def _shape(x: object) -> object:
+    return list(x.shape) if isinstance(x, Tensor) else type(x).__name__
 
 
-def psnr(pred: Tensor, target: Tensor, max_val: float = 1.0) -> Tensor:
-    """Peak signal-to-noise ratio in dB per image, ``[...]``: ``10 log10(max² / MSE)``.
+def mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean squared error per image, ``[...]``: over the last three dimensions (all of them for
+    tensors of fewer), or over the pixels where ``mask`` (broadcastable, e.g. ``[..., H, W, 1]``)
+    is true."""
+    if not isinstance(pred, Tensor) or not isinstance(target, Tensor) or pred.shape != target.shape:
+        raise ValidationError(
+            "metrics: expected two tensors of the same shape (images [..., H, W, 3] or "
+            f"[..., 3, H, W]), got {_shape(pred)} and {_shape(target)}")
+    dims = tuple(range(-min(3, pred.dim()), 0))
+    sq = (pred - target) ** 2
+    if mask is None:
+        return sq.mean(dim=dims)
+    m = mask.to(sq.dtype).expand_as(sq)
+    return (sq * m).sum(dim=dims) / m.sum(dim=dims).clamp_min(1)
+
+
+def psnr(pred: Tensor, target: Tensor, max_val: float = 1.0, *, mask: Tensor | None = None) -> Tensor:
+    """Peak signal-to-noise ratio in dB per image, ``[...]``: ``10 log10(max² / MSE)`` (the MSE of
+    :func:`mse`, over the ``mask``ed pixels when given).
 
     Identical images give ``inf`` (the MSE is 0); clamp the prediction to ``[0, 1]`` first when it
     comes from a renderer (as :func:`splatnet.optimization.evaluate` does).
     """
-    err = mse(pred, target)
+    err = mse(pred, target, mask)
     return 10.0 * torch.log10(max_val**2 / err)
 
 

@@ -27,6 +27,7 @@ from splatnet import metrics
 from splatnet.cameras import Cameras
 from splatnet.errors import BackendUnavailableError, ValidationError
 from splatnet.gaussians import Gaussians
+from splatnet.losses import photometric_loss
 from splatnet.optimization.densify import DensifyConfig, DensityController
 from splatnet.optimization.params import GaussianParams
 
@@ -309,11 +310,7 @@ def _loss(pred: Tensor, target: Tensor, mask: Tensor | None, ssim_weight: float)
     """``(1 − λ) L1 + λ (1 − SSIM)`` of one ``[H, W, 3]`` image; masked pixels count as exact."""
     if mask is not None:
         pred = torch.where(mask, pred, target)
-    l1 = (pred - target).abs().mean()
-    if ssim_weight == 0:
-        return l1
-    s = metrics.ssim_map(pred, target, padding="same").mean()
-    return (1.0 - ssim_weight) * l1 + ssim_weight * (1.0 - s)
+    return photometric_loss(pred.movedim(-1, -3), target.movedim(-1, -3), ssim_weight=ssim_weight)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -347,8 +344,7 @@ def evaluate(gaussians: Gaussians, views, *, sh_degree: int | None = None,
         gt = images[v].to(device, torch.float32)
         if masks is not None:
             m = masks[v].to(device)
-            err = ((pred - gt) ** 2 * m).sum() / (m.sum() * 3).clamp_min(1)
-            p = float(10 * torch.log10(1.0 / err))
+            p = float(metrics.psnr(pred, gt, mask=m))
             pred = torch.where(m, pred, gt)
         else:
             p = float(metrics.psnr(pred, gt))

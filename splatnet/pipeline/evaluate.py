@@ -2,7 +2,7 @@
 views the network never saw (PSNR, SSIM, LPIPS when given local weights, depth error against
 LiDAR), with timings.
 
-The split is the one per-scene optimisation uses (:func:`splatnet.optimization.api.split_views`):
+The split is the one per-scene optimisation uses (:func:`splatnet.clip.split.split_views`):
 held-out frames (every rig camera at those frames), held-out cameras (those cameras at every
 frame), or by default the clip's ``target`` cameras when it has them (extra cameras off the rig,
 recorded for exactly this), else its middle frame, so both methods are scored on the same views.
@@ -70,8 +70,8 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     ``"render and score held-out views"``.
     """
     from splatnet import metrics
+    from splatnet.clip.split import split_views
     from splatnet.device import resolve_device
-    from splatnet.optimization.api import split_views
     from splatnet.pipeline.feedforward import prepare_inputs, run_network
     from splatnet.rendering import render
 

@@ -9,7 +9,7 @@ Same two stages and signatures as the compiled ops (see ``splatnet/rendering/_op
 
 Everything is dtype-generic (float64 for gradient checks) and differentiated by autograd. The
 semantics are exactly ``CONVENTIONS.md`` ("classic" 3DGS, optional Mip-Splatting compensation);
-the constants below are the Python twins of the C++ header ``csrc/include/splatnet/``.
+the constants (``splatnet/_constants.py``) are the Python twins of ``csrc/include/splatnet/constants.h``.
 
 No NaN, forward or backward, for a Gaussian at the near plane or the camera centre: every value
 that could divide by zero there is replaced by a harmless one *before* the division (``where``
@@ -25,16 +25,18 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from splatnet._constants import (  # noqa: F401 - re-exported: the reference names its constants
+    ALPHA_MAX,
+    ALPHA_MIN,
+    DEPTH_EPS,
+    EPS2D,
+    FOV_CLAMP,
+    T_MIN,
+    TILE_SIZE,
+)
 from splatnet.sh import SH_C0, eval_sh_basis, num_sh_bases
 
 # ----------------------------------------------------------------------------- constants
-ALPHA_MAX = 0.99  # α = min(ALPHA_MAX, o · G)
-ALPHA_MIN = 1.0 / 255.0  # a Gaussian with α < ALPHA_MIN is skipped at that pixel
-T_MIN = 1e-4  # a blend that would take T below T_MIN is not done, and the pixel stops
-EPS2D = 0.3  # dilation added to the 2D covariance (pixels²)
-FOV_CLAMP = 1.3  # x/z, y/z clamped to 1.3× the half field of view for the Jacobian
-DEPTH_EPS = 1e-10  # expected depth = Σ z α T / max(alpha, DEPTH_EPS)
-TILE_SIZE = 16
 
 # exp(−σ) for σ beyond this is < 1e-26 · 255: such α are skipped whatever the cap, so σ is
 # clamped there before exp (denormal floats make exp ~100× slower on x86).

@@ -244,7 +244,7 @@ def synthetic_clips(seeds: list[int], cameras: int, frames: int, size: tuple[int
 class ClipEvaluator:
     """Mean held-out PSNR / SSIM (and LiDAR depth error) over clips, via ``evaluate_clip``.
 
-    Each clip is split as ``splatnet.pipeline.evaluate.split_views`` does by default (its target cameras
+    Each clip is split as ``splatnet.clip.split.split_views`` does by default (its target cameras
     when it has them, else its last frame), as the benchmarks report.
     """
 

@@ -218,7 +218,7 @@ class Trainer:
         chunks = self._chunks(step)
         batches = self._batches(step)
         self.optimizer.zero_grad(set_to_none=True)
-        sums: dict[str, float] = {}
+        sums: dict[str, Any] = {}  # tensors until the end of the step (one device sync)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16,
                                   enabled=cfg.optim.bf16 and self.device.type == "cuda")
         for ci, (idx, batch) in enumerate(zip(chunks, batches)):
@@ -232,8 +232,10 @@ class Trainer:
                     raise FloatingPointError(f"step {step}: loss is {float(loss.detach())} "
                                              f"(metrics {m})")
                 (loss * (len(idx) / local)).backward()
-            for k, v in {"loss": float(loss.detach()), **m}.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * len(idx) / local
+            for k, v in {"loss": loss.detach(), **m}.items():
+                v = torch.as_tensor(v, dtype=torch.float32).to(self.device).reshape(())
+                sums[k] = sums.get(k, 0.0) + v * (len(idx) / local)
+        sums = dict(zip(sums, torch.stack(list(sums.values())).tolist()))
         params = [p for p in self.model.parameters() if p.grad is not None]
         if cfg.optim.grad_clip > 0:
             gnorm = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))

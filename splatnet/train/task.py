@@ -1,48 +1,169 @@
-"""The training objective of SplatNet: reconstruct from context views, render and compare targets.
+"""The training objective of SplatNet: reconstruct from context views, render and compare.
 
-``SplatTask.loss(model, batch, step, stage)`` (the trainer's ``Task`` interface):
+``SplatTask.loss(model, batch, step, stage)`` (the trainer's ``Task`` interface) runs the network
+on the context views (``out = model(images, cameras, lidar=...)``) and adds up the rows of
+:data:`OBJECTIVE`: each row names a loss term, the ``LossConfig`` field that weights it and the
+function that computes it from the network output and the batch (``None`` when the batch lacks
+what it needs, e.g. LiDAR or sky masks). A new term is one function here (or in
+:mod:`splatnet.losses`), one ``LossConfig`` field and one row.
 
-1. ``out = model(context images, context cameras, lidar=context LiDAR points)``;
-2. ``splatnet.losses.render_and_compare`` of ``out.gaussians`` (sky composited behind them
-   with weight ``1 − alpha``) at the target views, and at the context views with
-   ``context_weight``: ``(1 − s)·L1 + s·(1 − SSIM)``;
-3. plus, where the data has them:
-   - ``depth_weight`` (or the curriculum stage's): L1 on *normalised inverse depth*
-     ``near / z`` between the network's depth maps (final and coarse) and each context view's
-     sparse LiDAR depth. The depth maps come from ``train_data`` (each view gets the sweep of
-     its own frame, so moving cars are not smeared across frames; clips without LiDAR fall back
-     on ground-truth depth maps), hence this module's ``inverse_depth_l1`` rather than
-     ``losses.lidar_depth_loss``, which splats one cloud into every view of a scene;
-   - ``render_depth_weight``: the same on the rendered depth of the targets where the render is
-     opaque (alpha > 0.5);
-   - ``sky_weight``: L1 between rendered alpha and ``1 − sky mask`` at the targets;
-     ``sky_prob_weight``: ``losses.sky_probability_loss`` on the context views;
-   - ``smooth_weight``: ``losses.edge_aware_smoothness`` of the inverse depth;
-     ``opacity_weight`` / ``scale_weight``: ``losses.opacity_loss`` / ``losses.scale_loss``.
+The terms (every one a mean over the batch's scenes, as the trainer requires):
 
-Every term is a mean over the batch's scenes, as the trainer requires.
+- ``photometric`` / ``context``: ``losses.render_and_compare`` of ``out.gaussians`` (sky
+  composited behind them with weight ``1 − alpha``) at the target / the context views:
+  ``(1 − s)·L1 + s·(1 − SSIM)``;
+- ``depth`` (``depth_weight``, or the curriculum stage's): ``losses.inverse_depth_l1`` between the
+  network's depth maps (final + coarse) and each context view's sparse LiDAR depth. The maps come
+  from ``train.data`` (each view gets the sweep of its own frame, so moving cars are not smeared
+  across frames; clips without LiDAR fall back on ground-truth depth maps);
+- ``render_depth``: the same on the rendered depth of the targets where the render is opaque;
+- ``sky``: ``losses.sky_opacity_loss`` at the targets; ``sky_prob``:
+  ``losses.sky_probability_loss`` on the context views;
+- ``smooth``: ``losses.edge_aware_smoothness`` of the inverse depth; ``opacity`` / ``scale``:
+  ``losses.opacity_loss`` / ``losses.scale_loss``.
+
+Losses and metrics stay tensors (no device sync) until the trainer logs them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from splatnet import losses
+from splatnet.metrics import psnr
+
+
+@dataclasses.dataclass
+class Step:
+    """What a loss term reads: the network output, the batch, the stage, and renders made once."""
+
+    out: Any
+    batch: Any
+    stage: Any
+    near: float
+    cfg: Any
+    backend: str = "auto"
+    renders: dict[str, Any] = dataclasses.field(default_factory=dict)
+    metrics: dict[str, Tensor] = dataclasses.field(default_factory=dict)
+
+    def compare(self, which: str) -> Any:
+        """``losses.render_and_compare`` at the ``"target"`` or ``"context"`` views (made once)."""
+        if which not in self.renders:
+            b = self.batch
+            cams, images = ((b.target_cameras, b.target_images) if which == "target"
+                            else (b.context_cameras, b.context_images))
+            self.renders[which] = losses.render_and_compare(
+                self.out.gaussians, cams, images, sky=self.out.sky,
+                mask=b.target_valid if which == "target" else None,
+                ssim_weight=self.cfg.ssim_weight, backend=self.backend, return_render=True)
+        return self.renders[which]
+
+
+def _photometric(s: Step) -> Tensor:
+    rc = s.compare("target")
+    s.metrics["psnr"] = psnr(rc.rgb.detach().float().clamp(0, 1), s.batch.target_images).mean()
+    return rc.loss
+
+
+def _context(s: Step) -> Tensor:
+    rc = s.compare("context")
+    s.metrics["context_psnr"] = psnr(rc.rgb.detach().float().clamp(0, 1),
+                                     s.batch.context_images).mean()
+    return rc.loss
+
+
+def _depth(s: Step) -> Tensor | None:
+    if s.batch.context_depths is None:
+        return None
+    fine = losses.inverse_depth_l1(s.out.depth, s.batch.context_depths, s.near)
+    coarse = losses.inverse_depth_l1(s.out.coarse_depth, s.batch.context_depths, s.near)
+    s.metrics["coarse_depth_l1"] = coarse.detach()
+    s.metrics["depth_l1"] = fine.detach()
+    return fine + coarse
+
+
+def _render_depth(s: Step) -> Tensor | None:
+    if s.batch.target_depths is None:
+        return None
+    r = s.compare("target").render
+    rd = r.depth.movedim(-1, -3)  # [B, T, 1, H, W]
+    opaque = r.alpha.movedim(-1, -3).detach() > 0.5
+    gt = torch.where(opaque, s.batch.target_depths, torch.zeros_like(s.batch.target_depths))
+    return losses.inverse_depth_l1(rd, gt, s.near, pool=False)
+
+
+def _sky(s: Step) -> Tensor | None:
+    if s.batch.target_sky is None:
+        return None
+    sky = s.batch.target_sky.movedim(-3, -1)[..., 0]  # [B, T, H, W], -1 = unknown
+    alpha = s.compare("target").render.alpha
+    return losses.sky_opacity_loss(alpha, sky.clamp_min(0), mask=sky >= 0)
+
+
+def _sky_prob(s: Step) -> Tensor | None:
+    sky = s.batch.context_sky
+    if sky is None or s.out.sky_prob is None or not bool((sky >= 0).all()):
+        return None
+    return losses.sky_probability_loss(s.out.sky_prob, sky[:, :, 0])
+
+
+def _smooth(s: Step) -> Tensor:
+    return losses.edge_aware_smoothness(1.0 / s.out.depth.clamp_min(1e-6), s.batch.context_images)
+
+
+def _opacity(s: Step) -> Tensor:
+    return losses.opacity_loss(s.out.gaussians.opacities)
+
+
+def _scale(s: Step) -> Tensor:
+    return losses.scale_loss(s.out.gaussians.scales)
+
+
+@dataclasses.dataclass(frozen=True)
+class Term:
+    """One row of the objective: ``weight · fn(step)``, logged as ``log`` when it is set."""
+
+    name: str
+    weight: Callable[[Any, Any], float]  # (LossConfig, StageConfig) -> weight
+    fn: Callable[[Step], Tensor | None]
+    log: str | None = None
+
+
+def _field(name: str) -> Callable[[Any, Any], float]:
+    return lambda cfg, stage: getattr(cfg, name)
+
+
+#: SplatNet's training objective (see the module docstring).
+OBJECTIVE: tuple[Term, ...] = (
+    Term("photometric", _field("photometric_weight"), _photometric, log="photometric"),
+    Term("context", _field("context_weight"), _context),
+    Term("depth", lambda cfg, stage: cfg.depth_weight if stage.depth_weight is None
+         else stage.depth_weight, _depth),
+    Term("render_depth", _field("render_depth_weight"), _render_depth, log="render_depth_l1"),
+    Term("sky", _field("sky_weight"), _sky, log="sky_l1"),
+    Term("sky_prob", _field("sky_prob_weight"), _sky_prob, log="sky_prob_bce"),
+    Term("smooth", _field("smooth_weight"), _smooth),
+    Term("opacity", _field("opacity_weight"), _opacity),
+    Term("scale", _field("scale_weight"), _scale),
+)
 
 
 class SplatTask:
     """Render-and-compare loss of a SplatNet-like model (see the module docstring)."""
 
-    def __init__(self, loss_cfg: Any, *, render_backend: str = "auto") -> None:
+    def __init__(self, loss_cfg: Any, *, render_backend: str = "auto",
+                 objective: tuple[Term, ...] = OBJECTIVE) -> None:
         self.cfg = loss_cfg
         self.backend = render_backend
+        self.objective = objective
 
     def loss(self, model: nn.Module, batch: Any, step: int,
-             stage: Any) -> tuple[Tensor, dict[str, float]]:
+             stage: Any) -> tuple[Tensor, dict[str, Tensor]]:
         out = model(batch.context_images, batch.context_cameras, lidar=batch.context_lidar)
         core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
         # The network may run under bf16 autocast (CUDA); rendering and the losses run in float32.
@@ -50,73 +171,25 @@ class SplatTask:
             return self._objective(_float32(out), batch, stage, float(core.config.near))
 
     def _objective(self, out: Any, batch: Any, stage: Any,
-                   near: float) -> tuple[Tensor, dict[str, float]]:
-        cfg = self.cfg
-        metrics: dict[str, float] = {}
-        valid = batch.target_valid
-        rc = losses.render_and_compare(out.gaussians, batch.target_cameras, batch.target_images,
-                                       sky=out.sky, mask=valid, ssim_weight=cfg.ssim_weight,
-                                       backend=self.backend, return_render=True)
-        total = cfg.photometric_weight * rc.loss
-        metrics["photometric"] = float(rc.loss.detach())
-        metrics["psnr"] = mean_psnr(rc.rgb, batch.target_images)
-        r = rc.render
-
-        if cfg.context_weight > 0:
-            cc = losses.render_and_compare(out.gaussians, batch.context_cameras,
-                                           batch.context_images, sky=out.sky,
-                                           ssim_weight=cfg.ssim_weight, backend=self.backend,
-                                           return_render=True)
-            total = total + cfg.context_weight * cc.loss
-            metrics["context_psnr"] = mean_psnr(cc.rgb, batch.context_images)
-
-        depth_w = cfg.depth_weight if stage.depth_weight is None else stage.depth_weight
-        if batch.context_depths is not None and depth_w > 0:
-            d_fine = inverse_depth_l1(out.depth, batch.context_depths, near)
-            d_coarse = inverse_depth_l1(out.coarse_depth, batch.context_depths, near)
-            total = total + depth_w * (d_fine + d_coarse)
-            metrics["depth_l1"] = float(d_fine.detach())
-            metrics["coarse_depth_l1"] = float(d_coarse.detach())
-
-        if batch.target_depths is not None and cfg.render_depth_weight > 0:
-            rd = r.depth.movedim(-1, -3)  # [B, T, 1, H, W]
-            opaque = r.alpha.movedim(-1, -3).detach() > 0.5
-            gt = torch.where(opaque, batch.target_depths, torch.zeros_like(batch.target_depths))
-            d_r = inverse_depth_l1(rd, gt, near, pool=False)
-            total = total + cfg.render_depth_weight * d_r
-            metrics["render_depth_l1"] = float(d_r.detach())
-
-        if batch.target_sky is not None and cfg.sky_weight > 0:
-            sky = batch.target_sky.movedim(-3, -1)  # [B, T, H, W, 1], -1 = unknown
-            known = (sky >= 0).to(r.alpha.dtype)
-            err = (r.alpha - (1 - sky.clamp_min(0))).abs() * known
-            s = err.sum() / known.sum().clamp_min(1)
-            total = total + cfg.sky_weight * s
-            metrics["sky_l1"] = float(s.detach())
-
-        if (batch.context_sky is not None and out.sky_prob is not None
-                and cfg.sky_prob_weight > 0 and bool((batch.context_sky >= 0).all())):
-            sp = losses.sky_probability_loss(out.sky_prob, batch.context_sky[:, :, 0])
-            total = total + cfg.sky_prob_weight * sp
-            metrics["sky_prob_bce"] = float(sp.detach())
-
-        if cfg.smooth_weight > 0:
-            sm = losses.edge_aware_smoothness(1.0 / out.depth.clamp_min(1e-6),
-                                              batch.context_images)
-            total = total + cfg.smooth_weight * sm
-        if cfg.opacity_weight > 0:
-            total = total + cfg.opacity_weight * losses.opacity_loss(out.gaussians.opacities)
-        if cfg.scale_weight > 0:
-            total = total + cfg.scale_weight * losses.scale_loss(out.gaussians.scales)
-
-        metrics["gaussians"] = float(out.gaussians.num_gaussians)
-        return total, metrics
+                   near: float) -> tuple[Tensor, dict[str, Tensor]]:
+        s = Step(out, batch, stage, near, self.cfg, self.backend)
+        total = out.gaussians.means.new_zeros(())
+        for term in self.objective:
+            w = term.weight(self.cfg, stage)
+            if w <= 0:
+                continue
+            value = term.fn(s)
+            if value is None:
+                continue
+            total = total + w * value
+            if term.log is not None:
+                s.metrics[term.log] = value.detach()
+        s.metrics["gaussians"] = total.new_tensor(float(out.gaussians.num_gaussians))
+        return total, s.metrics
 
 
 def _float32(out: Any) -> Any:
     """``out`` with the Gaussians, depth maps and sky latent the losses read in float32."""
-    import dataclasses
-
     f32 = torch.float32
     changes: dict[str, Any] = {}
     if out.gaussians.dtype != f32:
@@ -129,29 +202,3 @@ def _float32(out: Any) -> Any:
     if sky is not None and sky.latent.dtype != f32:
         changes["sky"] = type(sky)(sky.model, sky.latent.float())
     return dataclasses.replace(out, **changes) if changes else out
-
-
-def mean_psnr(pred: Tensor, target: Tensor) -> float:
-    """Mean over images ``[..., 3, H, W]`` of the PSNR (dB) of ``pred`` clamped to [0, 1]."""
-    with torch.no_grad():
-        mse = (pred.float().clamp(0, 1) - target).square().mean(dim=(-3, -2, -1))
-        return float((-10 * torch.log10(mse.clamp_min(1e-10))).mean())
-
-
-def inverse_depth_l1(pred: Tensor, gt: Tensor, near: float, pool: bool = True) -> Tensor:
-    """Mean ``|near/pred − near/gt|`` where ``gt`` > 0.
-
-    ``pred`` is ``[B, V, 1, h, w]``; ``gt`` ``[B, V, 1, H, W]`` sparse (0 = unknown). With
-    ``pool``, ``gt`` is reduced to ``h × w`` cells keeping each cell's nearest point (max of the
-    inverse depth), so a coarse prediction is compared with the surface a cell's centre sees first.
-    """
-    b, v = gt.shape[:2]
-    H, W = gt.shape[-2:]
-    h, w = pred.shape[-2:]
-    inv = torch.where(gt > 0, near / gt.clamp_min(1e-6), torch.zeros_like(gt)).reshape(b * v, 1, H, W)
-    if pool and (h, w) != (H, W):
-        inv = F.adaptive_max_pool2d(inv, (h, w))
-    inv = inv.reshape(b, v, 1, h, w)
-    mask = (inv > 0).to(pred.dtype)
-    err = (near / pred.float().clamp_min(1e-6) - inv).abs() * mask
-    return err.sum() / mask.sum().clamp_min(1)
