@@ -13,10 +13,8 @@ control of :mod:`.densify`. Pixels outside a view's validity mask count as perfe
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +23,7 @@ from torch import Tensor
 
 from splatnet import metrics
 from splatnet.cameras import Cameras
-from splatnet.errors import BackendUnavailableError, ValidationError
+from splatnet.errors import ValidationError
 from splatnet.gaussians import Gaussians
 from splatnet.losses import photometric_loss
 from splatnet.optimization.densify import DensifyConfig, DensityController
@@ -123,36 +121,13 @@ class FitResult:
 
 
 # ----------------------------------------------------------------------------- helpers
-@functools.cache
-def _compiled_cpu_available() -> bool:
-    from splatnet.rendering import render
-
-    g = Gaussians(torch.zeros(1, 3), torch.tensor([[1.0, 0, 0, 0]]), torch.full((1, 3), 0.1),
-                  torch.full((1,), 0.5), torch.zeros(1, 1, 3))
-    pose = torch.eye(4)
-    pose[2, 3] = -2.0
-    cams = Cameras(torch.tensor([[[16.0, 0, 8], [0, 16, 8], [0, 0, 1]]]), pose[None], 16, 16)
-    try:
-        render(g, cams, backend="cpu")
-    except BackendUnavailableError:
-        return False
-    return True
-
-
 def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype = torch.float32) -> str:
-    """The backend ``auto`` means here: ``cuda`` on CUDA, ``cpu`` on CPU, or ``torch`` (slow, with
-    a warning) on CPU when the compiled kernels are not built."""
-    if backend != "auto":
-        return backend
-    if dtype == torch.float64:
-        return "torch"  # the compiled kernels are float32
-    if device.type == "cuda":
-        return "cuda"
-    if not _compiled_cpu_available():
-        warnings.warn("splatnet's compiled CPU renderer is not available; optimising with the "
-                      "pure-PyTorch reference renderer (much slower)", stacklevel=3)
-        return "torch"
-    return "cpu"
+    """The backend ``backend`` means here (:func:`splatnet.rendering.backends.select`); ``auto``
+    falls back on the pure-PyTorch reference, with a warning, when the compiled CPU kernels are
+    not built (slow, but optimisation still runs)."""
+    from splatnet.rendering import backends
+
+    return backends.select(backend, device, dtype, fallback_to_reference=True).name
 
 
 def scene_extent(cameras: Cameras, means: Tensor | None = None) -> float:

@@ -19,11 +19,11 @@ from torch import Tensor
 from splatnet._limits import check_image_size
 from splatnet._validate import check_finite
 from splatnet.cameras import Cameras
-from splatnet.errors import BackendUnavailableError, ValidationError
+from splatnet.errors import ValidationError
 from splatnet.gaussians import Gaussians
-from splatnet.rendering import reference
+from splatnet.rendering import backends, reference
 
-BACKENDS = ("auto", "torch", "cpu", "cuda", "gsplat")
+BACKENDS = backends.names()
 
 
 @dataclass
@@ -110,7 +110,7 @@ def render(
     # that reads them): here only the small inputs they never see. A non-finite value they find
     # is re-reported below as a ValidationError naming the user-facing field.
     _check_finite_inputs(gaussians, cameras, features, background, per_gaussian=backend != "cpu")
-    if backend == "gsplat" and n == 0:
+    if n == 0 and backends.get(backend).render is not None:
         backend = "torch"  # nothing to draw: the background alone, on any device
 
     # Flatten the batch: B scenes of N Gaussians, each seen by C cameras.
@@ -140,13 +140,13 @@ def render(
         scenes, cams = b * c, 1
 
     d = 0 if feats is None else feats.shape[-1]
-    if backend == "gsplat":
-        from splatnet.rendering.gsplat_backend import render_gsplat
-
+    chosen = backends.get(backend)
+    if chosen.render is not None:
+        render_whole = chosen.render()
         # gsplat takes any leading dims: hand it the unflattened ones, so that its projected
         # means already have the output shape (static scenes) and their .grad is gsplat's own.
         lead = batch if scenes == b else batch + (c,)
-        image, alpha, means2d, radii = render_gsplat(
+        image, alpha, means2d, radii = render_whole(
             means.reshape(lead + means.shape[1:]), quats.reshape(lead + quats.shape[1:]),
             scales.reshape(lead + scales.shape[1:]), opacities.reshape(lead + opacities.shape[1:]),
             sh.reshape(lead + sh.shape[1:]), viewmats.reshape(lead + viewmats.shape[1:]),
@@ -155,7 +155,7 @@ def render(
         )
         means2d_out = _grad_carrier(means2d, batch + (c, n, 2))
     else:
-        project, rasterize = _stages(backend)
+        project, rasterize = chosen.stages()
         with _naming_non_finite(gaussians, cameras, features, background):
             means2d, conics, depths, radii, opac, colors = project(
                 means, quats, scales, opacities, sh, viewmats, Ks, width, height, sh_degree,
@@ -315,42 +315,6 @@ def _naming_non_finite(gaussians: Gaussians, cameras: Cameras, features: Tensor 
 
 # ----------------------------------------------------------------------------- backends
 def _resolve_backend(backend: str, device: torch.device, dtype: torch.dtype) -> str:
-    if backend not in BACKENDS:
-        raise ValidationError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-    if backend == "auto":
-        if dtype == torch.float64:
-            return "torch"  # the compiled kernels are float32; the reference runs any dtype
-        return "cuda" if device.type == "cuda" else "cpu"
-    if backend in ("cpu", "cuda", "gsplat") and dtype != torch.float32:
-        raise ValidationError(
-            f"backend {backend!r} computes in float32, the Gaussians are {dtype}; convert them with "
-            ".to(torch.float32) or use backend='torch'"
-        )
-    if backend == "cpu" and device.type != "cpu":
-        raise ValidationError(f"backend 'cpu' needs CPU tensors, the inputs are on {device}")
-    if backend in ("cuda", "gsplat") and device.type != "cuda":
-        raise ValidationError(
-            f"backend {backend!r} needs CUDA tensors, the inputs are on {device}; move them with "
-            ".to('cuda') or use backend='cpu'"
-        )
-    return backend
-
-
-def _stages(backend: str):
-    """The (project, rasterize) pair of a backend, with availability checked."""
-    if backend == "torch":
-        return reference.project_reference, reference.rasterize_reference
-    from splatnet import _ext
-
-    if backend == "cuda":
-        _ext.require_cuda()
-    else:
-        _ext.require_cpu()
-    try:
-        from splatnet.rendering import _ops
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise BackendUnavailableError(
-            f"backend {backend!r}: the op wrappers splatnet.rendering._ops could not be imported "
-            f"({exc}); use backend='torch'"
-        ) from exc
-    return _ops.project, _ops.rasterize
+    """The name of the backend to use (``backends.select``: checked against the tensors and
+    this machine)."""
+    return backends.select(backend, device, dtype).name
