@@ -214,6 +214,23 @@ class Cameras:
         return Cameras(K, opengl_to_opencv(as_tensor("cam_to_world", cam_to_world_gl)), width, height,
                        **kwargs)
 
+    @classmethod
+    def look_at(cls, eye, target, K, width: int, height: int, *, up=(0.0, 0.0, 1.0),
+                timestamps: Tensor | None = None, names: Sequence[str] | None = None) -> Cameras:
+        """Cameras at ``eye [..., C, 3]`` looking at ``target`` (``[..., C, 3]`` or one ``[3]``),
+        with intrinsics ``K`` (``[..., C, 3, 3]`` or one ``[3, 3]``); see :func:`look_at_pose`.
+
+        Example:
+            >>> K = torch.tensor([[50.0, 0, 32], [0, 50, 24], [0, 0, 1]])
+            >>> cams = Cameras.look_at([[4.0, 0, 1], [0, 4.0, 1]], [0.0, 0, 0], K, 64, 48)
+            >>> cams.num_cameras
+            2
+        """
+        pose = look_at_pose(eye, target, up)
+        K = torch.as_tensor(K, dtype=torch.float32)
+        K = K.expand(*pose.shape[:-2], 3, 3).clone()
+        return cls(K, pose.to(torch.float32), width, height, timestamps, names)
+
     def to_opengl(self) -> Tensor:
         """``[..., C, 4, 4]`` camera-to-world in the OpenGL convention."""
         return opencv_to_opengl(self.cam_to_world)
@@ -283,3 +300,26 @@ def sparse_depth(points: Tensor, K: Tensor, world_to_cam: Tensor, size: tuple[in
     depth.scatter_reduce_(0, flat, z[ok], reduce="amin")
     depth = torch.where(torch.isinf(depth), torch.zeros_like(depth), depth)
     return depth.reshape(*lead, h, w)
+
+
+def look_at_pose(eye, target, up=(0.0, 0.0, 1.0)) -> Tensor:
+    """OpenCV camera-to-world ``[..., 4, 4]`` (float64) looking from ``eye`` at ``target``.
+
+    +z points from the eye to the target, +x along ``z × up`` (to the right of the view) and +y
+    down (``z × x``). When ``up`` is parallel to the viewing direction, (0, 1, 0) stands in for it.
+    ``eye`` and ``target`` are ``[..., 3]`` and broadcast against each other.
+    """
+    f64 = torch.float64
+    eye, target, up = (torch.as_tensor(v, dtype=f64) for v in (eye, target, up))
+    eye, target = torch.broadcast_tensors(eye, target)
+    z = target - eye
+    z = z / z.norm(dim=-1, keepdim=True)
+    x = torch.linalg.cross(z, up.expand_as(z), dim=-1)
+    alt = torch.linalg.cross(z, torch.tensor([0.0, 1.0, 0.0], dtype=f64).expand_as(z), dim=-1)
+    x = torch.where(x.norm(dim=-1, keepdim=True) < 1e-9, alt, x)
+    x = x / x.norm(dim=-1, keepdim=True)
+    y = torch.linalg.cross(z, x, dim=-1)
+    pose = torch.zeros(*z.shape[:-1], 4, 4, dtype=f64)
+    pose[..., :3, 0], pose[..., :3, 1], pose[..., :3, 2], pose[..., :3, 3] = x, y, z, eye
+    pose[..., 3, 3] = 1.0
+    return pose

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import splatnet
+from splatnet.cameras import look_at_pose
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -27,21 +28,6 @@ def random_gaussians(n: int, sh_degree: int = 3, seed: int = 0, batch: tuple[int
     )
 
 
-def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> torch.Tensor:
-    """OpenCV camera-to-world looking from ``eye`` at ``target`` (+z forward, +y down)."""
-    eye, target, up = (torch.tensor(v, dtype=torch.float64) for v in (eye, target, up))
-    z = target - eye
-    z = z / z.norm()
-    x = torch.linalg.cross(z, up)
-    if x.norm() < 1e-9:
-        x = torch.linalg.cross(z, torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
-    x = x / x.norm()
-    y = torch.linalg.cross(z, x)
-    m = torch.eye(4, dtype=torch.float64)
-    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, z, eye
-    return m.float()
-
-
 def simple_cameras(c: int = 2, width: int = 64, height: int = 48, radius: float = 8.0,
                    hfov_deg: float = 60.0) -> splatnet.Cameras:
     f = 0.5 * width / math.tan(math.radians(hfov_deg) / 2)
@@ -49,7 +35,7 @@ def simple_cameras(c: int = 2, width: int = 64, height: int = 48, radius: float 
     poses = []
     for i in range(c):
         a = 2 * math.pi * i / max(c, 1)
-        poses.append(look_at((radius * math.cos(a), radius * math.sin(a), 1.0), (0.0, 0.0, 0.0)))
+        poses.append(look_at_pose((radius * math.cos(a), radius * math.sin(a), 1.0), (0.0, 0.0, 0.0)).float())
     return splatnet.Cameras(K.clone(), torch.stack(poses), width, height)
 
 

@@ -12,23 +12,14 @@ import pytest
 import torch
 from PIL import Image
 
+from splatnet.cameras import look_at_pose
 from splatnet.clip import Clip
 from splatnet.clip.convert import convert
 from splatnet.errors import FormatError, ValidationError
 
 
-def look_at_cv(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
-    """OpenCV camera-to-world looking from ``eye`` at ``target`` (+z forward, +y down)."""
-    eye, target, up = (np.asarray(a, dtype=np.float64) for a in (eye, target, up))
-    z = target - eye
-    z /= np.linalg.norm(z)
-    x = np.cross(z, up)
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    T = np.eye(4)
-    T[:3, :3] = np.stack([x, y, z], 1)
-    T[:3, 3] = eye
-    return T
+def look_at_cv(eye, target) -> np.ndarray:
+    return look_at_pose(eye, target).numpy()
 
 
 def project_cv(K, c2w, X):

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from conftest import look_at
 
 import splatnet
+from splatnet.cameras import look_at_pose
 from splatnet.errors import ValidationError
 from splatnet.metrics import psnr, ssim
 from splatnet.optimization import (
@@ -61,8 +61,8 @@ def ground_truth(n: int = 80, seed: int = 0) -> splatnet.Gaussians:
 def ring_cameras(c: int = 10, w: int = 48, h: int = 36, radius: float = 5.0) -> splatnet.Cameras:
     f = 0.5 * w / math.tan(math.radians(30))
     K = torch.tensor([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]]).expand(c, 3, 3).clone()
-    poses = [look_at((radius * math.cos(2 * math.pi * i / c), radius * math.sin(2 * math.pi * i / c),
-                      1.5 + 0.5 * (i % 2)), (0.0, 0.0, 0.0)) for i in range(c)]
+    poses = [look_at_pose((radius * math.cos(2 * math.pi * i / c), radius * math.sin(2 * math.pi * i / c),
+                      1.5 + 0.5 * (i % 2)), (0.0, 0.0, 0.0)).float() for i in range(c)]
     return splatnet.Cameras(K, torch.stack(poses), w, h)
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import splatnet
+from splatnet.cameras import look_at_pose
 from splatnet.errors import ValidationError
 from splatnet.rendering import RenderOutput, reference, render
 from splatnet.rendering.reference import SH_C0
@@ -33,23 +34,11 @@ def _gaussians(n=30, batch=(), seed=0, dtype=F64, sh_degree=1, spread=1.2, dynam
     return splatnet.Gaussians(*fields, check=check)
 
 
-def _look_at(eye, target=(0.0, 0.0, 0.0)):
-    eye = torch.tensor(eye, dtype=F64)
-    z = torch.tensor(target, dtype=F64) - eye
-    z = z / z.norm()
-    x = torch.linalg.cross(z, torch.tensor([0.0, 0.0, 1.0], dtype=F64))
-    x = x / x.norm()
-    y = torch.linalg.cross(z, x)
-    m = torch.eye(4, dtype=F64)
-    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, z, eye
-    return m
-
-
 def _cameras(c=2, batch=(), width=24, height=18, radius=5.0, timestamps=None, seed=0):
     poses = []
     for i in range(math.prod(batch) * c):
         a = 2 * math.pi * i / (c + 0.5) + 0.1 * seed
-        poses.append(_look_at((radius * math.cos(a), radius * math.sin(a), 0.8)))
+        poses.append(look_at_pose((radius * math.cos(a), radius * math.sin(a), 0.8), (0.0, 0.0, 0.0)))
     poses = torch.stack(poses).reshape(*batch, c, 4, 4)
     f = 0.9 * width
     K = torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=F64)

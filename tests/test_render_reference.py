@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from splatnet.cameras import look_at_pose
 from splatnet.rendering import reference as ref
 
 gsplat_impl = pytest.importorskip("gsplat.cuda._torch_impl")
@@ -32,14 +33,8 @@ def _cameras(c, width, height, dtype=F64, radius=6.0):
     views, ks = [], []
     for i in range(c):
         a = 2 * math.pi * i / c + 0.3
-        eye = torch.tensor([radius * math.cos(a), radius * math.sin(a), 1.0], dtype=dtype)
-        z = -eye / eye.norm()
-        x = torch.linalg.cross(z, torch.tensor([0, 0, 1.0], dtype=dtype))
-        x = x / x.norm()
-        y = torch.linalg.cross(z, x)
-        rot = torch.stack([x, y, z])  # world → camera rows
-        v = torch.eye(4, dtype=dtype)
-        v[:3, :3], v[:3, 3] = rot, -rot @ eye
+        eye = (radius * math.cos(a), radius * math.sin(a), 1.0)
+        v = torch.linalg.inv(look_at_pose(eye, (0.0, 0.0, 0.0))).to(dtype)  # world → camera
         views.append(v)
         f = 0.8 * width
         ks.append(torch.tensor([[f, 0, width / 2 + 0.7 * i], [0, f * 1.05, height / 2 - 0.4],

@@ -6,10 +6,11 @@ import math
 
 import pytest
 import torch
-from conftest import look_at, random_gaussians, simple_cameras
+from conftest import random_gaussians, simple_cameras
 
 import splatnet
 from splatnet import Cameras, Gaussians, ValidationError
+from splatnet.cameras import look_at_pose
 from splatnet.gaussians import quat_to_rotmat, rotmat_to_quat
 from splatnet.sh import eval_sh
 
@@ -141,7 +142,7 @@ def test_cameras_geometry_helpers():
 
 
 def test_opengl_conversion_round_trip_and_meaning():
-    c2w_cv = look_at((1.0, 2.0, 3.0), (0.0, 0.0, 0.0))
+    c2w_cv = look_at_pose((1.0, 2.0, 3.0), (0.0, 0.0, 0.0)).float()
     cams = Cameras(torch.tensor([[50.0, 0, 20], [0, 50, 20], [0, 0, 1]])[None], c2w_cv[None], 40, 40)
     gl = cams.to_opengl()
     # OpenGL looks down −z: the OpenCV +z axis equals the OpenGL −z axis; +y down = −(+y up).
@@ -160,3 +161,24 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert splatnet.__version__
+
+
+def test_look_at_points_the_camera_at_the_target():
+    eye = torch.tensor([3.0, -2.0, 1.5], dtype=torch.float64)
+    target = torch.tensor([0.5, 1.0, 0.2], dtype=torch.float64)
+    pose = look_at_pose(eye, target)
+    R = pose[:3, :3]
+    torch.testing.assert_close(R.T @ R, torch.eye(3, dtype=torch.float64), atol=1e-12, rtol=0)
+    assert torch.det(R) > 0.999
+    d = (target - eye).double()
+    torch.testing.assert_close(R[:, 2], d / d.norm(), atol=1e-12, rtol=0)  # +z forward
+    assert R[2, 1] < 0  # +y down: against world up
+    # The target projects to the principal point of cameras built with Cameras.look_at.
+    K = torch.tensor([[50.0, 0, 32], [0, 50, 24], [0, 0, 1]])
+    cams = Cameras.look_at(torch.stack([eye, eye + 1]), target, K, 64, 48).to(torch.float64)
+    for c in range(2):
+        p = cams.world_to_cam[c].double() @ torch.cat([target, torch.ones(1, dtype=torch.float64)])
+        assert abs(float(p[0] / p[2] * 50 + 32) - 32) < 1e-3
+        assert abs(float(p[1] / p[2] * 50 + 24) - 24) < 1e-3
+    straight_down = look_at_pose((0.0, 0.0, 10.0), (0.0, 0.0, 0.0))  # up parallel to the view
+    assert torch.isfinite(straight_down).all()
