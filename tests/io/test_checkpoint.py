@@ -15,10 +15,10 @@ import torch
 from splatnet.errors import FormatError, ValidationError
 from splatnet.io import checkpoint
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _train_tiny import TinyConfig, TinyNet  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+from train_custom_model import TinyConfig, TinyNet  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class _Payload:

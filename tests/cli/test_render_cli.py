@@ -14,7 +14,7 @@ from splatnet.cli import main
 from splatnet.clip import Clip
 from splatnet.pipeline.preview import colorize_depth
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "sample_clip"
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "sample_clip"
 
 
 def _blob_in_front(clip: Clip, camera: str, frame: int, distance: float) -> Gaussians:

@@ -312,7 +312,7 @@ def test_constants_match_the_shared_header():
     import re
     from pathlib import Path
 
-    header = Path(__file__).resolve().parents[1] / "csrc/include/splatnet/constants.h"
+    header = Path(__file__).resolve().parents[2] / "csrc/include/splatnet/constants.h"
     if not header.is_file():
         pytest.skip("csrc/include/splatnet/constants.h not present")
     text = header.read_text()

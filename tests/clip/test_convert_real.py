@@ -10,16 +10,16 @@ import calendar
 import json
 import math
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA
 
 from splatnet.clip import Clip
 from splatnet.clip.convert import convert
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 DGP = DATA / "dgp_scene" / "scene_02"
 NUSC = DATA / "nuscenes_sample"
 

@@ -13,7 +13,7 @@ from splatnet.cli import main as cli_main
 from splatnet.config_io import from_dict, load_config
 from splatnet.io import checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytest.importorskip("open3d")  # the synthetic generator
 train = pytest.importorskip("splatnet.train")
 if train.TrainConfig is None:  # pragma: no cover

@@ -1,8 +1,12 @@
-"""A tiny stand-in model, data source and task for the trainer's tests (fast, deterministic).
+"""Train your own model with splatnet's trainer: a model, its config dataclass, a data source and
+a task are all the trainer needs (docs/training.md, "Your own model"). Everything here is tiny
+and deterministic, so the trainer's tests use it too.
 
-Also a torchrun entry point: ``torchrun --nproc_per_node 2 tests/_train_tiny.py --config ...``
+    python examples/train_custom_model.py schedule.steps=20 log.dir=runs/tiny
+    torchrun --nproc_per_node 2 examples/train_custom_model.py schedule.steps=20 log.dir=runs/tiny
+
 runs ``splatnet.train.main`` with these pieces, exactly as ``-m splatnet.train`` runs the real
-network.
+network (DDP, checkpoints, exact resume included).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from splatnet.clip import CameraSpec, Clip, FrameSpec, LidarSpec, write_clip
 from splatnet.clip import _checks as C
 from splatnet.errors import FormatError, ValidationError
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "sample_clip"
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "sample_clip"
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import torch
 
 from splatnet.cli import main
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "sample_clip"
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "sample_clip"
 pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="bundled sample clip missing")
 SIZE = "64x112"
 

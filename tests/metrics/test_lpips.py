@@ -20,7 +20,7 @@ from splatnet.cli import main
 from splatnet.errors import FormatError, ValidationError
 from splatnet.metrics.lpips import LPIPS
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "sample_clip"
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "sample_clip"
 
 # The reference, independent of splatnet.metrics.lpips: torchvision's layer tables written out by hand.
 # features index -> (C_in, C_out, kernel); AlexNet's strides/paddings are spelled out below.

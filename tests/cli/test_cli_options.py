@@ -15,7 +15,7 @@ import pytest
 from splatnet.cli import build_parser, main
 from splatnet.cli._args import size_hw
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "data" / "sample_clip"
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from splatnet.errors import BackendUnavailableError, SplatnetError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "data" / "sample_clip"
 
 

@@ -6,7 +6,7 @@ import importlib.util
 import math
 from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "aux_head.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "aux_head.py"
 
 
 def _load():

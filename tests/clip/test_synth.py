@@ -373,7 +373,7 @@ def test_benchmark_six_cameras_three_frames(tmp_path):
     assert dt < 60  # the target is 10 s on 2 cores; this only catches pathological slowdowns
 
 
-SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "sample_clip"
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "sample_clip"
 
 
 @pytest.mark.skipif(not SAMPLE.is_dir(), reason="examples/data/sample_clip not present")

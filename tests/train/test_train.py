@@ -16,10 +16,10 @@ from splatnet.config_io import from_dict
 from splatnet.io import checkpoint
 from splatnet.train import DistInfo, OptimConfig, ScheduleConfig, Trainer, lr_at, run
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _train_tiny import TinyConfig, TinyData, TinyNet, TinyTask, TinyTrainConfig  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+from train_custom_model import TinyConfig, TinyData, TinyNet, TinyTask, TinyTrainConfig  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_cfg(tmp_path: Path, **over) -> TinyTrainConfig:
@@ -132,7 +132,7 @@ def _torchrun(args: list[str], nproc: int, tmp_path: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           str(REPO / "tests" / "_train_tiny.py"), *args]
+           str(REPO / "examples" / "train_custom_model.py"), *args]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240,
                          cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -170,7 +170,7 @@ def test_ddp_two_processes_match_one_process(tmp_path):
 
 
 def test_resume_auto_starts_fresh_then_continues(tmp_path):
-    from _train_tiny import run_main
+    from train_custom_model import run_main
 
     args = ["schedule.steps=6", "schedule.warmup_steps=1", "data.batch_size=2", "log.every=1",
             "log.progress=false", "log.tensorboard=false", "log.checkpoint_every=2",

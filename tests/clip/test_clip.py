@@ -475,7 +475,7 @@ def test_docs_worked_example_loads_as_documented(tmp_path):
     """The JSON example in docs/clip-format.md is a valid clip and means what the text says."""
     from PIL import Image
 
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "clip-format.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "clip-format.md").read_text()
     block = doc.split("### Worked example", 1)[1].split("```json", 1)[1].split("```", 1)[0]
     m = json.loads(block)
     root = tmp_path / "example"
