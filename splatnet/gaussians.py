@@ -17,7 +17,7 @@ _FIELDS = ("means", "quats", "scales", "opacities", "sh", "velocities", "times")
 
 
 class Gaussians:
-    """A set of 3D Gaussians with optional leading batch dimensions (see CONVENTIONS.md).
+    """A set of 3D Gaussians with optional leading batch dimensions (see docs/conventions.md).
 
     Args:
         means: ``[..., N, 3]`` world positions.

@@ -81,9 +81,6 @@ def model_entry(name: str) -> ModelEntry:
     if name not in _REGISTRY and name in _BUILTIN:
         module, model_attr, config_attr = _BUILTIN[name]
         mod = importlib.import_module(module)
-        if not hasattr(mod, model_attr) or not hasattr(mod, config_attr):
-            raise ValidationError(f"architecture {name!r}: {module} has no {model_attr} / "
-                                  f"{config_attr} (the model is not available in this version)")
         register_model(name, getattr(mod, model_attr), getattr(mod, config_attr))
     entry = _REGISTRY.get(name)
     if entry is None:

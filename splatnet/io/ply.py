@@ -1,4 +1,4 @@
-"""3DGS PLY: the file format standard viewers read (layout in CONVENTIONS.md).
+"""3DGS PLY: the file format standard viewers read (layout in docs/conventions.md).
 
 Binary little-endian float32, one ``vertex`` element, properties
 ``x y z nx ny nz f_dc_0..2 f_rest_0.. opacity scale_0..2 rot_0..3``, stored pre-activation

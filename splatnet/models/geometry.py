@@ -1,6 +1,6 @@
 """Camera geometry shared by the network, the Gaussian head and the losses.
 
-Conventions (``CONVENTIONS.md``): OpenCV camera frame, ``K`` in pixels, pixel centres at
+Conventions (``docs/conventions.md``): OpenCV camera frame, ``K`` in pixels, pixel centres at
 ``x + 0.5``. A feature map of ``h × w`` cells over an image of ``H × W`` pixels has cells of
 ``H / h × W / w`` pixels; cell ``(i, j)`` is centred at pixel coordinates
 ``((j + 0.5) · W / w, (i + 0.5) · H / h)``. Depth is always camera-space ``z`` (never distance

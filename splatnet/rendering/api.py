@@ -3,7 +3,7 @@
 Layers: this module validates and flattens the inputs, then calls the two stages of one backend
 (``torch``: :mod:`.reference`; ``cpu`` / ``cuda``: the compiled ops behind :mod:`._ops`;
 ``gsplat``: :mod:`.gsplat_backend`) and composites the background. Shapes follow
-``CONVENTIONS.md``; ``...`` below is the common batch shape of the Gaussians and the cameras.
+``docs/conventions.md``; ``...`` below is the common batch shape of the Gaussians and the cameras.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def render(
         background: colour behind the Gaussians, broadcastable to ``[..., C, 3]`` (default
             black); differentiable.
         features: optional per-Gaussian features ``[..., N, D]`` (D ≥ 1) blended like colours.
-        antialiased: Mip-Splatting style opacity compensation (see CONVENTIONS.md).
+        antialiased: Mip-Splatting style opacity compensation (see docs/conventions.md).
         near, far: camera-depth culling planes.
         backend: ``"auto"`` (``cuda`` for CUDA tensors, ``cpu`` otherwise, ``torch`` for
             float64), ``"torch"`` (pure PyTorch reference), ``"cpu"``, ``"cuda"`` (compiled

@@ -5,7 +5,7 @@ intrinsics, w,x,y,z quaternions, activated scales/opacities, SH colour ``max(0, 
 along camera centre → mean, 0.3 px dilation, 16 px tiles, accumulated depth normalised by
 :func:`splatnet.render` (so "expected depth" is computed the same way for every backend).
 
-Known deviation, inherent to gsplat's CUDA kernels: α is clamped at 0.999 (CONVENTIONS.md and
+Known deviation, inherent to gsplat's CUDA kernels: α is clamped at 0.999 (docs/conventions.md and
 our kernels: 0.99) and a pixel stops when ``T ≤ 1e-4`` (ours: ``T < 1e-4``); gsplat 1.5 also uses
 an opacity-aware bounding box, which changes no pixel. Compare backends on Gaussians whose
 α stays below 0.99.

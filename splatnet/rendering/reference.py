@@ -8,7 +8,7 @@ Same two stages and signatures as the compiled ops (see ``splatnet/rendering/_op
    16×16 tile, in camera-depth order.
 
 Everything is dtype-generic (float64 for gradient checks) and differentiated by autograd. The
-semantics are exactly ``CONVENTIONS.md`` ("classic" 3DGS, optional Mip-Splatting compensation);
+semantics are exactly ``docs/conventions.md`` ("classic" 3DGS, optional Mip-Splatting compensation);
 the constants (``splatnet/_constants.py``) are the Python twins of ``csrc/include/splatnet/constants.h``.
 
 No NaN, forward or backward, for a Gaussian at the near plane or the camera centre: every value

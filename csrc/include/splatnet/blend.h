@@ -4,7 +4,7 @@
 //   d = p − μ (p = pixel centre (x + 0.5, y + 0.5), μ = mean2d)
 //   σ = ½ (a dx² + c dy²) + b dx dy        (conic (a, b, c) = Σ'⁻¹ upper triangle)
 //   α = min(kAlphaMax, o · exp(−σ))
-// Blend (CONVENTIONS.md): skip α < kAlphaThreshold; if T·(1 − α) < kTransmittanceMin the Gaussian is
+// Blend (docs/conventions.md): skip α < kAlphaThreshold; if T·(1 − α) < kTransmittanceMin the Gaussian is
 // not blended and the pixel stops; else out += α T · value, T ← T (1 − α).
 #pragma once
 

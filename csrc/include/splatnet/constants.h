@@ -1,4 +1,4 @@
-// Every constant of the splatnet renderer, in one place (see ../shared/CONVENTIONS.md,
+// Every constant of the splatnet renderer, in one place (see docs/conventions.md,
 // "Rendering"). The C++ CPU kernels, the CUDA kernels and (by mirroring) the pure-torch reference
 // all use these values; change one here and in splatnet/render/reference.py together.
 //

@@ -1,7 +1,7 @@
 // EWA projection of one 3D Gaussian into one pinhole camera, and its hand-derived backward (VJP).
 // Shared by the C++ CPU kernels and the CUDA kernels (SPLATNET_HD): plain floats and structs only.
 //
-// Forward chain (CONVENTIONS.md "Rendering"):
+// Forward chain (docs/conventions.md "Rendering"):
 //   q̂ = q/|q|, R_g = rot(q̂), M = R_g diag(s), Σ = M Mᵀ                      (world covariance)
 //   p_c = R p + t, Σ_c = R Σ Rᵀ                                               (viewmat = [R t])
 //   J = [[fx/z, 0, −fx·ū/z], [0, fy/z, −fy·v̄/z]], ū, v̄ = x/z, y/z clamped (kFovClamp)
