@@ -156,10 +156,15 @@ def stage_progress(desc: str, stages: Sequence[str], disable: bool
     input refused up front is one line), and an error leaves the line as it stood."""
     bar = None
     done = 0
+    tty = sys.stderr.isatty()
 
     def start(stage: str) -> None:
         nonlocal bar, done
         if disable:
+            return
+        if not tty:  # a log file: one plain line per stage, no carriage returns
+            print(f"{desc}: {stage}", file=sys.stderr, flush=True)
+            done = -1  # something was shown: say "done" at the end
             return
         if bar is None:
             from tqdm import tqdm
@@ -174,6 +179,8 @@ def stage_progress(desc: str, stages: Sequence[str], disable: bool
 
     try:
         yield start
+        if done == -1:
+            print(f"{desc}: done", file=sys.stderr, flush=True)
         if bar is not None:
             bar.update(len(stages) - done)
             bar.set_description_str(f"{desc}: done")
