@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval", help="score feed-forward reconstruction on held-out views of a clip",
         description="Reconstruct from the context views and score the held-out ones: PSNR, SSIM, "
-                    "LPIPS with --lpips-weights, depth error against LiDAR where present, timings. "
+                    "LPIPS with --lpips-weights, depth error against LiDAR where present, timings; "
+                    "beside them the floor of copying the nearest context frame's image and the "
+                    "scores of the context views rendered back. "
                     "Default split: the clip's target cameras if it has any, else its middle "
                     "frame.")
     p.add_argument("clip", help="clip directory (or its clip.json)")
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         lpips_load = time.perf_counter() - t0
     model = load_model(args.checkpoint, device=device)
     stages = ["decode context views", "network + post-process", "render and score held-out views",
-              "write report"]
+              "render context views", "write report"]
     with stage_progress(f"eval {clip_dir.name}", stages, disable=args.quiet) as stage:
         report = evaluate_clip(clip, model, holdout_frames=args.holdout_frames,
                                holdout_cameras=args.holdout_cameras, size=args.size,
@@ -111,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
               + (f" {r['lpips']:6.3f}" if has_lpips else ""))
     print(f"{'mean':>5}  {'':<20} {report['psnr']:7.2f} {report['ssim']:6.3f}"
           + (f" {lp['mean']:6.3f}" if has_lpips else ""))
+    near, ctx = report["nearest_context"], report["context_views"]
+    print(f"nearest context frame (floor): {near['psnr']:.2f} dB / {near['ssim']:.2f}")
+    print(f"context views rendered back: {ctx['psnr']:.2f} dB / {ctx['ssim']:.2f} "
+          f"({ctx['views']} views)")
     if "depth_vs_lidar" in report:
         d = report["depth_vs_lidar"]
         print(f"depth vs LiDAR: abs rel {d['abs_rel']:.3f}, RMSE {d['rmse_m']:.2f} m "

@@ -32,7 +32,7 @@ from splatnet.cameras import Cameras
 from splatnet.errors import ValidationError
 from splatnet.gaussians import Gaussians
 from splatnet.models.geometry import matrix_to_quat, no_autocast
-from splatnet.sh import num_sh_bases, rgb_to_sh
+from splatnet.sh import num_sh_bases, rgb_to_sh, sh_to_rgb
 
 #: Channels the head adds to the user's features: normalised inverse depth, confidence, unit
 #: camera-frame ray (3), Plücker ray in the world (6) and the cell's mean colour (3).
@@ -256,9 +256,13 @@ class GaussianHead(nn.Module):
 
             k = num_sh_bases(self.sh_degree)
             sh = r_col.reshape(b, v, k, 3, h, w)
+            dc = sh[:, :, 0]
             if images is not None:
-                dc = rgb_to_sh(colour)  # [B, V, 3, h, w]
-                sh = torch.cat([(sh[:, :, :1] + dc[:, :, None]), sh[:, :, 1:]], dim=2)
+                dc = dc + rgb_to_sh(colour)  # [B, V, 3, h, w]
+            # The DC colour stays within [0, 1]: what 8-bit viewers (and .splat) can show, so an
+            # exported scene looks in a viewer as it does here (docs/architecture.md, "Files").
+            dc = rgb_to_sh(sh_to_rgb(dc).clamp(0.0, 1.0))
+            sh = torch.cat([dc[:, :, None], sh[:, :, 1:]], dim=2)
 
             n = v * h * w
 

@@ -1,6 +1,7 @@
 """Held-out evaluation of feed-forward reconstruction: reconstruct from context views, score the
 views the network never saw (PSNR, SSIM, LPIPS when given local weights, depth error against
-LiDAR), with timings.
+LiDAR), with timings; next to them a floor (the nearest context image copied as the prediction)
+and the input views rendered back (how well the Gaussians reproduce what the network saw).
 
 The split is the one per-scene optimisation uses (:func:`splatnet.clip.split.split_views`):
 held-out frames (every rig camera at those frames), held-out cameras (those cameras at every
@@ -11,7 +12,7 @@ recorded for exactly this), else its middle frame, so both methods are scored on
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -54,26 +55,92 @@ def depth_errors(pred_depth: torch.Tensor, alpha: torch.Tensor, cameras, points:
     return {"abs_rel": rel / count, "rmse_m": (sq / count) ** 0.5, "points": count}
 
 
+def nearest_context_views(clip, split) -> list[tuple[int, str]]:
+    """For each held-out view of ``split`` (frame-major: ``eval_frames`` × ``eval_cameras``), the
+    context image ``(frame, camera)`` that stands in for it in the "nearest context frame" floor.
+
+    The frame is the context frame nearest in time to the held-out frame (frame timestamps; a tie
+    goes to the earlier frame). The camera is the same camera when it is a context camera; else
+    (a target camera off the rig, or a held-out rig camera) the context camera whose centre is
+    nearest the held-out camera's centre, both at that context frame (a tie goes to the first in
+    the clip's camera order).
+    """
+    import numpy as np
+
+    if not split.train_frames or not split.train_cameras:
+        raise ValidationError("nearest context views: the split has no context views")
+    times = clip.timestamps.tolist()
+    out = []
+    for f in split.eval_frames:
+        g = min(split.train_frames, key=lambda c: (abs(times[c] - times[f]), times[c], c))
+        for cam in split.eval_cameras:
+            if cam in split.train_cameras:
+                out.append((g, cam))
+                continue
+            centre = clip.cam_to_world(g, cam)[:3, 3]
+            dist = [float(np.linalg.norm(clip.cam_to_world(g, c)[:3, 3] - centre))
+                    for c in split.train_cameras]
+            out.append((g, split.train_cameras[int(np.argmin(dist))]))
+    return out
+
+
+@torch.no_grad()
+def _render_view(g, sky, camera, backend: str):
+    """Render one camera (unbatched, C = 1, on the Gaussians' device) with the network's sky
+    composited as ``rgb + (1 − alpha) · sky``: ``(pred [H, W, 3] clamped, on the CPU;
+    RenderOutput)``. Held-out, context and variant views all go through here."""
+    from splatnet.rendering import render
+
+    out = render(g, camera, backend=backend)
+    rgb = out.rgb
+    if sky is not None:
+        bg = sky.render(_batched(camera))[0]
+        rgb = rgb + (1.0 - out.alpha) * bg.to(rgb)
+    return rgb[0].clamp(0, 1).cpu(), out
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    return sum(r[key] for r in rows) / len(rows)
+
+
 def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | None = None,
                   holdout_cameras: Sequence[str] | None = None,
                   size: tuple[int, int] | None = None,
                   device: str | torch.device | None = None, backend: str = "auto",
                   lpips: LPIPS | None = None,
-                  progress: Callable[[str], None] | None = None) -> dict:
+                  progress: Callable[[str], None] | None = None,
+                  variants: Mapping[str, Callable] | None = None) -> dict:
     """Reconstruct ``clip`` from its context views and score the held-out ones.
 
     Returns a JSON-ready dict: the split, PSNR / SSIM (mean and per view), LPIPS (mean and per
     view with ``lpips``, a :class:`splatnet.metrics.lpips.LPIPS` built from local weights; otherwise
     ``{"skipped": why}``), depth errors against LiDAR (where present), the Gaussian count and
-    timings. ``progress``, when given, is called with each stage's name as it starts:
+    timings. Beside the network's scores:
+
+    - ``nearest_context``: a floor, PSNR / SSIM of the nearest context image (see
+      :func:`nearest_context_views`, at the same size) scored against each held-out image, as if
+      copied as the prediction; per view under ``per_view[i]["nearest_context"]``.
+    - ``context_views``: the Gaussians rendered back into every context view (the network's sky
+      as background, exactly as the held-out views) and scored against the input images: mean
+      PSNR / SSIM and ``per_view``.
+
+    ``variants``, when given, maps a name to ``f(gaussians, context_views, backgrounds) ->
+    Gaussians``, other Gaussians made from the network's (e.g. a few refinement steps with
+    :func:`splatnet.optimization.refine`; ``context_views`` are the decoded context views at the
+    scoring size, ``backgrounds [V, H, W, 3]`` the network's sky in them, or None); each is scored
+    on the held-out views exactly as the network's and reported under ``variants[name]`` (PSNR,
+    SSIM, per view, Gaussian count, seconds).
+
+    ``progress``, when given, is called with each stage's name as it starts:
     ``"decode context views"``, ``"network + post-process"``,
-    ``"render and score held-out views"``.
+    ``"render and score held-out views"``, ``"render context views"``, and ``"variants"`` when
+    there are any.
     """
     from splatnet import metrics
+    from splatnet.cameras import Cameras
     from splatnet.clip.split import split_views
     from splatnet.device import resolve_device
     from splatnet.pipeline.feedforward import prepare_inputs, run_network
-    from splatnet.rendering import render
 
     def stage(name: str) -> None:
         if progress is not None:
@@ -97,35 +164,57 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     held = clip.views(frames=split.eval_frames, cameras=split.eval_cameras, size=(h, w))
     rec.timings["load_holdout"] = time.perf_counter() - t0
 
+    # The context images as the network saw them ([V, H, W, 3], frame-major) and their cameras.
+    context_images = inputs.images[0].permute(0, 2, 3, 1)
+    c = inputs.cameras
+    context_cams = Cameras(c.K[0], c.cam_to_world[0], c.width, c.height,
+                           timestamps=None if c.timestamps is None else c.timestamps[0],
+                           names=c.names, check=False)
+    n_cams = len(inputs.camera_names)
+
+    def context_index(frame: int, camera: str) -> int:
+        return inputs.frames.index(frame) * n_cams + inputs.camera_names.index(camera)
+
     t0 = time.perf_counter()
     lpips_time = 0.0
     lpips_device = next(lpips.parameters()).device if lpips is not None else None
     g = rec.gaussians
+    nearest = nearest_context_views(clip, split)
     per_view = []
-    preds, alphas, depths = [], [], []
-    with torch.no_grad():
-        for v in range(len(held)):
-            cam = held.cameras[[v]].to(dev)
-            out = render(g, cam, backend=backend)
-            rgb = out.rgb
-            if rec.sky is not None:
-                sky = rec.sky.render(_batched(cam))[0]
-                rgb = rgb + (1.0 - out.alpha) * sky.to(rgb)
-            pred = rgb[0].clamp(0, 1).cpu()
-            gt = held.images[v]
-            per_view.append({"frame": int(held.frame_ids[v]), "camera": held.camera_names[v],
-                             "psnr": float(metrics.psnr(pred, gt)),
-                             "ssim": float(metrics.ssim(pred, gt))})
-            if lpips is not None:
-                t1 = time.perf_counter()
+    alphas, depths = [], []
+    for v in range(len(held)):
+        pred, out = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend)
+        gt = held.images[v]
+        nf, nc = nearest[v]
+        near = context_images[context_index(nf, nc)]
+        per_view.append({"frame": int(held.frame_ids[v]), "camera": held.camera_names[v],
+                         "psnr": float(metrics.psnr(pred, gt)),
+                         "ssim": float(metrics.ssim(pred, gt)),
+                         "nearest_context": {"frame": nf, "camera": nc,
+                                             "psnr": float(metrics.psnr(near, gt)),
+                                             "ssim": float(metrics.ssim(near, gt))}})
+        if lpips is not None:
+            t1 = time.perf_counter()
+            with torch.no_grad():
                 per_view[-1]["lpips"] = float(lpips(pred.to(lpips_device), gt.to(lpips_device)))
-                lpips_time += time.perf_counter() - t1
-            preds.append(pred)
-            alphas.append(out.alpha[0].cpu())
-            depths.append(out.depth[0].cpu())
+            lpips_time += time.perf_counter() - t1
+        alphas.append(out.alpha[0].cpu())
+        depths.append(out.depth[0].cpu())
     rec.timings["render_and_score"] = time.perf_counter() - t0 - lpips_time
     if lpips is not None:
         rec.timings["lpips"] = lpips_time
+
+    stage("render context views")
+    t0 = time.perf_counter()
+    context_rows = []
+    for v in range(context_cams.num_cameras):
+        pred, _ = _render_view(g, rec.sky, context_cams[[v]].to(dev), backend)
+        gt = context_images[v]
+        context_rows.append({"frame": inputs.frames[v // n_cams],
+                             "camera": inputs.camera_names[v % n_cams],
+                             "psnr": float(metrics.psnr(pred, gt)),
+                             "ssim": float(metrics.ssim(pred, gt))})
+    rec.timings["render_context"] = time.perf_counter() - t0
 
     report: dict = {
         "clip": str(clip.path),
@@ -134,11 +223,18 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
                   "holdout_cameras": split.eval_cameras},
         "size": [h, w],
         "gaussians": g.num_gaussians,
-        "psnr": sum(r["psnr"] for r in per_view) / len(per_view),
-        "ssim": sum(r["ssim"] for r in per_view) / len(per_view),
-        "lpips": ({"mean": sum(r["lpips"] for r in per_view) / len(per_view), "net": lpips.net,
+        "psnr": _mean(per_view, "psnr"),
+        "ssim": _mean(per_view, "ssim"),
+        "lpips": ({"mean": _mean(per_view, "lpips"), "net": lpips.net,
                    "weights": list(lpips.sources)} if lpips is not None
                   else {"skipped": LPIPS_SKIPPED}),
+        "nearest_context": {
+            "psnr": _mean([r["nearest_context"] for r in per_view], "psnr"),
+            "ssim": _mean([r["nearest_context"] for r in per_view], "ssim"),
+            "rule": "per held-out view, the context image of the same camera (else the context "
+                    "camera nearest in position) at the context frame nearest in time"},
+        "context_views": {"psnr": _mean(context_rows, "psnr"), "ssim": _mean(context_rows, "ssim"),
+                          "views": len(context_rows), "per_view": context_rows},
         "per_view": per_view,
     }
     if clip.has_lidar:
@@ -158,8 +254,40 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
                 "abs_rel": sum(e["abs_rel"] * e["points"] for e in errs) / n,
                 "rmse_m": (sum(e["rmse_m"] ** 2 * e["points"] for e in errs) / n) ** 0.5,
                 "points": n}
+    if variants:
+        stage("variants")
+        report["variants"] = _score_variants(variants, clip, split, rec, context_cams, held, dev,
+                                             backend)
     report["timings"] = {k: round(v, 4) for k, v in rec.timings.items()}
     return report
+
+
+def _score_variants(variants: Mapping[str, Callable], clip, split, rec, context_cams, held, dev,
+                    backend: str) -> dict:
+    """Each variant's Gaussians (made from the network's) scored on the held-out views."""
+    from splatnet import metrics
+
+    h, w = rec.size
+    views = clip.views(frames=split.train_frames, cameras=split.train_cameras, size=(h, w))
+    backgrounds = None
+    if rec.sky is not None:  # as `splatnet reconstruct --refine`: the network's sky, not black
+        with torch.no_grad():
+            backgrounds = rec.sky.render(_batched(context_cams).to(dev))[0].to(views.images)
+    out = {}
+    for name, make in variants.items():
+        t0 = time.perf_counter()
+        g = make(rec.gaussians, views, backgrounds)
+        seconds = time.perf_counter() - t0
+        rows = []
+        for v in range(len(held)):
+            pred, _ = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend)
+            gt = held.images[v]
+            rows.append({"frame": int(held.frame_ids[v]), "camera": held.camera_names[v],
+                         "psnr": float(metrics.psnr(pred, gt)),
+                         "ssim": float(metrics.ssim(pred, gt))})
+        out[name] = {"psnr": _mean(rows, "psnr"), "ssim": _mean(rows, "ssim"),
+                     "gaussians": g.num_gaussians, "seconds": round(seconds, 4), "per_view": rows}
+    return out
 
 
 def _batched(cameras):

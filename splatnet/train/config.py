@@ -42,6 +42,22 @@ class SyntheticConfig:
     """Held-out 'target'-role cameras per clip, beside the rig (novel-view supervision)."""
     cache_dir: str = "~/.cache/splatnet/synthetic"
     """Where generated clips are kept (one directory per seed and setting)."""
+    realism: str = "none"
+    """Camera realism preset of the generator (none, real, varied: see splatnet.clip.synth)."""
+    weight: float | None = None
+    """Share of samples drawn from these clips (null: in proportion to their number of clips)."""
+
+
+@dataclass
+class SourceConfig:
+    """A named group of clip directories, sampled with one weight (e.g. one real dataset)."""
+
+    name: str = "clips"
+    """Name of the group (in logs and errors)."""
+    clips: list[str] = field(default_factory=list)
+    """Clip directories of the group."""
+    weight: float | None = None
+    """Share of samples drawn from the group (null: in proportion to its number of clips)."""
 
 
 @dataclass
@@ -50,6 +66,8 @@ class DataConfig:
 
     clips: list[str] = field(default_factory=list)
     """Clip directories to train on (see docs/clip-format.md)."""
+    sources: list[SourceConfig] = field(default_factory=list)
+    """More groups of clips, each with its own sampling weight (beside ``clips``)."""
     synthetic: SyntheticConfig | None = None
     """Generate synthetic clips instead of (or besides) ``clips`` (null: off)."""
     batch_size: int = 1
@@ -224,7 +242,20 @@ class TrainConfigBase:
             leak = sorted(set(self.eval.synthetic_seeds) & set(self.data.synthetic.seeds))
             if leak:
                 raise ValidationError(f"eval.synthetic_seeds: {leak} are also training seeds")
-        leak_clips = sorted(set(self.eval.clips) & set(self.data.clips))
+        for i, src in enumerate(self.data.sources):
+            if src.weight is not None and not (math.isfinite(src.weight) and src.weight >= 0):
+                raise ValidationError(f"data.sources[{i}].weight: must be a number >= 0 (or null), "
+                                      f"got {src.weight}")
+        syn = self.data.synthetic
+        if syn is not None and syn.weight is not None and not (math.isfinite(syn.weight)
+                                                              and syn.weight >= 0):
+            raise ValidationError(f"data.synthetic.weight: must be a number >= 0 (or null), got "
+                                  f"{syn.weight}")
+        if syn is not None and syn.realism not in ("none", "real", "varied"):
+            raise ValidationError(f"data.synthetic.realism: expected none, real or varied, got "
+                                  f"{syn.realism!r}")
+        trained = set(self.data.clips) | {c for src in self.data.sources for c in src.clips}
+        leak_clips = sorted(set(self.eval.clips) & trained)
         if leak_clips:
             raise ValidationError(f"eval.clips: {leak_clips} are also training clips")
 

@@ -105,7 +105,9 @@ class ClipSource:
     """Samples from clip directories (see the module docstring). Implements ``DataSource``."""
 
     def __init__(self, paths: list[str | os.PathLike], *, context_frames: int = 2,
-                 target_views: int = 2, target_camera_prob: float = 0.5, seed: int = 0) -> None:
+                 target_views: int = 2, target_camera_prob: float = 0.5, seed: int = 0,
+                 weights: list[float] | None = None) -> None:
+        """``weights``: a sampling weight per clip (normalised here); None: every clip in turn."""
         from splatnet.clip import Clip
 
         if not paths:
@@ -124,11 +126,22 @@ class ClipSource:
         self.target_views = target_views
         self.target_camera_prob = target_camera_prob
         self.seed = seed
+        self.weights = None
+        if weights is not None:
+            w = np.asarray(weights, dtype=np.float64)
+            if w.shape != (len(self.paths),) or not np.isfinite(w).all() or (w < 0).any() \
+                    or w.sum() <= 0:
+                raise ValidationError(f"data: expected {len(self.paths)} non-negative clip weights "
+                                      "with a positive sum")
+            self.weights = w / w.sum()
 
     def plan(self, index: int) -> tuple[int, list[int], list[tuple[int, str]]]:
         """``(clip index, context frames, [(frame, camera) targets])`` of sample ``index``."""
         rng = np.random.default_rng([self.seed, index])
-        ci = index % len(self.clips)
+        if self.weights is None:
+            ci = index % len(self.clips)
+        else:
+            ci = int(rng.choice(len(self.clips), p=self.weights))
         clip = self.clips[ci]
         start = int(rng.integers(0, clip.num_frames - self.context_frames + 1))
         frames = list(range(start, start + self.context_frames))
@@ -214,7 +227,8 @@ def _depth_maps(clip: Any, cams: Cameras, frames: list[int], dense: Tensor | Non
 
 # ---------------------------------------------------------------------------- synthetic clips
 def synthetic_clips(seeds: list[int], cameras: int, frames: int, size: tuple[int, int],
-                    targets: int, cache_dir: str | os.PathLike) -> list[Path]:
+                    targets: int, cache_dir: str | os.PathLike,
+                    realism: str = "none") -> list[Path]:
     """Paths of generated clips, rendering the missing ones into ``cache_dir`` (cached by key)."""
     import importlib
 
@@ -228,12 +242,12 @@ def synthetic_clips(seeds: list[int], cameras: int, frames: int, size: tuple[int
     out = []
     for seed in seeds:
         name = (f"synth_v{version}_seed{seed}_c{cameras}_f{frames}_"
-                f"{size[0]}x{size[1]}_t{targets}")
+                f"{size[0]}x{size[1]}_t{targets}" + ("" if realism == "none" else f"_{realism}"))
         path = root / name
         if not (path / "clip.json").is_file():
             try:
                 generate(path, int(seed), cameras=cameras, frames=frames, size=tuple(size),
-                         targets=targets)
+                         targets=targets, realism=None if realism == "none" else realism)
             except (FileExistsError, ValidationError):
                 if not (path / "clip.json").is_file():  # not a concurrent writer finishing
                     raise
@@ -278,19 +292,54 @@ class ClipEvaluator:
 
 
 def build_data(cfg: Any) -> ClipSource:
-    """The ``DataSource`` a ``TrainConfig`` describes (rank 0 renders synthetic clips first)."""
+    """The ``DataSource`` a ``TrainConfig`` describes (rank 0 renders synthetic clips first).
+
+    Sources: ``data.clips``, each of ``data.sources`` and ``data.synthetic``. With weights, a
+    source's share of the samples is its weight over the sum of all weights (split evenly over
+    its clips); with none, every clip comes in turn.
+    """
     import torch.distributed as dist
 
     d = cfg.data
-    paths: list[Any] = list(d.clips)
+    groups: list[tuple[str, list[Any], float | None]] = []
+    if d.clips:
+        groups.append(("data.clips", list(d.clips), None))
+    groups += [(f"data.sources ({src.name})", list(src.clips), src.weight)
+               for src in d.sources if src.clips]
     if d.synthetic is not None:
         s = d.synthetic
         rank0 = not dist.is_initialized() or dist.get_rank() == 0
-        if rank0:
-            paths += synthetic_clips(s.seeds, s.cameras, s.frames, s.size, s.targets, s.cache_dir)
+
+        def make() -> list[Path]:
+            return synthetic_clips(s.seeds, s.cameras, s.frames, s.size, s.targets, s.cache_dir,
+                                   s.realism)
+
+        syn = make() if rank0 else []
         if dist.is_initialized():
             dist.barrier()
         if not rank0:
-            paths += synthetic_clips(s.seeds, s.cameras, s.frames, s.size, s.targets, s.cache_dir)
+            syn = make()
+        groups.append(("data.synthetic", syn, s.weight))
+    paths = [p for _, clips, _ in groups for p in clips]
     return ClipSource(paths, context_frames=d.context_frames, target_views=d.target_views,
-                      target_camera_prob=d.target_camera_prob, seed=d.seed)
+                      target_camera_prob=d.target_camera_prob, seed=d.seed,
+                      weights=source_weights(groups))
+
+
+def source_weights(groups: list[tuple[str, list[Any], float | None]]) -> list[float] | None:
+    """Per-clip sampling weights of ``(name, clips, weight)`` groups: each group's weight (relative
+    to the others') split evenly over its clips; None when no group has a weight. Weights are all
+    or nothing: a weighted group beside an unweighted one is an error naming the latter."""
+    weighted = [w is not None for _, _, w in groups]
+    if not any(weighted):
+        return None
+    if not all(weighted):
+        missing = [name for name, _, w in groups if w is None]
+        raise ValidationError(f"data: {', '.join(missing)} need a weight when another source has "
+                              "one (data.clips cannot be weighted: list them in data.sources)")
+    if sum(w for _, _, w in groups) <= 0:
+        raise ValidationError("data: the source weights sum to 0")
+    out: list[float] = []
+    for _, clips, w in groups:
+        out += [w / len(clips)] * len(clips)
+    return out

@@ -13,7 +13,7 @@ from splatnet import Gaussians, render
 from splatnet.io.ply import property_names
 
 C0 = 0.28209479177387814  # Y_0, written out here rather than imported: the test's own reference
-ALPHA_CAP = 0.99  # CONVENTIONS.md: α = min(0.99, o · G)
+ALPHA_CAP = 0.99  # docs/conventions.md: α = min(0.99, o · G)
 
 
 def _with(colours: list[list[float]], opacities: list[float], degree: int = 1) -> Gaussians:

@@ -117,7 +117,7 @@ def test_fov_clamp_of_the_jacobian():
 
 # ----------------------------------------------------------------------------- rasterization
 def _blend_loop(means2d, conics, values, opac, depths, radii, width, height):
-    """Oracle: CONVENTIONS.md blending written as the plain sequential loop, Gaussian by
+    """Oracle: docs/conventions.md blending written as the plain sequential loop, Gaussian by
     Gaussian in depth order, all pixels at once, no tiles and no bounding boxes."""
     order = torch.argsort(depths, stable=True)
     ys, xs = torch.meshgrid(torch.arange(height, dtype=F64), torch.arange(width, dtype=F64),

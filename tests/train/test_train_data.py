@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from splatnet.cameras import sparse_depth as project_depth
+from splatnet.errors import ValidationError
 from splatnet.train import StageConfig
 from splatnet.train.data import ClipSource, collate, synthetic_clips
 
@@ -96,3 +97,41 @@ def test_synthetic_clips_are_cached(tmp_path, synth_clip):
     assert again == [synth_clip]
     assert (synth_clip / "clip.json").stat().st_mtime_ns == before
     assert math.isfinite(before)
+
+
+def test_sources_are_mixed_by_their_weights(tmp_path):
+    """Samples come from each source in proportion to its weight (split evenly over its clips),
+    measured over many sample indices; no weights: every clip in turn (as before)."""
+    from collections import Counter
+
+    from splatnet.clip.synth import generate
+    from splatnet.train.data import source_weights
+
+    clips = []
+    for seed in range(3):
+        generate(tmp_path / f"c{seed}", seed, cameras=1, frames=2, size=(16, 24), targets=0)
+        clips.append(tmp_path / f"c{seed}")
+    groups = [("real", clips[:1], 0.75), ("synthetic", clips[1:], 0.25)]
+    w = source_weights(groups)
+    assert w == [0.75, 0.125, 0.125]
+    src = ClipSource(clips, context_frames=1, target_views=1, seed=3, weights=w)
+    n = 4000
+    counts = Counter(src.plan(i)[0] for i in range(n))
+    for ci, want in enumerate(w):
+        assert abs(counts[ci] / n - want) < 0.03, (ci, counts[ci] / n, want)
+    plain = ClipSource(clips, context_frames=1, target_views=1, seed=3)
+    assert [plain.plan(i)[0] for i in range(6)] == [0, 1, 2, 0, 1, 2]
+    assert source_weights([("a", clips[:1], None), ("b", clips[1:], None)]) is None
+    with pytest.raises(ValidationError, match="a need a weight"):
+        source_weights([("a", clips[:1], None), ("b", clips[1:], 1.0)])
+
+
+def test_synthetic_realism_is_part_of_the_cache_key(tmp_path):
+    from splatnet.clip import Clip
+    from splatnet.train.data import synthetic_clips
+
+    plain = synthetic_clips([5], 2, 1, (16, 24), 0, tmp_path)
+    real = synthetic_clips([5], 2, 1, (16, 24), 0, tmp_path, realism="real")
+    assert plain != real and real[0].name.endswith("_real")
+    meta = Clip.load(real[0]).metadata
+    assert "realism" in meta and "realism" not in Clip.load(plain[0]).metadata
