@@ -17,6 +17,9 @@ DEV_STAMP := $(VENV)/.splatnet-dev
 EXT_STAMP := $(VENV)/.splatnet-ext
 LOG := $(VENV)/setup.log
 DEMO_OUT ?= out/demo
+# (in variables: a literal comma would split $(call ...)'s arguments)
+DEMO_SPEC := ".[video]"
+DEV_SPEC := ".[dev,video]"
 
 # $(call step,TITLE,COMMAND): run COMMAND with its output in $(LOG); one line with the time.
 define step
@@ -52,7 +55,7 @@ $(DEPS_STAMP): pyproject.toml | $(PY)
 	  echo "setup: torch $$($(PY) -c 'import torch; print(torch.__version__)') already installed"; \
 	else $(MAKE) --no-print-directory _torch; fi
 	$(call step,numpy,$(PIP) install -q numpy)
-	$(call step,splatnet (editable) + runtime dependencies + video extra,$(PIP) install -q --no-build-isolation -e ".[video]")
+	$(call step,splatnet (editable) + runtime dependencies + video extra,$(PIP) install -q --no-build-isolation -e $(DEMO_SPEC))
 	@touch $@
 
 .PHONY: _torch
@@ -60,7 +63,7 @@ _torch:
 	$(call step,torch==$(TORCH_VERSION) (CPU wheel; the slowest step),$(PIP) install -q torch==$(TORCH_VERSION))
 
 $(DEV_STAMP): $(DEPS_STAMP) pyproject.toml
-	$(call step,test and lint tools (the dev extra),$(PIP) install -q --no-build-isolation -e ".[dev,video]")
+	$(call step,test and lint tools (the dev extra),$(PIP) install -q --no-build-isolation -e $(DEV_SPEC))
 	@touch $@
 
 $(EXT_STAMP): $(DEPS_STAMP) setup.py $(CSRC)
