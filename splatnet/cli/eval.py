@@ -114,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'mean':>5}  {'':<20} {report['psnr']:7.2f} {report['ssim']:6.3f}"
           + (f" {lp['mean']:6.3f}" if has_lpips else ""))
     near, ctx = report["nearest_context"], report["context_views"]
-    print(f"nearest context frame (floor): {near['psnr']:.2f} dB / {near['ssim']:.2f}")
-    print(f"context views rendered back: {ctx['psnr']:.2f} dB / {ctx['ssim']:.2f} "
+    print(f"nearest context frame (floor): {near['psnr']:.2f} dB / {near['ssim']:.3f}")
+    print(f"context views rendered back: {ctx['psnr']:.2f} dB / {ctx['ssim']:.3f} "
           f"({ctx['views']} views)")
     if "depth_vs_lidar" in report:
         d = report["depth_vs_lidar"]

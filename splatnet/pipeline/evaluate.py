@@ -25,6 +25,10 @@ LPIPS_SKIPPED = ("no weights given; pass --lpips-weights BACKBONE,LINEAR (e.g. t
                  "alexnet-owt-7be5be79.pth and the lpips package's weights/v0.1/alex.pth), or "
                  "lpips=LPIPS.from_files(...) to evaluate_clip; nothing is downloaded")
 
+#: Frame-time gaps closer than this count as equal in :func:`nearest_context_views` (nominally
+#: equal spacing stored as float seconds).
+TIE_SECONDS = 1e-6
+
 
 def depth_errors(pred_depth: torch.Tensor, alpha: torch.Tensor, cameras, points: torch.Tensor
                  ) -> dict[str, float] | None:
@@ -59,11 +63,11 @@ def nearest_context_views(clip, split) -> list[tuple[int, str]]:
     """For each held-out view of ``split`` (frame-major: ``eval_frames`` × ``eval_cameras``), the
     context image ``(frame, camera)`` that stands in for it in the "nearest context frame" floor.
 
-    The frame is the context frame nearest in time to the held-out frame (frame timestamps; a tie
-    goes to the earlier frame). The camera is the same camera when it is a context camera; else
-    (a target camera off the rig, or a held-out rig camera) the context camera whose centre is
-    nearest the held-out camera's centre, both at that context frame (a tie goes to the first in
-    the clip's camera order).
+    The frame is the context frame nearest in time to the held-out frame (frame timestamps; a tie,
+    within :data:`TIE_SECONDS`, goes to the earlier frame). The camera is the same camera when it
+    is a context camera; else (a target camera off the rig, or a held-out rig camera) the context
+    camera whose centre is nearest the held-out camera's centre, both at that context frame (a
+    tie goes to the first context camera).
     """
     import numpy as np
 
@@ -72,7 +76,10 @@ def nearest_context_views(clip, split) -> list[tuple[int, str]]:
     times = clip.timestamps.tolist()
     out = []
     for f in split.eval_frames:
-        g = min(split.train_frames, key=lambda c: (abs(times[c] - times[f]), times[c], c))
+        gap = {c: abs(times[c] - times[f]) for c in split.train_frames}
+        best = min(gap.values())
+        g = min((c for c in split.train_frames if gap[c] <= best + TIE_SECONDS),
+                key=lambda c: (times[c], c))
         for cam in split.eval_cameras:
             if cam in split.train_cameras:
                 out.append((g, cam))
