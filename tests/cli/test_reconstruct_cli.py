@@ -133,6 +133,23 @@ def test_eval_scores_held_out_views(tmp_path: Path, model_file: Path, capsys):
     assert json.loads(capsys.readouterr().out)["psnr"] == doc["psnr"]
 
 
+def test_eval_table_shows_the_floor_and_the_context_views(tmp_path: Path, model_file: Path, capsys):
+    """The table prints the nearest-context floor and the context views rendered back, with the
+    report's numbers; the report holds them per view."""
+    report = tmp_path / "r.json"
+    assert main(["eval", str(SAMPLE), "--checkpoint", str(model_file), "--size", SIZE,
+                 "--holdout-frames", "1", "--report", str(report), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(report.read_text())
+    near, ctx = doc["nearest_context"], doc["context_views"]
+    assert (f"nearest context frame (floor): {near['psnr']:.2f} dB / {near['ssim']:.3f}"
+            in out), out
+    assert (f"context views rendered back: {ctx['psnr']:.2f} dB / {ctx['ssim']:.3f} (12 views)"
+            in out), out
+    assert all(r["nearest_context"]["frame"] == 0 for r in doc["per_view"])  # tie: the earlier
+    assert len(ctx["per_view"]) == 12 and "render_context" in doc["timings"]
+
+
 def test_refine_runs_after_the_network(tmp_path: Path, model_file: Path, capsys):
     out = tmp_path / "refined.ply"
     assert main(["reconstruct", str(SAMPLE), "-o", str(out), "--checkpoint", str(model_file),

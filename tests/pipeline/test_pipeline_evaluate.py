@@ -1,0 +1,142 @@
+"""``evaluate_clip``'s floors and input-view scores, checked by hand: the "nearest context frame"
+floor against an independent PSNR of the images it names, its choice of frame (ties to the
+earlier) and of camera (nearest centre for cameras that are not context cameras), and the context
+views rendered back against a render made here with ``splatnet.render``. Uses the untrained model
+file from conftest at a small size: these tests check the bookkeeping, not the model."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from splatnet.clip import Clip
+from splatnet.clip.split import split_views
+from splatnet.pipeline.evaluate import evaluate_clip, nearest_context_views
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "sample_clip"
+pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="bundled sample clip missing")
+SIZE = (64, 112)
+
+
+def psnr_np(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two images in [0, 1], written out here (not splatnet.metrics)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10.0 * math.log10(1.0 / mse)
+
+
+@pytest.fixture(scope="module")
+def clip() -> Clip:
+    return Clip.load(SAMPLE)
+
+
+@pytest.fixture(scope="module")
+def model(model_file: Path):
+    from splatnet.io.checkpoint import load_model
+
+    return load_model(model_file)
+
+
+@pytest.fixture(scope="module")
+def report(clip: Clip, model) -> dict:
+    """Held-out middle frame (1) of the 3-frame sample clip; two variants: the network's own
+    Gaussians unchanged, and two refinement steps."""
+    from splatnet.optimization import refine
+
+    torch.manual_seed(0)
+    return evaluate_clip(clip, model, holdout_frames=[1], size=SIZE, variants={
+        "unchanged": lambda g, views, bg: g,
+        "refine 2": lambda g, views, bg: refine(g, views, 2, backgrounds=bg)})
+
+
+def test_nearest_context_floor_is_the_earlier_neighbour_scored_by_hand(clip: Clip, report: dict):
+    # Frames 0 and 2 are 0.1 s either side of the held-out frame 1: the tie goes to frame 0.
+    assert clip.timestamps.tolist() == pytest.approx([0.0, 0.1, 0.2])
+    assert len(report["per_view"]) == len(clip.rig_camera_names) == 6
+    floors = []
+    for r in report["per_view"]:
+        near = r["nearest_context"]
+        assert r["frame"] == 1 and near["frame"] == 0 and near["camera"] == r["camera"]
+        held = clip.views(frames=[1], cameras=[r["camera"]], size=SIZE).images[0].numpy()
+        ctx = clip.views(frames=[0], cameras=[r["camera"]], size=SIZE).images[0].numpy()
+        expect = psnr_np(ctx, held)
+        assert near["psnr"] == pytest.approx(expect, abs=1e-3)
+        assert 0 < near["ssim"] < 1
+        floors.append(expect)
+    assert report["nearest_context"]["psnr"] == pytest.approx(sum(floors) / len(floors), abs=1e-3)
+    assert report["nearest_context"]["ssim"] == pytest.approx(
+        sum(r["nearest_context"]["ssim"] for r in report["per_view"]) / 6)
+
+
+def test_context_views_rendered_back_match_a_render_made_here(clip: Clip, model, report: dict):
+    """The report's input-view scores equal splatnet.render of the same reconstruction into each
+    context view, the network's sky composited behind, scored with the PSNR above."""
+    import splatnet
+    from splatnet.cameras import Cameras
+    from splatnet.pipeline.feedforward import reconstruct_clip
+
+    ctx = report["context_views"]
+    assert ctx["views"] == len(ctx["per_view"]) == 12  # frames 0 and 2 x 6 rig cameras
+    assert all(math.isfinite(r["psnr"]) and math.isfinite(r["ssim"]) for r in ctx["per_view"])
+    assert math.isfinite(ctx["psnr"]) and math.isfinite(ctx["ssim"])
+
+    rec = reconstruct_clip(clip, model, frames=[0, 2], size=SIZE)
+    assert rec.gaussians.num_gaussians == report["gaussians"]
+    views = clip.views(frames=[0, 2], size=SIZE)
+    mine = []
+    with torch.no_grad():
+        for v in range(len(views)):
+            cam = views.cameras[[v]]
+            out = splatnet.render(rec.gaussians, cam)
+            rgb = out.rgb[0]
+            if rec.sky is not None:
+                batched = Cameras(cam.K[None], cam.cam_to_world[None], cam.width, cam.height)
+                rgb = rgb + (1 - out.alpha[0]) * rec.sky.render(batched)[0, 0]
+            mine.append(psnr_np(rgb.clamp(0, 1).numpy(), views.images[v].numpy()))
+    got = [r["psnr"] for r in ctx["per_view"]]
+    assert [(r["frame"], r["camera"]) for r in ctx["per_view"]] == [
+        (int(f), c) for f, c in zip(views.frame_ids, views.camera_names)]
+    assert got == pytest.approx(mine, abs=1e-3)
+    assert ctx["psnr"] == pytest.approx(sum(mine) / len(mine), abs=1e-3)
+
+
+def test_variants_are_scored_like_the_network(report: dict):
+    same = report["variants"]["unchanged"]
+    assert same["psnr"] == pytest.approx(report["psnr"], abs=1e-6)
+    assert same["ssim"] == pytest.approx(report["ssim"], abs=1e-6)
+    assert same["gaussians"] == report["gaussians"]
+    refined = report["variants"]["refine 2"]
+    assert math.isfinite(refined["psnr"]) and len(refined["per_view"]) == 6
+    assert refined["seconds"] > 0
+
+
+def test_nearest_context_camera_for_target_and_held_out_cameras(clip: Clip):
+    """Cameras that are not context cameras stand in by the context camera nearest in position at
+    the chosen frame (here every frame is a context frame, so the same frame)."""
+    for split in (split_views(clip), split_views(clip, holdout_cameras=["cam_front", "target_1"])):
+        pairs = nearest_context_views(clip, split)
+        expect = []
+        for f in split.eval_frames:
+            for cam in split.eval_cameras:
+                centre = clip.cam_to_world(f, cam)[:3, 3]
+                d = {c: np.linalg.norm(clip.cam_to_world(f, c)[:3, 3] - centre)
+                     for c in split.train_cameras}
+                expect.append((f, min(d, key=d.get)))
+        assert pairs == expect
+        assert all(c in split.train_cameras for _, c in pairs)
+
+
+def test_nearest_context_frame_by_time_with_ties_to_the_earlier():
+    eye = np.eye(4)
+    stub = SimpleNamespace(
+        timestamps=torch.tensor([0.0, 0.3, 0.5, 0.7 + 1e-9, 0.75, 2.0], dtype=torch.float64),
+        cam_to_world=lambda f, c: eye)
+    split = SimpleNamespace(train_frames=[0, 1, 3, 5], train_cameras=["a"],
+                            eval_frames=[2, 4], eval_cameras=["a"])
+    # frame 2 (0.5 s): frames 1 and 3 are 0.2 s away (within 1 µs) -> the earlier, 1;
+    # frame 4 (0.75 s): frame 3 is nearest.
+    assert nearest_context_views(stub, split) == [(1, "a"), (3, "a")]
