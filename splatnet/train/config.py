@@ -32,6 +32,8 @@ class SyntheticConfig:
 
     seeds: list[int] = field(default_factory=lambda: list(range(8)))
     """Generator seeds, one clip each; the same seed always gives the same clip."""
+    seed_range: list[int] = field(default_factory=list)
+    """``[start, stop]``: seeds ``start … stop − 1`` as well (for thousands of clips)."""
     cameras: int = 6
     """Rig cameras per generated clip."""
     frames: int = 3
@@ -44,8 +46,15 @@ class SyntheticConfig:
     """Where generated clips are kept (one directory per seed and setting)."""
     realism: str = "none"
     """Camera realism preset of the generator (none, real, varied: see splatnet.clip.synth)."""
+    workers: int = 1
+    """Processes that render missing clips in parallel (the generator is CPU-bound)."""
     weight: float | None = None
     """Share of samples drawn from these clips (null: in proportion to their number of clips)."""
+
+    def all_seeds(self) -> list[int]:
+        """``seeds`` then the ``seed_range`` ones not already listed."""
+        extra = range(*self.seed_range) if self.seed_range else range(0)
+        return list(dict.fromkeys([*self.seeds, *extra]))
 
 
 @dataclass
@@ -239,7 +248,7 @@ class TrainConfigBase:
         if self.eval.synthetic_seeds:
             if self.data.synthetic is None:
                 raise ValidationError("eval.synthetic_seeds: needs data.synthetic (its settings)")
-            leak = sorted(set(self.eval.synthetic_seeds) & set(self.data.synthetic.seeds))
+            leak = sorted(set(self.eval.synthetic_seeds) & set(self.data.synthetic.all_seeds()))
             if leak:
                 raise ValidationError(f"eval.synthetic_seeds: {leak} are also training seeds")
         for i, src in enumerate(self.data.sources):
@@ -251,6 +260,12 @@ class TrainConfigBase:
                                                               and syn.weight >= 0):
             raise ValidationError(f"data.synthetic.weight: must be a number >= 0 (or null), got "
                                   f"{syn.weight}")
+        if syn is not None:
+            _check_positive("data.synthetic.workers", syn.workers)
+            r = syn.seed_range
+            if r and (len(r) != 2 or not 0 <= r[0] < r[1]):
+                raise ValidationError(f"data.synthetic.seed_range: expected [start, stop] with "
+                                      f"0 <= start < stop, got {list(r)}")
         if syn is not None and syn.realism not in ("none", "real", "varied"):
             raise ValidationError(f"data.synthetic.realism: expected none, real or varied, got "
                                   f"{syn.realism!r}")

@@ -13,6 +13,7 @@ else the clip's ground-truth depth maps when it has no LiDAR; 0 marks "no depth"
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,8 +229,9 @@ def _depth_maps(clip: Any, cams: Cameras, frames: list[int], dense: Tensor | Non
 # ---------------------------------------------------------------------------- synthetic clips
 def synthetic_clips(seeds: list[int], cameras: int, frames: int, size: tuple[int, int],
                     targets: int, cache_dir: str | os.PathLike,
-                    realism: str = "none") -> list[Path]:
-    """Paths of generated clips, rendering the missing ones into ``cache_dir`` (cached by key)."""
+                    realism: str = "none", workers: int = 1) -> list[Path]:
+    """Paths of generated clips, rendering the missing ones into ``cache_dir`` (cached by key),
+    in ``workers`` processes at once."""
     import importlib
 
     from splatnet.clip.synth import generate
@@ -239,20 +241,38 @@ def synthetic_clips(seeds: list[int], cameras: int, frames: int, size: tuple[int
 
     root = Path(cache_dir).expanduser()
     root.mkdir(parents=True, exist_ok=True)
-    out = []
+    out, missing = [], []
     for seed in seeds:
         name = (f"synth_v{version}_seed{seed}_c{cameras}_f{frames}_"
                 f"{size[0]}x{size[1]}_t{targets}" + ("" if realism == "none" else f"_{realism}"))
         path = root / name
         if not (path / "clip.json").is_file():
-            try:
-                generate(path, int(seed), cameras=cameras, frames=frames, size=tuple(size),
-                         targets=targets, realism=None if realism == "none" else realism)
-            except (FileExistsError, ValidationError):
-                if not (path / "clip.json").is_file():  # not a concurrent writer finishing
-                    raise
+            missing.append((path, int(seed)))
         out.append(path)
+    job = functools.partial(_generate_one, cameras=cameras, frames=frames, size=tuple(size),
+                            targets=targets, realism=None if realism == "none" else realism)
+    if workers > 1 and len(missing) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: the parent may hold torch threads and a process group, which must not be forked
+        with ProcessPoolExecutor(min(workers, len(missing)), mp_context=mp.get_context("spawn")) as ex:
+            list(ex.map(job, missing))
+    else:
+        for item in missing:
+            job(item)
     return out
+
+
+def _generate_one(item: tuple[Path, int], **kwargs: Any) -> None:
+    from splatnet.clip.synth import generate
+
+    path, seed = item
+    try:
+        generate(path, seed, **kwargs)
+    except (FileExistsError, ValidationError):
+        if not (path / "clip.json").is_file():  # not a concurrent writer finishing
+            raise
 
 
 class ClipEvaluator:
@@ -311,8 +331,8 @@ def build_data(cfg: Any) -> ClipSource:
         rank0 = not dist.is_initialized() or dist.get_rank() == 0
 
         def make() -> list[Path]:
-            return synthetic_clips(s.seeds, s.cameras, s.frames, s.size, s.targets, s.cache_dir,
-                                   s.realism)
+            return synthetic_clips(s.all_seeds(), s.cameras, s.frames, s.size, s.targets, s.cache_dir,
+                                   s.realism, s.workers)
 
         syn = make() if rank0 else []
         if dist.is_initialized():

@@ -135,3 +135,16 @@ def test_synthetic_realism_is_part_of_the_cache_key(tmp_path):
     assert plain != real and real[0].name.endswith("_real")
     meta = Clip.load(real[0]).metadata
     assert "realism" in meta and "realism" not in Clip.load(plain[0]).metadata
+
+
+def test_synthetic_clips_in_parallel_workers_equal_one_process(tmp_path):
+    """Two worker processes render the same clips (bytes of every image) as one process does."""
+    from splatnet.train.data import synthetic_clips
+
+    one = synthetic_clips([7, 8], 2, 1, (16, 24), 0, tmp_path / "one")
+    two = synthetic_clips([7, 8], 2, 1, (16, 24), 0, tmp_path / "two", workers=2)
+    assert [p.name for p in one] == [p.name for p in two]
+    for a, b in zip(one, two):
+        files = sorted(f.relative_to(a) for f in a.rglob("*.png"))
+        assert files and files == sorted(f.relative_to(b) for f in b.rglob("*.png"))
+        assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
