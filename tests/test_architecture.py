@@ -13,7 +13,7 @@ PKG = REPO / "splatnet"
 
 #: Modules allowed at the package root: the foundation every feature package builds on.
 FOUNDATION = {"__init__", "__main__", "errors", "_validate", "_ext", "_limits", "_optional",
-              "_constants", "config_io", "device", "gaussians", "cameras", "sh"}
+              "_constants", "_lazy", "config_io", "device", "gaussians", "cameras", "sh"}
 #: Feature packages, lowest first: a package may import only those before it (and foundation).
 LAYERS = ["io", "rendering", "clip", "metrics", "losses", "models", "pipeline", "optimization",
           "train", "cli"]

@@ -10,6 +10,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,14 +101,7 @@ def probe_image(path: Path) -> ImageInfo:
     Images over the size limit (``_checks.check_image_size``) are refused here, from the header.
     """
     try:
-        with open(path, "rb") as f:
-            magic = f.read(8)
-            if magic == _PNG_SIGNATURE:
-                info = _probe_png(f, path)
-            elif magic[:2] == b"\xff\xd8":
-                info = _probe_jpeg(f, path)
-            else:
-                info = None
+        magic, info = _read_header(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -158,17 +152,22 @@ def read_npy(path: Path) -> np.ndarray:
 def _header_size(path: Path) -> tuple[int, int] | None:
     """``(width, height)`` from a PNG or JPEG header, or None (other format, unreadable header)."""
     try:
-        with open(path, "rb") as f:
-            magic = f.read(8)
-            if magic == _PNG_SIGNATURE:
-                info = _probe_png(f, path)
-            elif magic[:2] == b"\xff\xd8":
-                info = _probe_jpeg(f, path)
-            else:
-                return None
+        _, info = _read_header(path)
     except (OSError, FormatError):
         return None  # PIL reports the problem when it opens the file
-    return info.width, info.height
+    return None if info is None else (info.width, info.height)
+
+
+def _read_header(path: Path):
+    """``(first bytes, info)`` of a file: its PNG or JPEG header parsed, or None for another
+    format. Raises ``OSError`` (unreadable) or ``FormatError`` (a damaged header)."""
+    with open(path, "rb") as f:
+        magic = f.read(8)
+        if magic == _PNG_SIGNATURE:
+            return magic, _probe_png(f, path)
+        if magic[:2] == b"\xff\xd8":
+            return magic, _probe_jpeg(f, path)
+        return magic, None
 
 
 def _open_header(path: Path):
@@ -282,3 +281,15 @@ def encode_png_gray(arr: np.ndarray) -> bytes:
         img = Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8))
     img.save(buf, format="PNG", compress_level=6)
     return buf.getvalue()
+
+
+def read_json(path: Path) -> Any:
+    """A dataset's JSON file; one clear error naming it when missing or not JSON."""
+    import json
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FormatError(f"{path}: not valid JSON ({e})") from None

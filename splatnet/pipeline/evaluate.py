@@ -116,8 +116,13 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
                   device: str | torch.device | None = None, backend: str = "auto",
                   lpips: LPIPS | None = None,
                   progress: Callable[[str], None] | None = None,
-                  variants: Mapping[str, Callable] | None = None) -> dict:
+                  variants: Mapping[str, Callable] | None = None,
+                  network_size: tuple[int, int] | None = None) -> dict:
     """Reconstruct ``clip`` from its context views and score the held-out ones.
+
+    ``size`` is the size views are rendered and scored at (default: native, rounded down to the
+    network's stride); ``network_size`` the size the network runs at (default: ``size``). The
+    Gaussians do not depend on a resolution, so the two may differ.
 
     Returns a JSON-ready dict: the split, PSNR / SSIM (mean and per view), LPIPS (mean and per
     view with ``lpips``, a :class:`splatnet.metrics.lpips.LPIPS` built from local weights; otherwise
@@ -160,18 +165,22 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     stride = int(getattr(model, "stride", 1))
     stage("decode context views")
     inputs = prepare_inputs(clip, stride, frames=split.train_frames,
-                            cameras=split.train_cameras, size=size)
+                            cameras=split.train_cameras, size=network_size or size)
+    h, w = size if size is not None else inputs.size
     if lpips is not None:  # before the network runs
-        lpips.check_size(*inputs.size, hint=" (pass a larger --size)")
+        lpips.check_size(h, w, hint=" (pass a larger --size)")
     stage("network + post-process")
     rec = run_network(inputs, model, dev)
     stage("render and score held-out views")
-    h, w = rec.size
     t0 = time.perf_counter()
     held = clip.views(frames=split.eval_frames, cameras=split.eval_cameras, size=(h, w))
     rec.timings["load_holdout"] = time.perf_counter() - t0
 
-    # The context images as the network saw them ([V, H, W, 3], frame-major) and their cameras.
+    # The context images at the scoring size ([V, H, W, 3], frame-major) and their cameras: as
+    # the network saw them, or decoded again when the network ran at another size.
+    if (h, w) != tuple(inputs.size):
+        inputs = prepare_inputs(clip, 1, frames=split.train_frames, cameras=split.train_cameras,
+                                size=(h, w), use_lidar=False)
     context_images = inputs.images[0].permute(0, 2, 3, 1)
     c = inputs.cameras
     context_cams = Cameras(c.K[0], c.cam_to_world[0], c.width, c.height,
@@ -229,6 +238,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
                   "context_cameras": split.train_cameras, "holdout_frames": split.eval_frames,
                   "holdout_cameras": split.eval_cameras},
         "size": [h, w],
+        "network_size": list(rec.size),
         "gaussians": g.num_gaussians,
         "psnr": _mean(per_view, "psnr"),
         "ssim": _mean(per_view, "ssim"),
@@ -274,7 +284,7 @@ def _score_variants(variants: Mapping[str, Callable], clip, split, rec, context_
     """Each variant's Gaussians (made from the network's) scored on the held-out views."""
     from splatnet import metrics
 
-    h, w = rec.size
+    h, w = context_cams.height, context_cams.width  # the scoring size
     views = clip.views(frames=split.train_frames, cameras=split.train_cameras, size=(h, w))
     backgrounds = None
     if rec.sky is not None:  # as `splatnet reconstruct --refine`: the network's sky, not black

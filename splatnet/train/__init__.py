@@ -11,8 +11,7 @@ Names load on first use, so the CLI can build its parser without importing torch
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from splatnet._lazy import lazy_exports
 
 # name -> defining module (resolved by __getattr__)
 _LAZY = {
@@ -32,14 +31,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'splatnet.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

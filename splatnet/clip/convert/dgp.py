@@ -23,27 +23,18 @@ undistorted pinhole). Timestamps are the datums' ISO-8601 times as seconds since
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from splatnet.clip._files import read_json
 from splatnet.clip.convert._geom import inv_rigid, pose_from_quat, transform_points
 from splatnet.clip.writer import CameraSpec, FrameSpec, LidarSpec, write_clip
 from splatnet.errors import FormatError, ValidationError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: file not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"{path}: not valid JSON ({e})") from None
 
 
 def _timestamp(iso: str, where: str) -> float:
@@ -93,7 +84,7 @@ def read_dgp_scene(src: str | Path) -> dict[str, Any]:
     """Parse a DGP scene into plain numpy structures (the converter's input; used by tests)."""
     scene_json = find_scene_json(Path(src))
     root = scene_json.parent
-    scene = _load_json(scene_json)
+    scene = read_json(scene_json)
     try:
         data = {d["key"]: d for d in scene["data"]}
         samples = scene["samples"]
@@ -107,7 +98,7 @@ def read_dgp_scene(src: str | Path) -> dict[str, Any]:
             f"{scene_json}: samples use several calibrations {sorted(calib_keys)}; unsupported"
         )
     calib_path = root / "calibration" / f"{calib_keys.pop()}.json"
-    calib = _load_json(calib_path)
+    calib = read_json(calib_path)
     try:
         extrinsics = {
             n: _pose(e, f"{calib_path}: extrinsics[{n!r}]")

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import gzip
 import inspect
-import json
 import math
 import pickle
 import warnings
@@ -64,7 +63,7 @@ from typing import Any
 import numpy as np
 
 from splatnet._optional import require
-from splatnet.clip._files import probe_image, read_rgb
+from splatnet.clip._files import probe_image, read_json, read_rgb
 from splatnet.clip.convert._geom import inv_rigid, pose, quat_to_rot, transform_points
 from splatnet.clip.writer import CameraSpec, FrameSpec, LidarSpec, write_clip
 from splatnet.errors import FormatError, ValidationError
@@ -87,17 +86,8 @@ EGO_TO_LIDAR = np.array(
 # ------------------------------------------------------------------------------- JSON
 
 
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: file not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"{path}: not valid JSON ({e})") from None
-
-
 def _json_list(path: Path, what: str) -> list[Any]:
-    data = _load_json(path)
+    data = read_json(path)
     if not isinstance(data, list) or not data:
         raise FormatError(f"{path}: expected a non-empty JSON list of {what}")
     return data
@@ -141,7 +131,7 @@ def _read_timestamps(path: Path, n: int) -> np.ndarray:
 
 
 def _intrinsics(path: Path) -> np.ndarray:
-    d = _load_json(path)
+    d = read_json(path)
     try:
         fx, fy, cx, cy = (float(d[k]) for k in ("fx", "fy", "cx", "cy"))
     except (KeyError, TypeError, ValueError):
