@@ -27,7 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     held.add_argument("--holdout-cameras", type=name_list, default=None, metavar="NAMES",
                       help="hold out these cameras (all frames)")
     p.add_argument("--size", type=size_hw, default=None, metavar="HxW",
-                   help="network and scoring size (default: native, rounded down to the stride)")
+                   help="size the held-out views are rendered and scored at (default: native, "
+                        "rounded down to the network's stride)")
+    p.add_argument("--network-size", type=size_hw, default=None, metavar="HxW",
+                   help="size the network runs at (default: --size, or the model's working size "
+                        "when --size is larger; see splatnet reconstruct --help)")
     p.add_argument("--device", type=device_arg, default="cpu",
                    help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--lpips-weights", type=_path_list, default=None, metavar="PATH[,PATH]",
@@ -93,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     with stage_progress(f"eval {clip_dir.name}", stages, disable=args.quiet) as stage:
         report = evaluate_clip(clip, model, holdout_frames=args.holdout_frames,
                                holdout_cameras=args.holdout_cameras, size=args.size,
-                               device=device, lpips=lpips, progress=stage)
+                               network_size=args.network_size, device=device, lpips=lpips,
+                               progress=stage)
         if lpips is not None:
             report["timings"]["load_lpips"] = round(lpips_load, 4)
         report["checkpoint"] = args.checkpoint or "default"
@@ -104,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report))
         return 0
     print(f"clip {report['clip']}: {report['split']['description']}, "
-          f"{report['gaussians']} Gaussians at {report['size'][0]}x{report['size'][1]}")
+          f"{report['gaussians']} Gaussians at {report['size'][0]}x{report['size'][1]} (the network "
+          f"ran at {report['network_size'][0]}x{report['network_size'][1]})")
     lp = report["lpips"]
     has_lpips = "mean" in lp
     print(f"{'frame':>5}  {'camera':<20} {'PSNR':>7} {'SSIM':>6}" + (f" {'LPIPS':>6}" if has_lpips else ""))

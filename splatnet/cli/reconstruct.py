@@ -51,7 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cameras", type=name_list, default=None, metavar="NAMES",
                    help="comma-separated context camera names (default: the rig cameras)")
     p.add_argument("--size", type=size_hw, default=None, metavar="HxW",
-                   help="network input size (default: native, rounded down to the stride)")
+                   help="network input size (default: the clip's native size, or, when that is "
+                        "larger than the model's working size, the working size's pixel count at "
+                        "the clip's aspect ratio: measured best, docs/benchmarks.md)")
     p.add_argument("--format", choices=["ply", "splat"], default=None,
                    help="output format (default: from the -o extension, which must be .ply or "
                         ".splat and match --format; ply with --out-dir)")
@@ -212,7 +214,6 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = load_model(args.checkpoint, device=device)
     model_seconds = time.perf_counter() - t0
-    stride = int(getattr(model, "stride", 1))
 
     from tqdm import tqdm
 
@@ -227,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     def submit(i: int) -> Future | None:
         if i >= len(args.clips):
             return None
-        return pool.submit(_load, first if i == 0 else args.clips[i], args, stride)
+        return pool.submit(_load, first if i == 0 else args.clips[i], args, model)
 
     try:
         with stage_progress(f"reconstruct {_clip_dir(args.clips[0]).name}", _stages(args),
@@ -279,14 +280,17 @@ def _stages(args: argparse.Namespace) -> list[str]:
             "write"]
 
 
-def _load(clip_or_path, args: argparse.Namespace, stride: int):
+def _load(clip_or_path, args: argparse.Namespace, model):
     from splatnet.clip import Clip
-    from splatnet.pipeline.feedforward import _clip_path, prepare_inputs
+    from splatnet.pipeline.feedforward import _clip_path, default_size, network_size, prepare_inputs
 
     clip = clip_or_path if isinstance(clip_or_path, Clip) else Clip.load(_clip_path(clip_or_path))
     frames = frame_ids(args.frames, clip.num_frames) if args.frames is not None else None
-    inputs = prepare_inputs(clip, stride, frames=frames, cameras=args.cameras, size=args.size,
-                            use_lidar=not args.no_lidar)
+    size = args.size
+    if size is None:
+        size = network_size(model, default_size(clip, args.cameras or clip.rig_camera_names, 1))
+    inputs = prepare_inputs(clip, int(getattr(model, "stride", 1)), frames=frames,
+                            cameras=args.cameras, size=size, use_lidar=not args.no_lidar)
     return clip, inputs
 
 

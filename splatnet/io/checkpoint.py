@@ -201,10 +201,25 @@ def load_model(path: str | os.PathLike | None = None,
     tensors, _ = _read_safetensors(weights, MODEL_FORMAT)
     model = _construct(entry, cfg, sidecar)
     load_state_strict(model, tensors, where=str(weights))
+    model.working_size = _working_size(sidecar)
     model.eval()
     if device is not None:
         model.to(device)
     return model
+
+
+def _working_size(sidecar: Path) -> tuple[int, int] | None:
+    """The ``(H, W)`` a model file says its network works best at (``extra.working_size``: what it
+    was trained at), or None when it does not say."""
+    extra = _read_json(sidecar, MODEL_FORMAT).get("extra") or {}
+    size = extra.get("working_size") if isinstance(extra, dict) else None
+    if size is None:
+        return None
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(_is_count(v) and 0 < v <= 65536 for v in size)):
+        raise FormatError(f"{sidecar}: extra.working_size must be [H, W] (positive integers), "
+                          f"got {size!r}")
+    return int(size[0]), int(size[1])
 
 
 def load_state_strict(model: nn.Module, tensors: Mapping[str, Tensor], where: str) -> None:

@@ -121,8 +121,9 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     """Reconstruct ``clip`` from its context views and score the held-out ones.
 
     ``size`` is the size views are rendered and scored at (default: native, rounded down to the
-    network's stride); ``network_size`` the size the network runs at (default: ``size``). The
-    Gaussians do not depend on a resolution, so the two may differ.
+    network's stride); ``network_size`` the size the network runs at (default:
+    :func:`splatnet.pipeline.feedforward.network_size` of ``size``: the model's working size when
+    ``size`` is larger). The Gaussians do not depend on a resolution, so the two may differ.
 
     Returns a JSON-ready dict: the split, PSNR / SSIM (mean and per view), LPIPS (mean and per
     view with ``lpips``, a :class:`splatnet.metrics.lpips.LPIPS` built from local weights; otherwise
@@ -152,7 +153,8 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     from splatnet.cameras import Cameras
     from splatnet.clip.split import split_views
     from splatnet.device import resolve_device
-    from splatnet.pipeline.feedforward import prepare_inputs, run_network
+    from splatnet.pipeline.feedforward import default_size, prepare_inputs, run_network
+    from splatnet.pipeline.feedforward import network_size as choose_network_size
 
     def stage(name: str) -> None:
         if progress is not None:
@@ -164,9 +166,11 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
         raise ValidationError(f"{clip.path}: {split.description}; pass --holdout-cameras NAMES")
     stride = int(getattr(model, "stride", 1))
     stage("decode context views")
+    h, w = size if size is not None else default_size(clip, split.train_cameras, stride)
+    if network_size is None:
+        network_size = choose_network_size(model, (h, w))
     inputs = prepare_inputs(clip, stride, frames=split.train_frames,
-                            cameras=split.train_cameras, size=network_size or size)
-    h, w = size if size is not None else inputs.size
+                            cameras=split.train_cameras, size=network_size)
     if lpips is not None:  # before the network runs
         lpips.check_size(h, w, hint=" (pass a larger --size)")
     stage("network + post-process")
