@@ -17,3 +17,7 @@ class FormatError(SplatnetError, ValueError):
 
 class BackendUnavailableError(SplatnetError, RuntimeError):
     """A requested backend (CUDA kernels, gsplat) is not available in this installation."""
+
+
+class TargetIsDirectoryError(SplatnetError, IsADirectoryError):
+    """The path to write a file to is an existing directory."""

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from splatnet.errors import SplatnetError
+from splatnet.errors import TargetIsDirectoryError
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,6 @@ log = logging.getLogger(__name__)
 # writer's pid is gone: an hour is far longer than any single-file write takes, and the margin
 # covers pid namespaces that share a folder and a hostname.
 STALE_TEMP_AGE_S = 3600.0
-
-
-class TargetIsDirectoryError(SplatnetError, IsADirectoryError):
-    """The path to write a file to is an existing directory."""
 
 
 def _umask() -> int:
