@@ -279,3 +279,18 @@ def test_every_shipped_config_resolves_and_builds():
         with torch.device("meta"):
             model = build_model("splatnet", cfg.model)
         assert sum(p.numel() for p in model.parameters()) > 0, path.name
+
+
+@pytest.mark.parametrize("data,field", [
+    ({"sources": [{"clips": ["a"], "weight": -1.0}]}, r"data\.sources\[0\]\.weight"),
+    ({"synthetic": {"weight": float("inf")}}, r"data\.synthetic\.weight"),
+    ({"synthetic": {"workers": 0}}, r"data\.synthetic\.workers"),
+    ({"synthetic": {"seed_range": [5, 2]}}, r"data\.synthetic\.seed_range"),
+    ({"synthetic": {"realism": "cinematic"}}, r"data\.synthetic\.realism"),
+])
+def test_data_source_settings_name_the_field(data, field):
+    from splatnet.config_io import from_dict
+    from splatnet.train.config import TrainConfig
+
+    with pytest.raises(ValidationError, match=field):
+        from_dict(TrainConfig, {"data": data})

@@ -252,15 +252,10 @@ class TrainConfigBase:
             if leak:
                 raise ValidationError(f"eval.synthetic_seeds: {leak} are also training seeds")
         for i, src in enumerate(self.data.sources):
-            if src.weight is not None and not (math.isfinite(src.weight) and src.weight >= 0):
-                raise ValidationError(f"data.sources[{i}].weight: must be a number >= 0 (or null), "
-                                      f"got {src.weight}")
+            _check_weight(f"data.sources[{i}].weight", src.weight)
         syn = self.data.synthetic
-        if syn is not None and syn.weight is not None and not (math.isfinite(syn.weight)
-                                                              and syn.weight >= 0):
-            raise ValidationError(f"data.synthetic.weight: must be a number >= 0 (or null), got "
-                                  f"{syn.weight}")
         if syn is not None:
+            _check_weight("data.synthetic.weight", syn.weight)
             _check_positive("data.synthetic.workers", syn.workers)
             r = syn.seed_range
             if r and (len(r) != 2 or not 0 <= r[0] < r[1]):
@@ -304,6 +299,12 @@ def _check_optim(o: OptimConfig) -> None:
         raise ValidationError(f"optim.grad_clip: must be >= 0 (0: no clipping), got {o.grad_clip}")
     if o.min_lr > o.lr:
         raise ValidationError(f"optim.min_lr: must be <= optim.lr ({o.lr}), got {o.min_lr}")
+
+
+def _check_weight(name: str, w: float | None) -> None:
+    """A source's sampling weight: null, or a finite number >= 0."""
+    if w is not None and not (math.isfinite(w) and w >= 0):
+        raise ValidationError(f"{name}: must be a number >= 0 (or null), got {w}")
 
 
 def _check_positive(name: str, v: int) -> None:
