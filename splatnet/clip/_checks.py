@@ -18,6 +18,10 @@ from splatnet.errors import FormatError, ValidationError
 
 FORMAT_NAME = "splatnet-clip"
 FORMAT_VERSION = 1
+#: Versions this splatnet reads: 1 (1.0) and 1.1 (adds ``actors``). The writer writes 1 for a
+#: clip without actors, so older readers keep reading it, and 1.1 for a clip with them.
+READ_VERSIONS = (1, 1.1)
+ACTORS_VERSION = 1.1
 MANIFEST_NAME = "clip.json"
 CAMERA_ROLES = ("rig", "target")
 LIDAR_FRAMES = ("ego", "world")

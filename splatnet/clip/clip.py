@@ -20,9 +20,11 @@ from splatnet._limits import check_image_size as check_working_size
 from splatnet.cameras import Cameras
 from splatnet.clip import _checks as C
 from splatnet.clip._files import probe_image, probe_npy, read_mask, read_npy, read_png16, read_rgb
+from splatnet.clip.actors import Actor, check_actors
 from splatnet.errors import FormatError, ValidationError
 
-_TOP_KEYS = ("format", "version", "world_frame", "depth_scale", "cameras", "frames", "metadata")
+_TOP_KEYS = ("format", "version", "world_frame", "depth_scale", "cameras", "frames", "metadata",
+             "actors")
 _CAMERA_KEYS = ("name", "role", "width", "height", "K", "cam_to_ego", "mask")
 _FRAME_KEYS = (
     "timestamp",
@@ -179,6 +181,9 @@ class Clip:
         self.metadata = metadata
         self.depth_scale = depth_scale
         self.time_origin = frames[0].timestamp
+        #: Tracked objects (:class:`~splatnet.clip.actors.Actor`, poses in this clip's world
+        #: frame); empty when the manifest has none (format 1.0).
+        self.actors: list[Actor] = []
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -227,12 +232,13 @@ class Clip:
         if m.get("format") != C.FORMAT_NAME:
             raise FormatError(f"{mp}: 'format' must be {C.FORMAT_NAME!r}, got {m.get('format')!r}")
         version = m.get("version")
-        if version != C.FORMAT_VERSION or isinstance(version, bool):
-            newer = isinstance(version, int) and version > C.FORMAT_VERSION
+        if isinstance(version, bool) or version not in C.READ_VERSIONS:
+            newer = isinstance(version, (int, float)) and not isinstance(version, bool) \
+                and version > max(C.READ_VERSIONS)
             hint = " (written by a newer splatnet? upgrade splatnet)" if newer else ""
             raise FormatError(
-                f"{mp}: unsupported clip format version {version!r}; this splatnet reads version "
-                f"{C.FORMAT_VERSION}{hint}"
+                f"{mp}: unsupported clip format version {version!r}; this splatnet reads versions "
+                f"{', '.join(map(str, C.READ_VERSIONS))}{hint}"
             )
         C.check_keys(m, _TOP_KEYS, ("format", "version", "cameras", "frames"), str(mp))
         world_frame = C.check_choice(m.get("world_frame", "first_ego"), C.WORLD_FRAMES, f"{mp}: world_frame")
@@ -353,8 +359,24 @@ class Clip:
 
         world_from_poses = C.world_from_poses(frames[0].ego_to_world, world_frame)
         _check_distances(mp, frames, cameras, world_from_poses, world_frame)
+        actors = []
+        if "actors" in m:
+            if version < C.ACTORS_VERSION:
+                raise FormatError(f"{mp}: 'actors' needs clip format version {C.ACTORS_VERSION}, "
+                                  f"the manifest says {version}")
+            if not isinstance(m["actors"], list):
+                raise FormatError(f"{mp}: actors: expected a list, got {type(m['actors']).__name__}")
+
+            def to_world(T: np.ndarray) -> np.ndarray:
+                return world_from_poses @ T
+
+            actors = check_actors(
+                [Actor.from_json(a, f"{mp}: actors[{i}]", len(frames), to_world)
+                 for i, a in enumerate(m["actors"])], len(frames), f"{mp}: actors")
         _probe_all(probes, num_workers)
-        return cls(root, cameras, frames, world_from_poses, metadata, float(depth_scale), world_frame)
+        clip = cls(root, cameras, frames, world_from_poses, metadata, float(depth_scale), world_frame)
+        clip.actors = actors
+        return clip
 
     # ------------------------------------------------------------------ properties
     @property

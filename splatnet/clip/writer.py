@@ -23,6 +23,7 @@ import numpy as np
 
 from splatnet.clip import _checks as C
 from splatnet.clip._files import encode_image, encode_png_gray, probe_image
+from splatnet.clip.actors import Actor, check_actors
 from splatnet.errors import ValidationError
 from splatnet.io.atomic import atomic_directory, atomic_write_bytes, atomic_write_text
 
@@ -206,6 +207,7 @@ def write_clip(
     masks: Mapping[str, ArrayLike | str | os.PathLike] | None = None,
     sky_masks: Mapping[tuple[int, str], ArrayLike] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    actors: Sequence[Actor] | None = None,
     image_format: str = "jpg",
     jpeg_quality: int = 95,
     depth_format: str = "png16",
@@ -234,6 +236,9 @@ def write_clip(
             ``CameraSpec.mask``).
         sky_masks: ``{(frame index, camera name): [H, W] bool}`` True where the pixel is sky.
         metadata: free-form JSON-serialisable dict stored in the manifest.
+        actors: tracked objects (:class:`~splatnet.clip.actors.Actor`), box poses in the same
+            frame as the ego poses; ids unique, frames in range. A clip with actors is written as
+            format version 1.1, one without as 1 (readable by older splatnet).
         image_format: ``"jpg"`` or ``"png"`` for images given as arrays.
         world_frame: ``"first_ego"`` (the loader expresses everything relative to the first ego
             pose) or ``"poses"`` (the frame the poses are given in).
@@ -386,9 +391,19 @@ def write_clip(
         frame_json.append(entry)
     C.check_increasing(timestamps, "write_clip(frames)")
 
+    actor_json = None
+    if actors is not None:
+        actor_list = check_actors(actors, len(frames), "write_clip(actors)")
+        first_world = C.world_from_poses(C.check_rigid(frames[0].ego_to_world, "frames[0]"),
+                                         world_frame)
+        for i, a in enumerate(actor_list):
+            for j, T in enumerate(a.box_to_world):
+                C.check_world_distance(first_world @ T, f"write_clip(actors[{i}]) ({a.id!r}) "
+                                       f"box_to_world at frame {int(a.frames[j])}", world_frame)
+        actor_json = [a.to_json() for a in actor_list] or None
     manifest: dict[str, Any] = {
         "format": C.FORMAT_NAME,
-        "version": C.FORMAT_VERSION,
+        "version": C.ACTORS_VERSION if actor_json else C.FORMAT_VERSION,
         "world_frame": world_frame,
     }
     if depths and depth_format == "png16":
@@ -404,6 +419,8 @@ def write_clip(
         except (TypeError, ValueError) as e:
             raise ValidationError(f"write_clip(metadata): not JSON-serialisable ({e})") from None
         manifest["metadata"] = dict(metadata)
+    if actor_json:
+        manifest["actors"] = actor_json
     text = dump_manifest(manifest)
     return _commit(dst, files, text, overwrite, num_workers)
 
