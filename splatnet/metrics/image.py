@@ -68,6 +68,20 @@ def ssim_map(pred: Tensor, target: Tensor, padding: str = "same") -> Tensor:
     return out.reshape(*lead, *out.shape[1:])
 
 
-def ssim(pred: Tensor, target: Tensor) -> Tensor:
-    """Structural similarity per image, ``[...]``, averaged over the valid region and channels."""
-    return ssim_map(pred, target, padding="valid").mean(dim=(-3, -2, -1))
+def ssim(pred: Tensor, target: Tensor, *, mask: Tensor | None = None) -> Tensor:
+    """Structural similarity per image, ``[...]``, averaged over the valid region and channels.
+
+    With ``mask`` (``[..., H, W, 1]`` or ``[..., H, W]`` bool), only windows whose centre pixel is
+    masked in count (the map is the unpadded one, so the mask is cropped by half a window).
+    """
+    m = ssim_map(pred, target, padding="valid")
+    if mask is None:
+        return m.mean(dim=(-3, -2, -1))
+    h, w = pred.shape[-3:-1]
+    mk = mask[..., 0] if mask.dim() == pred.dim() else mask
+    if tuple(mk.shape[-2:]) != (h, w):
+        raise ValidationError(f"ssim: mask of shape {_shape(mask)} does not match images of "
+                              f"{w}x{h}")
+    r = SSIM_WINDOW // 2
+    mk = mk[..., r:h - r, r:w - r].to(m.dtype).unsqueeze(-3).expand_as(m)
+    return (m * mk).sum(dim=(-3, -2, -1)) / mk.sum(dim=(-3, -2, -1)).clamp_min(1)

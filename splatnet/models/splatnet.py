@@ -102,7 +102,8 @@ class SplatNet(nn.Module):
         return self.config.head.stride
 
     def forward(self, images: Tensor, cameras: Cameras,
-                lidar: list[Tensor | None] | None = None) -> SplatNetOutput:
+                lidar: list[Tensor | None] | None = None,
+                valid: Tensor | None = None) -> SplatNetOutput:
         """Reconstruct B scenes.
 
         Args:
@@ -113,10 +114,21 @@ class SplatNet(nn.Module):
                 views matched in the cost volume (see ``cost_volume.select_sources``).
             lidar: optional list of B world point clouds ``[P_b, 3]`` (or None per scene), fed
                 as sparse depth when ``config.cost_volume.use_lidar``.
+            valid: optional ``[B, V, 1, H, W]`` bool pixel validity (a clip's per-camera masks:
+                False on the ego's own hood and other pixels that are not the scene). A Gaussian
+                whose cell is less than half valid gets opacity 0, so nothing the ego carries
+                along is placed in the world (post-processing then prunes it).
         Returns:
             :class:`SplatNetOutput`.
         """
         b, v, height, width = self._check(images, cameras, lidar)
+        pixel_valid = valid  # (the name `valid` is reused for the cost volume's sources)
+        if pixel_valid is not None:
+            if not isinstance(pixel_valid, Tensor) or tuple(pixel_valid.shape) != (b, v, 1, height, width):
+                got = (tuple(pixel_valid.shape) if isinstance(pixel_valid, Tensor)
+                       else type(pixel_valid).__name__)
+                raise ValidationError(f"valid: expected [{b}, {v}, 1, {height}, {width}] pixel "
+                                      f"validity (the images' size), got {got}")
         cfg = self.config
         dtype = torch.promote_types(images.dtype, torch.float32)  # geometry: float32 at least
         device = images.device
@@ -157,14 +169,22 @@ class SplatNet(nn.Module):
         probs = logits.softmax(dim=2)
         coarse = 1.0 / (probs * (1.0 / cand)[:, None, None]).sum(2, keepdim=True)
         sky = self.sky(ctx.reshape(b, v, -1, h4, w4)) if self.sky is not None else None
-        return SplatNetOutput(gaussians=out.gaussians, depth=out.depth, coarse_depth=coarse,
+        gaussians, opacity = out.gaussians, out.opacity
+        if pixel_valid is not None:
+            keep = _valid_cells(pixel_valid, b, v, hs, ws).to(opacity.dtype)  # [B, V, 1, hs, ws]
+            opacity = opacity * keep
+            gaussians = Gaussians(**{**gaussians.fields(),
+                                     "opacities": gaussians.opacities * keep.reshape(b, -1)},
+                                  check=False)
+        return SplatNetOutput(gaussians=gaussians, depth=out.depth, coarse_depth=coarse,
                               depth_logits=logits, candidate_depths=cand,
-                              confidence=out.confidence, opacity=out.opacity,
+                              confidence=out.confidence, opacity=opacity,
                               sky_prob=out.sky_prob, sky=sky, stride=s)
 
     @torch.no_grad()
     def reconstruct(self, images: Tensor, cameras: Cameras,
-                    lidar: list[Tensor | None] | None = None) -> list[Gaussians]:
+                    lidar: list[Tensor | None] | None = None,
+                    valid: Tensor | None = None) -> list[Gaussians]:
         """Inference: forward in eval mode, then prune / merge / cap (``config.postprocess``).
 
         Returns one unbatched :class:`Gaussians` per scene.
@@ -172,7 +192,7 @@ class SplatNet(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            out = self(images, cameras, lidar)
+            out = self(images, cameras, lidar, valid)
         finally:
             self.train(was_training)
         return postprocess(out.gaussians, self.config.postprocess)
@@ -276,3 +296,11 @@ def _resize(x: Tensor, h: int, w: int) -> Tensor:
     if x.shape[-2:] == (h, w):
         return x
     return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def _valid_cells(valid: Tensor, b: int, v: int, h: int, w: int) -> Tensor:
+    """``[B, V, 1, H, W]`` pixel validity → ``[B, V, 1, h, w]`` bool: the cell is at least half
+    valid (each Gaussian covers ``H/h × W/w`` pixels)."""
+    sh, sw = valid.shape[-2] // h, valid.shape[-1] // w
+    frac = F.avg_pool2d(valid.reshape(b * v, 1, *valid.shape[-2:]).float(), (sh, sw))
+    return (frac >= 0.5).reshape(b, v, 1, h, w)

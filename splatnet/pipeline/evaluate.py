@@ -205,14 +205,15 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     for v in range(len(held)):
         pred, out = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend)
         gt = held.images[v]
+        m = None if held.masks is None else held.masks[v]  # the camera's valid pixels
         nf, nc = nearest[v]
         near = context_images[context_index(nf, nc)]
         per_view.append({"frame": int(held.frame_ids[v]), "camera": held.camera_names[v],
-                         "psnr": float(metrics.psnr(pred, gt)),
-                         "ssim": float(metrics.ssim(pred, gt)),
+                         "psnr": float(metrics.psnr(pred, gt, mask=m)),
+                         "ssim": float(metrics.ssim(pred, gt, mask=m)),
                          "nearest_context": {"frame": nf, "camera": nc,
-                                             "psnr": float(metrics.psnr(near, gt)),
-                                             "ssim": float(metrics.ssim(near, gt))}})
+                                             "psnr": float(metrics.psnr(near, gt, mask=m)),
+                                             "ssim": float(metrics.ssim(near, gt, mask=m))}})
         if lpips is not None:
             t1 = time.perf_counter()
             with torch.no_grad():
@@ -230,10 +231,11 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     for v in range(context_cams.num_cameras):
         pred, _ = _render_view(g, rec.sky, context_cams[[v]].to(dev), backend)
         gt = context_images[v]
+        m = None if inputs.valid is None else inputs.valid[0, v].permute(1, 2, 0)
         context_rows.append({"frame": inputs.frames[v // n_cams],
                              "camera": inputs.camera_names[v % n_cams],
-                             "psnr": float(metrics.psnr(pred, gt)),
-                             "ssim": float(metrics.ssim(pred, gt))})
+                             "psnr": float(metrics.psnr(pred, gt, mask=m)),
+                             "ssim": float(metrics.ssim(pred, gt, mask=m))})
     rec.timings["render_context"] = time.perf_counter() - t0
 
     report: dict = {
@@ -243,6 +245,9 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
                   "holdout_cameras": split.eval_cameras},
         "size": [h, w],
         "network_size": list(rec.size),
+        # Scores count only the pixels the clip's camera masks mark valid (the ego's own hood
+        # is not part of the scene); False when the clip has no masks: every pixel counts.
+        "masked": held.masks is not None,
         "gaussians": g.num_gaussians,
         "psnr": _mean(per_view, "psnr"),
         "ssim": _mean(per_view, "ssim"),

@@ -95,6 +95,8 @@ class ClipInputs:
     frames: list[int]
     camera_names: list[str]
     load_seconds: float
+    #: ``[1, V, 1, H, W]`` bool pixel validity from the clip's camera masks (None: all valid).
+    valid: torch.Tensor | None = None
 
 
 def prepare_inputs(
@@ -134,7 +136,9 @@ def prepare_inputs(
                    timestamps=None if c.timestamps is None else c.timestamps[None],
                    names=c.names, check=False)
     images = views.images.permute(0, 3, 1, 2)[None].contiguous()
-    return ClipInputs(images, cams, lidar, (h, w), frame_ids, names, time.perf_counter() - t0)
+    valid = None if views.masks is None else views.masks.permute(0, 3, 1, 2)[None].contiguous()
+    return ClipInputs(images, cams, lidar, (h, w), frame_ids, names, time.perf_counter() - t0,
+                      valid)
 
 
 def run_network(inputs: ClipInputs, model: nn.Module,
@@ -149,7 +153,8 @@ def run_network(inputs: ClipInputs, model: nn.Module,
     timings = {"load": inputs.load_seconds}
     t0 = time.perf_counter()
     with torch.no_grad():
-        out = model(images, cams, lidar)
+        valid = None if inputs.valid is None else inputs.valid.to(dev)
+        out = model(images, cams, lidar, valid) if valid is not None else model(images, cams, lidar)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
     timings["network"] = time.perf_counter() - t0

@@ -42,6 +42,7 @@ class SplatBatch:
     target_valid: Tensor | None  # [B, T, 1, H, W] bool, False = ignore the pixel
     context_lidar: list[Tensor | None] | None = None  # B world point clouds [P_b, 3] (model input)
     context_sky: Tensor | None = None  # [B, V, 1, H, W] 1 = sky, 0 = not sky, -1 = unknown
+    context_valid: Tensor | None = None  # [B, V, 1, H, W] bool, False = not the scene (ego hood)
 
     @property
     def batch_size(self) -> int:
@@ -79,14 +80,14 @@ def collate(items: list[SplatBatch]) -> SplatBatch:
                                                                      for s in items]),
         cat("context_depths", 0.0), torch.cat([s.target_images for s in items]),
         _cat_cameras([s.target_cameras for s in items]), cat("target_depths", 0.0),
-        cat("target_sky", -1.0), _cat_valid(items),
+        cat("target_sky", -1.0), _cat_valid(items, "target_valid"),
         None if all(s.context_lidar is None for s in items)
         else [p for s in items for p in (s.context_lidar or [None])],
-        cat("context_sky", -1.0))
+        cat("context_sky", -1.0), _cat_valid(items, "context_valid"))
 
 
-def _cat_valid(items: list[SplatBatch]) -> Tensor | None:
-    vals = [s.target_valid for s in items]
+def _cat_valid(items: list[SplatBatch], name: str) -> Tensor | None:
+    vals = [getattr(s, name) for s in items]
     if all(v is None for v in vals):
         return None
     ref = next(v for v in vals if v is not None)
@@ -197,7 +198,7 @@ class ClipSource:
         return SplatBatch(
             chw(ctx.images), _batch1(ctx.cameras), chw(ctx_depth),
             chw(torch.cat([t.images for t in tgt])), _batch1(tgt_cams), chw(tgt_depth),
-            chw(sky), chw(valid), lidar, chw(ctx_sky))
+            chw(sky), chw(valid), lidar, chw(ctx_sky), chw(ctx.masks))
 
     def collate(self, items: list[SplatBatch]) -> SplatBatch:
         return collate(items)

@@ -59,7 +59,7 @@ class Step:
                             else (b.context_cameras, b.context_images))
             self.renders[which] = losses.render_and_compare(
                 self.out.gaussians, cams, images, sky=self.out.sky,
-                mask=b.target_valid if which == "target" else None,
+                mask=b.target_valid if which == "target" else getattr(b, "context_valid", None),
                 ssim_weight=self.cfg.ssim_weight, backend=self.backend, return_render=True)
         return self.renders[which]
 
@@ -164,7 +164,12 @@ class SplatTask:
 
     def loss(self, model: nn.Module, batch: Any, step: int,
              stage: Any) -> tuple[Tensor, dict[str, Tensor]]:
-        out = model(batch.context_images, batch.context_cameras, lidar=batch.context_lidar)
+        valid = getattr(batch, "context_valid", None)
+        if valid is None:
+            out = model(batch.context_images, batch.context_cameras, lidar=batch.context_lidar)
+        else:  # Gaussians of invalid context pixels (the ego's hood) are switched off
+            out = model(batch.context_images, batch.context_cameras, lidar=batch.context_lidar,
+                        valid=valid)
         core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
         # The network may run under bf16 autocast (CUDA); rendering and the losses run in float32.
         with torch.autocast(batch.context_images.device.type, enabled=False):

@@ -336,3 +336,32 @@ def test_legacy_state_dict_upgrade_is_exact():
     cur = up(F.conv2d(ctx, new["head.mix_coarse.weight"].double())) + F.conv2d(
         fine, new["head.mix_features.weight"].double(), new["head.mix_features.bias"].double())
     torch.testing.assert_close(cur, old, rtol=1e-5, atol=1e-5)
+
+
+def test_invalid_pixels_switch_their_gaussians_off(model):
+    """``valid`` (a clip's camera masks): a cell less than half valid gets opacity 0; every other
+    output is what the network gives without a mask."""
+    rig = surround_rig(1, 2, 2, 32, 48)
+    torch.manual_seed(3)
+    images = torch.rand(1, 4, 3, 32, 48)
+    valid = torch.ones(1, 4, 1, 32, 48, dtype=torch.bool)
+    valid[0, 1, 0, 24:] = False                 # a hood: the bottom quarter of view 1
+    valid[0, 2, 0, 0, 0] = False                # one pixel of a 2x2 cell: the cell stays
+    valid[0, 3, 0, 0:2, 2:4] = False            # a whole cell
+    valid[0, 3, 0, 4, 4:6] = False              # half of one: stays (at least half valid)
+    with torch.no_grad():
+        ref = model(images, rig)
+        out = model(images, rig, valid=valid)
+    s = model.stride
+    keep = torch.ones(1, 4, 1, 32 // s, 48 // s)
+    keep[0, 1, 0, 24 // s:] = 0
+    keep[0, 3, 0, 0, 1] = 0
+    torch.testing.assert_close(out.opacity, ref.opacity * keep, rtol=0, atol=0)
+    torch.testing.assert_close(out.gaussians.opacities, ref.gaussians.opacities * keep.reshape(1, -1),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(out.gaussians.means, ref.gaussians.means, rtol=0, atol=0)
+    assert int((out.gaussians.opacities == 0).sum()) == int((keep == 0).sum()) > 0
+    kept = model.reconstruct(images, rig, valid=valid)[0]
+    assert kept.num_gaussians < model.reconstruct(images, rig)[0].num_gaussians
+    with pytest.raises(ValidationError, match=r"valid: expected \[1, 4, 1, 32, 48\]"):
+        model(images, rig, valid=valid[..., :16])

@@ -140,3 +140,44 @@ def test_nearest_context_frame_by_time_with_ties_to_the_earlier():
     # frame 2 (0.5 s): frames 1 and 3 are 0.2 s away (within 1 µs) -> the earlier, 1;
     # frame 4 (0.75 s): frame 3 is nearest.
     assert nearest_context_views(stub, split) == [(1, "a"), (3, "a")]
+
+
+def test_camera_masks_drop_their_gaussians_and_are_left_out_of_the_scores(clip: Clip, model,
+                                                                         report: dict,
+                                                                         tmp_path: Path):
+    """A clip whose first camera has a hood mask (bottom half invalid): the network's Gaussians
+    from those pixels are gone, and the held-out and floor scores count only valid pixels."""
+    import json
+    import shutil
+
+    from PIL import Image
+
+    from splatnet.pipeline.feedforward import reconstruct_clip
+
+    dst = tmp_path / "masked"
+    shutil.copytree(SAMPLE, dst)
+    m = json.loads((dst / "clip.json").read_text())
+    cam = m["cameras"][0]
+    name, w, h = cam["name"], cam["width"], cam["height"]
+    mask = np.full((h, w), 255, np.uint8)
+    mask[h // 2:] = 0
+    (dst / "masks").mkdir()
+    Image.fromarray(mask).save(dst / "masks" / f"{name}.png")
+    cam["mask"] = f"masks/{name}.png"
+    (dst / "clip.json").write_text(json.dumps(m))
+    masked = Clip.load(dst)
+
+    full = reconstruct_clip(clip, model, frames=[0, 2], size=SIZE).gaussians
+    cut = reconstruct_clip(masked, model, frames=[0, 2], size=SIZE).gaussians
+    # two context frames x half of one camera's cells, less what post-processing drops anyway
+    cells = 2 * (SIZE[0] // 2 // model.stride) * (SIZE[1] // model.stride)
+    assert 0.5 * cells <= full.num_gaussians - cut.num_gaussians <= cells
+
+    rep = evaluate_clip(masked, model, holdout_frames=[1], size=SIZE)
+    assert rep["masked"] is True and report["masked"] is False
+    row = next(r for r in rep["per_view"] if r["camera"] == name)
+    held = masked.views(frames=[1], cameras=[name], size=SIZE).images[0].numpy()
+    ctx = masked.views(frames=[0], cameras=[name], size=SIZE).images[0].numpy()
+    top = SIZE[0] // 2
+    assert row["nearest_context"]["psnr"] == pytest.approx(psnr_np(ctx[:top], held[:top]), abs=1e-3)
+

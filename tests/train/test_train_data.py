@@ -148,3 +148,37 @@ def test_synthetic_clips_in_parallel_workers_equal_one_process(tmp_path):
         files = sorted(f.relative_to(a) for f in a.rglob("*.png"))
         assert files and files == sorted(f.relative_to(b) for f in b.rglob("*.png"))
         assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+
+
+def test_camera_masks_reach_the_batch_as_context_validity(synth_clip, tmp_path):
+    """A camera mask (the ego's hood) is in ``context_valid`` of every view of that camera, and
+    collating a masked with an unmasked sample fills the latter with True."""
+    import json
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    dst = tmp_path / "masked"
+    shutil.copytree(synth_clip, dst)
+    m = json.loads((dst / "clip.json").read_text())
+    cam = m["cameras"][0]
+    mask = np.full((cam["height"], cam["width"]), 255, np.uint8)
+    mask[cam["height"] * 3 // 4:] = 0
+    (dst / "hood.png").parent.mkdir(exist_ok=True)
+    Image.fromarray(mask).save(dst / "hood.png")
+    cam["mask"] = "hood.png"
+    (dst / "clip.json").write_text(json.dumps(m))
+    st = StageConfig(size=(32, 48))
+    b = ClipSource([dst], context_frames=2, target_views=1, seed=0).get(0, st)
+    names = [n for n in b.context_cameras.names]
+    assert b.context_valid.shape == (1, 6, 1, 32, 48) and b.context_valid.dtype == torch.bool
+    for v, name in enumerate(names):
+        want = torch.ones(32, 48, dtype=torch.bool)
+        if name == cam["name"]:
+            want[24:] = False
+        assert torch.equal(b.context_valid[0, v, 0], want), name
+    plain = ClipSource([synth_clip], context_frames=2, target_views=1, seed=0).get(0, st)
+    assert plain.context_valid is None
+    both = collate([b, plain])
+    assert torch.equal(both.context_valid[0], b.context_valid[0]) and bool(both.context_valid[1].all())
