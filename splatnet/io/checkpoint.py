@@ -29,7 +29,7 @@ import importlib
 import json
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -517,15 +517,24 @@ def init_weights(model: nn.Module, model_config: Any, path: str | os.PathLike) -
     ``model``, which must be of the same architecture and config; returns the file read.
 
     Fine-tuning starts here: only the weights are taken, not the optimiser state or the step.
+    The configs may differ only in fields that no weight depends on (:data:`INIT_FREE_FIELDS`:
+    the Gaussian stride and post-processing), so a model can be fine-tuned at another stride.
     """
     p = DEFAULT_MODEL if str(path) == "default" else _resolve_model_path(Path(path).expanduser())
     arch, config, tensors = read_model_file(p)
-    _load_same(p, arch, config, tensors, model, model_config, "model file")
+    _load_same(p, arch, config, tensors, model, model_config, "model file", INIT_FREE_FIELDS)
     return p
 
 
+#: Model-config fields ``init=`` lets differ: no weight's shape or meaning depends on them
+#: (``head.stride``: the head runs on features resized to the Gaussian grid and its footprints
+#: are in cells; ``postprocess``: inference-time pruning and merging).
+INIT_FREE_FIELDS = ("head.stride", "postprocess")
+
+
 def _load_same(where: Path, arch: str, config: Mapping[str, Any], tensors: Mapping[str, Tensor],
-               model: nn.Module, model_config: Any, what: str) -> None:
+               model: nn.Module, model_config: Any, what: str,
+               free: Sequence[str] = ()) -> None:
     from splatnet.config_io import to_dict
 
     ours = arch_of(model)
@@ -534,6 +543,8 @@ def _load_same(where: Path, arch: str, config: Mapping[str, Any], tensors: Mappi
     # Weight paths say where a run's initial weights came from, not what the model is.
     diffs = _dict_diff(_without_weight_paths(dict(config)),
                        _without_weight_paths(to_dict(model_config)))
+    diffs = [d for d in diffs if not any(d == f or d.startswith((f + ".", f + ":", f + " "))
+                                         for f in free)]
     if diffs:
         raise ValidationError(f"{where}: {what} was made with another model config: "
                               + "; ".join(diffs[:5]))

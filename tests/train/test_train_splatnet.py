@@ -107,6 +107,16 @@ def test_init_starts_from_given_weights_with_a_fresh_optimiser(tmp_path, clip_di
         train.run(other)
     with pytest.raises(FileNotFoundError, match="nope"):
         train.run(from_dict(train.TrainConfig, {**base, "init": str(tmp_path / "nope")}))
+    # Fields no weight depends on may differ: fine-tuning at another Gaussian stride.
+    finer = from_dict(train.TrainConfig, {
+        **base, "init": str(tmp_path / "a"), "optim": {"lr": 0.0, "min_lr": 0.0},
+        "model": {**SMALL_MODEL, "head": {**SMALL_MODEL.get("head", {}), "stride": 1},
+                  "postprocess": {"max_gaussians": 1000}},
+        "log": {"dir": str(tmp_path / "d"), "progress": False}})
+    tuned = train.run(finer)
+    assert tuned.stride == 1
+    for k, v in tuned.state_dict().items():
+        assert torch.equal(v, src[k]), k
 
 
 def test_overfits_one_small_clip(tmp_path, clip_dir):
