@@ -17,7 +17,12 @@ from splatnet.clip.synth.rig import RigCamera
 
 
 class Effects:
-    """Per-camera looks of one clip, drawn once, and the per-frame pipeline."""
+    """Per-camera looks of one clip, drawn once, and the per-frame pipeline.
+
+    A camera with a ``source`` (a rig camera shifted sideways, ``target_offsets``) is the same
+    physical camera on a shifted ego path: it shares its source's look (gains, vignetting,
+    hood) and auto-exposure gain, and draws nothing of its own.
+    """
 
     def __init__(self, r: Realism, seed: int, cams: list[RigCamera], lay: Layout, h: int, w: int):
         self.r, self.seed, self.lay, self.h, self.w = r, seed, lay, h, w
@@ -26,6 +31,8 @@ class Effects:
         color = fx.HOOD_COLOURS[int(hood_rng.integers(len(fx.HOOD_COLOURS)))]
         self.looks: dict[str, fx.CameraLook] = {}
         for cam in cams:
+            if cam.source is not None:
+                continue
             gains = fx.draw_gains(gain_rng, r.exposure_stops, r.white_balance)
             hood = fx.draw_hood(hood_rng, r.hood_height, color)  # drawn for every camera
             self.looks[cam.name] = fx.CameraLook(
@@ -33,6 +40,9 @@ class Effects:
                 fx.vignette(cam.K, h, w, r.vignetting) if r.vignetting else None,
                 hood if cam.role == "rig" and cam.name in r.hood_cameras else None,
             )
+        for cam in cams:
+            if cam.source is not None:
+                self.looks[cam.name] = self.looks[cam.source]
         self.auto_gain: dict[str, float] = {}  # set on each camera's first frame, then held
         # A horizontal surface's light, as render.shade lights one (ambient + unshadowed sun).
         self.hood_light = (lay.ambient + lay.sun_color * max(float(lay.sun_dir[2]), 0.0)).astype(
@@ -56,6 +66,7 @@ class Effects:
         ``f`` (time ``t``) from its float render, depth, sky mask, camera-z (inf: sky) and
         per-pixel object index."""
         r, look = self.r, self.looks[cam.name]
+        meter = cam.source or cam.name  # shifted copies hold their source's exposure
         if r.exposure_time:
             def pose_at(tau: float) -> np.ndarray:
                 return self.lay.ego_pose(t + tau) @ cam.cam_to_ego
@@ -68,10 +79,10 @@ class Effects:
             sky = sky & ~on
         gain = 1.0
         if r.auto_exposure:
-            if cam.name not in self.auto_gain:  # metering on the vignetted first frame
+            if meter not in self.auto_gain:  # metering on the vignetted first frame
                 seen = img if look.vignette is None else img * look.vignette[..., None]
-                self.auto_gain[cam.name] = fx.auto_exposure_gain(seen, r.auto_exposure)
-            gain = self.auto_gain[cam.name]
+                self.auto_gain[meter] = fx.auto_exposure_gain(seen, r.auto_exposure)
+            gain = self.auto_gain[meter]
         noise_rng = None
         if r.read_noise or r.shot_noise:
             noise_rng = np.random.default_rng([self.seed, 3, 6, f, index])
@@ -90,8 +101,8 @@ class Effects:
                 d["gains_rgb"] = [round(float(x), 5) for x in look.gains]
             if look.hood is not None:
                 d["hood_height"] = round(look.hood.height, 4)
-            if cam.name in self.auto_gain:
-                d["auto_exposure_gain"] = round(self.auto_gain[cam.name], 5)
+            if (cam.source or cam.name) in self.auto_gain:
+                d["auto_exposure_gain"] = round(self.auto_gain[cam.source or cam.name], 5)
             per_cam[cam.name] = d
         return {"settings": self.r.to_dict(), "ego_speed_mps": round(float(self.lay.ego_speed), 4),
                 "cameras": per_cam}

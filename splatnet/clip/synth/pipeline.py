@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +18,16 @@ from splatnet.clip.synth.layout import Layout, generate_layout
 from splatnet.clip.synth.noise import Noise
 from splatnet.clip.synth.realism import Realism, resolve
 from splatnet.clip.synth.render import SceneMeshes, rotate, shade
-from splatnet.clip.synth.rig import RigCamera, RigVariety, lidar_directions, make_rig, make_targets
+from splatnet.clip.synth.rig import (
+    RigCamera,
+    RigVariety,
+    lidar_directions,
+    make_rig,
+    make_targets,
+    offset_cameras,
+    offset_name,
+)
+from splatnet.clip.synth.tracks import make_actors, resolve_removed
 from splatnet.errors import ValidationError
 
 #: Depth beyond this is stored as 0 ("no depth"): the 16-bit PNG depth format tops out at 256 m.
@@ -29,6 +40,8 @@ _REFLECTIVITY = np.zeros(max(M.REFLECTIVITY) + 1, np.float32)  # material id -> 
 _REFLECTIVITY[list(M.REFLECTIVITY)] = list(M.REFLECTIVITY.values())
 #: Object kinds whose boxes, poses and velocities the metadata lists.
 AGENTS = ("moving_car", "parked_car", "pedestrian")
+#: ``target_offsets``: at most this many, each within this many metres of the rig.
+MAX_OFFSETS, MAX_OFFSET_M = 16, 20.0
 
 
 @dataclass
@@ -38,7 +51,9 @@ class SynthClip:
     ``images[(f, name)]`` uint8 ``[H, W, 3]``; ``depths[(f, name)]`` float32 ``[H, W]`` camera-z
     metres (0 = sky, beyond ``MAX_DEPTH`` or the ego's hood); ``sky[(f, name)]`` bool ``[H, W]``;
     ``masks[name]`` bool ``[H, W]`` (True = valid; only cameras that see the ego's hood);
-    ``lidar[f]`` float32 ``[M, 3]`` ego-frame points and ``intensity[f]`` ``[M]``.
+    ``lidar[f]`` float32 ``[M, 3]`` ego-frame points and ``intensity[f]`` ``[M]``;
+    ``actors``: :class:`splatnet.clip.Actor` tracks of every car and pedestrian (world frame,
+    see :mod:`splatnet.clip.synth.tracks`).
     """
 
     cameras: list[RigCamera]
@@ -53,6 +68,7 @@ class SynthClip:
     lidar: list = field(default_factory=list)
     intensity: list = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
+    actors: list = field(default_factory=list)
     layout: Layout | None = None
     timings: dict = field(default_factory=dict)  # seconds per stage (not in the metadata)
 
@@ -75,6 +91,29 @@ def _check_args(seed, cameras, frames, size, targets, frame_interval):
     if not (0.0 < float(frame_interval) <= 10.0):
         raise ValidationError(f"synth: frame_interval must be in (0, 10] s, got {frame_interval!r}")
     return h, w
+
+
+def _check_offsets(offsets) -> list[float]:
+    if isinstance(offsets, np.ndarray) and offsets.ndim == 1:
+        offsets = offsets.tolist()
+    if isinstance(offsets, (str, bytes)) or not isinstance(offsets, Sequence):
+        raise ValidationError(f"synth: target_offsets must be a list of metres, got {offsets!r}")
+    out = []
+    for o in offsets:
+        if isinstance(o, bool) or not isinstance(o, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(float(o)) or abs(float(o)) > MAX_OFFSET_M:
+            raise ValidationError(f"synth: target_offsets: each offset must be a number of metres "
+                                  f"in [-{MAX_OFFSET_M:g}, {MAX_OFFSET_M:g}], got {o!r}")
+        out.append(float(o) + 0.0)  # -0.0 -> 0.0
+    if len(out) > MAX_OFFSETS:
+        raise ValidationError(f"synth: target_offsets: at most {MAX_OFFSETS} offsets, got {len(out)}")
+    names = [offset_name("", o) for o in out]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        same = [o for o, n in zip(out, names) if n == twice[0]]
+        raise ValidationError(f"synth: target_offsets: {', '.join(f'{o:g}' for o in same)} name the "
+                              "same cameras (offsets count to the millimetre); give each once")
+    return out
 
 
 class _Ticker:
@@ -124,6 +163,25 @@ def _place_targets(lay: Layout, meshes: SceneMeshes, targets: list, times: list)
             for j, cam in enumerate(cands):
                 ok[j] = ok[j] and _has_clearance(scene, (E @ cam.cam_to_ego)[:3, 3])
     return [cands[int(np.argmax(ok)) if ok.any() else -1] for cands, ok in zip(candidates, clear)]
+
+
+def _frame_images(scene, noise: Noise, E: np.ndarray, f: int, t: float, cams: list[RigCamera],
+                  effects: Effects | None, h: int, w: int, shadows: bool, tick):
+    """Yields ``(camera, uint8 image, depth, sky mask)`` of every camera of ``cams`` (their
+    order in the clip) at frame ``f`` (time ``t``, ego pose ``E``), rendering them in batches
+    of at most ``MAX_RAYS`` rays to bound memory at large image sizes."""
+    per_batch = max(1, MAX_RAYS // (h * w))
+    for c0 in range(0, len(cams), per_batch):
+        batch = cams[c0:c0 + per_batch]
+        rgb, depth, sky, z, obj = _render_cameras(scene, noise, E, batch, h, w, shadows, tick)
+        for c, cam in enumerate(batch):
+            if effects is None:
+                yield cam, to_uint8(rgb[c]), depth[c], sky[c]
+            else:
+                yield (cam, *effects.apply(f, c0 + c, t, cam, rgb[c], depth[c], sky[c], z[c],
+                                           obj[c]))
+        if effects is not None:
+            tick("effects")
 
 
 def _render_cameras(scene, noise: Noise, E: np.ndarray, cams: list[RigCamera], h: int, w: int,
@@ -186,13 +244,29 @@ def render_clip(
     lidar_azimuths: int = 1024,
     lidar_range: float = 80.0,
     realism: Realism | str | None = None,
+    target_offsets: Sequence[float] = (),
+    without_actors: Sequence[str] = (),
 ) -> SynthClip:
     """Render a synthetic clip in memory. Same arguments always give identical arrays.
 
     ``realism`` (a :class:`Realism`, a preset name such as ``"real"``, or None = all off) adds
     camera effects and scene and rig variety; see :mod:`splatnet.clip.synth.realism`.
+
+    ``target_offsets`` (metres along the ego's y axis: positive = left, negative = right) adds,
+    for each offset, every rig camera shifted by it at every frame, role ``"target"``, named
+    ``<camera>.off<metres>`` / ``<camera>.offm<metres>`` (``m``: minus, to the millimetre, e.g.
+    ``cam_front.off1.5``, ``cam_front.offm2``): what the rig would see from an ego path moved
+    sideways. They are placed exactly (even inside a parked car), share their rig camera's
+    realism look and draw nothing, so the rest of the clip is unchanged.
+
+    ``without_actors`` (actor ids, e.g. ``["car_3", "ped_0"]``) renders the same clip with
+    those cars and pedestrians taken out of the world: images (and the shadows they cast),
+    depths, sky masks, LiDAR, the actor list and ``metadata["objects"]`` lose them; everything
+    else (street, rig, target placement, exposure, textures) is what the full clip has. An
+    unknown id is a ``ValidationError`` listing the clip's ids.
     """
     h, w = _check_args(seed, cameras, frames, size, targets, frame_interval)
+    offsets = _check_offsets(target_offsets)
     r = resolve(realism)
     seed = int(seed)
     timings: dict = {}
@@ -206,6 +280,7 @@ def render_clip(
     lay = generate_layout(np.random.default_rng([seed, 0]), frame_interval * (frames - 1),
                           ego_speed=speed, sky_rng=stream(2) if r.sky_variety else None,
                           texture_variety=r.texture_variety)
+    removed = resolve_removed(lay, without_actors)  # before any rendering
     rig_rng = np.random.default_rng([seed, 1])
     noise = Noise(np.random.default_rng([seed, 2]))
     if r.rig_cameras is not None:
@@ -216,9 +291,11 @@ def render_clip(
     rig, roof = make_rig(rig_rng, int(cameras), w, h, variety)
     times = [k * float(frame_interval) for k in range(frames)]
     extra = make_targets(rig_rng, rig, roof, int(targets), w, h)
-    meshes = SceneMeshes(lay)
-    # Target cameras off the rig must not sit in or against a car, a pole or a wall.
-    all_cams = rig + _place_targets(lay, meshes, extra, times)
+    full = SceneMeshes(lay)
+    meshes = SceneMeshes(lay, frozenset(removed.values())) if removed else full
+    # Target cameras off the rig must not sit in or against a car, a pole or a wall (of the
+    # full street: removing actors does not move them).
+    all_cams = rig + _place_targets(lay, full, extra, times) + offset_cameras(rig, offsets)
 
     E0_inv = np.linalg.inv(lay.ego_pose(0.0))
     clip = SynthClip(all_cams, w, h, times, [E0_inv @ lay.ego_pose(t) for t in times],
@@ -228,32 +305,28 @@ def render_clip(
     effects = Effects(r, seed, all_cams, lay, h, w) if r.active else None
     if effects is not None:
         clip.masks = effects.masks()
+        if removed and r.auto_exposure:
+            # Auto exposure is metered on the full street's first frame, as in the full clip.
+            sources = [c for c in all_cams if c.source is None]
+            for _ in _frame_images(full.at(times[0]), noise, lay.ego_pose(times[0]), 0, times[0],
+                                   sources, effects, h, w, shadows, tick):
+                pass
     tick("layout")
-    # Cameras in batches of at most MAX_RAYS rays, to bound memory at large image sizes.
-    per_batch = max(1, MAX_RAYS // (h * w))
     for f, t in enumerate(times):
         scene = meshes.at(t)  # moving objects posed at this frame's time
         E = lay.ego_pose(t)
         tick("build_scene")
-        for c0 in range(0, len(all_cams), per_batch):
-            batch = all_cams[c0:c0 + per_batch]
-            rgb, depth, sky, z, obj = _render_cameras(scene, noise, E, batch, h, w, shadows, tick)
-            for c, cam in enumerate(batch):
-                if effects is None:
-                    img, d, sk = to_uint8(rgb[c]), depth[c], sky[c]
-                else:
-                    img, d, sk = effects.apply(f, c0 + c, t, cam, rgb[c], depth[c], sky[c], z[c],
-                                               obj[c])
-                clip.images[(f, cam.name)] = img
-                clip.depths[(f, cam.name)] = d
-                clip.sky[(f, cam.name)] = sk
-            if effects is not None:
-                tick("effects")
+        for cam, img, d, sk in _frame_images(scene, noise, E, f, t, all_cams, effects, h, w,
+                                             shadows, tick):
+            clip.images[(f, cam.name)] = img
+            clip.depths[(f, cam.name)] = d
+            clip.sky[(f, cam.name)] = sk
         if lidar:
             pts, intensity = _lidar_sweep(scene, E, sensor, beam_dirs, lidar_range)
             clip.lidar.append(pts)
             clip.intensity.append(intensity)
             tick("lidar")
+    clip.actors = make_actors(lay, times, E0_inv, list(removed.values()))
     clip.metadata = _metadata(
         lay,
         seed,
@@ -266,17 +339,20 @@ def render_clip(
         shadows,
         (lidar_beams, lidar_azimuths, lidar_range),
         frame_interval,
+        removed,
     )
     if effects is not None:
         clip.metadata["realism"] = effects.metadata(all_cams)
     return clip
 
 
-def _metadata(lay, seed, cams, times, E0_inv, roof, sensor, lidar, shadows, lidar_cfg, dt) -> dict:
+def _metadata(lay, seed, cams, times, E0_inv, roof, sensor, lidar, shadows, lidar_cfg, dt,
+              removed: dict[str, int]) -> dict:
     R0 = E0_inv[:3, :3]
     objects = []
+    gone = set(removed.values())
     for i, o in enumerate(lay.objects):
-        if o.kind not in AGENTS:
+        if o.kind not in AGENTS or i in gone:
             continue
         per_frame = []
         for t in times:
@@ -298,7 +374,7 @@ def _metadata(lay, seed, cams, times, E0_inv, roof, sensor, lidar, shadows, lida
                 "frames": per_frame,
             }
         )
-    return {
+    out = {
         "generator": "splatnet.clip.synth",
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
@@ -329,12 +405,17 @@ def _metadata(lay, seed, cams, times, E0_inv, roof, sensor, lidar, shadows, lida
                        "velocity (m/s, world)",
         "objects": objects,
     }
+    if removed:
+        out["without_actors"] = list(removed)
+    return out
 
 
 def _camera_meta(c: RigCamera) -> dict:
     out = {"hfov_deg": round(float(np.degrees(c.hfov)), 3), "yaw_deg": round(float(np.degrees(c.yaw)), 3)}
     if c.role == "target":
         out["lateral_offset_m"] = round(c.lateral_offset, 4)
+    if c.source is not None:
+        out["shifted_from"] = c.source
     return out
 
 
@@ -354,6 +435,8 @@ def generate(
     overwrite: bool = False,
     realism: Realism | str | None = None,
     image_format: str = "jpg",
+    target_offsets: Sequence[float] = (),
+    without_actors: Sequence[str] = (),
 ) -> Path:
     """Render a synthetic driving clip for ``seed`` and write it to ``dst`` (clip format v1).
 
@@ -373,16 +456,24 @@ def generate(
             :mod:`splatnet.clip.synth.realism`. Cameras that see the ego's hood get a validity
             mask (hood pixels invalid).
         image_format: ``"jpg"`` or ``"png"`` (lossless: keeps only ``realism``'s JPEG).
+        target_offsets: metres along the ego's y axis (positive = left, negative = right): for
+            each, every rig camera shifted by it at every frame, role ``"target"``, named
+            ``<camera>.off<m>`` or ``<camera>.offm<m>`` (see :func:`render_clip`).
+        without_actors: actor ids (``car_<k>``, ``ped_<k>``) to leave out of the world: the
+            same clip without them (see :func:`render_clip`).
 
-    Returns the clip path. The manifest's ``metadata`` records the seed, the street, the sun and
-    every car's and pedestrian's box, pose and velocity per frame (world frame), and with
-    ``realism`` its settings and what each camera drew (gains, hood, mount).
+    Returns the clip path. The manifest's ``actors`` (clip format 1.1) are every car's and
+    pedestrian's box and exact pose per frame (:mod:`splatnet.clip.synth.tracks`); its
+    ``metadata`` records the seed, the street, the sun and every car's and pedestrian's box,
+    pose and velocity per frame (world frame), and with ``realism`` its settings and what each
+    camera drew (gains, hood, mount).
     """
     from splatnet.clip.writer import CameraSpec, FrameSpec, LidarSpec, write_clip
 
     clip = render_clip(
         seed, cameras, frames, size, targets, lidar=lidar, shadows=shadows,
-        frame_interval=frame_interval, realism=realism,
+        frame_interval=frame_interval, realism=realism, target_offsets=target_offsets,
+        without_actors=without_actors,
     )
     specs = [
         CameraSpec(c.name, c.K, clip.width, clip.height, c.cam_to_ego, role=c.role) for c in clip.cameras
@@ -401,6 +492,7 @@ def generate(
         sky_masks=clip.sky,
         masks=clip.masks or None,
         metadata=clip.metadata,
+        actors=clip.actors,
         image_format=image_format,
         jpeg_quality=jpeg_quality,
         depth_format=depth_format,

@@ -30,13 +30,18 @@ def _o3d():
 
 
 class SceneMeshes:
-    """All triangles of a layout with per-triangle material, object and texture frame."""
+    """All triangles of a layout with per-triangle material, object and texture frame.
 
-    def __init__(self, layout: Layout):
+    ``hidden``: indices of layout objects left out of the scene (a clip "without" those
+    actors); every other object keeps its index, so its shading and textures are unchanged.
+    """
+
+    def __init__(self, layout: Layout, hidden: frozenset[int] = frozenset()):
         self.layout = layout
         static, dynamic = [], []
         for i, o in enumerate(layout.objects):
-            (dynamic if o.dynamic else static).append(i)
+            if i not in hidden:
+                (dynamic if o.dynamic else static).append(i)
         self.order = static + dynamic
         meshes = [layout.objects[i].mesh for i in self.order]
         local = Mesh.concat(meshes)  # texture frames stay in object-local coordinates

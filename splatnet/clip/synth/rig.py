@@ -22,12 +22,13 @@ class RigCamera:
     yaw: float
     hfov: float
     lateral_offset: float = 0.0  # target cameras: metres along ego y from their roof mount
+    source: str | None = None  # offset cameras: the rig camera this one is a shifted copy of
 
     def with_offset(self, offset: float) -> RigCamera:
         """This camera moved along ego y so that its lateral offset is ``offset``."""
         T = self.cam_to_ego.copy()
         T[1, 3] += offset - self.lateral_offset
-        return RigCamera(self.name, self.K, T, self.role, self.yaw, self.hfov, offset)
+        return RigCamera(self.name, self.K, T, self.role, self.yaw, self.hfov, offset, self.source)
 
 
 def look_rotation(yaw: float, pitch_down: float = 0.0, roll: float = 0.0) -> np.ndarray:
@@ -153,6 +154,28 @@ def make_targets(
         R = look_rotation(yaw, np.radians(rng.uniform(0.0, 4.0)))
         out.append(RigCamera(f"target_{k}", K, _pose(R, pos), "target", float(yaw), float(hfov),
                              offset))
+    return out
+
+
+def offset_name(name: str, offset: float) -> str:
+    """``cam_front.off1.5`` (1.5 m to the left), ``cam_front.offm0.25`` (0.25 m to the right),
+    ``cam_front.off0``: the offset in metres to the millimetre, ``m`` for minus (camera names
+    allow only ``[A-Za-z0-9_.-]``)."""
+    text = f"{abs(offset):.3f}".rstrip("0").rstrip(".")
+    return f"{name}.off{'m' if offset < 0 and text != '0' else ''}{text}"
+
+
+def offset_cameras(rig: list[RigCamera], offsets: list[float]) -> list[RigCamera]:
+    """Every rig camera shifted by every offset (metres along ego +y: positive = left,
+    negative = right), role ``"target"``, offset-major: all cameras of the first offset, then
+    the next. Same intrinsics and rotation; only ``cam_to_ego``'s y translation changes."""
+    out = []
+    for off in offsets:
+        for cam in rig:
+            T = cam.cam_to_ego.copy()
+            T[1, 3] += off
+            out.append(RigCamera(offset_name(cam.name, off), cam.K, T, "target", cam.yaw, cam.hfov,
+                                 float(off), cam.name))
     return out
 
 
