@@ -30,6 +30,7 @@ _LAZY = {
     "reconstruct": "splatnet.pipeline.feedforward",
     "optimize": "splatnet.optimization",
     "Clip": "splatnet.clip",
+    "Scene": "splatnet.scene",
     "GaussianHead": "splatnet.models.head",
     "load_model": "splatnet.io.checkpoint",
     "losses": "splatnet.losses",
@@ -59,3 +60,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from splatnet.optimization import optimize
     from splatnet.pipeline.feedforward import reconstruct
     from splatnet.rendering import RenderOutput, render
+    from splatnet.scene import Scene

@@ -15,8 +15,8 @@ PKG = REPO / "splatnet"
 FOUNDATION = {"__init__", "__main__", "errors", "_validate", "_ext", "_limits", "_optional",
               "_constants", "_lazy", "config_io", "device", "gaussians", "cameras", "sh"}
 #: Feature packages, lowest first: a package may import only those before it (and foundation).
-LAYERS = ["io", "rendering", "clip", "metrics", "losses", "models", "pipeline", "optimization",
-          "train", "cli"]
+LAYERS = ["io", "rendering", "clip", "metrics", "losses", "models", "scene", "pipeline",
+          "optimization", "train", "cli"]
 
 
 def _modules() -> dict[str, Path]:

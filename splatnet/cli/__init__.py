@@ -16,6 +16,8 @@ COMMANDS = [
     "splatnet.cli.convert",
     "splatnet.cli.train",
     "splatnet.cli.optimize",
+    "splatnet.cli.export",
+    "splatnet.cli.edit",
 ]
 
 

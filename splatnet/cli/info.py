@@ -1,4 +1,4 @@
-"""``splatnet info FILE``: what a Gaussian PLY holds."""
+"""``splatnet info FILE``: what a Gaussian PLY or a ``.scene`` holds."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="print statistics of a Gaussian splat PLY file",
+    p = sub.add_parser("info", help="print statistics of a Gaussian splat PLY file or a scene",
                        description="Print count, SH degree, bounds, opacity and scale statistics "
-                                   "of a 3DGS PLY file.")
-    p.add_argument("file", help="a 3DGS .ply file")
+                                   "of a 3DGS PLY file; or, for a .scene file, its Gaussians, "
+                                   "actors (labels, sizes, time spans), time span, rig and sky.")
+    p.add_argument("file", help="a 3DGS .ply file or a .scene file")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.set_defaults(func=run)
 
@@ -41,8 +42,12 @@ def summarize(g) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from splatnet import Gaussians
 
+    if Path(args.file).suffix.lower() == ".scene":
+        return _run_scene(args)
     g = Gaussians.load_ply(args.file)
     info = summarize(g)
     if args.json:
@@ -59,4 +64,50 @@ def run(args: argparse.Namespace) -> int:
             print(f"{label:<12} min {s['min']:.4g}  median {s['median']:.4g}  "
                   f"mean {s['mean']:.4g}  max {s['max']:.4g}")
         print(f"transparent: {info['nearly_transparent']} with opacity < 1/255")
+    return 0
+
+
+def summarize_scene(scene) -> dict:
+    """What a scene holds, as plain Python data."""
+    bg = scene.background
+    return {
+        "gaussians": scene.num_gaussians,
+        "background": {"count": bg.num_gaussians, "sh_degree": bg.sh_degree,
+                       "dynamic": bg.is_dynamic},
+        "time_span": list(scene.time_span),
+        "frames": scene.num_frames,
+        "rig": [{"name": c.name, "width": c.width, "height": c.height} for c in scene.rig.cameras],
+        "sky": scene.sky is not None,
+        "actors": [{"id": a.id, "label": a.label, "size": list(a.size),
+                    "gaussians": a.gaussians.num_gaussians, "span": list(a.span),
+                    "track_entries": len(a.track)} for a in scene.actors.values()],
+        "metadata": dict(scene.metadata),
+    }
+
+
+def _run_scene(args: argparse.Namespace) -> int:
+    from splatnet.scene import Scene
+
+    info = summarize_scene(Scene.load(args.file))
+    if args.json:
+        print(json.dumps({"file": args.file, **info}))
+        return 0
+    bg, actors = info["background"], info["actors"]
+    print(f"file:        {args.file}")
+    print(f"gaussians:   {info['gaussians']} (background {bg['count']}, actors "
+          f"{info['gaussians'] - bg['count']})")
+    print(f"background:  SH degree {bg['sh_degree']}, "
+          + ("dynamic (velocities, times)" if bg["dynamic"] else "static"))
+    t0, t1 = info["time_span"]
+    print(f"time span:   {t0:.3f}..{t1:.3f} s, {info['frames']} frame(s)")
+    print("rig:         " + ", ".join(f"{c['name']} {c['width']}x{c['height']}" for c in info["rig"]))
+    print(f"sky:         {'yes' if info['sky'] else 'none'}")
+    print(f"actors:      {len(actors)}")
+    for a in actors:
+        size = "x".join(f"{v:.2f}" for v in a["size"])
+        print(f"  {a['id']}  {a['label'] or '-'}  {size} m  {a['gaussians']} Gaussians  "
+              f"{a['span'][0]:.3f}..{a['span'][1]:.3f} s ({a['track_entries']} track entries)")
+    if info["metadata"]:
+        print("metadata:    " + ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}"
+                                         for k, v in info["metadata"].items()))
     return 0

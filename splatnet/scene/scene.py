@@ -1,0 +1,466 @@
+"""``Scene``: a reconstructed 4D scene: static or moving background Gaussians, one group of Gaussians
+per tracked actor (in the actor's box frame, carried along its track), the network's sky, and the
+rig and ego trajectory it was seen from (docs/scenes.md).
+
+Frames and units: the **world frame** is the source clip's (metres); the **scene clock** is the
+clip's (seconds since its first frame); an actor's Gaussians live in its **box frame** (origin at
+the box centre, x forward, y left, z up; :mod:`splatnet.clip.actors`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from splatnet.cameras import Cameras
+from splatnet.clip import _checks as C
+from splatnet.errors import FormatError, ValidationError
+from splatnet.gaussians import Gaussians
+from splatnet.models.sky import SkyBackground, SkyModel
+from splatnet.rendering import render
+from splatnet.scene.actor import SceneActor, check_group
+from splatnet.scene.io import read_scene_file, sky_config, write_scene_file
+from splatnet.scene.rig import Rig, RigCamera
+from splatnet.scene.track import Track, _frame_times, read_only
+
+#: Deepest nesting and largest JSON size of a scene's free ``metadata``.
+MAX_METADATA_DEPTH = 16
+MAX_METADATA_BYTES = 1 << 20
+
+
+# ---------------------------------------------------------------------------------------- scene
+@dataclass
+class SceneImages:
+    """What :meth:`Scene.render` returns for C cameras of ``H × W`` pixels.
+
+    Attributes:
+        rgb: ``[C, H, W, 3]`` colour with the sky (or the given background) composited.
+        alpha: ``[C, H, W, 1]`` accumulated opacity of the Gaussians.
+        depth: ``[C, H, W, 1]`` expected camera depth (0 where nothing was drawn).
+    """
+
+    rgb: Tensor
+    alpha: Tensor
+    depth: Tensor
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Scene:
+    """A 4D scene (see the module docstring and docs/scenes.md). Immutable: edits return a new
+    scene sharing the unchanged tensors.
+
+    Attributes:
+        background: unbatched :class:`~splatnet.Gaussians` in the world frame; may be dynamic
+            (``velocities`` m/s and ``times`` s, as the network predicts them without tracks).
+        actors: read-only mapping id → :class:`SceneActor`, in order (a sequence of actors is
+            accepted).
+        rig: the source rig (:class:`Rig`).
+        frame_times: ``[T]`` float64 frame timestamps (seconds on the scene clock), increasing.
+        ego_to_world: ``[T, 4, 4]`` float64 rigid ego poses in the world frame, one per frame.
+        sky: the network's sky (:class:`~splatnet.models.sky.SkyBackground`, latent ``[1, L]``),
+            or None.
+        metadata: free JSON data (source clip, model, …).
+    """
+
+    background: Gaussians
+    actors: Mapping[str, SceneActor] = field(default_factory=dict)
+    rig: Rig
+    frame_times: np.ndarray
+    ego_to_world: np.ndarray
+    sky: SkyBackground | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_group(self.background, "background", static=False)
+        actors = self.actors
+        items = list(actors.items()) if isinstance(actors, Mapping) else None
+        if items is None:
+            if isinstance(actors, (str, bytes)) or not isinstance(actors, Iterable):
+                raise ValidationError(f"actors: expected SceneActors, got {type(actors).__name__}")
+            items = [(getattr(a, "id", None), a) for a in actors]
+        table: dict[str, SceneActor] = {}
+        for key, a in items:
+            if not isinstance(a, SceneActor):
+                raise ValidationError(f"actors: expected splatnet.scene.SceneActor, got "
+                                      f"{type(a).__name__}")
+            if key != a.id:
+                raise ValidationError(f"actors: key {key!r} holds actor {a.id!r}")
+            if a.id in table:
+                raise ValidationError(f"actors: id {a.id!r} is used twice; ids must be unique")
+            table[a.id] = a
+        object.__setattr__(self, "actors", MappingProxyType(table))
+        if not isinstance(self.rig, Rig):
+            raise ValidationError(f"rig: expected a splatnet.scene.Rig, got {type(self.rig).__name__}")
+        times = _frame_times(self.frame_times, "frame_times")
+        ego = np.asarray(self.ego_to_world.detach().cpu().numpy() if isinstance(self.ego_to_world, Tensor)
+                         else self.ego_to_world)
+        if ego.shape != (len(times), 4, 4) or ego.dtype.kind != "f":
+            raise ValidationError(f"ego_to_world: expected float [{len(times)}, 4, 4] (one pose per "
+                                  f"frame), got {ego.dtype} {list(ego.shape)}")
+        ego = ego.astype(np.float64)  # a copy: the scene owns its arrays (read-only)
+        for i in range(len(ego)):
+            C.check_rigid(ego[i], f"ego_to_world[{i}]")
+            C.check_translation(ego[i], f"ego_to_world[{i}]")
+        object.__setattr__(self, "frame_times", read_only(times))
+        object.__setattr__(self, "ego_to_world", read_only(ego))
+        _check_sky(self.sky)
+        object.__setattr__(self, "metadata", MappingProxyType(_check_metadata(self.metadata)))
+        groups = [self.background] + [a.gaussians for a in table.values()]
+        devices = {str(g.device) for g in groups}
+        if self.sky is not None:
+            devices.add(str(self.sky.latent.device))
+        if len(devices) > 1:
+            raise ValidationError(f"scene: Gaussians and sky are on different devices: {sorted(devices)}")
+        dtypes = {str(g.dtype) for g in groups}
+        if len(dtypes) > 1:
+            raise ValidationError(f"scene: Gaussians of different dtypes: {sorted(dtypes)}")
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def time_span(self) -> tuple[float, float]:
+        """``(first, last)`` frame time in seconds on the scene clock."""
+        return float(self.frame_times[0]), float(self.frame_times[-1])
+
+    @property
+    def num_frames(self) -> int:
+        return int(len(self.frame_times))
+
+    @property
+    def num_gaussians(self) -> int:
+        """Background Gaussians plus every actor's."""
+        return self.background.num_gaussians + sum(a.gaussians.num_gaussians
+                                                    for a in self.actors.values())
+
+    @property
+    def device(self) -> torch.device:
+        return self.background.device
+
+    def __repr__(self) -> str:
+        dyn = ", dynamic background" if self.background.is_dynamic else ""
+        return (f"Scene(background={self.background.num_gaussians}, actors={len(self.actors)}, "
+                f"frames={self.num_frames}, span={self.time_span[0]:.3f}..{self.time_span[1]:.3f} s, "
+                f"sky={self.sky is not None}{dyn}, device={self.device})")
+
+    def replace(self, **changes: Any) -> Scene:
+        """A new scene with some fields replaced (all fields are checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to(self, device: str | torch.device) -> Scene:
+        """The scene with its Gaussians and sky on ``device`` (poses stay float64 NumPy)."""
+        sky = None
+        if self.sky is not None:  # a copy: the original scene's sky stays where it is
+            sky = SkyBackground(copy.deepcopy(self.sky.model).to(device), self.sky.latent.to(device))
+        return self.replace(background=self.background.to(device), sky=sky,
+                            actors=[a.replace(gaussians=a.gaussians.to(device))
+                                    for a in self.actors.values()])
+
+    # ------------------------------------------------------------------ time
+    def gaussians_at(self, t: float) -> Gaussians:
+        """The world's static Gaussians at time ``t`` (seconds on the scene clock).
+
+        The background (advanced to ``t`` when dynamic: ``means + velocities · (t − times)``, as
+        :func:`splatnet.render` moves them for a camera at ``t``) followed by every actor present
+        at ``t``, in the scene's order, each carried by its box pose at ``t`` (interpolated
+        between track entries; absent outside its track).
+        """
+        t = _time(t)
+        parts = [self._background_at(t)]
+        for a in self.actors.values():
+            g = a.gaussians_at(t)
+            if g is not None:
+                parts.append(g)
+        return Gaussians.cat(parts)
+
+    def to_gaussians(self, t: float) -> Gaussians:
+        """The snapshot at ``t`` for viewers and PLY files: :meth:`gaussians_at` detached, on
+        the CPU."""
+        return self.gaussians_at(t).detach().to("cpu")
+
+    def _background_at(self, t: float) -> Gaussians:
+        g = self.background
+        if not g.is_dynamic:
+            return g
+        # The renderer's arithmetic exactly (splatnet.rendering.api): float64 time differences,
+        # cast to the Gaussians' dtype, times velocity.
+        dt = (torch.tensor(t, dtype=torch.float64, device=g.device) - g.times.to(torch.float64))
+        means = g.means + g.velocities * dt.to(g.dtype)[:, None]
+        return Gaussians(means, g.quats, g.scales, g.opacities, g.sh, check=False)
+
+    # ------------------------------------------------------------------ cameras and images
+    def frame_cameras(self, frame: int, cameras: Sequence[str] | None = None) -> Cameras:
+        """The rig's cameras at frame ``frame`` (``ego_to_world[frame] · cam_to_ego``), stamped
+        with that frame's time, at their native size (float32, on the scene's device).
+
+        All chosen cameras must share one image size (pass ``cameras`` to pick them).
+        """
+        if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) \
+                or not -self.num_frames <= frame < self.num_frames:
+            raise ValidationError(f"frame: expected a frame index in 0..{self.num_frames - 1}, "
+                                  f"got {frame!r}")
+        frame = int(frame) % self.num_frames
+        cams = [self.rig.camera(n) for n in (self.rig.names if cameras is None else cameras)]
+        if not cams:
+            raise ValidationError("cameras: expected one or more camera names")
+        sizes = sorted({(c.width, c.height) for c in cams})
+        if len(sizes) > 1:
+            raise ValidationError(f"cameras: the chosen cameras have different image sizes "
+                                  f"{', '.join(f'{w}x{h}' for w, h in sizes)}; pass cameras= of "
+                                  "one size")
+        poses = np.stack([self.ego_to_world[frame] @ c.cam_to_ego for c in cams])
+        K = np.stack([c.K for c in cams])
+        ts = torch.full((len(cams),), float(self.frame_times[frame]), dtype=torch.float64)
+        return Cameras(torch.from_numpy(K).float(), torch.from_numpy(poses).float(), sizes[0][0],
+                       sizes[0][1], timestamps=ts, names=[c.name for c in cams]).to(self.device)
+
+    def render(self, cameras: Cameras, *, backend: str = "auto", sh_degree: int | None = None,
+               background: Tensor | None = None) -> SceneImages:
+        """Render each camera at its own time: camera ``c`` sees :meth:`gaussians_at` of
+        ``cameras.timestamps[c]`` (seconds on the scene clock; required).
+
+        Args:
+            cameras: unbatched :class:`~splatnet.Cameras` ``[C]`` with ``timestamps``.
+            backend, sh_degree: as :func:`splatnet.render`.
+            background: a colour ``[3]`` behind the Gaussians instead of the sky; default: the
+                scene's sky (``rgb + (1 − alpha) · sky``), or black when it has none.
+        """
+        if not isinstance(cameras, Cameras):
+            raise ValidationError(f"cameras: expected splatnet.Cameras, got {type(cameras).__name__}")
+        if cameras.batch_shape:
+            raise ValidationError(f"cameras: expected unbatched cameras [C], got batch shape "
+                                  f"{cameras.batch_shape}")
+        if cameras.timestamps is None:
+            raise ValidationError("cameras.timestamps: required; a scene is rendered at each "
+                                  "camera's time (seconds on the scene clock)")
+        ts = cameras.timestamps.detach().to("cpu", torch.float64)
+        if not bool(torch.isfinite(ts).all()):
+            raise ValidationError("cameras.timestamps: non-finite time (NaN or inf)")
+        cams = cameras.to(self.device)
+        rgb, alpha, depth = [None] * len(cams), [None] * len(cams), [None] * len(cams)
+        # Cameras that share a time share one set of Gaussians and one render call.
+        for t in torch.unique(ts).tolist():
+            idx = torch.nonzero(ts == t).flatten()
+            out = render(self.gaussians_at(t), cams[idx], backend=backend, sh_degree=sh_degree,
+                         background=background)
+            for j, i in enumerate(idx.tolist()):
+                rgb[i], alpha[i], depth[i] = out.rgb[j], out.alpha[j], out.depth[j]
+        rgb, alpha, depth = torch.stack(rgb), torch.stack(alpha), torch.stack(depth)
+        if background is None and self.sky is not None:
+            batched = Cameras(cams.K[None], cams.cam_to_world[None], cams.width, cams.height,
+                              check=False)
+            rgb = rgb + (1.0 - alpha) * self.sky.render(batched)[0].to(rgb)
+        return SceneImages(rgb, alpha, depth)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike, *, force: bool = False) -> Path:
+        """Write the scene to one ``NAME.scene`` file atomically (docs/scenes.md); an existing
+        file is replaced only with ``force``. Gaussians are stored as float32. Returns the path."""
+        from splatnet import __version__
+
+        if self.background.dtype != torch.float32:
+            raise ValidationError(f"save: the Gaussians are {self.background.dtype}; a .scene file "
+                                  "stores float32")
+        bg = self.background
+        tensors: dict[str, Tensor] = {f"background.{k}": v for k, v in bg.fields().items()}
+        actors = []
+        for i, a in enumerate(self.actors.values()):
+            tensors.update({f"actor.{i}.{k}": v for k, v in a.gaussians.fields().items()})
+            tensors[f"actor.{i}.track.times"] = torch.tensor(a.track.times)
+            tensors[f"actor.{i}.track.box_to_world"] = torch.tensor(a.track.box_to_world)
+            if a.track.moving is not None:
+                tensors[f"actor.{i}.track.moving"] = torch.tensor(a.track.moving)
+            actors.append({"id": a.id, "label": a.label, "size": list(a.size),
+                           "count": a.gaussians.num_gaussians, "sh_degree": a.gaussians.sh_degree,
+                           "track_length": len(a.track), "moving": a.track.moving is not None})
+        tensors["ego.frame_times"] = torch.tensor(self.frame_times)
+        tensors["ego.ego_to_world"] = torch.tensor(self.ego_to_world)
+        tensors["rig.K"] = torch.tensor(np.stack([c.K for c in self.rig.cameras]))
+        tensors["rig.cam_to_ego"] = torch.tensor(np.stack([c.cam_to_ego for c in self.rig.cameras]))
+        if self.sky is not None:
+            tensors["sky.latent"] = self.sky.latent.float()
+            tensors.update({f"sky.model.{k}": v.float() for k, v in self.sky.model.state_dict().items()})
+        description = {
+            "writer": f"splatnet {__version__}",
+            "background": {"count": bg.num_gaussians, "sh_degree": bg.sh_degree,
+                           "dynamic": bg.is_dynamic},
+            "actors": actors,
+            "rig": [{"name": c.name, "width": c.width, "height": c.height} for c in self.rig.cameras],
+            "frames": self.num_frames,
+            "sky": None if self.sky is None else sky_config(self.sky.model),
+            "metadata": dict(self.metadata),
+        }
+        return write_scene_file(path, description, tensors, force=force)
+
+    @staticmethod
+    def load(path: str | os.PathLike, device: str | torch.device | None = None) -> Scene:
+        """Read a ``.scene`` file: every field is checked, nothing is unpickled or executed; a
+        malformed, truncated or hostile file is one ``FormatError`` naming it."""
+        d, t = read_scene_file(path)
+        try:
+            scene = _from_file(d, t)
+        except ValidationError as exc:
+            raise FormatError(f"{path}: {exc}") from None
+        return scene if device is None else scene.to(device)
+
+    # ------------------------------------------------------------------ edits
+    # An actor's Gaussians live in its box frame, so an edit changes where an actor is (its track)
+    # or whether it is there; no Gaussian is rewritten, and every other actor and the background
+    # are carried over as the very same tensors (they render bit-identically).
+    def remove(self, ids: str | Iterable[str]) -> Scene:
+        """The scene without the actors ``ids`` (one id or several; each must be in the scene).
+
+        What is left where an actor was: the background Gaussians the network placed there from
+        the frames in which the actor did not hide them; where no camera ever saw behind it (the
+        road under a parked car), there are none, and the sky or what lies further along those
+        rays shows through (docs/scenes.md).
+        """
+        ids = [ids] if isinstance(ids, str) else list(ids)
+        if not ids:
+            raise ValidationError("remove: no actor id given")
+        for i in ids:
+            self._actor(i, "remove")
+        gone = set(ids)
+        return self.replace(actors=[a for a in self.actors.values() if a.id not in gone])
+
+    def move(self, id: str, dx: float = 0.0, dy: float = 0.0, dyaw: float = 0.0) -> Scene:
+        """Actor ``id``'s whole track shifted by ``dx``, ``dy`` metres along the **world** x and y
+        axes (the horizontal plane of a clip whose world is its first ego pose: x forward, y
+        left) and turned by ``dyaw`` radians about the **box's own z axis** (counter-clockwise
+        seen from above, in place about the box centre); see :meth:`Track.moved`."""
+        a = self._actor(id, "move")
+        return self._with(a.replace(track=a.track.moved(dx, dy, dyaw)))
+
+    def set_track(self, id: str, track: Track) -> Scene:
+        """Actor ``id`` on a whole new ``track`` (times on this scene's clock, poses in its world)."""
+        a = self._actor(id, "set_track")
+        if not isinstance(track, Track):
+            raise ValidationError(f"set_track: expected a splatnet.scene.Track, got "
+                                  f"{type(track).__name__}")
+        return self._with(a.replace(track=track))
+
+    def insert(self, actor: SceneActor, track: Track, new_id: str | None = None) -> Scene:
+        """``actor``'s Gaussians (from any scene: they are in its box frame) added on ``track``
+        (this scene's clock and world) after the other actors, as ``new_id`` or its own id, which
+        must not be in the scene yet."""
+        if not isinstance(actor, SceneActor):
+            raise ValidationError(f"insert: expected a splatnet.scene.SceneActor, got "
+                                  f"{type(actor).__name__}")
+        if not isinstance(track, Track):
+            raise ValidationError(f"insert: track: expected a splatnet.scene.Track, got "
+                                  f"{type(track).__name__}")
+        aid = actor.id if new_id is None else new_id
+        if aid in self.actors:
+            raise ValidationError(f"insert: actor id {aid!r} is already in the scene; give another "
+                                  "id (new_id=, or --new-id on the command line)")
+        g = actor.gaussians
+        if (g.device, g.dtype) != (self.device, self.background.dtype):
+            g = g.to(self.device, self.background.dtype)
+        return self.replace(actors=[*self.actors.values(),
+                                    actor.replace(id=aid, track=track, gaussians=g)])
+
+    def _actor(self, id: object, what: str) -> SceneActor:
+        a = self.actors.get(id) if isinstance(id, str) else None
+        if a is None:
+            known = list(self.actors)
+            listed = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
+            raise ValidationError(f"{what}: no actor {id!r} in the scene (actors: "
+                                  f"{listed or 'none'})")
+        return a
+
+    def _with(self, actor: SceneActor) -> Scene:
+        """This scene with ``actor`` in place of the actor of the same id."""
+        return self.replace(actors=[actor if a.id == actor.id else a for a in self.actors.values()])
+
+
+def _from_file(d: dict, t: dict[str, Tensor]) -> Scene:
+    """The scene a checked file describes (``read_scene_file``); field checks raise
+    ``ValidationError`` naming the field."""
+
+    def group(prefix: str, where: str) -> Gaussians:
+        names = [n for n in ("means", "quats", "scales", "opacities", "sh", "velocities", "times")
+                 if f"{prefix}.{n}" in t]
+        try:
+            return Gaussians(*(t[f"{prefix}.{n}"] for n in names))
+        except ValidationError as exc:
+            raise ValidationError(f"{where}: {exc}") from None
+
+    actors = []
+    for i, a in enumerate(d["actors"]):
+        where = f"actor {a['id']!r}" if isinstance(a["id"], str) else f"actors[{i}]"
+        moving = t.get(f"actor.{i}.track.moving")
+        try:
+            track = Track(t[f"actor.{i}.track.times"].numpy(),
+                          t[f"actor.{i}.track.box_to_world"].numpy(),
+                          None if moving is None else moving.numpy())
+        except ValidationError as exc:
+            raise ValidationError(f"{where}: {exc}") from None
+        actors.append(SceneActor(a["id"], a["label"], a["size"], track,
+                                 group(f"actor.{i}", f"{where}.gaussians")))
+    K, c2e = t["rig.K"].numpy(), t["rig.cam_to_ego"].numpy()
+    rig = Rig(tuple(RigCamera(c["name"], c["width"], c["height"], K[i], c2e[i])
+                    for i, c in enumerate(d["rig"])))
+    sky = None
+    if d["sky"] is not None:
+        model = SkyModel(**d["sky"])
+        model.load_state_dict({k[len("sky.model."):]: v for k, v in t.items()
+                               if k.startswith("sky.model.")}, strict=True)
+        sky = SkyBackground(model.eval().requires_grad_(False), t["sky.latent"])
+    return Scene(background=group("background", "background"), actors=actors, rig=rig,
+                 frame_times=t["ego.frame_times"].numpy(), ego_to_world=t["ego.ego_to_world"].numpy(),
+                 sky=sky, metadata=d["metadata"])
+
+
+# ---------------------------------------------------------------------------------------- checks
+def _check_sky(sky: object) -> None:
+    if sky is None:
+        return
+    if not isinstance(sky, SkyBackground) or not isinstance(sky.model, SkyModel):
+        raise ValidationError(f"sky: expected a splatnet.models.sky.SkyBackground of a SkyModel, "
+                              f"got {type(sky).__name__}")
+    dim = sky.model.to_latent.out_features
+    if not isinstance(sky.latent, Tensor) or tuple(sky.latent.shape) != (1, dim) \
+            or not sky.latent.is_floating_point():
+        raise ValidationError(f"sky.latent: expected a float tensor [1, {dim}] (one scene), got "
+                              f"{getattr(sky.latent, 'shape', type(sky.latent).__name__)}")
+    if not bool(torch.isfinite(sky.latent).all()):
+        raise ValidationError("sky.latent: non-finite values (NaN or inf)")
+    for name, p in sky.model.state_dict().items():
+        if not bool(torch.isfinite(p).all()):
+            raise ValidationError(f"sky.model.{name}: non-finite values (NaN or inf)")
+        if p.device != sky.latent.device:
+            raise ValidationError(f"sky: model on {p.device}, latent on {sky.latent.device}")
+
+
+def _check_metadata(meta: object) -> dict:
+    if not isinstance(meta, Mapping) or not all(isinstance(k, str) for k in meta):
+        raise ValidationError("metadata: expected a mapping with string keys")
+    meta = dict(meta)
+    C.check_json_depth(meta, "metadata", limit=MAX_METADATA_DEPTH)
+    try:
+        text = json.dumps(meta, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"metadata: must be plain JSON data (strings, finite numbers, "
+                              f"booleans, null, lists, mappings): {exc}") from None
+    if len(text) > MAX_METADATA_BYTES:
+        raise ValidationError(f"metadata: {len(text)} bytes of JSON, at most {MAX_METADATA_BYTES}")
+    return json.loads(text)  # a deep copy: the scene owns it
+
+
+def _time(t: object) -> float:
+    if isinstance(t, Tensor):
+        t = t.item() if t.numel() == 1 else t
+    if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(t)):
+        raise ValidationError(f"t: expected a finite time in seconds, got {t!r}")
+    return float(t)

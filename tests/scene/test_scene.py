@@ -1,0 +1,243 @@
+"""Scene in time: groups carried along their tracks (against plain NumPy float64 geometry), actors
+absent outside their spans, the dynamic background advanced, and rendering at each camera's time."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+from scene.builders import FRAME_TIMES, HEIGHT, WIDTH, gaussians, make_rig, make_scene
+
+import splatnet
+from splatnet import Cameras
+from splatnet.clip.actors import yaw_pose
+from splatnet.errors import ValidationError
+from splatnet.scene import Scene, SceneActor, Track
+from splatnet.sh import eval_sh
+
+
+def _quat_to_rot(q: np.ndarray) -> np.ndarray:
+    """w, x, y, z (any length) → rotation matrices, float64 (written out here, not the library's)."""
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+    ], -2)
+
+
+def _slices(scene: Scene, t: float) -> dict[str, slice]:
+    """Where each group sits in gaussians_at(t): background first, then present actors in order."""
+    out, start = {"background": slice(0, scene.background.num_gaussians)}, scene.background.num_gaussians
+    for a in scene.actors.values():
+        if a.track.span[0] <= t <= a.track.span[1]:
+            out[a.id] = slice(start, start + a.gaussians.num_gaussians)
+            start += a.gaussians.num_gaussians
+    return out
+
+
+@pytest.mark.parametrize("t", [0.0, 0.1, 0.13, 0.25, 0.4])
+def test_an_actor_group_moves_exactly_along_its_track(t):
+    scene = make_scene()
+    car = scene.actors["car_1"]
+    # The car's pose at t, from its entries with plain NumPy: frames 0.1 apart, each 1 m further
+    # along x and turned 0.1 rad further about z.
+    i = int(np.floor(t / 0.1 + 1e-9))
+    a = t / 0.1 - i
+    yaw, x = 0.1 * (i + a), 8.0 + i + a
+    pose = yaw_pose(x, 0.5, 0.8, yaw)
+    R, c = pose[:3, :3], pose[:3, 3]
+    world = scene.gaussians_at(t)
+    part = world[_slices(scene, t)["car_1"]]
+    box = car.gaussians
+    p_box = box.means.double().numpy()
+    np.testing.assert_allclose(part.means.double().numpy(), p_box @ R.T + c, atol=2e-6)
+    np.testing.assert_allclose(_quat_to_rot(part.quats.double().numpy()),
+                               R @ _quat_to_rot(box.quats.double().numpy()), atol=2e-6)
+    assert torch.equal(part.scales, box.scales) and torch.equal(part.opacities, box.opacities)
+    # View-dependent colour travels with the car: seen along R·d in the world as along d in its box.
+    d = torch.randn(box.num_gaussians, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    rd = d @ torch.from_numpy(R).T
+    torch.testing.assert_close(eval_sh(part.sh.double(), rd), eval_sh(box.sh.double(), d),
+                               atol=1e-5, rtol=0)
+    assert not part.is_dynamic
+
+
+def test_actors_are_absent_outside_their_span():
+    scene = make_scene()
+    n_bg, n_car, n_ped = 200, 60, 20
+    assert scene.gaussians_at(0.0).num_gaussians == n_bg + n_car  # the pedestrian starts at 0.1
+    assert scene.gaussians_at(0.1).num_gaussians == n_bg + n_car + n_ped
+    assert scene.gaussians_at(0.3).num_gaussians == n_bg + n_car + n_ped
+    assert scene.gaussians_at(0.31).num_gaussians == n_bg + n_car
+    assert scene.gaussians_at(0.41).num_gaussians == n_bg  # after every track
+    assert scene.gaussians_at(-5.0).num_gaussians == n_bg
+    with pytest.raises(ValidationError, match="finite"):
+        scene.gaussians_at(float("nan"))
+
+
+def test_a_dynamic_background_is_advanced_to_t_and_returned_static():
+    scene = make_scene(dynamic=True)
+    bg = scene.background
+    for t in (0.0, 0.27, 1.5):
+        got = scene.gaussians_at(t)[: bg.num_gaussians]
+        assert not got.is_dynamic
+        expect = bg.means.double() + bg.velocities.double() * (t - bg.times.double())[:, None]
+        torch.testing.assert_close(got.means.double(), expect, atol=1e-5, rtol=0)
+        assert torch.equal(got.sh, bg.sh) and torch.equal(got.quats, bg.quats)
+    # The same motion the renderer gives dynamic Gaussians for a camera at its timestamp.
+    cams = scene.frame_cameras(2)
+    cams = Cameras(cams.K, cams.cam_to_world, cams.width, cams.height,
+                   timestamps=torch.tensor([0.27, 0.27], dtype=torch.float64))
+    with torch.no_grad():
+        ours = scene.replace(actors=[]).render(cams, background=torch.zeros(3))
+        theirs = splatnet.render(bg, cams)
+    torch.testing.assert_close(ours.rgb, theirs.rgb, atol=1e-6, rtol=0)
+    torch.testing.assert_close(ours.alpha, theirs.alpha, atol=1e-6, rtol=0)
+
+
+def _sky_reference(scene: Scene, cams: Cameras) -> torch.Tensor:
+    """The sky behind every pixel, ray directions worked out here: ``[C, H, W, 3]``."""
+    out = []
+    for c in range(len(cams)):
+        K = cams.K[c].double().numpy()
+        R = cams.cam_to_world[c, :3, :3].double().numpy()
+        v, u = np.mgrid[0:HEIGHT, 0:WIDTH] + 0.5
+        pix = np.stack([u, v, np.ones_like(u)], -1)
+        dirs = pix @ np.linalg.inv(K).T @ R.T
+        with torch.no_grad():
+            out.append(scene.sky(torch.from_numpy(dirs).float()[None])[0])
+    return torch.stack(out)
+
+
+def test_render_at_camera_times_equals_rendering_the_snapshot_of_each_time():
+    scene = make_scene(dynamic=True)
+    # Four views at three times: two share t = 0.2 (one render call), one is between frames.
+    cams = Cameras.cat([scene.frame_cameras(2), scene.frame_cameras(0)[[1]],
+                        scene.frame_cameras(3)[[0]]])
+    ts = torch.tensor([0.2, 0.2, 0.0, 0.25], dtype=torch.float64)
+    cams = Cameras(cams.K, cams.cam_to_world, cams.width, cams.height, timestamps=ts)
+    with torch.no_grad():
+        out = scene.render(cams, backend="torch")
+        sky = _sky_reference(scene, cams)
+        for c in range(len(cams)):
+            ref = splatnet.render(scene.gaussians_at(float(ts[c])), cams[[c]], backend="torch")
+            torch.testing.assert_close(out.alpha[c], ref.alpha[0], atol=1e-6, rtol=0)
+            torch.testing.assert_close(out.depth[c], ref.depth[0], atol=1e-5, rtol=0)
+            torch.testing.assert_close(out.rgb[c], ref.rgb[0] + (1 - ref.alpha[0]) * sky[c],
+                                       atol=1e-5, rtol=0)
+    # Something is drawn, and the sky shows where nothing is.
+    assert 0.05 < float(out.alpha.mean()) < 0.95
+    # A given background colour replaces the sky.
+    with torch.no_grad():
+        grey = scene.render(cams[[0]], backend="torch", background=torch.full((3,), 0.5))
+        ref = splatnet.render(scene.gaussians_at(0.2), cams[[0]], backend="torch")
+    torch.testing.assert_close(grey.rgb[0], ref.rgb[0] + (1 - ref.alpha[0]) * 0.5, atol=1e-6, rtol=0)
+
+
+def test_the_moving_car_is_where_its_track_says_in_the_image():
+    scene = make_scene(sky=False).remove("ped-7")
+    scene = scene.replace(background=scene.background[:0])  # the car alone
+    cam = scene.frame_cameras(0, ["front"])
+    w2c = np.linalg.inv(cam.cam_to_world[0].double().numpy())
+    K = cam.K[0].double().numpy()
+
+    def pixel(x, y, z):  # projected with NumPy
+        p = w2c @ np.array([x, y, z, 1.0])
+        return int(K[1, 1] * p[1] / p[2] + K[1, 2]), int(K[0, 0] * p[0] / p[2] + K[0, 2])
+
+    # The car's centre at t = 0 is (8, 0.5, 0.8); moved 2.5 m to the left it is (8, 3, 0.8).
+    before, after = pixel(8.0, 0.5, 0.8), pixel(8.0, 3.0, 0.8)
+    with torch.no_grad():
+        a0 = scene.render(cam).alpha[0, ..., 0]
+        a1 = scene.move("car_1", 0.0, 2.5).render(cam).alpha[0, ..., 0]
+    assert float(a0[before]) > 0.3 and float(a0[after]) < 1e-3
+    assert float(a1[after]) > 0.3 and float(a1[before]) < 1e-3
+
+
+def test_render_needs_timestamps_and_unbatched_cameras():
+    scene = make_scene()
+    cams = scene.frame_cameras(0)
+    plain = Cameras(cams.K, cams.cam_to_world, cams.width, cams.height)
+    with pytest.raises(ValidationError, match="timestamps: required"):
+        scene.render(plain)
+    batched = Cameras(cams.K[None], cams.cam_to_world[None], cams.width, cams.height,
+                      timestamps=cams.timestamps[None])
+    with pytest.raises(ValidationError, match="unbatched"):
+        scene.render(batched)
+
+
+def test_frame_cameras_are_ego_pose_times_mount():
+    scene = make_scene()
+    cams = scene.frame_cameras(3, ["front_left"])
+    expect = scene.ego_to_world[3] @ scene.rig.camera("front_left").cam_to_ego
+    np.testing.assert_allclose(cams.cam_to_world[0].double().numpy(), expect, atol=1e-6)
+    assert cams.timestamps.tolist() == [FRAME_TIMES[3]] and cams.names == ["front_left"]
+    with pytest.raises(ValidationError, match="unknown camera 'back'"):
+        scene.frame_cameras(0, ["back"])
+    with pytest.raises(ValidationError, match="frame index"):
+        scene.frame_cameras(5)
+
+
+def test_to_gaussians_is_the_snapshot_for_viewers():
+    scene = make_scene(dynamic=True)
+    g = scene.to_gaussians(0.2)
+    ref = scene.gaussians_at(0.2)
+    assert not g.is_dynamic and g.device.type == "cpu"
+    assert all(torch.equal(a, b) for a, b in zip(g.fields().values(), ref.fields().values()))
+
+
+def test_from_a_clip_actor_uses_the_clip_frame_times():
+    actor = splatnet.clip.Actor("a1", "car", (4, 2, 1.5), np.array([1, 3]),
+                                np.stack([yaw_pose(0, 0, 0, 0), yaw_pose(2, 0, 0, 0)]))
+    sa = SceneActor.from_actor(actor, FRAME_TIMES, gaussians(5, 0))
+    assert sa.track.times.tolist() == [0.1, 0.3] and sa.span == (0.1, 0.3)
+    np.testing.assert_allclose(sa.pose_at(0.2)[:3, 3], [1.0, 0, 0], atol=1e-12)
+
+
+def test_scenes_are_checked_and_immutable():
+    scene = make_scene()
+    car = scene.actors["car_1"]
+    with pytest.raises(ValidationError, match="used twice"):
+        scene.replace(actors=[car, car])
+    with pytest.raises(ValidationError, match="static in its box frame"):
+        car.replace(gaussians=gaussians(4, 0, dynamic=True))
+    with pytest.raises(ValidationError, match="id must be"):
+        car.replace(id="a,b")
+    bad_ego = scene.ego_to_world.copy()
+    bad_ego[2, 0, 0] = 3.0
+    with pytest.raises(ValidationError, match=r"ego_to_world\[2\].*not rigid"):
+        scene.replace(ego_to_world=bad_ego)
+    with pytest.raises(ValidationError, match="strictly increasing"):
+        scene.replace(frame_times=FRAME_TIMES[::-1].copy())
+    with pytest.raises(ValidationError, match="metadata"):
+        scene.replace(metadata={"x": float("nan")})
+    with pytest.raises(ValidationError, match="background: scales"):
+        g = gaussians(4, 0)
+        scene.replace(background=splatnet.Gaussians(g.means, g.quats, -g.scales, g.opacities, g.sh,
+                                                     check=False))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        scene.background = gaussians(4, 0)
+    with pytest.raises(TypeError):
+        scene.actors["x"] = car
+    for array in (scene.frame_times, scene.ego_to_world, car.track.box_to_world, car.track.times,
+                  scene.rig.cameras[0].K):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 0
+    times = FRAME_TIMES.copy()
+    kept = scene.replace(frame_times=times)
+    times[0] = -1.0  # the caller's array is theirs: the scene holds its own copy
+    assert kept.frame_times[0] == 0.0
+    assert make_rig().names == ["front", "front_left"]
+
+
+def test_an_actor_may_be_made_by_hand_on_any_clock():
+    tr = Track(np.array([-1.0, 2.5]), np.stack([yaw_pose(0, 0, 0, 0), yaw_pose(0, 0, 0, math.pi)]))
+    sa = SceneActor("x", "", (1, 1, 1), tr, gaussians(3, 0))
+    # Half-way: turned by 90 degrees (slerp), centre still at the origin.
+    np.testing.assert_allclose(sa.pose_at(0.75)[:3, :3], yaw_pose(0, 0, 0, math.pi / 2)[:3, :3],
+                               atol=1e-12)
