@@ -8,8 +8,12 @@ import argparse
 from splatnet.cli._args import check_output_dir, frame_range, size_hw
 
 KINDS = ("dgp", "nuscenes", "nerfstudio", "colmap", "pandaset")
-#: options only some converters take (others would silently ignore them)
-_ONLY_FOR = {"frames": ("pandaset",), "size": ("pandaset",)}
+#: options only some converters take (others would silently ignore them): flag -> (dest, kinds)
+_ONLY_FOR = {
+    "--frames": ("frames", ("pandaset",)),
+    "--size": ("size", ("pandaset",)),
+    "--no-actors": ("actors", ("dgp", "nuscenes", "pandaset")),
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="pandaset: frame range, Python slice style (default: all)")
     p.add_argument("--size", type=size_hw, default=None, metavar="HxW",
                    help="pandaset: resize the images to HxW (default: copy them unchanged)")
+    p.add_argument("--no-actors", dest="actors", action="store_const", const=False, default=None,
+                   help="dgp, nuscenes, pandaset: leave the annotated 3D boxes out (default: they "
+                        "become the clip's actor tracks)")
     p.set_defaults(func=run)
 
 
@@ -51,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
     from splatnet.clip.convert import convert
     from splatnet.errors import ValidationError
 
-    for opt, kinds in _ONLY_FOR.items():
-        if getattr(args, opt) is not None and args.kind in KINDS and args.kind not in kinds:
+    for flag, (dest, kinds) in _ONLY_FOR.items():
+        if getattr(args, dest) is not None and args.kind in KINDS and args.kind not in kinds:
             raise ValidationError(
-                f"--{opt}: the {args.kind} converter does not take it (only {', '.join(kinds)})"
+                f"{flag}: the {args.kind} converter does not take it (only {', '.join(kinds)})"
             )
     check_output_dir(args.dst, args.force)  # before reading the source
     options = {"overwrite": args.force}
@@ -68,10 +75,13 @@ def run(args: argparse.Namespace) -> int:
         options["frames"] = args.frames
     if args.size is not None:
         options["size"] = args.size
+    if args.actors is not None:
+        options["actors"] = args.actors
     path = convert(args.kind, args.src, args.dst, **options)
     clip = Clip.load(path)
     print(
         f"wrote {path}: {clip.num_cameras} cameras x {clip.num_frames} frames"
         + (", with LiDAR" if clip.has_lidar else "")
+        + (f", {len(clip.actors)} actors" if clip.actors else "")
     )
     return 0

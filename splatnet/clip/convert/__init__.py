@@ -30,7 +30,8 @@ def convert(kind: str, src: str | os.PathLike, dst: str | os.PathLike, **options
 
     ``options`` are passed to the converter: ``overwrite`` (all), ``scene`` (dgp: unused;
     nuscenes), ``version`` (nuscenes), ``images`` (colmap: the image directory), ``frames`` and
-    ``size`` (pandaset: a frame subset, an ``(H, W)`` image size).
+    ``size`` (pandaset: a frame subset, an ``(H, W)`` image size), ``actors`` (dgp, nuscenes,
+    pandaset: False leaves the annotated 3D boxes out of the clip).
     """
     if kind not in CONVERTERS:
         raise ValidationError(f"unknown converter kind {kind!r}; available: {', '.join(CONVERTERS)}")

@@ -19,6 +19,17 @@ image keeps its own capture time and its own ego pose (``camera_timestamps`` /
 is placed exactly where the data says it was when it took the picture. Points are stored in the
 ego frame at the sweep's own ego pose. Images are copied byte for byte (DGP images are
 undistorted pinhole). Timestamps are the datums' ISO-8601 times as seconds since the Unix epoch.
+
+Actors (clip format 1.1) come from the datums' ``bounding_box_3d`` annotations (DGP's
+``BoundingBox3DAnnotations``): one actor per ``instance_id`` (its id, as a decimal string), label
+= the ``class_id``'s name in the scene's 3D-box ontology (``ontologies["1"]`` →
+``ontology/<hash>.json``), size = (``length``, ``width``, ``height``) and box-to-world = the
+annotated datum's sensor-to-world pose @ the box ``pose`` (box-to-sensor). The box axes are x
+along the length, y the width, z the height (DGP's ``BoundingBox3D``; checked against the LiDAR
+points, the 2D box annotations and the tracks' motion, see the tests). Each sample reads its point
+cloud's annotations, then its images' (in DDAD every datum's box of an object is the same world
+box), so boxes are posed at the sweep's time, the frame's timestamp. DGP boxes have no motion
+flag (``moving`` is absent).
 """
 
 from __future__ import annotations
@@ -31,10 +42,14 @@ import numpy as np
 
 from splatnet.clip._files import read_json
 from splatnet.clip.convert._geom import inv_rigid, pose_from_quat, transform_points
+from splatnet.clip.convert._tracks import Box, actors_from_boxes, check_size
 from splatnet.clip.writer import CameraSpec, FrameSpec, LidarSpec, write_clip
 from splatnet.errors import FormatError, ValidationError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: DGP's AnnotationType id of 3D boxes (dgp/proto/annotations.proto: BOUNDING_BOX_3D = 1), the
+#: key of a datum's ``annotations`` and of the scene's ``ontologies``.
+BOUNDING_BOX_3D = "1"
 
 
 def _timestamp(iso: str, where: str) -> float:
@@ -122,10 +137,14 @@ def read_dgp_scene(src: str | Path) -> dict[str, Any]:
             kind, datum = next(iter(d["datum"].items()))
             if name not in extrinsics:
                 raise FormatError(f"{w}: sensor {name!r} missing from {calib_path}")
+            anns = datum.get("annotations")
+            boxes = anns.get(BOUNDING_BOX_3D) if isinstance(anns, dict) else None
             entry = {
                 "timestamp": _timestamp(d["id"]["timestamp"], f"{w}.id.timestamp"),
                 "sensor_to_world": _pose(datum.get("pose"), f"{w}.pose"),
                 "path": root / datum["filename"],
+                "boxes_3d": None if boxes is None else root / boxes,
+                "name": name,
             }
             if kind == "image":
                 entry["width"], entry["height"] = int(datum["width"]), int(datum["height"])
@@ -133,7 +152,6 @@ def read_dgp_scene(src: str | Path) -> dict[str, Any]:
             elif kind == "point_cloud":
                 if fr["lidar"] is not None:
                     raise ValidationError(f"{w}: several point clouds in one sample; unsupported")
-                entry["name"] = name
                 fr["lidar"] = entry
         frames.append(fr)
 
@@ -153,6 +171,7 @@ def read_dgp_scene(src: str | Path) -> dict[str, Any]:
         cameras[n] = {"K": K, "cam_to_ego": extrinsics[n], "width": im0["width"], "height": im0["height"]}
     return {
         "scene_json": scene_json,
+        "root": root,
         "scene": scene,
         "cameras": cameras,
         "extrinsics": extrinsics,
@@ -176,8 +195,74 @@ def _read_points(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return arr[keep, :3], inten
 
 
-def convert_dgp(src: str | Path, dst: str | Path, *, overwrite: bool = False, **_: Any) -> Path:
-    """Convert one DGP scene directory ``src`` into a clip at ``dst``."""
+def _box_ontology(sc: dict[str, Any]) -> dict[int, str]:
+    """Class id → name of the scene's 3D-box ontology (``ontologies["1"]``)."""
+    key = (sc["scene"].get("ontologies") or {}).get(BOUNDING_BOX_3D)
+    if not isinstance(key, str):
+        raise FormatError(f"{sc['scene_json']}: datums have 3D box annotations but 'ontologies' has no "
+                          f"{BOUNDING_BOX_3D!r} (bounding_box_3d) entry naming their ontology "
+                          "(--no-actors / actors=False converts without the boxes)")
+    path = sc["root"] / "ontology" / f"{key}.json"
+    try:
+        return {int(i["id"]): str(i["name"]) for i in read_json(path)["items"]}
+    except (KeyError, TypeError, ValueError):
+        raise FormatError(f"{path}: expected {{items: [{{id, name}}, ...]}}") from None
+
+
+def read_dgp_boxes(sc: dict[str, Any]) -> list[Box]:
+    """The scene's 3D boxes (``bounding_box_3d`` annotations), one :class:`Box` per object and
+    sample, posed in the DGP world frame (the frame of the ego poses the converter writes).
+
+    A box's ``pose`` is box-to-sensor in the frame of the datum it annotates, so box-to-world =
+    that datum's sensor-to-world @ pose; box axes x = length, y = width, z = height. A sample's
+    point-cloud annotations are read first, then its images'; an object seen by several datums
+    of one sample keeps the first (in DDAD every datum's box is the same world box).
+    """
+    boxes: list[Box] = []
+    names: dict[int, str] | None = None
+    for fi, fr in enumerate(sc["frames"]):
+        seen: dict[str, tuple[Path, str]] = {}  # object id -> (file, entry) of its box in this sample
+        for d in ([fr["lidar"]] if fr["lidar"] is not None else []) + list(fr["images"].values()):
+            path = d["boxes_3d"]
+            if path is None:
+                continue
+            if names is None:
+                names = _box_ontology(sc)
+            anns = read_json(path)
+            anns = anns.get("annotations", []) if isinstance(anns, dict) else None
+            if not isinstance(anns, list):
+                raise FormatError(f"{path}: expected {{annotations: [...]}} (DGP BoundingBox3DAnnotations)")
+            for i, a in enumerate(anns):
+                w = f"{path}: annotations[{i}]"
+                try:
+                    # protobuf JSON may leave out zero values: class_id 0 is a class
+                    b, cls, tid = a["box"], int(a.get("class_id", 0)), str(int(a["instance_id"]))
+                    size = (b["length"], b["width"], b["height"])
+                    pose = b["pose"]
+                except (KeyError, TypeError, ValueError):
+                    raise FormatError(f"{w}: expected box {{pose, length, width, height}}, class_id and "
+                                      "instance_id") from None
+                if cls not in names:
+                    raise FormatError(f"{w}: class_id {cls} is not in the scene's 3D box ontology "
+                                      f"(ids {sorted(names)})")
+                if tid in seen:
+                    if seen[tid][0] == path:
+                        raise ValidationError(f"{w}: instance_id {tid} appears twice in this file "
+                                              f"(also {seen[tid][1]})")
+                    continue
+                seen[tid] = (path, w)
+                boxes.append(Box(tid, names[cls], fi, d["sensor_to_world"] @ _pose(pose, f"{w}.box.pose"),
+                                 check_size(size, f"{w}.box"), None, w))
+    return boxes
+
+
+def convert_dgp(src: str | Path, dst: str | Path, *, overwrite: bool = False, actors: bool = True,
+                **_: Any) -> Path:
+    """Convert one DGP scene directory ``src`` into a clip at ``dst``.
+
+    ``actors``: convert the ``bounding_box_3d`` annotations into actor tracks (default; a scene
+    without them has none); False skips them.
+    """
     sc = read_dgp_scene(src)
     cams = [
         CameraSpec(n, c["K"], c["width"], c["height"], c["cam_to_ego"], role="rig")
@@ -222,4 +307,6 @@ def convert_dgp(src: str | Path, dst: str | Path, *, overwrite: bool = False, **
             "sample_timestamps_iso": [fr["iso"] for fr in sc["frames"]],
         }
     }
-    return write_clip(dst, cams, frames, images, lidar=lidar, metadata=meta, overwrite=overwrite)
+    tracks = actors_from_boxes(read_dgp_boxes(sc)) if actors else []
+    return write_clip(dst, cams, frames, images, lidar=lidar, metadata=meta, overwrite=overwrite,
+                      actors=tracks or None)

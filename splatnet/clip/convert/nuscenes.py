@@ -18,6 +18,12 @@ the sample's (the LiDAR sweep's) and its ego pose is the LIDAR_TOP sample_data's
 camera's when there is no LiDAR). Points go in the ego frame at the sweep's own ego pose.
 Only keyframes (``is_key_frame``) are converted; images are copied byte for byte (nuScenes
 images are undistorted pinhole).
+
+Actors (clip format 1.1), when the tables have ``sample_annotation.json`` (the test split has
+none): one actor per ``instance`` with a box in the scene's keyframes, label = its category's
+name, box-to-world from the annotation's global ``translation`` (centre) and ``rotation``, size =
+``size`` ``[w, l, h]`` reordered to (length, width, height) (the devkit's ``Box``: x along the
+length); ``moving`` from the ``*.moving`` / parked / stopped / standing / sitting attributes.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from splatnet.clip.convert._geom import pose_from_quat, transform_points
+from splatnet.clip.convert._tracks import Box, actors_from_boxes, check_size
 from splatnet.clip.writer import CameraSpec, FrameSpec, LidarSpec, write_clip
 from splatnet.errors import FormatError, ValidationError
 
@@ -101,7 +108,8 @@ def read_nuscenes(src: str | Path, *, scene: str | None = None, version: str | N
     cameras: dict[str, dict[str, Any]] = {}
     frames = []
     for s in samples:
-        fr: dict[str, Any] = {"timestamp": s["timestamp"] * 1e-6, "images": {}, "lidar": None}
+        fr: dict[str, Any] = {"timestamp": s["timestamp"] * 1e-6, "images": {}, "lidar": None,
+                              "sample_token": s["token"]}
         for sd in sorted(by_sample[s["token"]], key=lambda d: d["filename"]):
             cal = calibs.get(sd["calibrated_sensor_token"])
             if cal is None:
@@ -137,6 +145,64 @@ def read_nuscenes(src: str | Path, *, scene: str | None = None, version: str | N
     return {"tables": tables, "scene": scene_rec, "cameras": cameras, "frames": frames}
 
 
+#: attribute names that say whether an object moves (others, e.g. ``cycle.with_rider``, do not).
+_MOVING = {"vehicle.moving": True, "pedestrian.moving": True, "vehicle.stopped": False,
+           "vehicle.parked": False, "pedestrian.standing": False, "pedestrian.sitting_lying_down": False}
+
+
+def read_nuscenes_boxes(ns: dict[str, Any]) -> list[Box] | None:
+    """The scene's annotated boxes (``sample_annotation``, with ``instance`` and ``category``), one
+    :class:`Box` per object and keyframe; None when the tables have no ``sample_annotation.json``
+    (the test split has none).
+
+    Boxes are in the global frame (the frame of the ego poses): ``translation`` is the centre,
+    ``rotation`` box-to-global ``[w, x, y, z]``, ``size`` = ``[width, length, height]`` with the
+    box x axis along the length (the devkit's ``Box``). Track = ``instance_token``, label = the
+    instance's category name, moving = from the ``*.moving`` / ``vehicle.parked`` /
+    ``vehicle.stopped`` / ``pedestrian.standing`` / ``pedestrian.sitting_lying_down`` attributes
+    (None when an annotation has none of them).
+    """
+    tables = ns["tables"]
+    if not (tables / "sample_annotation.json").is_file():
+        return None
+    frame_of = {fr["sample_token"]: fi for fi, fr in enumerate(ns["frames"])}
+    rows = [r for r in _table(tables, "sample_annotation") if r.get("sample_token") in frame_of]
+    if not rows:
+        return []
+    instances = {i["token"]: i for i in _table(tables, "instance")}
+    categories = {c["token"]: c["name"] for c in _table(tables, "category")}
+    attributes: dict[str, str] | None = None
+    boxes = []
+    for r in rows:
+        where = f"{tables}/sample_annotation.json: {r.get('token')}"
+        try:
+            inst_token, (w, length, h) = r["instance_token"], r["size"]
+            rotation, translation = r["rotation"], r["translation"]
+            attrs = [str(t) for t in r.get("attribute_tokens") or []]
+        except (KeyError, TypeError, ValueError):
+            raise FormatError(f"{where}: expected instance_token, translation, size [w, l, h] and "
+                              "rotation [w, x, y, z]") from None
+        inst = instances.get(inst_token)
+        if inst is None:
+            raise FormatError(f"{where}: instance {inst_token} is not in instance.json")
+        label = categories.get(inst.get("category_token"))
+        if label is None:
+            raise FormatError(f"{where}: category {inst.get('category_token')} is not in category.json")
+        moving = None
+        if attrs:
+            if attributes is None:
+                attributes = {a["token"]: a["name"] for a in _table(tables, "attribute")}
+            unknown = [t for t in attrs if t not in attributes]
+            if unknown:
+                raise FormatError(f"{where}: attribute {unknown[0]} is not in attribute.json")
+            flags = {_MOVING[attributes[t]] for t in attrs if attributes[t] in _MOVING}
+            moving = flags.pop() if len(flags) == 1 else None
+        T = pose_from_quat(rotation, translation, where)
+        boxes.append(Box(inst_token, label, frame_of[r["sample_token"]], T,
+                         check_size((length, w, h), where), moving, where))
+    return boxes
+
+
 def read_pcd_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """nuScenes LiDAR ``.pcd.bin``: float32 ``[M, 5]`` → xyz ``[M, 3]``, intensity ``[M]``."""
     try:
@@ -157,9 +223,14 @@ def convert_nuscenes(
     overwrite: bool = False,
     scene: str | None = None,
     version: str | None = None,
+    actors: bool = True,
     **_: Any,
 ) -> Path:
-    """Convert one nuScenes scene (keyframes) under the dataset root ``src`` into a clip."""
+    """Convert one nuScenes scene (keyframes) under the dataset root ``src`` into a clip.
+
+    ``actors``: convert the ``sample_annotation`` boxes into actor tracks when the tables have
+    them (default); False skips them.
+    """
     ns = read_nuscenes(src, scene=scene, version=version)
     names = sorted(ns["cameras"])
     cams = [
@@ -195,6 +266,7 @@ def convert_nuscenes(
                 timestamp=lid["timestamp"],
                 ego_to_world=lid["ego_to_world"],
             )
+    boxes = read_nuscenes_boxes(ns) if actors else None
     meta = {
         "source": {
             "kind": "nuscenes",
@@ -203,4 +275,5 @@ def convert_nuscenes(
             "description": ns["scene"].get("description", ""),
         }
     }
-    return write_clip(dst, cams, frames, images, lidar=lidar, metadata=meta, overwrite=overwrite)
+    return write_clip(dst, cams, frames, images, lidar=lidar, metadata=meta, overwrite=overwrite,
+                      actors=actors_from_boxes(boxes or []) or None)

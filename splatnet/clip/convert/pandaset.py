@@ -2,7 +2,8 @@
 
 Input: one sequence directory of a PandaSet download (e.g. ``002/``) holding
 ``camera/<name>_camera/{NN.jpg, intrinsics.json, poses.json, timestamps.json}`` and
-``lidar/{NN.pkl.gz, poses.json, timestamps.json}``. Annotations are not converted.
+``lidar/{NN.pkl.gz, poses.json, timestamps.json}`` and optionally ``annotations/cuboids/NN.pkl.gz``
+(the 3D boxes, converted into actor tracks; other annotations are not converted).
 
 **The LiDAR sweeps are pickles** (gzipped pandas DataFrames) and unpickling can execute code:
 convert only your own PandaSet download, never files from an untrusted source. As a second line
@@ -47,6 +48,20 @@ file leaves that frame without LiDAR and is reported in one warning.
 Images are copied byte for byte, or resized to ``size=(H, W)`` (antialiased bilinear, JPEG
 quality 95) with the intrinsics scaled like :meth:`splatnet.Clip.views` does (``fx, cx`` by
 ``W / width``, ``fy, cy`` by ``H / height``).
+
+Actors (clip format 1.1): the cuboid tables (pickles too, read the same way) hold one row per
+object and frame, in world coordinates at the sweep's time: ``uuid`` (the track id), ``label``,
+``position.{x,y,z}`` (the centre), ``dimensions.{x,y,z}`` = width, length, height and ``yaw``
+about world +z. The cuboid's forward direction (its length) is its local +y turned by ``yaw``, so
+the clip box (x = length, forward; y = width, left) is the cuboid turned by a further +90° about z
+(:data:`BOX_IN_CUBOID`; checked against the LiDAR points and the direction the tracks move, see
+the tests). ``moving`` = ``attributes.object_motion`` ("Moving" vs "Parked" / "Stopped") where
+given, else ``not stationary`` (pedestrians, cones). Objects in the overlap of PandaSet's two
+LiDARs are labelled twice (``cuboids.sensor_id`` 0 and 1, linked by ``cuboids.sibling_id``); the
+360° Pandar64's box is kept, the front PandarGT's copy dropped. Track frames are the clip's: with
+``frames`` a subset, a track keeps the converted frames it has a box in. A missing cuboid table
+leaves its frame without boxes (one warning, ``metadata.source.frames_without_cuboids``); a
+sequence without ``annotations/cuboids/`` has no actors.
 """
 
 from __future__ import annotations
@@ -64,7 +79,9 @@ import numpy as np
 
 from splatnet._optional import require
 from splatnet.clip._files import probe_image, read_json, read_rgb
+from splatnet.clip.actors import yaw_pose
 from splatnet.clip.convert._geom import inv_rigid, pose, quat_to_rot, transform_points
+from splatnet.clip.convert._tracks import Box, actors_from_boxes, check_size
 from splatnet.clip.writer import CameraSpec, FrameSpec, LidarSpec, write_clip
 from splatnet.errors import FormatError, ValidationError
 
@@ -302,26 +319,35 @@ class _DataFrameUnpickler(pickle.Unpickler):
         return obj
 
 
-def read_sweep(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """One PandaSet sweep (``NN.pkl.gz``) → world-frame xyz ``[M, 3]`` float64, intensity ``[M]``.
+def _read_dataframe(path: Path, what: str, columns: Sequence[str]) -> Any:
+    """A gzipped pickled DataFrame (``what`` names it in errors) holding at least ``columns``.
 
     Pickles can execute code when loaded: call this on your own dataset files only.
     """
-    pd = require("pandas", "reading PandaSet's LiDAR sweeps (pickled pandas DataFrames)", extra="pandaset")
+    pd = require("pandas", f"reading PandaSet's {what}s (pickled pandas DataFrames)", extra="pandaset")
     try:
         with gzip.open(path, "rb") as f, warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # numpy.core in older pickles
             df = _DataFrameUnpickler(f).load()
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: LiDAR sweep not found") from None
+        raise FileNotFoundError(f"{path}: {what} not found") from None
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError,
             ValueError) as e:
-        raise FormatError(f"{path}: cannot read the LiDAR sweep ({e})") from None
+        raise FormatError(f"{path}: cannot read the {what} ({e})") from None
     if not isinstance(df, pd.DataFrame):
         raise FormatError(f"{path}: expected a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in ("x", "y", "z") if c not in df.columns]
+    missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise FormatError(f"{path}: the sweep has no column(s) {missing} (columns: {list(df.columns)})")
+        raise FormatError(f"{path}: the {what} has no column(s) {missing} (columns: {list(df.columns)})")
+    return df
+
+
+def read_sweep(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """One PandaSet sweep (``NN.pkl.gz``) → world-frame xyz ``[M, 3]`` float64, intensity ``[M]``.
+
+    Pickles can execute code when loaded: call this on your own dataset files only.
+    """
+    df = _read_dataframe(path, "LiDAR sweep", ("x", "y", "z"))
     try:
         xyz = df[["x", "y", "z"]].to_numpy(dtype=np.float64)
         inten = df["i"].to_numpy(dtype=np.float32) if "i" in df.columns else None
@@ -329,6 +355,58 @@ def read_sweep(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise FormatError(f"{path}: columns x, y, z, i must be numeric ({e})") from None
     keep = np.all(np.isfinite(xyz), axis=1)
     return xyz[keep], (inten[keep] if inten is not None else None)
+
+
+# ---------------------------------------------------------------------------- cuboids
+
+#: PandaSet cuboid axes → clip box axes. A cuboid's ``dimensions.x`` is its width and
+#: ``dimensions.y`` its length, ``yaw`` turns its local +y (the object's forward direction, checked
+#: against the tracks' motion) about world +z; the clip's box has x = length (forward), y = width
+#: (left): box x = cuboid +y, box y = cuboid -x, z = z.
+BOX_IN_CUBOID = EGO_TO_LIDAR
+_CUBOID_COLUMNS = ("uuid", "label", "yaw", "position.x", "position.y", "position.z",
+                   "dimensions.x", "dimensions.y", "dimensions.z")
+#: ``cuboids.sensor_id`` of the boxes the front-facing PandarGT labels again: objects in the overlap
+#: of PandaSet's two LiDARs have a box for each (``cuboids.sibling_id`` links them); the converter
+#: keeps the 360° Pandar64's (sensor 0; -1 = outside the overlap).
+_SECOND_LIDAR = 1
+_MOTION = {"Moving": True, "Parked": False, "Stopped": False}
+
+
+def read_cuboids(path: Path, frame: int) -> list[Box]:
+    """One PandaSet cuboid table (``annotations/cuboids/NN.pkl.gz``) → boxes of clip ``frame``.
+
+    World-frame (PandaSet's) poses; track = ``uuid``; size = (``dimensions.y``, ``dimensions.x``,
+    ``dimensions.z``) = (length, width, height); moving = ``attributes.object_motion`` ("Moving" vs
+    "Parked" / "Stopped") where given, else ``not stationary``. Rows of the second LiDAR
+    (``cuboids.sensor_id == 1``) are skipped. Pickles can execute code: trusted files only.
+    """
+    df = _read_dataframe(path, "cuboid table", _CUBOID_COLUMNS)
+    if "cuboids.sensor_id" in df.columns:
+        df = df[df["cuboids.sensor_id"].to_numpy() != _SECOND_LIDAR]
+    try:
+        num = df[["position.x", "position.y", "position.z", "yaw", "dimensions.y", "dimensions.x",
+                  "dimensions.z"]].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise FormatError(f"{path}: position, yaw and dimensions must be numeric ({e})") from None
+
+    def column(name: str) -> list[Any]:
+        return df[name].tolist() if name in df.columns else [None] * len(df)
+
+    boxes = []
+    for row, uuid, label, v, mo, st in zip(df.index.tolist(), column("uuid"), column("label"), num,
+                                           column("attributes.object_motion"), column("stationary")):
+        where = f"{path}: row {row} (uuid {uuid!r})"
+        if not isinstance(uuid, str) or not isinstance(label, str):
+            raise FormatError(f"{where}: uuid and label must be strings")
+        if not np.all(np.isfinite(v[:4])):
+            raise ValidationError(f"{where}: position and yaw must be finite, got {v[:4].tolist()}")
+        T = yaw_pose(v[0], v[1], v[2], v[3])
+        moving = _MOTION.get(mo) if isinstance(mo, str) else None
+        if moving is None and isinstance(st, (bool, np.bool_)):
+            moving = not bool(st)
+        boxes.append(Box(uuid, label, frame, T @ BOX_IN_CUBOID, check_size(v[4:], where), moving, where))
+    return boxes
 
 
 # -------------------------------------------------------------------------- converter
@@ -376,14 +454,17 @@ def convert_pandaset(
     frames: slice | Sequence[int] | None = None,
     size: Sequence[int] | None = None,
     overwrite: bool = False,
+    actors: bool = True,
     **unknown: Any,
 ) -> Path:
     """Convert one PandaSet sequence directory ``src`` into a clip at ``dst``.
 
     ``frames``: a slice or increasing indices of the sequence's frames (default all);
     ``size``: ``(H, W)`` to resize every image to (default: copy the images unchanged);
-    ``overwrite``: replace ``dst`` if it is an existing clip. The LiDAR sweeps are pickles: use
-    this on your own PandaSet download only (see the module docstring).
+    ``overwrite``: replace ``dst`` if it is an existing clip; ``actors``: convert the cuboids
+    (``annotations/cuboids/``, when present) into actor tracks (default), False skips them. The
+    LiDAR sweeps and cuboid tables are pickles: use this on your own PandaSet download only (see
+    the module docstring).
     """
     if unknown:
         raise ValidationError(f"pandaset converter: unsupported option(s) {sorted(unknown)}")
@@ -450,15 +531,32 @@ def convert_pandaset(
             f"({', '.join(f'{i:02d}.pkl.gz' for i in no_lidar)} missing); those frames have no LiDAR",
             stacklevel=2,
         )
+    boxes, no_cuboids = [], []
+    cuboid_dir = root / "annotations" / "cuboids"
+    if actors and cuboid_dir.is_dir():
+        for fi, i in enumerate(ids):
+            path = cuboid_dir / f"{i:02d}.pkl.gz"
+            if path.is_file():
+                boxes += read_cuboids(path, fi)
+            else:
+                no_cuboids.append(i)
+        if no_cuboids:
+            warnings.warn(
+                f"{cuboid_dir}: no cuboid table for frame(s) {no_cuboids}; no actor has a box there",
+                stacklevel=2,
+            )
+    tracks = actors_from_boxes(boxes)
     meta = {
         "source": {
             "kind": "pandaset",
             "sequence": str(root),
             "frames": ids,
             "frames_without_lidar": no_lidar,
+            "frames_without_cuboids": no_cuboids,
             "ego_frame": "PandaSet LiDAR frame turned to x forward, y left, z up (origin: the LiDAR)",
             "extrinsic_fit": {n: f[1] for n, f in fits.items()},
             "attribution": "PandaSet by Hesai and Scale AI (CC BY 4.0)",
         }
     }
-    return write_clip(dst, cams, clip_frames, images, lidar=lidar, metadata=meta, overwrite=overwrite)
+    return write_clip(dst, cams, clip_frames, images, lidar=lidar, metadata=meta, overwrite=overwrite,
+                      actors=tracks or None)
