@@ -28,6 +28,7 @@ _LAZY = {
     "render": "splatnet.rendering",  # the function; the package is splatnet.rendering
     "RenderOutput": "splatnet.rendering",
     "reconstruct": "splatnet.pipeline.feedforward",
+    "reconstruct_scene": "splatnet.pipeline.scene",
     "optimize": "splatnet.optimization",
     "Clip": "splatnet.clip",
     "Scene": "splatnet.scene",
@@ -59,5 +60,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from splatnet.models.head import GaussianHead
     from splatnet.optimization import optimize
     from splatnet.pipeline.feedforward import reconstruct
+    from splatnet.pipeline.scene import reconstruct_scene
     from splatnet.rendering import RenderOutput, render
     from splatnet.scene import Scene

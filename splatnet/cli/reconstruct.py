@@ -24,7 +24,7 @@ from splatnet.cli._args import (
 )
 from splatnet.errors import ValidationError
 
-FORMATS = {".ply": "ply", ".splat": "splat"}  # output extension -> --format
+FORMATS = {".ply": "ply", ".splat": "splat", ".scene": "scene"}  # output extension -> --format
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,12 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "reconstruct", help="reconstruct Gaussian splats from log clips in one network pass",
         description="Load a clip (N cameras x T frames, calibration, ego poses, optional LiDAR), "
                     "run the network once and write a PLY (or .splat) that opens in standard "
-                    "3DGS viewers. Several clips: the model loads once, the next clip is decoded "
+                    "3DGS viewers, or a .scene: the 4D scene with one Gaussian group per tracked "
+                    "actor, for splatnet info/export/edit/render (docs/scenes.md). Several clips: the "
+                    "model loads once, the next clip is decoded "
                     "while the network runs, and a bad clip is reported and skipped (exit 1).")
     p.add_argument("clips", nargs="+", metavar="CLIP",
                    help="clip directories (or their clip.json)")
     out = p.add_mutually_exclusive_group(required=True)
-    out.add_argument("-o", "--out", help="output file for one clip (.ply or .splat)")
+    out.add_argument("-o", "--out", help="output file for one clip (.ply, .splat or .scene)")
     out.add_argument("--out-dir",
                      help="output directory for one or more clips: CLIPNAME.FORMAT, where clips of "
                           "the same name get their shortest distinguishing parent folders "
@@ -54,9 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="network input size (default: the clip's native size, or, when that is "
                         "larger than the model's working size, the working size's pixel count at "
                         "the clip's aspect ratio: measured best, docs/benchmarks.md)")
-    p.add_argument("--format", choices=["ply", "splat"], default=None,
-                   help="output format (default: from the -o extension, which must be .ply or "
-                        ".splat and match --format; ply with --out-dir)")
+    p.add_argument("--format", choices=["ply", "splat", "scene"], default=None,
+                   help="output format (default: from the -o extension, which must be .ply, "
+                        ".splat or .scene and match --format; ply with --out-dir)")
+    p.add_argument("--no-tracks", action="store_true",
+                   help="for a .scene: ignore the clip's actor tracks (one background with the "
+                        "network's per-Gaussian velocities)")
     p.add_argument("--refine", type=int, default=0, metavar="STEPS",
                    help="optimisation steps on the context views after the network (default 0)")
     p.add_argument("--no-lidar", action="store_true", help="ignore the clip's LiDAR")
@@ -70,14 +75,14 @@ def _out_format(out: Path, fmt: str | None) -> str:
     """The format of ``-o OUT``: from its extension, which must agree with ``--format``."""
     ext = out.suffix.lower()
     if ext not in FORMATS:
-        want = ".ply or .splat (the extension selects the format" + (
+        want = ".ply, .splat or .scene (the extension selects the format" + (
             f"; .{fmt} for --format {fmt})" if fmt else ")")
         raise ValidationError(f"-o {out}: the output name must end in {want}, got "
                               f"{ext or 'no extension'!r}")
     if fmt is not None and FORMATS[ext] != fmt:
         raise ValidationError(f"-o {out}: a {ext} name does not match --format {fmt}; name it "
-                              f"{out.with_suffix('.' + fmt)} or drop --format (.ply or .splat "
-                              f"selects the format)")
+                              f"{out.with_suffix('.' + fmt)} or drop --format (.ply, .splat or "
+                              f".scene selects the format)")
     return FORMATS[ext]
 
 
@@ -198,6 +203,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError(f"--refine must be >= 0, got {args.refine}")
     device = resolve_device(args.device)
     outputs = _outputs(args)  # names, formats and --out-dir checked before anything loads
+    if args.refine and any(fmt == "scene" for _, fmt in outputs):
+        raise ValidationError("--refine with a .scene output is not available yet: refinement "
+                              "works on a .ply/.splat output (the scene's actor groups would need "
+                              "refining in their box frames)")
+    if args.no_tracks and not any(fmt == "scene" for _, fmt in outputs):
+        raise ValidationError("--no-tracks applies to a .scene output only (-o NAME.scene or "
+                              "--format scene)")
     single = len(args.clips) == 1
     first = args.clips[0]
     if single:  # one clip: fail on its output and its manifest before loading the model
@@ -300,6 +312,8 @@ def _reconstruct_one(clip_path, loaded, model, device, out_path: Path, fmt: str,
 
     clip, inputs = loaded
     stage("network + post-process")
+    if fmt == "scene":
+        return _scene_one(clip_path, clip, inputs, model, device, out_path, args, stage)
     rec = run_network(inputs, model, device)
     g = rec.gaussians
     if args.refine:
@@ -331,4 +345,31 @@ def _reconstruct_one(clip_path, loaded, model, device, out_path: Path, fmt: str,
         parts = ", ".join(f"{k} {v:.2f} s" for k, v in t.items())
         tqdm.write(f"{clip_path} -> {out_path}: {summary['gaussians']} Gaussians "
                    f"({summary['views']} views at {rec.size[0]}x{rec.size[1]}); {parts}")
+    return summary
+
+
+def _scene_one(clip_path, clip, inputs, model, device, out_path: Path, args: argparse.Namespace,
+               stage: Callable[[str], None]) -> dict:
+    """``-o NAME.scene``: the network pass split into background and actor groups, saved."""
+    from splatnet.pipeline.scene import scene_from_inputs
+
+    scene = scene_from_inputs(clip, inputs, model, device, use_tracks=not args.no_tracks)
+    stage("write")
+    t0 = time.perf_counter()
+    scene.save(out_path, force=args.force)
+    timings = dict(scene.metadata.get("timings", {}))
+    timings["write"] = round(time.perf_counter() - t0, 4)
+    summary = {"clip": str(clip_path), "ok": True, "output": str(out_path), "format": "scene",
+               "gaussians": scene.num_gaussians, "background": scene.background.num_gaussians,
+               "actors": len(scene.actors),
+               "actors_without_gaussians": list(scene.metadata.get("actors_without_gaussians", [])),
+               "size": list(inputs.size), "views": len(inputs.frames) * len(inputs.camera_names),
+               "timings": timings}
+    if not args.json:
+        from tqdm import tqdm
+
+        parts = ", ".join(f"{k} {v:.2f} s" for k, v in timings.items())
+        tqdm.write(f"{clip_path} -> {out_path}: {summary['gaussians']} Gaussians, background "
+                   f"{summary['background']} + {summary['actors']} actor group(s) "
+                   f"({summary['views']} views at {inputs.size[0]}x{inputs.size[1]}); {parts}")
     return summary

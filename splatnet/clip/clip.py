@@ -373,6 +373,10 @@ class Clip:
             actors = check_actors(
                 [Actor.from_json(a, f"{mp}: actors[{i}]", len(frames), to_world)
                  for i, a in enumerate(m["actors"])], len(frames), f"{mp}: actors")
+            for i, a in enumerate(actors):
+                for j, T in enumerate(a.box_to_world):
+                    C.check_world_distance(T, f"{mp}: actors[{i}] ({a.id!r}).track[{j}].box_to_world",
+                                           world_frame)
         _probe_all(probes, num_workers)
         clip = cls(root, cameras, frames, world_from_poses, metadata, float(depth_scale), world_frame)
         clip.actors = actors

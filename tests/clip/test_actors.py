@@ -108,3 +108,23 @@ def test_box_geometry():
     np.testing.assert_allclose(c.max(0), [11, 2, 1.5])
     pts = np.array([[10, 1.9, 1], [10.9, 0, 1], [11.1, 0, 1], [10, 2.1, 1]])
     assert points_in_box(pts, (4.0, 2.0, 1.0), T).tolist() == [True, True, False, False]
+
+
+def test_box_distance_is_checked_in_the_clip_world_frame(tmp_path):
+    """Absolute map coordinates are fine when the ego is there too (first_ego re-centres them);
+    a box 2000 km from the first ego pose is one clear error."""
+    far = 5e6
+    ego = [far, far + 1.0, far + 2.0]
+    near = Actor("car", "car", (4, 2, 1.5), np.array([0, 1]),
+                 np.stack([yaw_pose(far + 10, 5, 0, 0), yaw_pose(far + 11, 5, 0, 0)]))
+    clip = Clip.load(_clip(tmp_path, [near], ego_x=ego, name="abs"))
+    np.testing.assert_allclose(clip.actors[0].box_to_world[0][:3, 3], [10, 0, 0], atol=1e-6)
+    lost = Actor("lost", "car", (4, 2, 1.5), np.array([0]), yaw_pose(far + 2e6, 5, 0, 0)[None])
+    with pytest.raises(ValidationError, match="lost"):
+        _clip(tmp_path, [lost], ego_x=ego, name="lost")
+    path = _clip(tmp_path, [near], ego_x=ego, name="edited")
+    m = json.loads((path / "clip.json").read_text())
+    m["actors"][0]["track"][0]["box_to_world"][0][3] = far + 3e6
+    (path / "clip.json").write_text(json.dumps(m))
+    with pytest.raises(ValidationError, match=r"actors\[0\] \('car'\).track\[0\]"):
+        Clip.load(path)

@@ -367,7 +367,8 @@ def test_reject_bad_manifest(written, edit, match):
 
 
 @pytest.mark.parametrize(
-    "version, match", [(2, "2; .*newer splatnet"), (0, "0; this splatnet reads versions 1, 1.1$"), ("1", "'1'")]
+    "version, match",
+    [(2, "2; .*newer splatnet"), (0, "0; this splatnet reads versions 1, 1.1$"), ("1", "'1'")]
 )
 def test_reject_schema_version(written, version, match):
     m = _manifest(written)

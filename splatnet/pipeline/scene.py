@@ -1,0 +1,184 @@
+"""Reconstruction into a 4D :class:`~splatnet.scene.Scene`: one network pass, then the network's
+Gaussians split into a background and one group per tracked actor (docs/scenes.md).
+
+With actor tracks (``Clip.actors``), every Gaussian predicted from a view of frame ``f`` that lies
+inside an actor's box at frame ``f`` (grown by ``box_margin`` metres) goes to that actor,
+expressed in the actor's box frame; the same car seen at several context frames lands in one
+group, where post-processing merges the duplicates. The rest is the background. Without tracks
+(or ``use_tracks=False``) the scene is the background alone, with the network's per-Gaussian
+velocities as :func:`splatnet.reconstruct` gives them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from splatnet.errors import ValidationError
+from splatnet.gaussians import Gaussians
+
+
+def reconstruct_scene(
+    clip_or_path,
+    model: nn.Module | None = None,
+    *,
+    frames: Sequence[int] | None = None,
+    cameras: Sequence[str] | None = None,
+    size: tuple[int, int] | None = None,
+    device: str | torch.device | None = None,
+    use_tracks: bool = True,
+    box_margin: float = 0.25,
+    progress=None,
+):
+    """Reconstruct a clip into a :class:`~splatnet.scene.Scene` in one forward pass.
+
+    Args:
+        clip_or_path: a :class:`~splatnet.clip.Clip` or the path of a clip directory.
+        model: a loaded network (default: the shipped checkpoint).
+        frames, cameras, size, device: as :func:`splatnet.reconstruct` (context frames, rig
+            cameras, the network's input size, ``"cpu"``/``"cuda"``).
+        use_tracks: split the Gaussians by the clip's actor tracks (when it has any).
+        box_margin: metres an actor's box is grown by when collecting its Gaussians (the
+            network's depth is not exact at object boundaries).
+        progress: optional ``f(stage_name)`` called as each stage starts.
+
+    Returns:
+        The scene: background (world frame), actors (box frames, tracks from the clip), the
+        network's sky, the clip's rig, frame times and ego poses; ``metadata`` says where it came
+        from (clip, context frames, size, timings, actors without Gaussians).
+    """
+    from splatnet.clip import Clip
+    from splatnet.device import resolve_device
+    from splatnet.pipeline.feedforward import _clip_path, default_size, network_size, prepare_inputs
+
+    _check_options(use_tracks, box_margin)
+
+    def stage(name: str) -> None:
+        if progress is not None:
+            progress(name)
+
+    dev = resolve_device(device)
+    clip = clip_or_path if isinstance(clip_or_path, Clip) else Clip.load(_clip_path(clip_or_path))
+    if model is None:
+        from splatnet.io.checkpoint import load_model
+
+        model = load_model(device=dev)
+    stage("decode context views")
+    names = list(clip.rig_camera_names) if cameras is None else list(cameras)
+    if size is None:
+        size = network_size(model, default_size(clip, names, 1))
+    inputs = prepare_inputs(clip, int(getattr(model, "stride", 1)), frames=frames, cameras=names,
+                            size=size)
+    return scene_from_inputs(clip, inputs, model, dev, use_tracks=use_tracks,
+                             box_margin=box_margin, progress=progress)
+
+
+def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks: bool = True,
+                      box_margin: float = 0.25, progress=None):
+    """:func:`reconstruct_scene` on decoded inputs (:func:`~splatnet.pipeline.feedforward.
+    prepare_inputs` of ``clip``): the network pass, the split by tracks, post-processing."""
+    from splatnet import __version__
+    from splatnet.device import resolve_device
+    from splatnet.models.postprocessing import PostprocessConfig, cap, merge_duplicates, prune
+    from splatnet.scene import Rig, Scene, SceneActor
+
+    _check_options(use_tracks, box_margin)
+
+    def stage(name: str) -> None:
+        if progress is not None:
+            progress(name)
+
+    dev = resolve_device(device)
+    timings: dict[str, float] = {"load": inputs.load_seconds}
+    stage("network")
+    t0 = time.perf_counter()
+    model = model.to(dev).eval()
+    with torch.no_grad():
+        lidar = None if inputs.lidar is None else [p.to(dev) for p in inputs.lidar]
+        valid = None if inputs.valid is None else inputs.valid.to(dev)
+        out = model(inputs.images.to(dev), inputs.cameras.to(dev), lidar, valid)
+    timings["network"] = time.perf_counter() - t0
+
+    stage("split and post-process")
+    t0 = time.perf_counter()
+    raw = Gaussians(**{k: v[0] for k, v in out.gaussians.fields().items()}, check=False)
+    n_views = len(inputs.frames) * len(inputs.camera_names)
+    per_view = raw.num_gaussians // n_views
+    # Views are frame-major (prepare_inputs): the Gaussians of view v come from frame v // cams.
+    view_frame = torch.tensor(inputs.frames, device=raw.device).repeat_interleave(
+        len(inputs.camera_names) * per_view)
+    cfg = getattr(getattr(model, "config", None), "postprocess", None) or PostprocessConfig()
+
+    owner = torch.full((raw.num_gaussians,), -1, dtype=torch.long, device=raw.device)
+    actors = list(clip.actors) if use_tracks else []
+    best = torch.full((raw.num_gaussians,), float("inf"), dtype=torch.float64, device=raw.device)
+    for ai, a in enumerate(actors):
+        for j, f in enumerate(a.frames.tolist()):
+            sel = view_frame == f
+            if not bool(sel.any()):
+                continue
+            T = torch.from_numpy(a.box_to_world[j]).to(raw.device)
+            local = (raw.means.to(torch.float64) - T[:3, 3]) @ T[:3, :3]
+            half = torch.tensor(a.size, dtype=torch.float64, device=raw.device) / 2 + box_margin
+            inside = sel & (local.abs() <= half).all(-1)
+            # a Gaussian inside two (grown) boxes goes to the box whose centre is nearer
+            dist = (local / half).norm(dim=-1)
+            take = inside & (dist < best)
+            owner[take] = ai
+            best[take] = dist[take]
+
+    groups: list[SceneActor] = []
+    empty: list[str] = []
+    for ai, a in enumerate(actors):
+        parts = []
+        for j, f in enumerate(a.frames.tolist()):
+            sel = (owner == ai) & (view_frame == f)
+            if bool(sel.any()):
+                g = raw[sel]
+                g = Gaussians(g.means, g.quats, g.scales, g.opacities, g.sh, check=False)  # static
+                inv = torch.linalg.inv(torch.from_numpy(a.box_to_world[j]))
+                parts.append(g.transform(inv))
+        g = Gaussians.cat(parts) if parts else None
+        if g is not None:
+            g = prune(g, cfg.min_opacity)
+            if cfg.merge and g.num_gaussians > 1:
+                g = merge_duplicates(g, cfg.merge_cell)
+        if g is None or g.num_gaussians == 0:
+            empty.append(a.id)
+            continue
+        groups.append(SceneActor.from_actor(a, clip.timestamps.numpy(), g))
+    background = raw[owner < 0]
+    background = prune(background, cfg.min_opacity)
+    if cfg.merge and background.num_gaussians > 1:
+        background = merge_duplicates(background, cfg.merge_cell)
+    background = cap(background, max(1, cfg.max_gaussians - sum(g.gaussians.num_gaussians
+                                                                  for g in groups)))
+    timings["postprocess"] = time.perf_counter() - t0
+
+    sky = out.sky.detach() if getattr(out, "sky", None) is not None else None
+    src = clip.path
+    meta = {
+        "source_clip": str(src),
+        "splatnet_version": __version__,
+        "context_frames": list(inputs.frames),
+        "network_size": list(inputs.size),
+        "tracks_used": bool(actors),
+        "box_margin": float(box_margin),
+        "actors_without_gaussians": empty,
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+    }
+    return Scene(background=background, actors=groups,
+                 rig=Rig.from_clip(clip, inputs.camera_names),
+                 frame_times=clip.timestamps.numpy(),
+                 ego_to_world=clip.ego_to_world.numpy(), sky=sky, metadata=meta)
+
+
+def _check_options(use_tracks: object, box_margin: object) -> None:
+    if not isinstance(use_tracks, bool):
+        raise ValidationError(f"use_tracks: expected True or False, got {use_tracks!r}")
+    if isinstance(box_margin, bool) or not isinstance(box_margin, (int, float)) \
+            or not 0 <= box_margin <= 10:
+        raise ValidationError(f"box_margin: expected metres in [0, 10], got {box_margin!r}")

@@ -1,0 +1,133 @@
+"""``reconstruct_scene`` / ``splatnet reconstruct -o NAME.scene``: the network's Gaussians split by
+the clip's actor tracks, checked against a split computed here from the raw network output with
+plain numpy box tests, and the CLI's ``.scene`` path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from splatnet.clip import Clip
+from splatnet.errors import ValidationError
+from splatnet.pipeline.feedforward import prepare_inputs, reconstruct_clip
+from splatnet.pipeline.scene import reconstruct_scene
+
+SIZE = (64, 112)
+MARGIN = 0.25
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Clip:
+    pytest.importorskip("open3d")
+    from splatnet.clip.synth.pipeline import generate
+
+    path = generate(tmp_path_factory.mktemp("scene") / "clip", 1000, cameras=4, frames=3,
+                    size=SIZE)
+    return Clip.load(path)
+
+
+@pytest.fixture(scope="module")
+def model():
+    from splatnet.io.checkpoint import load_model
+
+    m = load_model()  # the shipped model: real depths, so boxes hold Gaussians
+    m.config.postprocess.merge = False   # keep every Gaussian countable
+    m.config.postprocess.min_opacity = 0.0
+    return m
+
+
+def test_actor_groups_are_the_gaussians_inside_their_boxes(clip: Clip, model):
+    torch.manual_seed(0)
+    scene = reconstruct_scene(clip, model, frames=[0, 2], size=SIZE, box_margin=MARGIN)
+    inputs = prepare_inputs(clip, model.stride, frames=[0, 2], size=SIZE)
+    with torch.no_grad():
+        out = model(inputs.images, inputs.cameras, inputs.lidar)
+    means = out.gaussians.means[0].double().numpy()
+    per_frame = means.shape[0] // 2
+    frame_of = np.repeat([0, 2], per_frame)
+    # the split, by hand: nearest (normalised) grown box containing the Gaussian at its frame
+    best = np.full(len(means), np.inf)
+    owner = np.full(len(means), -1)
+    for ai, a in enumerate(clip.actors):
+        for j, f in enumerate(a.frames.tolist()):
+            if f not in (0, 2):
+                continue
+            T = a.box_to_world[j]
+            local = (means - T[:3, 3]) @ T[:3, :3]
+            half = np.asarray(a.size) / 2 + MARGIN
+            inside = (frame_of == f) & np.all(np.abs(local) <= half, axis=1)
+            d = np.linalg.norm(local / half, axis=1)
+            take = inside & (d < best)
+            owner[take], best[take] = ai, d[take]
+    assert (owner >= 0).sum() > 50, "the test clip should have Gaussians on cars"
+    expect_ids = {clip.actors[i].id for i in set(owner[owner >= 0].tolist())}
+    assert set(scene.actors) == expect_ids
+    assert sorted(scene.metadata["actors_without_gaussians"]) == sorted(
+        a.id for a in clip.actors if a.id not in expect_ids)
+    times = clip.timestamps.numpy()
+    for ai, a in enumerate(clip.actors):
+        if a.id not in scene.actors:
+            continue
+        group = scene.actors[a.id]
+        assert group.gaussians.velocities is None  # a group is static in its box frame
+        # back in the world at each source frame, the group is exactly those Gaussians
+        want, got, start = [], [], 0
+        for f in (0, 2):
+            sel = (owner == ai) & (frame_of == f)
+            want.append(means[sel])
+            n = int(sel.sum())
+            pose = a.pose_at_frame(f)
+            box = group.gaussians.means[start:start + n].double().numpy()
+            got.append(box @ pose[:3, :3].T + pose[:3, 3])
+            np.testing.assert_allclose(group.pose_at(times[f]), pose, atol=1e-12)
+            start += n
+        assert start == group.gaussians.num_gaussians
+        np.testing.assert_allclose(np.concatenate(got), np.concatenate(want), atol=2e-4)
+    assert scene.background.num_gaussians == int((owner < 0).sum())
+
+
+def test_without_tracks_the_scene_is_the_plain_reconstruction(clip: Clip, model):
+    scene = reconstruct_scene(clip, model, frames=[0, 2], size=SIZE, use_tracks=False)
+    plain = reconstruct_clip(clip, model, frames=[0, 2], size=SIZE).gaussians
+    assert len(scene.actors) == 0 and scene.metadata["tracks_used"] is False
+    for k, v in plain.fields().items():
+        assert torch.equal(getattr(scene.background, k), v), k
+    np.testing.assert_array_equal(scene.frame_times, clip.timestamps.numpy())
+    np.testing.assert_array_equal(scene.ego_to_world, clip.ego_to_world.numpy())
+    assert scene.rig.names == clip.rig_camera_names and scene.sky is not None
+
+
+@pytest.mark.parametrize("kw, msg", [({"use_tracks": "yes"}, "use_tracks"),
+                                     ({"box_margin": -1}, "box_margin"),
+                                     ({"box_margin": True}, "box_margin")])
+def test_bad_options(clip: Clip, model, kw, msg):
+    with pytest.raises(ValidationError, match=msg):
+        reconstruct_scene(clip, model, **kw)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "splatnet", *args], capture_output=True, text=True)
+
+
+def test_cli_writes_a_scene_that_info_reads(clip: Clip, tmp_path):
+    out = tmp_path / "s.scene"
+    r = _cli("reconstruct", str(clip.path), "-o", str(out), "--size", "64x112", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["format"] == "scene" and doc["actors"] >= 1 and out.is_file()
+    info = _cli("info", str(out), "--json")
+    assert info.returncode == 0, info.stderr
+    again = _cli("reconstruct", str(clip.path), "-o", str(out), "--size", "64x112")
+    assert again.returncode == 1 and "--force" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+    for args, msg in [(["--refine", "5", "-o", str(tmp_path / "r.scene")], "not available yet"),
+                      (["--no-tracks", "-o", str(tmp_path / "x.ply")], ".scene output only"),
+                      (["-o", str(tmp_path / "x.scn")], ".ply, .splat or .scene")]:
+        r = _cli("reconstruct", str(clip.path), *args)
+        assert r.returncode == 1 and msg in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
