@@ -13,6 +13,7 @@ _ONLY_FOR = {
     "--frames": ("frames", ("pandaset",)),
     "--size": ("size", ("pandaset",)),
     "--no-actors": ("actors", ("dgp", "nuscenes", "pandaset")),
+    "--masks": ("masks", ("dgp", "nuscenes", "pandaset")),
 }
 
 
@@ -50,6 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-actors", dest="actors", action="store_const", const=False, default=None,
                    help="dgp, nuscenes, pandaset: leave the annotated 3D boxes out (default: they "
                         "become the clip's actor tracks)")
+    p.add_argument("--masks", default=None, metavar="DIR",
+                   help="dgp, nuscenes, pandaset: per-camera validity masks DIR/<camera>.png "
+                        "(nonzero = the scene, 0 = the ego's own hood or body: no Gaussians are "
+                        "placed and no pixels scored there; e.g. DDAD's self-occlusion masks)")
     p.set_defaults(func=run)
 
 
@@ -77,11 +82,15 @@ def run(args: argparse.Namespace) -> int:
         options["size"] = args.size
     if args.actors is not None:
         options["actors"] = args.actors
+    if args.masks is not None:
+        options["masks"] = args.masks
     path = convert(args.kind, args.src, args.dst, **options)
     clip = Clip.load(path)
     print(
         f"wrote {path}: {clip.num_cameras} cameras x {clip.num_frames} frames"
         + (", with LiDAR" if clip.has_lidar else "")
         + (f", {len(clip.actors)} actors" if clip.actors else "")
+        + (f", masks for {sum(c.mask is not None for c in clip.cameras)} camera(s)"
+           if any(c.mask is not None for c in clip.cameras) else "")
     )
     return 0

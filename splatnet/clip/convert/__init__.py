@@ -31,10 +31,14 @@ def convert(kind: str, src: str | os.PathLike, dst: str | os.PathLike, **options
     ``options`` are passed to the converter: ``overwrite`` (all), ``scene`` (dgp: unused;
     nuscenes), ``version`` (nuscenes), ``images`` (colmap: the image directory), ``frames`` and
     ``size`` (pandaset: a frame subset, an ``(H, W)`` image size), ``actors`` (dgp, nuscenes,
-    pandaset: False leaves the annotated 3D boxes out of the clip).
+    pandaset: False leaves the annotated 3D boxes out of the clip), ``masks`` (dgp, nuscenes,
+    pandaset: a directory of ``<camera>.png`` validity masks).
     """
     if kind not in CONVERTERS:
         raise ValidationError(f"unknown converter kind {kind!r}; available: {', '.join(CONVERTERS)}")
+    if options.get("masks") is not None and kind not in ("dgp", "nuscenes", "pandaset"):
+        raise ValidationError(f"masks: the {kind} converter does not take camera masks "
+                              "(only dgp, nuscenes, pandaset)")
     module, func = CONVERTERS[kind]
     return getattr(importlib.import_module(module), func)(Path(src), Path(dst), **options)
 

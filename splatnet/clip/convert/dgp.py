@@ -42,6 +42,7 @@ import numpy as np
 
 from splatnet.clip._files import read_json
 from splatnet.clip.convert._geom import inv_rigid, pose_from_quat, transform_points
+from splatnet.clip.convert._masks import camera_masks
 from splatnet.clip.convert._tracks import Box, actors_from_boxes, check_size
 from splatnet.clip.writer import CameraSpec, FrameSpec, LidarSpec, write_clip
 from splatnet.errors import FormatError, ValidationError
@@ -257,11 +258,12 @@ def read_dgp_boxes(sc: dict[str, Any]) -> list[Box]:
 
 
 def convert_dgp(src: str | Path, dst: str | Path, *, overwrite: bool = False, actors: bool = True,
-                **_: Any) -> Path:
+                masks: str | Path | None = None, **_: Any) -> Path:
     """Convert one DGP scene directory ``src`` into a clip at ``dst``.
 
     ``actors``: convert the ``bounding_box_3d`` annotations into actor tracks (default; a scene
-    without them has none); False skips them.
+    without them has none); False skips them. ``masks``: a directory of ``<camera>.png`` validity
+    masks (e.g. DDAD's self-occlusion masks; :mod:`splatnet.clip.convert._masks`).
     """
     sc = read_dgp_scene(src)
     cams = [
@@ -309,4 +311,4 @@ def convert_dgp(src: str | Path, dst: str | Path, *, overwrite: bool = False, ac
     }
     tracks = actors_from_boxes(read_dgp_boxes(sc)) if actors else []
     return write_clip(dst, cams, frames, images, lidar=lidar, metadata=meta, overwrite=overwrite,
-                      actors=tracks or None)
+                      actors=tracks or None, masks=camera_masks(masks, cams) or None)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from splatnet.clip.convert._geom import pose_from_quat, transform_points
+from splatnet.clip.convert._masks import camera_masks
 from splatnet.clip.convert._tracks import Box, actors_from_boxes, check_size
 from splatnet.clip.writer import CameraSpec, FrameSpec, LidarSpec, write_clip
 from splatnet.errors import FormatError, ValidationError
@@ -224,6 +225,7 @@ def convert_nuscenes(
     scene: str | None = None,
     version: str | None = None,
     actors: bool = True,
+    masks: str | Path | None = None,
     **_: Any,
 ) -> Path:
     """Convert one nuScenes scene (keyframes) under the dataset root ``src`` into a clip.
@@ -276,4 +278,5 @@ def convert_nuscenes(
         }
     }
     return write_clip(dst, cams, frames, images, lidar=lidar, metadata=meta, overwrite=overwrite,
-                      actors=actors_from_boxes(boxes or []) or None)
+                      actors=actors_from_boxes(boxes or []) or None,
+                      masks=camera_masks(masks, cams) or None)

@@ -81,6 +81,7 @@ from splatnet._optional import require
 from splatnet.clip._files import probe_image, read_json, read_rgb
 from splatnet.clip.actors import yaw_pose
 from splatnet.clip.convert._geom import inv_rigid, pose, quat_to_rot, transform_points
+from splatnet.clip.convert._masks import camera_masks
 from splatnet.clip.convert._tracks import Box, actors_from_boxes, check_size
 from splatnet.clip.writer import CameraSpec, FrameSpec, LidarSpec, write_clip
 from splatnet.errors import FormatError, ValidationError
@@ -455,6 +456,7 @@ def convert_pandaset(
     size: Sequence[int] | None = None,
     overwrite: bool = False,
     actors: bool = True,
+    masks: str | Path | None = None,
     **unknown: Any,
 ) -> Path:
     """Convert one PandaSet sequence directory ``src`` into a clip at ``dst``.
@@ -559,4 +561,4 @@ def convert_pandaset(
         }
     }
     return write_clip(dst, cams, clip_frames, images, lidar=lidar, metadata=meta, overwrite=overwrite,
-                      actors=tracks or None)
+                      actors=tracks or None, masks=camera_masks(masks, cams) or None)
