@@ -21,7 +21,7 @@ class MissingDependencyError(SplatnetError, ImportError):
 def require(module: str, feature: str, *, extra: str | None) -> ModuleType:
     """Import ``module`` for ``feature``, or raise :class:`MissingDependencyError`.
 
-    ``extra``: the ``splatnet[...]`` extra that installs it (``open3d``, ``gsplat``, ``video``),
+    ``extra``: the ``splatnet[...]`` extra that installs it (``open3d``, ``gsplat``, ``video``, ``formats``),
     or ``None`` for a package no extra provides (then ``pip install`` the top-level name).
     """
     try:

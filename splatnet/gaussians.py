@@ -285,6 +285,29 @@ class Gaussians:
 
         return save_splat(self, path)
 
+    def save(self, path: str | os.PathLike, *, format: str | None = None,
+             clamp_colors: bool = True, spz_version: int | None = None) -> int:
+        """Write any splat format (docs/formats.md): ``ply``, ``compressed-ply``, ``spz``,
+        ``glb`` or ``splat``, by default the one the extension names (``.compressed.ply``
+        before ``.ply``). Atomic; returns how many non-finite Gaussians were dropped.
+        ``clamp_colors`` and ``spz_version`` as in :func:`splatnet.io.formats.write_splats`."""
+        from splatnet.io.formats import write_splats
+
+        return write_splats(self, path, format, clamp_colors=clamp_colors, spz_version=spz_version)
+
+    @staticmethod
+    def load(path: str | os.PathLike) -> Gaussians:
+        """Read a splat file of any format splatnet reads (PLY, compressed PLY, SPZ, glb),
+        recognised by its content; values in splatnet's PLY axes (docs/formats.md)."""
+        from splatnet.io.formats import read_splats
+
+        fields, _ = read_splats(path)
+        try:
+            return Gaussians(fields["means"], fields["quats"], fields["scales"],
+                             fields["opacities"], fields["sh"])
+        except ValidationError as exc:
+            raise FormatError(f"{path}: {exc}") from None
+
 
 def quat_multiply(a: Tensor, b: Tensor) -> Tensor:
     """Hamilton product of w, x, y, z quaternions ``[..., 4]``."""

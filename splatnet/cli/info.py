@@ -1,4 +1,4 @@
-"""``splatnet info FILE``: what a Gaussian PLY or a ``.scene`` holds."""
+"""``splatnet info FILE``: what a splat file (PLY, compressed PLY, SPZ, glb) or a ``.scene`` holds."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="print statistics of a Gaussian splat PLY file or a scene",
-                       description="Print count, SH degree, bounds, opacity and scale statistics "
-                                   "of a 3DGS PLY file; or, for a .scene file, its Gaussians, "
-                                   "actors (labels, sizes, time spans), time span, rig and sky.")
-    p.add_argument("file", help="a 3DGS .ply file or a .scene file")
+    p = sub.add_parser("info", help="print statistics of a splat file (PLY, compressed PLY, SPZ, "
+                                    "glb) or a scene",
+                       description="Print format, count, SH degree, bounds, opacity and scale "
+                                   "statistics, size on disk and the compression ratio against "
+                                   "splatnet's PLY of the same Gaussians, for a splat file of any "
+                                   "format splatnet reads (docs/formats.md); or, for a .scene "
+                                   "file, its Gaussians, actors (labels, sizes, time spans), time "
+                                   "span, rig and sky.")
+    p.add_argument("file", help="a splat file (.ply, .compressed.ply, .spz, .glb) or a .scene file")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.set_defaults(func=run)
 
@@ -45,17 +49,24 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from splatnet import Gaussians
+    from splatnet.io.formats import FORMATS, input_format, ply_size
 
     if Path(args.file).suffix.lower() == ".scene":
         return _run_scene(args)
-    g = Gaussians.load_ply(args.file)
-    info = summarize(g)
+    fmt = input_format(args.file)
+    g = Gaussians.load(args.file)
+    size, ply = Path(args.file).stat().st_size, ply_size(g.num_gaussians, g.sh_degree)
+    info = {"format": fmt, "size_bytes": size, "ply_size_bytes": ply,
+            "compression_ratio": ply / size if size else None, **summarize(g)}
     if args.json:
         print(json.dumps({"file": args.file, **info}))
         return 0
     print(f"file:        {args.file}")
+    print(f"format:      {fmt} ({FORMATS[fmt].description})")
     print(f"gaussians:   {info['count']}")
     print(f"sh degree:   {info['sh_degree']}")
+    print(f"size:        {size:,} bytes; splatnet's PLY of these Gaussians: {ply:,} bytes "
+          f"(ratio {ply / size:.2f})")
     if info["count"]:
         lo, hi = info["bounds_min"], info["bounds_max"]
         print("bounds:      " + "  ".join(f"{a:.3f}..{b:.3f}" for a, b in zip(lo, hi)))

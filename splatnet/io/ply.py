@@ -244,6 +244,9 @@ def read_ply(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     header = _read_header(path)
     names = [e[0] for e in header.elements]
     if names != ["vertex"]:
+        if "chunk" in names:
+            raise FormatError(f"{path}: a PlayCanvas compressed PLY (elements {names}), not a plain "
+                              "3DGS PLY; read it with Gaussians.load (splatnet/io/compressed_ply.py)")
         raise FormatError(f"{path}: expected exactly one 'vertex' element, found {names}")
     declared = header.elements[0][2]
     mistyped = [f"{name} ({kind})" for name, kind in declared if kind not in _FLOAT32_NAMES]
