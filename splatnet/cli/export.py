@@ -193,7 +193,8 @@ def _sequence(args: argparse.Namespace, inp: Path, out: Path) -> int:
         raise FileNotFoundError(f"{out}: directory {out.parent} does not exist")
     scene = _load_scene(inp)
     t0, t1 = scene.time_span
-    times = [a + i * step for i in range(count)]
+    # Rounded to the nanosecond, so 3 × 0.1 is the frame time 0.3 and not 0.30000000000000004.
+    times = [round(a + i * step, 9) for i in range(count)]
     if a < t0 - 1e-9 or times[-1] > t1 + 1e-9:
         raise ValidationError(f"--times {a:g}:{b:g}:{step:g}: outside the scene's time span "
                               f"{t0:.3f}..{t1:.3f} s")
@@ -209,7 +210,7 @@ def _sequence(args: argparse.Namespace, inp: Path, out: Path) -> int:
         g, _ = _snapshot(scene, t, args.bake_sky, shell)
         name = f"frame_{i:05d}{ext}"
         dropped = _write(g, out / name, fmt, args)
-        frames.append({"t": round(t, 9), "file": name, "gaussians": g.num_gaussians - dropped})
+        frames.append({"t": t, "file": name, "gaussians": g.num_gaussians - dropped})
     index = {"format": "splatnet-splat-sequence", "version": 1, "source": inp.name,
              "file_format": fmt, "sky_baked": bool(args.bake_sky), "frames": frames}
     with atomic_write(out / "index.json", "w") as f:

@@ -149,7 +149,7 @@ def encode_compressed_ply(a: SplatArrays) -> bytes:
         rgb = _fractions(colour[rows], clo, chi)
         vertex[rows, 3] = ((_unorm(rgb[:, 0], 8) << np.uint32(24)) | (_unorm(rgb[:, 1], 8) << np.uint32(16))
                            | (_unorm(rgb[:, 2], 8) << np.uint32(8)) | _unorm(a.opacities[rows], 8))
-    rest = a.sh[:, 1:, :].transpose(0, 2, 1).reshape(n, -1)  # channel-major, as PLY f_rest
+    rest = a.sh[:, 1:, :].transpose(0, 2, 1).reshape(n, 3 * (a.sh.shape[1] - 1))  # as PLY f_rest
     sh_bytes = np.clip(np.trunc((rest / 8.0 + 0.5) * 256.0), 0, 255).astype(np.uint8)
     lines = ["ply", "format binary_little_endian 1.0", f"element chunk {chunks}"]
     lines += [f"property float {p}" for p in POSITION_PROPS + SCALE_PROPS + COLOUR_PROPS]
@@ -241,7 +241,8 @@ def read_compressed_ply(path: str | os.PathLike) -> dict:
     with open(path, "rb") as f:
         f.seek(header.size)
         raw = f.read()
-    b = np.frombuffer(raw, "<f4", chunks * len(chunk_names)).reshape(chunks, -1).astype(np.float64)
+    b = np.frombuffer(raw, "<f4", chunks * len(chunk_names)).reshape(chunks, len(chunk_names))
+    b = b.astype(np.float64)
     v = np.frombuffer(raw, "<u4", n * 4, sizes[0]).reshape(n, 4)
     if not np.isfinite(b).all():
         raise FormatError(f"{path}: non-finite chunk bounds")

@@ -231,7 +231,7 @@ def _decode(path, streams: list[bytes], n: int, degree: int, bits: int, version:
     dc = (colour.reshape(n, 3) / 255.0 - 0.5) / COLOR_SCALE
     rest = (sh.reshape(n, _sh_dim(degree), 3).astype(np.float64) - 128.0) / 128.0
     a = SplatArrays(fixed.astype(np.float64) * 2.0 ** -bits,
-                    _unpack_rotations(rot.reshape(n, -1), version),
+                    _unpack_rotations(rot.reshape(n, 4 if version >= 3 else 3), version),
                     np.exp(scale.reshape(n, 3) / 16.0 - 10.0), alpha / 255.0,
                     np.concatenate([dc[:, None, :], rest], axis=1))
     return check_values(path, a)

@@ -91,7 +91,7 @@ def test_export_time_errors_are_one_line(scene_file, tmp_path, capsys, extra, ma
 
 def test_export_output_name_and_usage_errors(scene_file, tmp_path, capsys):
     err = _error(capsys, ["export", str(scene_file), "-o", str(tmp_path / "a.png")])
-    assert "must end in .ply or .splat" in err
+    assert "must end in .ply, .compressed.ply, .spz, .glb or .splat" in err
     with pytest.raises(SystemExit) as e:
         main(["export", str(scene_file), "-o", str(tmp_path / "a.ply"), "--time", "nan"])
     assert e.value.code == 2
