@@ -18,6 +18,7 @@ COMMANDS = [
     "splatnet.cli.optimize",
     "splatnet.cli.export",
     "splatnet.cli.edit",
+    "splatnet.cli.batch",
 ]
 
 
