@@ -63,7 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="for a .scene: ignore the clip's actor tracks (one background with the "
                         "network's per-Gaussian velocities)")
     p.add_argument("--refine", type=int, default=0, metavar="STEPS",
-                   help="optimisation steps on the context views after the network (default 0)")
+                   help="optimisation steps on the context views after the network (default 0); "
+                        "for a .scene, each actor's Gaussians are refined in its box frame along "
+                        "its fixed track")
     p.add_argument("--no-lidar", action="store_true", help="ignore the clip's LiDAR")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
@@ -203,10 +205,6 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError(f"--refine must be >= 0, got {args.refine}")
     device = resolve_device(args.device)
     outputs = _outputs(args)  # names, formats and --out-dir checked before anything loads
-    if args.refine and any(fmt == "scene" for _, fmt in outputs):
-        raise ValidationError("--refine with a .scene output is not available yet: refinement "
-                              "works on a .ply/.splat output (the scene's actor groups would need "
-                              "refining in their box frames)")
     if args.no_tracks and not any(fmt == "scene" for _, fmt in outputs):
         raise ValidationError("--no-tracks applies to a .scene output only (-o NAME.scene or "
                               "--format scene)")
@@ -354,10 +352,18 @@ def _scene_one(clip_path, clip, inputs, model, device, out_path: Path, args: arg
     from splatnet.pipeline.scene import scene_from_inputs
 
     scene = scene_from_inputs(clip, inputs, model, device, use_tracks=not args.no_tracks)
+    timings = dict(scene.metadata.get("timings", {}))
+    if args.refine:  # the background and each actor group in its box frame, tracks fixed
+        stage("refine")
+        from splatnet.optimization import refine_scene
+
+        t0 = time.perf_counter()
+        views = clip.views(frames=inputs.frames, cameras=inputs.camera_names, size=inputs.size)
+        scene = refine_scene(scene, views, args.refine, progress=not args.quiet)
+        timings["refine"] = round(time.perf_counter() - t0, 4)
     stage("write")
     t0 = time.perf_counter()
     scene.save(out_path, force=args.force)
-    timings = dict(scene.metadata.get("timings", {}))
     timings["write"] = round(time.perf_counter() - t0, 4)
     summary = {"clip": str(clip_path), "ok": True, "output": str(out_path), "format": "scene",
                "gaussians": scene.num_gaussians, "background": scene.background.num_gaussians,

@@ -125,8 +125,7 @@ def test_cli_writes_a_scene_that_info_reads(clip: Clip, tmp_path):
     again = _cli("reconstruct", str(clip.path), "-o", str(out), "--size", "64x112")
     assert again.returncode == 1 and "--force" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
-    for args, msg in [(["--refine", "5", "-o", str(tmp_path / "r.scene")], "not available yet"),
-                      (["--no-tracks", "-o", str(tmp_path / "x.ply")], ".scene output only"),
+    for args, msg in [(["--no-tracks", "-o", str(tmp_path / "x.ply")], ".scene output only"),
                       (["-o", str(tmp_path / "x.scn")], ".ply, .splat or .scene")]:
         r = _cli("reconstruct", str(clip.path), *args)
         assert r.returncode == 1 and msg in r.stderr, r.stderr
