@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -158,6 +159,9 @@ class DrivingEnv(gymnasium.Env):
         self._actor_radius = np.array([0.5 * float(np.linalg.norm(a.size)) for a in self._actors])
         self.action_space = self._action_space()
         self.observation_space = self._observation_space()
+        #: Wall time of the last step's parts, seconds: "dynamics" (the vehicle model, collision
+        #: checks, the path, reward and info) and "observation" (rendering, depth, LiDAR).
+        self.step_seconds: dict[str, float] = {}
         self._pose: np.ndarray | None = None  # no episode yet
         self._ended: str | None = None
 
@@ -242,6 +246,7 @@ class DrivingEnv(gymnasium.Env):
         ``truncated``: the next step would leave the scene's time span. A step after either
         (or before :meth:`reset`) is an error; so is a non-finite action, which changes nothing.
         """
+        start = time.perf_counter()
         self._require_episode("step()")
         if self._ended is not None:
             raise ValidationError(f"DrivingEnv: step() after the episode ended ({self._ended}); call "
@@ -280,8 +285,10 @@ class DrivingEnv(gymnasium.Env):
         distance, progress = self.path.project(pose[:3, 3])
         terms = self.reward_weights.terms(progress - self._progress, distance, bool(hits))
         self._k, self._pose, self._state, self._ego, self._progress = self._k + 1, pose, state, ego, progress
-        obs = self._observe()
         info = self._info(hits, terms, applied)
+        mid = time.perf_counter()
+        obs = self._observe()
+        self.step_seconds = {"dynamics": mid - start, "observation": time.perf_counter() - mid}
         terminated = bool(hits)
         truncated = t + self.dt > self.scene.time_span[1] + 1e-9
         if terminated:
