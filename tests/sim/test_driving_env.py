@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import gymnasium
 import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
-from scene.builders import make_scene
+from scene.builders import gaussians, make_scene
 from sim.scenes import PERIOD, SPEED, parked, straight_scene
 
+import splatnet
 from splatnet.errors import ValidationError
+from splatnet.scene import Rig, Scene
 from splatnet.scene.lidar import LidarSensor
 from splatnet.sim import ENV_ID, DrivingEnv, Reward, Vehicle
 
+REPO = Path(__file__).resolve().parents[2]
 SMALL = {"cameras": ["front"], "size": (24, 32)}
 
 
@@ -123,6 +127,24 @@ def test_pose_mode_replays_the_log_cameras_and_images():
         with torch.no_grad():
             np.testing.assert_array_equal(obs["rgb"], _uint8(scene.render(ref).rgb))
         np.testing.assert_array_equal(obs["ego_to_world"], scene.ego_to_world[k])
+
+
+def test_pose_mode_reproduces_the_bundled_clips_own_cameras():
+    # The bundled clip's rig and ego log under random Gaussians (no network): the environment's
+    # cameras, scaled to 64x112, are the clip loader's own views of each frame.
+    clip = splatnet.Clip.load(REPO / "examples" / "data" / "sample_clip")
+    scene = Scene(background=gaussians(100, 1, sh_degree=1, extent=(30.0, 30.0, 3.0)),
+                  rig=Rig.from_clip(clip), frame_times=clip.timestamps, ego_to_world=clip.ego_to_world)
+    env = DrivingEnv(scene, action_mode="pose", size=(64, 112))
+    env.reset()
+    for k in range(clip.num_frames):
+        if k:
+            env.step(clip.ego_to_world[k])
+        views = clip.views(frames=[k], size=(64, 112))
+        assert env.cameras.names == views.cameras.names
+        torch.testing.assert_close(env.cameras.cam_to_world, views.cameras.cam_to_world, atol=1e-5, rtol=0)
+        torch.testing.assert_close(env.cameras.K, views.cameras.K, atol=1e-4, rtol=0)
+        torch.testing.assert_close(env.cameras.timestamps, views.cameras.timestamps, atol=1e-9, rtol=0)
 
 
 def test_bicycle_mode_follows_a_straight_log_exactly():
