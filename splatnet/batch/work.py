@@ -79,8 +79,8 @@ def reconstruct_to_file(clip_path, loaded, model, device, out_path: str | os.Pat
     clip, inputs = loaded
     stage("network + post-process")
     if fmt == "scene":
-        return _scene_to_file(clip_path, clip, inputs, model, device, out_path, use_tracks, force,
-                              stage)
+        return _scene_to_file(clip_path, clip, inputs, model, device, out_path, refine, use_tracks,
+                              force, stage, refine_progress)
     rec = run_network(inputs, model, device)
     g = rec.gaussians
     if refine:
@@ -107,16 +107,26 @@ def reconstruct_to_file(clip_path, loaded, model, device, out_path: str | os.Pat
             "timings": {k: round(v, 4) for k, v in rec.timings.items()}}
 
 
-def _scene_to_file(clip_path, clip, inputs, model, device, out_path: Path, use_tracks: bool,
-                   force: bool, stage: Callable[[str], None]) -> dict:
-    """A ``.scene`` output: the network pass split into background and actor groups, saved."""
+def _scene_to_file(clip_path, clip, inputs, model, device, out_path: Path, refine: int,
+                   use_tracks: bool, force: bool, stage: Callable[[str], None],
+                   refine_progress: bool) -> dict:
+    """A ``.scene`` output: the network pass split into background and actor groups (refined,
+    each actor group in its box frame along its fixed track, with ``refine``), saved."""
     from splatnet.pipeline.scene import scene_from_inputs
 
     scene = scene_from_inputs(clip, inputs, model, device, use_tracks=use_tracks)
+    timings = dict(scene.metadata.get("timings", {}))
+    if refine:
+        stage("refine")
+        from splatnet.optimization import refine_scene
+
+        t0 = time.perf_counter()
+        views = clip.views(frames=inputs.frames, cameras=inputs.camera_names, size=inputs.size)
+        scene = refine_scene(scene, views, refine, progress=refine_progress)
+        timings["refine"] = round(time.perf_counter() - t0, 4)
     stage("write")
     t0 = time.perf_counter()
     scene.save(out_path, force=force)
-    timings = dict(scene.metadata.get("timings", {}))
     timings["write"] = round(time.perf_counter() - t0, 4)
     return {"clip": str(clip_path), "ok": True, "output": str(out_path), "format": "scene",
             "gaussians": scene.num_gaussians, "background": scene.background.num_gaussians,

@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rec.add_argument("--format", choices=["ply", "splat", "scene"], default="ply",
                      help="output format (default ply)")
     rec.add_argument("--refine", type=int, default=0, metavar="STEPS",
-                     help="optimisation steps on the context views after the network (default 0)")
+                     help="optimisation steps on the context views after the network (default 0; "
+                          "as splatnet reconstruct --refine)")
     rec.add_argument("--frames", type=frame_range, default=None, metavar="A:B",
                      help="context frames, Python slice style (default: all; a manifest line's "
                           "\"frames\" overrides it)")
@@ -119,9 +120,6 @@ def _spec(args: argparse.Namespace):
     if args.batch_command == "reconstruct":
         if args.no_tracks and args.format != "scene":
             raise ValidationError("--no-tracks applies to --format scene only")
-        if args.refine and args.format == "scene":
-            raise ValidationError("--refine with --format scene is not available yet: refinement "
-                                  "works on a ply/splat output")
         f = args.frames
         defaults = {"frames": None if f is None else
                     f"{'' if f.start is None else f.start}:{'' if f.stop is None else f.stop}",

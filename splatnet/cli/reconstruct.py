@@ -6,17 +6,17 @@ import argparse
 import contextlib
 import gc
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from splatnet.batch.naming import clip_dir as _clip_dir
+from splatnet.batch.naming import output_stems
 from splatnet.cli._args import (
     check_output_file,
     device_arg,
-    frame_ids,
     frame_range,
     name_list,
     resolve_device,
@@ -86,43 +86,6 @@ def _out_format(out: Path, fmt: str | None) -> str:
                               f"{out.with_suffix('.' + fmt)} or drop --format (.ply, .splat or "
                               f".scene selects the format)")
     return FORMATS[ext]
-
-
-def _clip_dir(path: str) -> Path:
-    """The clip directory a CLIP argument stands for, made absolute without resolving links."""
-    p = Path(os.path.abspath(path))
-    return p.parent if p.name == "clip.json" and p.is_file() else p
-
-
-def output_stems(clips: Sequence[str]) -> list[str]:
-    """Output file stems for ``--out-dir``, one per clip, unique within the run.
-
-    A clip is named after its directory; clips whose names collide (case-insensitively, for
-    case-insensitive file systems) take their parent folders in front, as few as tell them apart:
-    ``/d/a/clip, /d/b/clip -> a_clip, b_clip``. Inputs that no parent folder tells apart (the same
-    clip given twice) are an error naming both.
-    """
-    parts = [_clip_dir(c).parts[1:] or ("clip",) for c in clips]  # [1:]: no root anchor
-    depth = [1] * len(clips)
-    while True:
-        stems = ["_".join(p[-d:]) for p, d in zip(parts, depth)]
-        groups: dict[str, list[int]] = {}
-        for i, stem in enumerate(stems):
-            groups.setdefault(stem.casefold(), []).append(i)
-        clashes = [g for g in groups.values() if len(g) > 1]
-        if not clashes:
-            return stems
-        for group in clashes:
-            longer = [i for i in group if depth[i] < len(parts[i])]
-            if not longer:
-                a, b = (clips[i] for i in group[:2])
-                same = os.path.realpath(_clip_dir(a)) == os.path.realpath(_clip_dir(b))
-                raise ValidationError(
-                    f"{a} and {b}: " + ("the same clip given twice" if same else
-                                        f"both would be written as {stems[group[0]]}.*; "
-                                        f"reconstruct them in separate runs"))
-            for i in longer:
-                depth[i] += 1
 
 
 def _out_dir(args: argparse.Namespace) -> Path:
@@ -291,91 +254,27 @@ def _stages(args: argparse.Namespace) -> list[str]:
 
 
 def _load(clip_or_path, args: argparse.Namespace, model):
-    from splatnet.clip import Clip
-    from splatnet.pipeline.feedforward import _clip_path, default_size, network_size, prepare_inputs
+    from splatnet.batch.work import decode
 
-    clip = clip_or_path if isinstance(clip_or_path, Clip) else Clip.load(_clip_path(clip_or_path))
-    frames = frame_ids(args.frames, clip.num_frames) if args.frames is not None else None
-    size = args.size
-    if size is None:
-        size = network_size(model, default_size(clip, args.cameras or clip.rig_camera_names, 1))
-    inputs = prepare_inputs(clip, int(getattr(model, "stride", 1)), frames=frames,
-                            cameras=args.cameras, size=size, use_lidar=not args.no_lidar)
-    return clip, inputs
+    return decode(clip_or_path, model, frames=args.frames, cameras=args.cameras, size=args.size,
+                  use_lidar=not args.no_lidar, frames_option="--frames")
 
 
 def _reconstruct_one(clip_path, loaded, model, device, out_path: Path, fmt: str,
                      args: argparse.Namespace, stage: Callable[[str], None]) -> dict:
-    from splatnet.pipeline.feedforward import run_network
+    from splatnet.batch.work import reconstruct_to_file
 
-    clip, inputs = loaded
-    stage("network + post-process")
-    if fmt == "scene":
-        return _scene_one(clip_path, clip, inputs, model, device, out_path, args, stage)
-    rec = run_network(inputs, model, device)
-    g = rec.gaussians
-    if args.refine:
-        stage("refine")
-        from splatnet.optimization import refine
-
-        t0 = time.perf_counter()
-        views = clip.views(frames=inputs.frames, cameras=inputs.camera_names, size=inputs.size)
-        backgrounds = None
-        if rec.sky is not None:  # refine against the network's sky, not black
-            import torch
-
-            with torch.no_grad():
-                backgrounds = rec.sky.render(inputs.cameras.to(g.device))[0].to(views.images)
-        g = refine(g, views, args.refine, progress=not args.quiet, backgrounds=backgrounds)
-        rec.timings["refine"] = time.perf_counter() - t0
-    stage("write")
-    t0 = time.perf_counter()
-    dropped = g.save_splat(out_path) if fmt == "splat" else g.save_ply(out_path)
-    rec.timings["write"] = time.perf_counter() - t0
-    summary = {"clip": str(clip_path), "ok": True, "output": str(out_path), "format": fmt,
-               "gaussians": g.num_gaussians - dropped, "dropped_non_finite": dropped,
-               "size": list(rec.size), "views": len(inputs.frames) * len(inputs.camera_names),
-               "timings": {k: round(v, 4) for k, v in rec.timings.items()}}
+    summary = reconstruct_to_file(clip_path, loaded, model, device, out_path, fmt,
+                                  refine=args.refine, use_tracks=not args.no_tracks,
+                                  force=args.force, progress=stage,
+                                  refine_progress=not args.quiet)
     if not args.json:
         from tqdm import tqdm
 
-        t = summary["timings"]
-        parts = ", ".join(f"{k} {v:.2f} s" for k, v in t.items())
-        tqdm.write(f"{clip_path} -> {out_path}: {summary['gaussians']} Gaussians "
-                   f"({summary['views']} views at {rec.size[0]}x{rec.size[1]}); {parts}")
-    return summary
-
-
-def _scene_one(clip_path, clip, inputs, model, device, out_path: Path, args: argparse.Namespace,
-               stage: Callable[[str], None]) -> dict:
-    """``-o NAME.scene``: the network pass split into background and actor groups, saved."""
-    from splatnet.pipeline.scene import scene_from_inputs
-
-    scene = scene_from_inputs(clip, inputs, model, device, use_tracks=not args.no_tracks)
-    timings = dict(scene.metadata.get("timings", {}))
-    if args.refine:  # the background and each actor group in its box frame, tracks fixed
-        stage("refine")
-        from splatnet.optimization import refine_scene
-
-        t0 = time.perf_counter()
-        views = clip.views(frames=inputs.frames, cameras=inputs.camera_names, size=inputs.size)
-        scene = refine_scene(scene, views, args.refine, progress=not args.quiet)
-        timings["refine"] = round(time.perf_counter() - t0, 4)
-    stage("write")
-    t0 = time.perf_counter()
-    scene.save(out_path, force=args.force)
-    timings["write"] = round(time.perf_counter() - t0, 4)
-    summary = {"clip": str(clip_path), "ok": True, "output": str(out_path), "format": "scene",
-               "gaussians": scene.num_gaussians, "background": scene.background.num_gaussians,
-               "actors": len(scene.actors),
-               "actors_without_gaussians": list(scene.metadata.get("actors_without_gaussians", [])),
-               "size": list(inputs.size), "views": len(inputs.frames) * len(inputs.camera_names),
-               "timings": timings}
-    if not args.json:
-        from tqdm import tqdm
-
-        parts = ", ".join(f"{k} {v:.2f} s" for k, v in timings.items())
-        tqdm.write(f"{clip_path} -> {out_path}: {summary['gaussians']} Gaussians, background "
-                   f"{summary['background']} + {summary['actors']} actor group(s) "
-                   f"({summary['views']} views at {inputs.size[0]}x{inputs.size[1]}); {parts}")
+        parts = ", ".join(f"{k} {v:.2f} s" for k, v in summary["timings"].items())
+        views = f"{summary['views']} views at {summary['size'][0]}x{summary['size'][1]}"
+        what = (f"{summary['gaussians']} Gaussians, background {summary['background']} + "
+                f"{summary['actors']} actor group(s) ({views})" if fmt == "scene" else
+                f"{summary['gaussians']} Gaussians ({views})")
+        tqdm.write(f"{clip_path} -> {out_path}: {what}; {parts}")
     return summary
