@@ -22,6 +22,8 @@ from splatnet.batch.work import Worker, one_line
 from splatnet.errors import SplatnetError
 
 ENGINES = ("local", "ray")
+#: Ray reads it at import: "0" makes a local cluster single-node, on 127.0.0.1.
+_RAY_SINGLE_NODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 class WorkerStartError(SplatnetError, RuntimeError):
@@ -278,8 +280,15 @@ class RayPool(Pool):
 
     def __init__(self, spec: BatchSpec, workers: int, *, address: str | None = None,
                  gpus_per_task: float = 0.0) -> None:
+        import sys
+
         from splatnet._optional import require
 
+        if address is None and "ray" not in sys.modules:
+            # A cluster started for this run has one node, this machine: keep Ray's traffic on
+            # the loopback interface (Ray's single-node mode) rather than this machine's network
+            # address, so nothing of it is reachable from outside.
+            os.environ.setdefault(_RAY_SINGLE_NODE, "0")
         self.ray = require("ray", "splatnet batch --engine ray", extra="cluster")
         self.spec, self.size = spec, workers
         self.address, self.gpus = address, gpus_per_task

@@ -15,6 +15,7 @@ from batch.helpers import BROKEN, read_lines
 from splatnet.batch import BatchSpec, run_batch
 from splatnet.cli import main
 
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only (see RayPool)
 ray = pytest.importorskip("ray")
 
 
