@@ -289,6 +289,10 @@ class RayPool(Pool):
             # the loopback interface (Ray's single-node mode) rather than this machine's network
             # address, so nothing of it is reachable from outside.
             os.environ.setdefault(_RAY_SINGLE_NODE, "0")
+        if address is None:
+            # Ray runs its workers at nice 15 by default; the workers of a run started here are
+            # its work, at the priority the local engine's workers have (read when Ray starts).
+            os.environ.setdefault("RAY_worker_niceness", "0")
         self.ray = require("ray", "splatnet batch --engine ray", extra="cluster")
         self.spec, self.size = spec, workers
         self.address, self.gpus = address, gpus_per_task
