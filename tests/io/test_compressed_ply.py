@@ -120,3 +120,24 @@ def test_malformed_files_are_one_clear_error(tmp_path):
         with pytest.raises(FormatError, match=match) as e:
             read_compressed_ply(path)
         assert str(path) in str(e.value) and "\n" not in str(e.value), name
+
+
+def test_reads_gsplats_ply_compressed_export(tmp_path):
+    """gsplat's exporter (an independent writer, pre-activation inputs) writes this format."""
+    exporter = pytest.importorskip("gsplat.exporter")
+    g = random_gaussians(600, sh_degree=3, seed=1)
+    logit = torch.log(g.opacities) - torch.log1p(-g.opacities)
+    exporter.export_splats(g.means, g.scales.log(), g.quats, logit, g.sh[:, :1], g.sh[:, 1:],
+                           format="ply_compressed", save_to=str(tmp_path / "gs.ply"))
+    r = Gaussians.load(tmp_path / "gs.ply")
+    j = _match(r.means, g.means)
+    chunk = plyfile.PlyData.read(str(tmp_path / "gs.ply"))["chunk"].data
+    which = np.arange(600) // 256
+    for axis, name in enumerate("xyz"):
+        span = (chunk[f"max_{name}"] - chunk[f"min_{name}"]).astype(np.float64)[which]
+        err = (r.means[:, axis] - g.means[j, axis]).abs().numpy()
+        assert (err <= span / 2046 + 1e-5).all()
+    assert (r.opacities - g.opacities[j]).abs().max() <= 1 / 510 + 1e-6
+    assert (r.sh[:, 1:] - g.sh[j, 1:].clamp(-4, 4)).abs().max() <= 1 / 32 + 1e-6
+    a, b = g.quats[j] / g.quats[j].norm(dim=-1, keepdim=True), r.quats
+    assert torch.minimum((a - b).abs().amax(-1), (a + b).abs().amax(-1)).max() <= 3 * np.sqrt(2) / 2046
