@@ -246,8 +246,10 @@ def _accessor(path, doc: dict, blob: bytes, index: int, name: str) -> np.ndarray
 def _node_matrices(path, doc: dict) -> list[tuple[int, np.ndarray]]:
     """``(mesh index, world matrix)`` of every node of the default scene that has a mesh."""
     scenes = doc.get("scenes") or []
-    if not scenes:
-        roots = [i for i, _ in enumerate(doc.get("nodes") or [])]
+    if not scenes:  # no scene: every node that is no other node's child
+        nodes = [n for n in doc.get("nodes") or [] if isinstance(n, dict)]
+        children = {c for n in nodes for c in n.get("children", []) if isinstance(c, int)}
+        roots = [i for i in range(len(doc.get("nodes") or [])) if i not in children]
     else:
         scene = _get(path, doc, "scenes", doc.get("scene", 0), "scene")
         roots = scene.get("nodes", [])

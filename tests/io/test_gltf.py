@@ -203,3 +203,15 @@ def test_normalized_integer_attributes_are_read(tmp_path):
     assert (r["opacities"] - g.opacities).abs().max() <= 0.5 / 255 + 1e-6
     assert torch.allclose(_cov(r["quats"], r["scales"]), _cov(g.quats, g.scales), atol=2e-4 * 4)
     assert Gaussians.load(tmp_path / "q.glb").num_gaussians == 8
+
+
+def test_a_file_without_scenes_reads_its_root_nodes(tmp_path):
+    g = random_gaussians(6, sh_degree=0)
+    write_glb(g, tmp_path / "a.glb", clamp_colors=False)
+
+    def no_scene(doc):
+        doc.pop("scenes"), doc.pop("scene")
+        doc["nodes"] = [{"children": [1]}, {"mesh": 0}]
+
+    (tmp_path / "b.glb").write_bytes(_rewrite(tmp_path / "a.glb", no_scene))
+    assert torch.equal(read_glb(tmp_path / "b.glb")["means"], g.means)
