@@ -58,7 +58,9 @@ class Pool:
         """A fresh worker in place of a dead one; its info."""
         raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Stop the workers: after their current clip, or at once with ``abort`` (an
+        interrupted clip leaves no output: writes are atomic)."""
         raise NotImplementedError
 
 
@@ -252,10 +254,13 @@ class LocalPool(Pool):
         self._spawn(worker)
         return self._ready(worker)
 
-    def close(self) -> None:
-        for conn in self._conns.values():
+    def close(self, abort: bool = False) -> None:
+        for w, conn in self._conns.items():
             try:
-                conn.send(None)
+                if abort:
+                    self._procs[w].terminate()
+                else:
+                    conn.send(None)
             except (BrokenPipeError, OSError):
                 pass
         deadline = time.monotonic() + 30
@@ -364,7 +369,7 @@ class RayPool(Pool):
     def restart(self, worker: int) -> dict[str, Any]:
         return self._info(worker)  # Ray restarts the actor; this waits until it is back
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         for a in self._actors:
             try:
                 self.ray.kill(a)

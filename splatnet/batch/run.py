@@ -99,8 +99,12 @@ def run_batch(inputs: Sequence[str], out_dir: str | os.PathLike, spec: BatchSpec
                 _check_same_model(infos, settings.digest)
                 schedule(pool, todo, retries=retries, on_result=on_result,
                          on_dispatch=on_dispatch, infos=infos)
-            finally:
+            except BaseException:  # Ctrl-C or an error: stop the workers now, mid-clip or not
+                pool.close(abort=True)
+                raise
+            else:
                 pool.close()
+            finally:
                 bar.close()
         wall = time.perf_counter() - t0
         summary = summarize(spec.command, lines, new, skipped=skipped,
