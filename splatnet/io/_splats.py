@@ -141,3 +141,35 @@ def rotate_z_180(a: SplatArrays) -> SplatArrays:
     sign = np.where(sh_band_orders(a.sh_degree) % 2 == 0, 1.0, -1.0)
     return SplatArrays(a.means * np.array([-1.0, -1.0, 1.0]), a.quats * np.array([1.0, -1.0, -1.0, 1.0]),
                        a.scales.copy(), a.opacities.copy(), a.sh * sign[None, :, None])
+
+
+def quat_to_matrix(q: np.ndarray) -> np.ndarray:
+    """Rotation matrices ``[..., 3, 3]`` of w-x-y-z quaternions ``[..., 4]`` (normalised here)."""
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = np.moveaxis(q, -1, 0)
+    return np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+                     2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+                     2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+                    axis=-1).reshape(*q.shape[:-1], 3, 3)
+
+
+def matrix_to_quat(r: np.ndarray) -> np.ndarray:
+    """The w-x-y-z unit quaternion (w ≥ 0) of one rotation matrix ``[3, 3]``: the eigenvector of
+    the largest eigenvalue of Bar-Itzhack's symmetric 4×4 matrix (robust for any rotation)."""
+    (a, b, c), (d, e, f), (g, h, i) = r
+    k = np.array([[a - e - i, d + b, g + c, h - f],
+                  [d + b, e - a - i, h + f, c - g],
+                  [g + c, h + f, i - a - e, d - b],
+                  [h - f, c - g, d - b, a + e + i]]) / 3.0
+    x, y, z, w = np.linalg.eigh(k)[1][:, -1]
+    q = np.array([w, x, y, z])
+    return -q if q[0] < 0 else q
+
+
+def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of w-x-y-z quaternions ``[..., 4]``."""
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw],
+                    axis=-1)

@@ -42,7 +42,16 @@ import numpy as np
 import torch
 
 from splatnet.errors import FormatError
-from splatnet.io._splats import SplatArrays, check_values, export_arrays, read_file_bytes, rotate_z_180
+from splatnet.io._splats import (
+    SplatArrays,
+    check_values,
+    export_arrays,
+    matrix_to_quat,
+    quat_multiply,
+    quat_to_matrix,
+    read_file_bytes,
+    rotate_z_180,
+)
 from splatnet.io.atomic import atomic_write
 from splatnet.sh import SH_C0, sh_rotation_matrices
 
@@ -266,10 +275,8 @@ def _node_matrices(path, doc: dict) -> list[tuple[int, np.ndarray]]:
         s = np.asarray(node.get("scale", [1, 1, 1]), dtype=np.float64)
         if t.shape != (3,) or r.shape != (4,) or s.shape != (3,):
             raise FormatError(f"{path}: malformed node translation / rotation / scale")
-        from splatnet.gaussians import quat_to_rotmat
-
         m = np.eye(4)
-        m[:3, :3] = quat_to_rotmat(torch.tensor(r[[3, 0, 1, 2]])).numpy() * s[None, :]
+        m[:3, :3] = quat_to_matrix(r[[3, 0, 1, 2]]) * s[None, :]
         m[:3, 3] = t
         return m
 
@@ -303,10 +310,7 @@ def _transform(path, a: SplatArrays, m: np.ndarray) -> SplatArrays:
     if s <= 0 or not np.allclose(r @ r.T, np.eye(3), atol=1e-5) or not np.allclose(m[3], [0, 0, 0, 1]):
         raise FormatError(f"{path}: a node transform is not a rotation, translation and uniform "
                           "scale; splatnet cannot carry it into Gaussians")
-    from splatnet.gaussians import quat_multiply, rotmat_to_quat
-
-    q = rotmat_to_quat(torch.tensor(r))
-    quats = quat_multiply(q.expand(a.count, 4), torch.tensor(a.quats)).numpy()
+    quats = quat_multiply(matrix_to_quat(r)[None], a.quats)
     sh = a.sh.copy()
     for band, d in enumerate(sh_rotation_matrices(torch.tensor(r), a.sh_degree), start=1):
         sh[:, band * band:(band + 1) ** 2] = np.einsum("ij,njc->nic", d.numpy(),

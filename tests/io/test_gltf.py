@@ -215,3 +215,27 @@ def test_a_file_without_scenes_reads_its_root_nodes(tmp_path):
 
     (tmp_path / "b.glb").write_bytes(_rewrite(tmp_path / "a.glb", no_scene))
     assert torch.equal(read_glb(tmp_path / "b.glb")["means"], g.means)
+
+
+def test_a_rotated_node_turns_means_covariances_and_view_dependent_colour(tmp_path):
+    from splatnet.sh import eval_sh
+
+    g = random_gaussians(30, sh_degree=3)
+    write_glb(g, tmp_path / "a.glb", clamp_colors=False)
+    c, s = np.cos(0.7), np.sin(0.7)
+    rot = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])  # 0.7 rad about glTF's y (up)
+    quat_xyzw = [0.0, np.sin(0.35), 0.0, np.cos(0.35)]
+
+    def turn(doc):
+        doc["nodes"][0]["rotation"] = quat_xyzw
+
+    (tmp_path / "r.glb").write_bytes(_rewrite(tmp_path / "a.glb", turn))
+    r = read_glb(tmp_path / "r.glb")
+    flip = np.diag([-1.0, -1.0, 1.0])  # glTF axes <-> splatnet's PLY axes
+    a = torch.tensor(flip @ rot @ flip)  # the node's rotation in splatnet's axes
+    assert torch.allclose(r["means"].double(), g.means.double() @ a.T, atol=1e-5)
+    assert torch.allclose(_cov(r["quats"], r["scales"]), a @ _cov(g.quats, g.scales) @ a.T, atol=1e-5)
+    d = torch.nn.functional.normalize(torch.randn(30, 3, dtype=torch.float64), dim=-1)
+    want = eval_sh(g.sh.double(), d)
+    got = eval_sh(r["sh"].double(), d @ a.T)
+    assert torch.allclose(got, want, atol=1e-4)
