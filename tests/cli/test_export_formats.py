@@ -110,6 +110,7 @@ def test_bake_sky(scene_file, tmp_path, capsys):
                                              "--bake-sky"])
 
 
+@torch.no_grad()
 def test_baked_sky_reproduces_splatnets_render_with_its_sky():
     """From the rig's viewpoints at every frame: the snapshot plus the shell, rendered on black,
     against the scene rendered with its sky model (rgb + (1 - alpha) sky)."""
