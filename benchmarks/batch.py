@@ -8,10 +8,12 @@ its own process (so every configuration pays its own start: Python, torch, the f
 Ray cluster, the workers' model loads) and reads its summary: wall seconds, start-up seconds,
 clips per minute (whole run, and after start-up), mean seconds per stage, and the workers' peak
 resident memory. Then it runs the same command again over the finished out-dir (the resume path:
-every output checked, nothing redone) and times that. A sequential ``splatnet reconstruct
+every output checked, nothing redone) and times that (wall, and the process's own CPU seconds,
+which do not depend on what else the machine runs). A sequential ``splatnet reconstruct
 DATA/* --out-dir`` (one process, no workers) is the baseline. Configurations run in turn,
-``--repeat`` rounds, so a background load hits them alike; the table gives the median per
-configuration. Ray's overhead is its wall time over local's at equal workers.
+``--repeat`` rounds, each starting at the next configuration, so a background load that rises or
+falls hits them alike; the table gives the median per configuration. Ray's overhead is its wall
+time over local's at equal workers.
 
 Torch threads: ``--threads-total`` split evenly over the workers (2 on this machine: 1 worker x
 2 threads, or 2 workers x 1 thread), for both engines. Writes ``benchmarks/results/batch.json``.
@@ -53,14 +55,21 @@ def make_clips(data: Path, count: int, size: str, cameras: int, frames: int) -> 
     return sorted(p for p in data.iterdir() if p.is_dir())
 
 
-def run(cmd: list[str], env: dict) -> tuple[float, dict | None, str]:
+def run(cmd: list[str], env: dict) -> tuple[float, dict | None, float]:
+    """``(wall seconds, the --json summary, CPU seconds of the process itself)``: its CPU time
+    does not depend on what else the machine runs (its workers' is not in it)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr[-2000:]}")
     lines = [x for x in res.stdout.splitlines() if x.startswith("{")]
-    return wall, (json.loads(lines[-1]) if lines else None), res.stderr
+    return wall, (json.loads(lines[-1]) if lines else None), cpu
 
 
 def main() -> int:
@@ -83,7 +92,7 @@ def main() -> int:
     t0 = time.perf_counter()
     clips = make_clips(data / "clips", args.clips, args.size, args.cameras, args.frames)
     print(f"{len(clips)} clips in {data / 'clips'} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    env = dict(os.environ, OMP_WAIT_POLICY="passive", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    env = dict(os.environ, OMP_WAIT_POLICY="passive")
     ckpt = ["--checkpoint", args.checkpoint] if args.checkpoint else []
     configs = [(e, int(w)) for e in args.engines.split(",") for w in args.workers.split(",")]
     rows: dict[str, list[dict]] = {}
@@ -95,7 +104,9 @@ def main() -> int:
         rows.setdefault("sequential", []).append({"wall_seconds": wall,
                                                   "clips_per_minute": 60 * len(clips) / wall})
         print(f"round {r + 1}: sequential reconstruct {wall:.1f} s", flush=True)
-        for engine, workers in configs:
+        # each round starts the configurations at another place, so a load that rises or falls
+        # during the run does not always favour the same one
+        for engine, workers in configs[r % len(configs):] + configs[:r % len(configs)]:
             out = data / f"out_{engine}_{workers}"
             shutil.rmtree(out, ignore_errors=True)
             threads = max(1, args.threads_total // workers)
@@ -103,7 +114,7 @@ def main() -> int:
                    str(out), "--engine", engine, "--workers", str(workers), "--threads",
                    str(threads), "--quiet", "--json", *ckpt]
             wall, s, _ = run(cmd, env)
-            resume_wall, s2, _ = run(cmd, env)
+            resume_wall, s2, resume_cpu = run(cmd, env)
             assert s["ok"] == len(clips) and s2["this_run"]["processed"] == 0, (s, s2)
             t = s["this_run"]
             row = {"wall_seconds": wall, "run_wall_seconds": t["wall_seconds"],
@@ -112,11 +123,12 @@ def main() -> int:
                    "clips_per_minute_after_startup": t["clips_per_minute_after_startup"],
                    "stage_seconds_mean": t["stage_seconds_mean"],
                    "peak_rss_mb_per_worker": t["peak_rss_mb_max"],
-                   "resume_wall_seconds": resume_wall}
+                   "resume_wall_seconds": resume_wall, "resume_cpu_seconds": resume_cpu}
             rows.setdefault(f"{engine} x{workers}", []).append(row)
             print(f"round {r + 1}: {engine} x{workers}: {wall:.1f} s (start-up "
                   f"{t['startup_seconds']:.1f} s, {row['clips_per_minute']:.1f} clips/min, after "
-                  f"start-up {t['clips_per_minute_after_startup']:.1f}); resume {resume_wall:.1f} s; "
+                  f"start-up {t['clips_per_minute_after_startup']:.1f}); resume {resume_wall:.1f} s "
+                  f"({resume_cpu:.1f} s CPU); "
                   f"peak RSS/worker {t['peak_rss_mb_max']:.0f} MB", flush=True)
 
     def med(rs: list[dict], key: str):
@@ -146,13 +158,14 @@ def main() -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print("\n| configuration | wall s | start-up s | clips/min | clips/min after start-up | "
-          "resume s | peak RSS/worker MB |\n|---|---:|---:|---:|---:|---:|---:|")
+          "resume s (CPU s) | peak RSS/worker MB |\n|---|---:|---:|---:|---:|---:|---:|")
     for name, t in table.items():
         def f(k, fmt="{:.1f}", t=t):
             return fmt.format(t[k]) if t.get(k) is not None else "-"
         print(f"| {name} | {f('wall_seconds')} | {f('startup_seconds')} | "
               f"{f('clips_per_minute')} | {f('clips_per_minute_after_startup')} | "
-              f"{f('resume_wall_seconds')} | {f('peak_rss_mb_per_worker', '{:.0f}')} |")
+              f"{f('resume_wall_seconds')} ({f('resume_cpu_seconds')}) | "
+              f"{f('peak_rss_mb_per_worker', '{:.0f}')} |")
     for k, v in overhead.items():
         print(f"Ray vs local at {k}: wall {100 * v['wall']:+.1f} %, after start-up "
               f"{100 * v['after_startup']:+.1f} %")
