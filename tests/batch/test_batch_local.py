@@ -28,7 +28,7 @@ def first_run(fleet, model_file, tmp_path_factory):
 
     res = subprocess.run([sys.executable, "-m", "splatnet", "batch", "reconstruct",
                           str(fleet["manifest"]), "--out-dir", str(out), "--workers", "2",
-                          "--checkpoint", str(model_file), "--quiet"],
+                          "--threads", "1", "--checkpoint", str(model_file), "--quiet"],
                          capture_output=True, text=True, timeout=600)
     return {"out": out, "rc": res.returncode, "stdout": res.stdout, "stderr": res.stderr}
 
@@ -59,7 +59,7 @@ def test_second_run_redoes_nothing(first_run, fleet, model_file, capsys):
     before = (out / "results.jsonl").read_bytes()
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.ply")}
     rc = main(["batch", "reconstruct", str(fleet["manifest"]), "--out-dir", str(out),
-               "--workers", "2", "--checkpoint", str(model_file), "--quiet"])
+               "--workers", "2", "--threads", "1", "--checkpoint", str(model_file), "--quiet"])
     assert rc == 1  # the two broken clips are still failed (not retried without --retry-failed)
     assert (out / "results.jsonl").read_bytes() == before
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.ply")} == mtimes
@@ -70,7 +70,7 @@ def test_second_run_redoes_nothing(first_run, fleet, model_file, capsys):
 
 
 def test_outputs_equal_sequential_reconstruct(first_run, fleet, model_file, tmp_path, one_thread):
-    """Each worker runs on 1 torch thread here (2 cores / 2 workers), so does this reference."""
+    """Each worker ran on 1 torch thread (--threads 1), so does this reference."""
     clips = [str(c) for c in fleet["good"][:3]]
     assert main(["reconstruct", *clips, "--out-dir", str(tmp_path), "--checkpoint",
                  str(model_file), "--quiet", "--json"]) == 0
