@@ -16,7 +16,7 @@ FOUNDATION = {"__init__", "__main__", "errors", "_validate", "_ext", "_limits", 
               "_constants", "_lazy", "config_io", "device", "gaussians", "cameras", "sh"}
 #: Feature packages, lowest first: a package may import only those before it (and foundation).
 LAYERS = ["io", "rendering", "clip", "metrics", "losses", "models", "scene", "pipeline",
-          "optimization", "batch", "train", "sim", "cli"]
+          "optimization", "batch", "train", "sim", "viewer", "cli"]
 
 
 def _modules() -> dict[str, Path]:

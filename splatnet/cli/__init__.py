@@ -19,6 +19,7 @@ COMMANDS = [
     "splatnet.cli.export",
     "splatnet.cli.edit",
     "splatnet.cli.batch",
+    "splatnet.cli.view",
 ]
 
 
