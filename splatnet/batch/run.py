@@ -78,6 +78,7 @@ def run_batch(inputs: Sequence[str], out_dir: str | os.PathLike, spec: BatchSpec
         startup = 0.0
         if todo:
             bar = _bar(len(todo), spec.command, not progress)
+            failures = [0]
 
             def on_result(task: ClipTask, line: dict[str, Any]) -> None:
                 line.update(clip=task.clip, output=task.output, settings=settings(task),
@@ -86,11 +87,13 @@ def run_batch(inputs: Sequence[str], out_dir: str | os.PathLike, spec: BatchSpec
                 log.append(line)
                 lines[task.index] = line
                 new.append(line)
-                if line["status"] != "ok" and progress:
-                    bar.write(f"splatnet batch {spec.command}: {task.clip}: error: "
-                              f"{line.get('error')}", file=sys.stderr)
+                if line["status"] != "ok":
+                    failures[0] += 1
+                    if progress:
+                        bar.write(f"splatnet batch {spec.command}: {task.clip}: error: "
+                                  f"{line.get('error')}", file=sys.stderr)
                 bar.update(1)
-                bar.set_postfix(failed=sum(x["status"] != "ok" for x in new), refresh=False)
+                bar.set_postfix(failed=failures[0], refresh=False)
 
             pool = _pool(engine, spec, min(workers, len(todo)), address, gpus_per_task)
             try:

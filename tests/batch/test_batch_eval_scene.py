@@ -8,9 +8,12 @@ import json
 import statistics
 
 import torch
+from batch import fixtures
 from batch.helpers import read_lines
 
 from splatnet.cli import main
+
+fleet, street_clips = fixtures.fleet, fixtures.street_clips  # the clips (batch/fixtures.py)
 
 
 def test_batch_eval_reports_and_aggregates(fleet, model_file, tmp_path, one_thread, capsys):

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from batch import fixtures
 from batch.helpers import BROKEN, read_lines
 
 from splatnet.batch import BatchSpec, run_batch
 from splatnet.cli import main
+
+fleet, street_clips = fixtures.fleet, fixtures.street_clips  # the clips (batch/fixtures.py)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import signal
 import threading
 
 import pytest
+from batch import fixtures
 from batch.helpers import BROKEN, read_lines
 
 from splatnet.batch import BatchSpec, run_batch
@@ -17,6 +18,8 @@ from splatnet.cli import main
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only (see RayPool)
 ray = pytest.importorskip("ray")
+
+fleet, street_clips = fixtures.fleet, fixtures.street_clips  # the clips (batch/fixtures.py)
 
 
 def test_ray_engine_starts_and_stops_its_own_cluster(fleet, model_file, tmp_path):
