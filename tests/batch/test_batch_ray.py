@@ -11,7 +11,7 @@ import threading
 
 import pytest
 from batch import fixtures
-from batch.helpers import BROKEN, read_lines
+from batch.helpers import BROKEN, KILL_AFTER_S, manifest_with_slow_clip, read_lines
 
 from splatnet.batch import BatchSpec, run_batch
 from splatnet.cli import main
@@ -85,11 +85,12 @@ def test_ray_killed_actor_costs_one_retry_of_its_clip(ray_cluster, fleet, model_
     def on_dispatch(task, info):
         if task.clip == victim and not killed:
             killed.append(info["pid"])
-            threading.Timer(0.2, os.kill, (info["pid"], signal.SIGKILL)).start()
+            threading.Timer(KILL_AFTER_S, os.kill, (info["pid"], signal.SIGKILL)).start()
 
     spec = BatchSpec("reconstruct", checkpoint=str(model_file), threads=1)
-    result = run_batch(clips, tmp_path / "out", spec, engine="ray", workers=2, progress=False,
-                       on_dispatch=on_dispatch)
+    manifest = manifest_with_slow_clip(tmp_path / "clips.jsonl", clips, victim)
+    result = run_batch([str(manifest)], tmp_path / "out", spec, engine="ray", workers=2,
+                       progress=False, on_dispatch=on_dispatch)
     assert killed and result.failed == 0
     all_lines = read_lines(tmp_path / "out")
     lines = {x["clip"]: x for x in all_lines}
