@@ -21,8 +21,9 @@ class MissingDependencyError(SplatnetError, ImportError):
 def require(module: str, feature: str, *, extra: str | None) -> ModuleType:
     """Import ``module`` for ``feature``, or raise :class:`MissingDependencyError`.
 
-    ``extra``: the ``splatnet[...]`` extra that installs it (``open3d``, ``gsplat``, ``video``, ``formats``),
-    or ``None`` for a package no extra provides (then ``pip install`` the top-level name).
+    ``extra``: the ``splatnet[...]`` extra that installs it (``open3d``, ``gsplat``, ``video``,
+    ``formats``, ``cluster``, ``viewer``), or ``None`` for a package no extra provides (then
+    ``pip install`` the top-level name).
     """
     try:
         return importlib.import_module(module)
