@@ -89,17 +89,12 @@ def _out_format(out: Path, fmt: str | None) -> str:
 
 
 def _out_dir(args: argparse.Namespace) -> Path:
-    """``--out-dir``, created if missing; a file in its place is one clear error."""
-    d = Path(args.out_dir)
-    if d.exists() and not d.is_dir():
-        raise ValidationError(f"--out-dir {d}: is a file, not a directory")
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-    except (NotADirectoryError, FileExistsError):
-        raise ValidationError(f"--out-dir {d}: a parent is a file, not a directory") from None
-    except OSError as exc:
-        raise ValidationError(f"--out-dir {d}: cannot create it ({exc.strerror or exc})") from None
-    return d
+    """``--out-dir`` as given, created if missing (``splatnet batch``'s check: a file in its
+    place is one clear error)."""
+    from splatnet.batch.run import prepare_out_dir
+
+    prepare_out_dir(args.out_dir)
+    return Path(args.out_dir)
 
 
 def _outputs(args: argparse.Namespace) -> list[tuple[Path, str]]:
