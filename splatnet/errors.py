@@ -21,3 +21,15 @@ class BackendUnavailableError(SplatnetError, RuntimeError):
 
 class TargetIsDirectoryError(SplatnetError, IsADirectoryError):
     """The path to write a file to is an existing directory."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as the one line the CLI and ``splatnet batch``'s results show: splatnet's own
+    messages (and ``ValueError`` / ``OSError``) say what and where; a foreign exception's type is
+    part of its story. A ``FileNotFoundError`` names its file."""
+    msg = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, FileNotFoundError) and exc.filename and str(exc.filename) not in msg:
+        msg = f"{exc.filename}: {msg}"
+    if not isinstance(exc, (ValueError, OSError, SplatnetError)):
+        msg = f"{type(exc).__name__}: {msg}"
+    return " ".join(msg.split())

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from splatnet.batch.job import BatchSpec, ClipTask
-from splatnet.batch.work import Worker, one_line
-from splatnet.errors import SplatnetError
+from splatnet.batch.work import Worker
+from splatnet.errors import SplatnetError, one_line
 
 ENGINES = ("local", "ray")
 #: Ray reads it at import: "0" makes a local cluster single-node, on 127.0.0.1.

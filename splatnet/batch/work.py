@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from splatnet.batch.job import BatchSpec, ClipTask, frame_selection
-from splatnet.errors import SplatnetError, ValidationError
+from splatnet.errors import ValidationError, one_line
 
 
 # ------------------------------------------------------------------------------- one clip
@@ -186,17 +186,6 @@ def model_digest(model) -> str:
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()[:16]
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as the one line a results file and the CLI show (a foreign exception's
-    type is part of its story; splatnet's own messages say what and where)."""
-    msg = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, FileNotFoundError) and exc.filename and str(exc.filename) not in msg:
-        msg = f"{exc.filename}: {msg}"
-    if not isinstance(exc, (ValueError, OSError, SplatnetError)):
-        msg = f"{type(exc).__name__}: {msg}"
-    return " ".join(msg.split())
 
 
 def peak_rss_mb() -> float:

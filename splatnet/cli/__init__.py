@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from splatnet.errors import one_line
+
 # One module per subcommand, each exposing ``register(subparsers)`` which sets ``func``.
 COMMANDS = [
     "splatnet.cli.info",
@@ -75,20 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI's contract: one line, never a traceback
         if args.debug:
             raise
-        print(f"splatnet {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"splatnet {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 1
-
-
-def _one_line(exc: BaseException) -> str:
-    from splatnet.errors import SplatnetError
-
-    msg = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, FileNotFoundError) and exc.filename and str(exc.filename) not in msg:
-        msg = f"{exc.filename}: {msg}"
-    # splatnet's own messages say what and where; a foreign exception's type is part of its story.
-    if not isinstance(exc, (ValueError, OSError, SplatnetError)):
-        msg = f"{type(exc).__name__}: {msg}"
-    return " ".join(msg.split())
 
 
 if __name__ == "__main__":  # pragma: no cover
