@@ -81,12 +81,11 @@ def analyse(clip, model, size: tuple[int, int], frames: list[int]) -> tuple[dict
     from splatnet.cameras import Cameras
     from splatnet.gaussians import Gaussians
     from splatnet.metrics import psnr
-    from splatnet.pipeline.feedforward import prepare_inputs
+    from splatnet.pipeline.feedforward import forward, prepare_inputs
     from splatnet.rendering import render
 
     inp = prepare_inputs(clip, model.stride, frames=frames, size=size)
-    with torch.no_grad():
-        out = model(inp.images, inp.cameras, inp.lidar, inp.valid)
+    out, _ = forward(inp, model)
     g = Gaussians(**{k: v[0] for k, v in out.gaussians.fields().items()}, check=False)
     c = inp.cameras
     cams = Cameras(c.K[0], c.cam_to_world[0], c.width, c.height, check=False)

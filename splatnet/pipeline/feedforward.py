@@ -141,23 +141,29 @@ def prepare_inputs(
                       valid)
 
 
-def run_network(inputs: ClipInputs, model: nn.Module,
-                device: str | torch.device | None = None) -> Reconstruction:
-    """One forward pass of ``model`` on prepared inputs, then prune / merge / cap."""
-    from splatnet.models.postprocessing import postprocess
-
+def forward(inputs: ClipInputs, model: nn.Module, device: str | torch.device | None = None):
+    """The network on prepared inputs (eval mode, no gradients, LiDAR and camera masks passed
+    on): ``(SplatNetOutput, seconds)``, raw per-pixel Gaussians, nothing pruned."""
     dev = resolve_device(device)
     model = model.to(dev).eval()
     lidar = None if inputs.lidar is None else [p.to(dev) for p in inputs.lidar]
     images, cams = inputs.images.to(dev), inputs.cameras.to(dev)
-    timings = {"load": inputs.load_seconds}
     t0 = time.perf_counter()
     with torch.no_grad():
         valid = None if inputs.valid is None else inputs.valid.to(dev)
         out = model(images, cams, lidar, valid) if valid is not None else model(images, cams, lidar)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
-    timings["network"] = time.perf_counter() - t0
+    return out, time.perf_counter() - t0
+
+
+def run_network(inputs: ClipInputs, model: nn.Module,
+                device: str | torch.device | None = None) -> Reconstruction:
+    """One forward pass of ``model`` on prepared inputs, then prune / merge / cap."""
+    from splatnet.models.postprocessing import postprocess
+
+    out, seconds = forward(inputs, model, device)
+    timings = {"load": inputs.load_seconds, "network": seconds}
     t0 = time.perf_counter()
     post = getattr(getattr(model, "config", None), "postprocess", None)
     g = postprocess(out.gaussians, post)[0]

@@ -81,8 +81,8 @@ def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks
     """:func:`reconstruct_scene` on decoded inputs (:func:`~splatnet.pipeline.feedforward.
     prepare_inputs` of ``clip``): the network pass, the split by tracks, post-processing."""
     from splatnet import __version__
-    from splatnet.device import resolve_device
     from splatnet.models.postprocessing import PostprocessConfig, cap, merge_duplicates, prune
+    from splatnet.pipeline.feedforward import forward
     from splatnet.scene import Rig, Scene, SceneActor
 
     _check_options(use_tracks, box_margin)
@@ -91,16 +91,9 @@ def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks
         if progress is not None:
             progress(name)
 
-    dev = resolve_device(device)
-    timings: dict[str, float] = {"load": inputs.load_seconds}
     stage("network")
-    t0 = time.perf_counter()
-    model = model.to(dev).eval()
-    with torch.no_grad():
-        lidar = None if inputs.lidar is None else [p.to(dev) for p in inputs.lidar]
-        valid = None if inputs.valid is None else inputs.valid.to(dev)
-        out = model(inputs.images.to(dev), inputs.cameras.to(dev), lidar, valid)
-    timings["network"] = time.perf_counter() - t0
+    out, seconds = forward(inputs, model, device)
+    timings: dict[str, float] = {"load": inputs.load_seconds, "network": seconds}
 
     stage("split and post-process")
     t0 = time.perf_counter()
