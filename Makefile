@@ -17,6 +17,7 @@ DEV_STAMP := $(VENV)/.splatnet-dev
 EXT_STAMP := $(VENV)/.splatnet-ext
 LOG := $(VENV)/setup.log
 DEMO_OUT ?= out/demo
+CHROMIUM ?= /usr/bin/chromium
 # (in variables: a literal comma would split $(call ...)'s arguments)
 DEMO_SPEC := ".[video]"
 DEV_SPEC := ".[dev,video]"
@@ -28,7 +29,7 @@ define step
 	else echo " FAILED"; echo "--- last lines of $(LOG):"; tail -n 40 $(LOG); exit 1; fi
 endef
 
-.PHONY: setup dev-setup demo test lint cuda-check bench clean system-deps
+.PHONY: setup dev-setup demo test test-browser lint cuda-check bench clean system-deps chromium
 
 setup: $(EXT_STAMP)
 
@@ -40,6 +41,18 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  if { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libusb-1.0-0; } >/dev/null 2>&1; \
 	  then echo " done ($$(( $$(date +%s) - t0 )) s)"; else echo " FAILED (apt-get install libusb-1.0-0)"; exit 1; fi; \
+	fi
+
+# Debian's chromium for the viewer's browser test (tests/viewer/test_browser.py drives it with
+# Playwright, which downloads no browser); `make test` skips that test where it is missing.
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  t0=$$(date +%s); printf '%-58s' "setup: chromium (apt; the viewer's browser test)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  if out=$$( { $$SUDO apt-get update -qq && \
+	               $$SUDO apt-get install -y -qq --no-install-recommends chromium; } 2>&1 ); \
+	  then echo " done ($$(( $$(date +%s) - t0 )) s)"; \
+	  else echo " FAILED (apt-get install chromium)"; echo "$$out" | tail -n 20; exit 1; fi; \
 	fi
 
 $(PY):
@@ -77,6 +90,10 @@ demo: setup
 test: dev-setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -n 2 tests
+
+# The viewer's tests, the browser one included (in headless /usr/bin/chromium; 1-2 min on 2 cores).
+test-browser: dev-setup chromium
+	$(PY) -m pytest -q tests/viewer
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
