@@ -540,8 +540,10 @@ def _load_same(where: Path, arch: str, config: Mapping[str, Any], tensors: Mappi
     ours = arch_of(model)
     if arch != ours:
         raise ValidationError(f"{where}: {what} is of architecture {arch!r}, the model is {ours!r}")
-    # Weight paths say where a run's initial weights came from, not what the model is.
-    diffs = _dict_diff(_without_weight_paths(dict(config)),
+    # Weight paths say where a run's initial weights came from, not what the model is. A field
+    # added to the config class after the file was written reads as its default (as load_model
+    # reads it), so adding an option that is off by default keeps old files loading.
+    diffs = _dict_diff(_without_weight_paths(_with_defaults(dict(config), model_config)),
                        _without_weight_paths(to_dict(model_config)))
     diffs = [d for d in diffs if not any(d == f or d.startswith((f + ".", f + ":", f + " "))
                                          for f in free)]
@@ -549,6 +551,19 @@ def _load_same(where: Path, arch: str, config: Mapping[str, Any], tensors: Mappi
         raise ValidationError(f"{where}: {what} was made with another model config: "
                               + "; ".join(diffs[:5]))
     load_state_strict(model, tensors, str(where))
+
+
+def _with_defaults(config: dict, model_config: Any) -> dict:
+    """``config`` (a file's) with the fields it lacks filled in from ``model_config``'s class
+    defaults; unchanged when it does not parse as that class (the diff then names why)."""
+    from splatnet.config_io import from_dict, to_dict
+
+    if not dataclasses.is_dataclass(model_config):
+        return config
+    try:
+        return to_dict(from_dict(type(model_config), _without_weight_paths(config)))
+    except ValidationError:
+        return config
 
 
 def _prune(directory: Path, keep: int) -> None:

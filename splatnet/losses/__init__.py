@@ -23,6 +23,7 @@ from splatnet.gaussians import Gaussians
 from splatnet.metrics import psnr  # noqa: F401 - the metric, re-exported for convenience
 
 __all__ = [
+    "apply_colour",
     "RenderCompare",
     "edge_aware_smoothness",
     "inverse_depth_l1",
@@ -234,10 +235,22 @@ class RenderCompare:
     render: object
 
 
+def apply_colour(rgb: Tensor, matrices: Tensor) -> Tensor:
+    """``rgb [..., C, 3, H, W]`` through per-camera colour matrices ``[..., C, 3, 4]``
+    (``[M | b]``): ``M · rgb + b`` per pixel (see :mod:`splatnet.models.colour`)."""
+    if (matrices.shape[-2:] != (3, 4) or matrices.shape[:-2] != rgb.shape[:-3]
+            or rgb.dim() < 4 or rgb.shape[-3] != 3):
+        raise ValidationError(f"colour matrices {list(matrices.shape)} do not fit images "
+                              f"{list(rgb.shape)} (expected [..., C, 3, 4] for [..., C, 3, H, W])")
+    m, bias = matrices[..., :3], matrices[..., 3]
+    return torch.einsum("...ij,...jhw->...ihw", m, rgb) + bias[..., :, None, None]
+
+
 def render_and_compare(gaussians: Gaussians, cameras: Cameras, images: Tensor, *,
                        sky=None, background: Tensor | None = None, mask: Tensor | None = None,
                        sh_degree: int | None = None, ssim_weight: float = 0.2,
-                       backend: str = "auto", return_render: bool = False):
+                       backend: str = "auto", return_render: bool = False,
+                       colour: Tensor | None = None):
     """Render ``gaussians`` into ``cameras`` and compare with ``images`` in one call.
 
     Args:
@@ -252,6 +265,9 @@ def render_and_compare(gaussians: Gaussians, cameras: Cameras, images: Tensor, *
         mask: optional ``[..., C, 1, H, W]`` pixel weights.
         sh_degree, backend: passed to :func:`splatnet.render`.
         return_render: also return the rendered images and the render output.
+        colour: optional ``[..., C, 3, 4]`` per-camera colour matrices (``SplatNetOutput.colour
+            .for_cameras(cameras)``) the composited render goes through before the comparison
+            (:func:`apply_colour`).
     Returns:
         The scalar loss, or a :class:`RenderCompare` when ``return_render``.
     """
@@ -268,6 +284,8 @@ def render_and_compare(gaussians: Gaussians, cameras: Cameras, images: Tensor, *
         sky_rgb = sky.render(cameras) if hasattr(sky, "render") else sky
         rgb = rgb + (1.0 - out.alpha) * sky_rgb
     pred = rgb.movedim(-1, -3)  # [..., C, 3, H, W]
+    if colour is not None:
+        pred = apply_colour(pred, colour)
     loss = photometric_loss(pred, images, mask=mask, ssim_weight=ssim_weight)
     if return_render:
         return RenderCompare(loss=loss, rgb=pred, render=out)

@@ -3,6 +3,7 @@
 - :mod:`.config`: typed configs of every part (torch-free);
 - :mod:`.encoder`, :mod:`.cost_volume`, :mod:`.sky`, :mod:`.head`: the network's stages
   (``GaussianHead`` is also the public head for users' own features);
+- :mod:`.colour`: per-camera affine colour (exposure) compensation;
 - :mod:`.geometry`: camera-ray and projection helpers; :mod:`.postprocessing`: prune / merge / cap;
 - :mod:`.splatnet`: the assembled network.
 
@@ -16,10 +17,11 @@ from typing import TYPE_CHECKING
 from splatnet._lazy import lazy_exports
 
 _LAZY = {
-    **dict.fromkeys(("CostVolumeConfig", "EncoderConfig", "HeadConfig", "PostprocessConfig",
-                     "SkyConfig", "SplatNetConfig"), "splatnet.models.config"),
+    **dict.fromkeys(("ColourAffineConfig", "CostVolumeConfig", "EncoderConfig", "HeadConfig",
+                     "PostprocessConfig", "SkyConfig", "SplatNetConfig"), "splatnet.models.config"),
     "postprocess": "splatnet.models.postprocessing",
     "SkyBackground": "splatnet.models.sky",
+    "ColourAffine": "splatnet.models.colour",
     "GaussianHead": "splatnet.models.head",
     "SplatNet": "splatnet.models.splatnet",
     "SplatNetOutput": "splatnet.models.splatnet",
@@ -32,7 +34,9 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from splatnet.models.colour import ColourAffine
     from splatnet.models.config import (
+        ColourAffineConfig,
         CostVolumeConfig,
         EncoderConfig,
         HeadConfig,

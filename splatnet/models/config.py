@@ -116,6 +116,17 @@ class SkyConfig:
 
 
 @dataclass
+class ColourAffineConfig:
+    """Per-camera affine colour (exposure) compensation, as STORM does (``splatnet.models.colour``)."""
+
+    enabled: bool = False
+    """Predict a 3×4 colour matrix per context camera; training renders each supervised camera
+    through its own (off: the Gaussians' colours are rendered as they are, as before)."""
+    hidden_dim: int = 32
+    """Width of the MLP that maps a camera's summary to its matrix."""
+
+
+@dataclass
 class PostprocessConfig:
     """Bounding the output at inference (training renders the raw set)."""
 
@@ -141,6 +152,7 @@ class SplatNetConfig:
     cost_volume: CostVolumeConfig = field(default_factory=CostVolumeConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     sky: SkyConfig = field(default_factory=SkyConfig)
+    colour_affine: ColourAffineConfig = field(default_factory=ColourAffineConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 
     def __post_init__(self) -> None:
@@ -192,6 +204,10 @@ class SplatNetConfig:
         _count("sky.hidden_dim", sky.hidden_dim, 1, MAX_WIDTH)
         _count("sky.latent_dim", sky.latent_dim, 1, MAX_WIDTH)
         _count("sky.num_frequencies", sky.num_frequencies, 0, MAX_FREQUENCIES)
+        if not isinstance(self.colour_affine.enabled, bool):
+            raise ValidationError(f"colour_affine.enabled: expected true or false, got "
+                                  f"{self.colour_affine.enabled!r}")
+        _count("colour_affine.hidden_dim", self.colour_affine.hidden_dim, 1, MAX_WIDTH)
         _fraction("postprocess.min_opacity", post.min_opacity)
         _finite("postprocess.merge_cell", post.merge_cell)
         if post.merge_cell <= 0:

@@ -22,6 +22,7 @@ from splatnet.cameras import Cameras, sparse_depth
 from splatnet.errors import ValidationError
 from splatnet.gaussians import Gaussians
 from splatnet.models import head as _head
+from splatnet.models.colour import CameraColour, ColourAffine
 from splatnet.models.config import SplatNetConfig
 from splatnet.models.cost_volume import DepthNet, inverse_depth_candidates, plane_sweep, select_sources
 from splatnet.models.encoder import Encoder
@@ -46,6 +47,9 @@ class SplatNetOutput:
         sky: the scenes' :class:`~splatnet.models.sky.SkyBackground` (call on world ray
             directions, or ``.render(cameras)`` for a per-pixel background), or None.
         stride: pixels per Gaussian cell along each axis.
+        colour: the context cameras' :class:`~splatnet.models.colour.ColourAffine` (renders of
+            a context camera go through its matrix), or None when
+            ``config.colour_affine.enabled`` is off.
     """
 
     gaussians: Gaussians
@@ -58,6 +62,7 @@ class SplatNetOutput:
     sky_prob: Tensor | None
     sky: SkyBackground | None
     stride: int
+    colour: ColourAffine | None = None
 
 
 class SplatNet(nn.Module):
@@ -89,6 +94,9 @@ class SplatNet(nn.Module):
             self.sky = SkyModel(self.depth_net.out_dim, hidden_dim=cfg.sky.hidden_dim,
                                 latent_dim=cfg.sky.latent_dim,
                                 num_frequencies=cfg.sky.num_frequencies)
+        self.colour_affine = None
+        if cfg.colour_affine.enabled:
+            self.colour_affine = CameraColour(self.depth_net.out_dim, cfg.colour_affine.hidden_dim)
         cand = inverse_depth_candidates(cfg.near, cfg.far, cfg.cost_volume.num_candidates)
         self.register_buffer("candidate_depths", cand, persistent=False)
         self._register_load_state_dict_pre_hook(_upgrade_hook)
@@ -169,6 +177,9 @@ class SplatNet(nn.Module):
         probs = logits.softmax(dim=2)
         coarse = 1.0 / (probs * (1.0 / cand)[:, None, None]).sum(2, keepdim=True)
         sky = self.sky(ctx.reshape(b, v, -1, h4, w4)) if self.sky is not None else None
+        colour = None
+        if self.colour_affine is not None:
+            colour = self.colour_affine(ctx.reshape(b, v, -1, h4, w4), images, cameras)
         gaussians, opacity = out.gaussians, out.opacity
         if pixel_valid is not None:
             keep = _valid_cells(pixel_valid, b, v, hs, ws).to(opacity.dtype)  # [B, V, 1, hs, ws]
@@ -179,7 +190,7 @@ class SplatNet(nn.Module):
         return SplatNetOutput(gaussians=gaussians, depth=out.depth, coarse_depth=coarse,
                               depth_logits=logits, candidate_depths=cand,
                               confidence=out.confidence, opacity=opacity,
-                              sky_prob=out.sky_prob, sky=sky, stride=s)
+                              sky_prob=out.sky_prob, sky=sky, stride=s, colour=colour)
 
     @torch.no_grad()
     def reconstruct(self, images: Tensor, cameras: Cameras,

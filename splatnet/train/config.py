@@ -8,7 +8,8 @@ every field. ``lr_at`` is the learning-rate schedule, a pure function of the ste
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import random
+from dataclasses import dataclass, field, replace
 
 from splatnet.errors import ValidationError
 from splatnet.models.config import SplatNetConfig
@@ -96,17 +97,33 @@ class DataConfig:
     """Image size (height, width) when ``curriculum`` is empty."""
     curriculum: list[StageConfig] = field(default_factory=list)
     """Size stages in step order (empty: ``size`` throughout)."""
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    """Train over several input sizes: each step draws one of these (height, width) uniformly,
+    a pure function of ``seed`` and the step, in place of the stage's size (empty: the stage's
+    size, one size per stage)."""
     seed: int = 0
     """Seed of the sample order and view choice (a sample is a pure function of seed and index)."""
 
     def stage_at(self, step: int) -> StageConfig:
-        """The curriculum stage of ``step``."""
-        for stage in self.curriculum:
-            if step < stage.until_step:
-                return stage
-        if self.curriculum:
-            return self.curriculum[-1]
-        return StageConfig(until_step=0, size=self.size)
+        """The curriculum stage of ``step``, with the step's size when ``sizes`` is set."""
+        stage = None
+        for s in self.curriculum:
+            if step < s.until_step:
+                stage = s
+                break
+        if stage is None:
+            stage = self.curriculum[-1] if self.curriculum else StageConfig(until_step=0,
+                                                                            size=self.size)
+        if self.sizes:
+            stage = replace(stage, size=tuple(self.sizes[size_index(self.seed, step,
+                                                                    len(self.sizes))]))
+        return stage
+
+
+def size_index(seed: int, step: int, count: int) -> int:
+    """Which of ``count`` sizes step ``step`` of a run seeded ``seed`` trains at: uniform, and a
+    pure function of (seed, step) (so resuming and the prefetching loader agree)."""
+    return random.Random(f"splatnet-size:{seed}:{step}").randrange(count)
 
 
 @dataclass
@@ -245,6 +262,10 @@ class TrainConfigBase:
         for i, s in enumerate(self.data.curriculum):
             if min(s.size) <= 0:
                 raise ValidationError(f"data.curriculum[{i}].size: must be positive")
+        for i, size in enumerate(self.data.sizes):
+            if len(size) != 2 or min(size) <= 0:
+                raise ValidationError(f"data.sizes[{i}]: expected [height, width], both positive, "
+                                      f"got {list(size)}")
         if self.eval.synthetic_seeds:
             if self.data.synthetic is None:
                 raise ValidationError("eval.synthetic_seeds: needs data.synthetic (its settings)")
@@ -276,6 +297,14 @@ class TrainConfig(TrainConfigBase):
 
     model: SplatNetConfig = field(default_factory=SplatNetConfig)
     """The network (splatnet.models.SplatNetConfig)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        stride = self.model.head.stride
+        for i, size in enumerate(self.data.sizes):
+            if size[0] % stride or size[1] % stride:
+                raise ValidationError(f"data.sizes[{i}]: {list(size)} is not divisible by the "
+                                      f"Gaussian stride model.head.stride={stride}")
 
 
 def _check_optim(o: OptimConfig) -> None:

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
+import logging
 import math
 import os
 import random
@@ -52,6 +54,8 @@ from splatnet.train.config import (
     TrainConfigBase,
     lr_at,
 )
+
+_log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------- interfaces
@@ -438,6 +442,31 @@ def _ckpt_dir(path: str | os.PathLike) -> Path:
     return p
 
 
+def _init_weights(model: nn.Module, cfg: TrainConfigBase) -> None:
+    """``init=``: the weights of ``cfg.init`` into ``model`` (``ckpt_io.init_weights``). A model
+    whose config switches ``colour_affine`` on may start from weights made without it (e.g. the
+    shipped model): the file's weights fill everything else and the colour matrices keep their
+    initial identity, so the first step renders exactly as the file's model does."""
+    try:
+        ckpt_io.init_weights(model, cfg.model, cfg.init)
+        return
+    except ValidationError as exc:
+        colour = getattr(cfg.model, "colour_affine", None)
+        if colour is None or not colour.enabled:
+            raise
+        error = exc
+    base_cfg = dataclasses.replace(cfg.model, colour_affine=dataclasses.replace(colour, enabled=False))
+    base = ckpt_io.build_model(cfg.arch, base_cfg)
+    try:
+        ckpt_io.init_weights(base, base_cfg, cfg.init)
+    except ValidationError:
+        raise error from None
+    missing, unexpected = ckpt_io.unwrap(model).load_state_dict(base.state_dict(), strict=False)
+    if unexpected or not all(k.startswith("colour_affine.") for k in missing):
+        raise error
+    _log.info("init: %s has no colour_affine weights; they start at the identity", cfg.init)
+
+
 def run(cfg: TrainConfigBase, *, resume: str | None = None, stop_at: int | None = None,
         model: nn.Module | None = None, data: DataSource | None = None,
         task: Task | None = None, dist_info: DistInfo | None = None,
@@ -455,7 +484,7 @@ def run(cfg: TrainConfigBase, *, resume: str | None = None, stop_at: int | None 
             if getattr(cfg, "model", None) is None:
                 raise ValidationError("init: needs a config with a 'model' section to check the "
                                       "weights against")
-            ckpt_io.init_weights(model, cfg.model, cfg.init)
+            _init_weights(model, cfg)
         if data is None or task is None:
             from splatnet.train.data import build_data
             from splatnet.train.task import SplatTask

@@ -11,7 +11,8 @@ The terms (every one a mean over the batch's scenes, as the trainer requires):
 
 - ``photometric`` / ``context``: ``losses.render_and_compare`` of ``out.gaussians`` (sky
   composited behind them with weight ``1 − alpha``) at the target / the context views:
-  ``(1 − s)·L1 + s·(1 − SSIM)``;
+  ``(1 − s)·L1 + s·(1 − SSIM)``; with ``model.colour_affine`` the render of a view whose camera
+  is a context camera goes through that camera's colour matrix first (other cameras: identity);
 - ``depth`` (``depth_weight``, or the curriculum stage's): ``losses.inverse_depth_l1`` between the
   network's depth maps (final + coarse) and each context view's sparse LiDAR depth. The maps come
   from ``train.data`` (each view gets the sweep of its own frame, so moving cars are not smeared
@@ -57,10 +58,12 @@ class Step:
             b = self.batch
             cams, images = ((b.target_cameras, b.target_images) if which == "target"
                             else (b.context_cameras, b.context_images))
+            colour = getattr(self.out, "colour", None)  # a context camera's render: its matrix
             self.renders[which] = losses.render_and_compare(
                 self.out.gaussians, cams, images, sky=self.out.sky,
                 mask=b.target_valid if which == "target" else getattr(b, "context_valid", None),
-                ssim_weight=self.cfg.ssim_weight, backend=self.backend, return_render=True)
+                ssim_weight=self.cfg.ssim_weight, backend=self.backend, return_render=True,
+                colour=None if colour is None else colour.for_cameras(cams))
         return self.renders[which]
 
 
@@ -203,6 +206,9 @@ def _float32(out: Any) -> Any:
         t = getattr(out, name, None)
         if t is not None and t.dtype != f32:
             changes[name] = t.float()
+    colour = getattr(out, "colour", None)
+    if colour is not None and colour.matrices.dtype != f32:
+        changes["colour"] = colour.to(f32)
     sky = getattr(out, "sky", None)
     if sky is not None and sky.latent.dtype != f32:
         changes["sky"] = type(sky)(sky.model, sky.latent.float())

@@ -1,0 +1,92 @@
+"""Per-camera affine colour (exposure / white balance) compensation, as STORM does.
+
+Real rigs' cameras differ in exposure and white balance, so Gaussians predicted from one camera's
+pixels render the wrong colour into another camera. STORM (Yang et al. 2025) gives each rig camera
+a learned "affine token" that attends to the scene's image tokens; a linear layer maps it to a
+3×4 colour matrix per camera, and the rendered image of each target view of that camera goes
+through it before the loss. A novel viewpoint with no camera of its own gets the mean of the
+matrices there.
+
+SplatNet is convolutional, so its counterpart of the token is a per-camera summary: the mean over
+that camera's context views (all frames) of the depth network's pooled context features and the
+image's per-channel mean and standard deviation, next to the same averaged over the whole rig (so
+the camera is seen relative to the others). A two-layer MLP maps it to ``(M, b)`` with
+``rgb' = M · rgb + b``, ``M = I + ΔM``; the last layer starts at zero, so an untrained (or
+fine-tuned-from) model starts at the identity and renders exactly as without it.
+
+The Gaussians' colours are thus a rig-neutral scene colour and each context camera's matrix maps
+them into that camera. A camera that was not among the context views (a novel viewpoint, e.g. the
+synthetic clips' held-out target cameras, or any camera a user renders the exported scene from)
+gets the identity: its exposure is unknown, and the identity is what every renderer and viewer of
+the exported Gaussians shows, so what is scored is what users get.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from splatnet.cameras import Cameras
+from splatnet.losses import apply_colour  # noqa: F401 - the colour transform, used with these
+
+#: Image statistics per view the camera summary carries (per-channel mean and std).
+_STATS = 6
+
+
+@dataclass
+class ColourAffine:
+    """The per-camera colour matrices of a batch of scenes (``SplatNetOutput.colour``).
+
+    Attributes:
+        names: the K context camera names (a rig camera's name is the same at every frame).
+        matrices: ``[B, K, 3, 4]`` ``[M | b]`` per scene and camera.
+    """
+
+    names: list[str]
+    matrices: Tensor
+
+    def for_cameras(self, cameras: Cameras) -> Tensor:
+        """``[B, C, 3, 4]`` matrices of ``cameras`` (batch ``[B]``, C cameras): the context
+        camera of the same name, the identity for a camera that is not one of them."""
+        b = self.matrices.shape[0]
+        eye = torch.eye(3, 4, dtype=self.matrices.dtype, device=self.matrices.device)
+        names = cameras.names or [None] * cameras.num_cameras
+        index = {n: k for k, n in enumerate(self.names)}
+        rows = [self.matrices[:, index[n]] if n in index else eye.expand(b, 3, 4) for n in names]
+        return torch.stack(rows, dim=1)
+
+    def to(self, dtype: torch.dtype) -> ColourAffine:
+        return ColourAffine(self.names, self.matrices.to(dtype))
+
+
+class CameraColour(nn.Module):
+    """Per-camera summary → ``[M | b]`` (see the module docstring)."""
+
+    def __init__(self, context_dim: int, hidden_dim: int = 32) -> None:
+        super().__init__()
+        din = 2 * (context_dim + _STATS)
+        self.mlp = nn.Sequential(nn.Linear(din, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, 12))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, context: Tensor, images: Tensor, cameras: Cameras) -> ColourAffine:
+        """``context [B, V, C, h, w]`` features, ``images [B, V, 3, H, W]``, the V context
+        cameras (``names`` say which views are the same camera; without names every view is its
+        own camera) → :class:`ColourAffine` of the distinct cameras."""
+        b, v = images.shape[:2]
+        img = images.float()
+        stats = torch.cat([img.mean(dim=(3, 4)), img.std(dim=(3, 4))], dim=2)  # [B, V, 6]
+        view = torch.cat([context.float().mean(dim=(3, 4)), stats], dim=2)  # [B, V, C + 6]
+        names = list(cameras.names) if cameras.names is not None else [f"view{i}" for i in range(v)]
+        distinct = list(dict.fromkeys(names))
+        member = torch.zeros(len(distinct), v, dtype=view.dtype, device=view.device)
+        for i, n in enumerate(names):
+            member[distinct.index(n), i] = 1.0
+        member = member / member.sum(dim=1, keepdim=True)
+        per_cam = torch.einsum("kv,bvc->bkc", member, view)  # [B, K, C + 6]
+        rig = view.mean(dim=1, keepdim=True).expand_as(per_cam)
+        delta = self.mlp(torch.cat([per_cam, rig], dim=2)).reshape(b, len(distinct), 3, 4)
+        eye = torch.eye(3, 4, dtype=delta.dtype, device=delta.device)
+        return ColourAffine(distinct, eye + delta)
