@@ -11,8 +11,10 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from splatnet.cameras import Cameras
+from splatnet.errors import ValidationError
 from splatnet.models.geometry import cell_centers, rotate, unproject_dirs
 
 
@@ -39,10 +41,15 @@ class SkyModel(nn.Module):
         d = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         freqs = 2.0 ** torch.arange(self.num_frequencies, device=d.device, dtype=d.dtype) * math.pi
         ang = (d[..., None, :] * freqs[:, None]).flatten(-2)  # [B, ..., 3F]
-        lat = latent.reshape(latent.shape[0], *([1] * (d.dim() - 2)), -1)
-        lat = lat.expand(*d.shape[:-1], lat.shape[-1])
-        x = torch.cat([d, ang.sin(), ang.cos(), lat], dim=-1)
-        return torch.sigmoid(self.mlp(x))
+        x = torch.cat([d, ang.sin(), ang.cos()], dim=-1)
+        # The first layer on [x, latent] is W_x · x + (W_lat · latent + b): the latent's part is
+        # one vector per scene, added as a bias instead of being copied to every ray.
+        first = self.mlp[0]
+        nx = x.shape[-1]
+        bias = F.linear(latent, first.weight[:, nx:], first.bias)  # [B, hidden]
+        bias = bias.reshape(bias.shape[0], *([1] * (d.dim() - 2)), -1)
+        h = F.linear(x, first.weight[:, :nx]) + bias
+        return torch.sigmoid(self.mlp[1:](h))
 
 
 class SkyBackground:
@@ -59,13 +66,25 @@ class SkyBackground:
     def __call__(self, dirs: Tensor) -> Tensor:
         return self.model.colour(self.latent, dirs)
 
-    def render(self, cameras: Cameras) -> Tensor:
-        """Sky colour of every pixel of ``cameras`` (batch ``[B]``) → ``[B, C, H, W, 3]``."""
+    def render(self, cameras: Cameras, where: Tensor | None = None) -> Tensor:
+        """Sky colour of every pixel of ``cameras`` (batch ``[B]``) → ``[B, C, H, W, 3]``.
+
+        ``where``: optional bool ``[B, C, H, W]``; the sky is evaluated only at those pixels and
+        is 0 elsewhere (e.g. where the Gaussians leave no transmittance to show it through).
+        """
         h, w = cameras.height, cameras.width
         dtype = self.latent.dtype
         uv = cell_centers(h, w, w, h, device=self.latent.device, dtype=dtype)
         dirs = rotate(cameras.cam_to_world.to(dtype), unproject_dirs(cameras.K.to(dtype), uv))
-        return self(dirs)
+        if where is None:
+            return self(dirs)
+        if where.shape != dirs.shape[:-1]:
+            raise ValidationError(f"where: expected bool {list(dirs.shape[:-1])}, got "
+                                  f"{list(where.shape)}")
+        out = dirs.new_zeros(dirs.shape)
+        for i in range(len(dirs)):  # one scene latent per batch entry; the MLP only where asked
+            out[i][where[i]] = self.model.colour(self.latent[i : i + 1], dirs[i][where[i]][None])[0]
+        return out
 
     def detach(self) -> SkyBackground:
         return SkyBackground(self.model, self.latent.detach())

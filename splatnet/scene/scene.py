@@ -126,6 +126,9 @@ class Scene:
         dtypes = {str(g.dtype) for g in groups}
         if len(dtypes) > 1:
             raise ValidationError(f"scene: Gaussians of different dtypes: {sorted(dtypes)}")
+        # Each actor's Gaussians carried to its last pose (see _actor_at): a parked actor is
+        # transformed once, not once per frame a simulator asks for.
+        object.__setattr__(self, "_placed", {})
 
     # ------------------------------------------------------------------ properties
     @property
@@ -178,10 +181,31 @@ class Scene:
         t = _time(t)
         parts = [self._background_at(t)]
         for a in self.actors.values():
-            g = a.gaussians_at(t)
+            g = self._actor_at(a, t)
             if g is not None:
                 parts.append(g)
         return Gaussians.cat(parts)
+
+    def _actor_at(self, actor: SceneActor, t: float) -> Gaussians | None:
+        """``actor.gaussians_at(t)``, reused while the actor's pose and Gaussians are unchanged.
+
+        The cached copy never leaves the scene (:meth:`gaussians_at` concatenates into new
+        tensors). It is keyed by the pose's bytes and the Gaussians' tensors (identity and
+        in-place version counters), and bypassed when autograd has to see the transform.
+        """
+        pose = actor.pose_at(t)
+        if pose is None:
+            return None
+        fields = actor.gaussians.fields()
+        if torch.is_grad_enabled() and any(v.requires_grad for v in fields.values()):
+            return actor.gaussians_at(t)
+        key = (pose.tobytes(), tuple((id(v), v._version) for v in fields.values()))
+        hit = self._placed.get(actor.id)
+        if hit is not None and hit[0] is actor and hit[1] == key:
+            return hit[2]
+        g = actor.gaussians_at(t)
+        self._placed[actor.id] = (actor, key, g)
+        return g
 
     def to_gaussians(self, t: float) -> Gaussians:
         """The snapshot at ``t`` for viewers and PLY files: :meth:`gaussians_at` detached, on
@@ -225,7 +249,7 @@ class Scene:
                        sizes[0][1], timestamps=ts, names=[c.name for c in cams]).to(self.device)
 
     def render(self, cameras: Cameras, *, backend: str = "auto", sh_degree: int | None = None,
-               background: Tensor | None = None) -> SceneImages:
+               background: Tensor | None = None, sky_min_transmittance: float = 0.0) -> SceneImages:
         """Render each camera at its own time: camera ``c`` sees :meth:`gaussians_at` of
         ``cameras.timestamps[c]`` (seconds on the scene clock; required).
 
@@ -234,6 +258,10 @@ class Scene:
             backend, sh_degree: as :func:`splatnet.render`.
             background: a colour ``[3]`` behind the Gaussians instead of the sky; default: the
                 scene's sky (``rgb + (1 − alpha) · sky``), or black when it has none.
+            sky_min_transmittance: the sky is evaluated only at pixels whose transmittance
+                ``1 − alpha`` exceeds this (elsewhere the Gaussians hide it). 0 (the default) is
+                exact; a value ``ε`` changes no pixel by more than ``ε`` (the sky is in [0, 1]):
+                ``1/512`` keeps every uint8 pixel within one step of the exact image.
         """
         if not isinstance(cameras, Cameras):
             raise ValidationError(f"cameras: expected splatnet.Cameras, got {type(cameras).__name__}")
@@ -243,6 +271,10 @@ class Scene:
         if cameras.timestamps is None:
             raise ValidationError("cameras.timestamps: required; a scene is rendered at each "
                                   "camera's time (seconds on the scene clock)")
+        if isinstance(sky_min_transmittance, bool) or not isinstance(sky_min_transmittance, (int, float)) \
+                or not 0.0 <= sky_min_transmittance < 1.0:
+            raise ValidationError(f"sky_min_transmittance: expected a number in [0, 1), got "
+                                  f"{sky_min_transmittance!r}")
         ts = cameras.timestamps.detach().to("cpu", torch.float64)
         if not bool(torch.isfinite(ts).all()):
             raise ValidationError("cameras.timestamps: non-finite time (NaN or inf)")
@@ -259,7 +291,9 @@ class Scene:
         if background is None and self.sky is not None:
             batched = Cameras(cams.K[None], cams.cam_to_world[None], cams.width, cams.height,
                               check=False)
-            rgb = rgb + (1.0 - alpha) * self.sky.render(batched)[0].to(rgb)
+            seen = 1.0 - alpha
+            where = (seen[..., 0] > sky_min_transmittance)[None]
+            rgb = rgb + seen * self.sky.render(batched, where=where)[0].to(rgb)
         return SceneImages(rgb, alpha, depth)
 
     # ------------------------------------------------------------------ files

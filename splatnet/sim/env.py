@@ -402,7 +402,9 @@ class DrivingEnv(gymnasium.Env):
         t = self.time
         cams = rig_cameras(self.scene.rig, self._pose, t, self.camera_names, self.size)
         with torch.no_grad():
-            out = self.scene.render(cams, backend=self.backend)
+            # uint8 images: a sky left out where under 1/512 of it shows through changes no
+            # pixel by more than one step (Scene.render).
+            out = self.scene.render(cams, backend=self.backend, sky_min_transmittance=1 / 512)
         self._cameras = cams
         self._rgb = (out.rgb.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).cpu().numpy()
         obs = {"rgb": self._rgb.copy(), "ego": self._ego.astype(np.float32),

@@ -241,3 +241,60 @@ def test_an_actor_may_be_made_by_hand_on_any_clock():
     # Half-way: turned by 90 degrees (slerp), centre still at the origin.
     np.testing.assert_allclose(sa.pose_at(0.75)[:3, :3], yaw_pose(0, 0, 0, math.pi / 2)[:3, :3],
                                atol=1e-12)
+
+
+def test_placed_actors_are_reused_only_while_nothing_changed():
+    """gaussians_at keeps each actor's transformed copy between calls; it must never go stale."""
+    scene = make_scene()
+    car = scene.actors["car_1"]
+    sl = _slices(scene, 0.15)["car_1"]
+    first = scene.gaussians_at(0.15)
+    scene.gaussians_at(0.25)  # another pose in between
+    again = scene.gaussians_at(0.15)
+    for k, v in first.fields().items():
+        assert torch.equal(v, again.fields()[k]), k
+    # What a caller gets is its own: writing into it changes no later answer.
+    again.means.add_(100.0)
+    assert torch.equal(scene.gaussians_at(0.15).means, first.means)
+    # The actor's Gaussians edited in place (an optimiser's step): the next answer follows.
+    with torch.no_grad():
+        car.gaussians.means.add_(torch.tensor([0.0, 0.0, 1.0]))
+    moved = scene.gaussians_at(0.15)[sl]
+    torch.testing.assert_close(moved.means, first[sl].means + torch.tensor([0.0, 0.0, 1.0]),
+                               atol=1e-5, rtol=0)
+
+
+def test_gradients_reach_actor_gaussians_through_gaussians_at():
+    scene = make_scene()
+    car = scene.actors["car_1"]
+    with torch.no_grad():
+        scene.gaussians_at(0.2)  # a cached copy exists; autograd must not be handed it
+    means = car.gaussians.means.detach().clone().requires_grad_(True)
+    g = car.gaussians
+    car_g = splatnet.Gaussians(means, g.quats, g.scales, g.opacities, g.sh)
+    scene = scene.replace(actors=[car.replace(gaussians=car_g), scene.actors["ped-7"]])
+    with torch.no_grad():
+        scene.gaussians_at(0.2)
+    world = scene.gaussians_at(0.2)
+    world.means[_slices(scene, 0.2)["car_1"]].sum().backward()
+    # d(sum of R·p + c)/dp = Rᵀ·1 for every Gaussian of the car.
+    R = torch.from_numpy(car.pose_at(0.2)[:3, :3]).float()
+    torch.testing.assert_close(means.grad, (R.T @ torch.ones(3)).expand_as(means), atol=1e-5, rtol=0)
+
+
+def test_the_sky_can_be_left_out_where_the_gaussians_hide_it():
+    scene = make_scene()
+    cams = scene.frame_cameras(1)
+    with torch.no_grad():
+        exact = scene.render(cams, backend="torch")
+        eps = 0.05
+        fast = scene.render(cams, backend="torch", sky_min_transmittance=eps)
+    seen = (1 - exact.alpha[..., 0]) > eps
+    assert 0 < int(seen.sum()) < seen.numel()  # both kinds of pixel are present
+    torch.testing.assert_close(fast.rgb[seen], exact.rgb[seen], atol=1e-6, rtol=0)
+    gap = (exact.rgb - fast.rgb)[~seen]
+    assert float(gap.min()) >= -1e-6 and float(gap.max()) <= eps + 1e-6
+    assert float(gap.max()) > 0  # something was actually left out
+    for bad in (-0.1, 1.0, float("nan"), True, "0.1"):
+        with pytest.raises(ValidationError, match="sky_min_transmittance"):
+            scene.render(cams, backend="torch", sky_min_transmittance=bad)

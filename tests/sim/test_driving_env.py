@@ -125,7 +125,10 @@ def test_pose_mode_replays_the_log_cameras_and_images():
         assert torch.equal(env.cameras.cam_to_world, ref.cam_to_world)
         assert torch.equal(env.cameras.K, ref.K)
         with torch.no_grad():
-            np.testing.assert_array_equal(obs["rgb"], _uint8(scene.render(ref).rgb))
+            exact = _uint8(scene.render(ref).rgb)
+        # The sky is left out where under 1/512 of it would show: at most one step per pixel.
+        assert np.abs(obs["rgb"].astype(int) - exact.astype(int)).max() <= 1
+        assert np.mean(obs["rgb"] == exact) > 0.99
         np.testing.assert_array_equal(obs["ego_to_world"], scene.ego_to_world[k])
 
 
