@@ -251,7 +251,7 @@ class Gaussians:
             parts = [sh[..., :1, :]]
             for band, d in enumerate(sh_rotation_matrices(r, self.sh_degree), start=1):
                 coeffs = sh[..., band * band : (band + 1) ** 2, :]
-                parts.append(torch.einsum("ij,...jc->...ic", d.to(dt), coeffs))
+                parts.append(d.to(dt) @ coeffs)  # D_l · c_l for every Gaussian
             sh = torch.cat(parts, dim=-2)
         velocities = None if self.velocities is None else (self.velocities @ r.T.to(dt))
         return Gaussians(means, quats, self.scales, self.opacities, sh, velocities, self.times,

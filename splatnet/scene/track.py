@@ -78,8 +78,8 @@ class Track:
         if t < self.times[0] or t > self.times[-1]:
             return None
         j = int(np.searchsorted(self.times, t, side="left"))
-        if self.times[j] == t:
-            return self.box_to_world[j].copy()
+        if self.times[j] == t or np.array_equal(self.box_to_world[j - 1], self.box_to_world[j]):
+            return self.box_to_world[j].copy()  # an entry, or standing still between two
         a = (t - self.times[j - 1]) / (self.times[j] - self.times[j - 1])
         return interpolate_pose(self.box_to_world[j - 1], self.box_to_world[j], a)
 
