@@ -80,6 +80,7 @@ def analyse(clip, model, size: tuple[int, int], frames: list[int]) -> tuple[dict
 
     from splatnet.cameras import Cameras
     from splatnet.gaussians import Gaussians
+    from splatnet.losses import apply_colour
     from splatnet.metrics import psnr
     from splatnet.pipeline.feedforward import forward, prepare_inputs
     from splatnet.rendering import render
@@ -98,12 +99,19 @@ def analyse(clip, model, size: tuple[int, int], frames: list[int]) -> tuple[dict
     bright = Gaussians(**{**g.fields(), "opacities": g.opacities.clamp_min(OPACITY_FLOOR)},
                        check=False)
 
+    # With model.colour_affine, view v's render goes through its camera's colour matrix, as in
+    # training and in evaluate_clip (every view here is a context view).
+    colour = None if out.colour is None else out.colour.for_cameras(c)[0]  # [V, 3, 4]
+
     def draw(gs, v):
         cam = cams[[v]]
         r = render(gs, cam)
         bg = sky.render(Cameras(cam.K[None], cam.cam_to_world[None], cam.width, cam.height,
                                 check=False))[0]
-        return (r.rgb + (1 - r.alpha) * bg.to(r.rgb))[0].clamp(0, 1), r.depth[0]
+        rgb = r.rgb + (1 - r.alpha) * bg.to(r.rgb)
+        if colour is not None:
+            rgb = apply_colour(rgb.movedim(-1, -3), colour[[v]]).movedim(-3, -1)
+        return rgb[0].clamp(0, 1), r.depth[0]
 
     def score(pred, v):
         m = None if inp.valid is None else inp.valid[0, v].permute(1, 2, 0)

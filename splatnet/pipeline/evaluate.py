@@ -92,10 +92,14 @@ def nearest_context_views(clip, split) -> list[tuple[int, str]]:
 
 
 @torch.no_grad()
-def _render_view(g, sky, camera, backend: str):
+def _render_view(g, sky, camera, backend: str, colour=None):
     """Render one camera (unbatched, C = 1, on the Gaussians' device) with the network's sky
     composited as ``rgb + (1 − alpha) · sky``: ``(pred [H, W, 3] clamped, on the CPU;
-    RenderOutput)``. Held-out, context and variant views all go through here."""
+    RenderOutput)``. Held-out, context and variant views all go through here. With ``colour``
+    (the network's per-camera :class:`~splatnet.models.colour.ColourAffine`), a context camera's
+    render goes through its colour matrix, as in training; any other camera's is left as it is
+    (the identity: its exposure is unknown)."""
+    from splatnet.losses import apply_colour
     from splatnet.rendering import render
 
     out = render(g, camera, backend=backend)
@@ -103,6 +107,9 @@ def _render_view(g, sky, camera, backend: str):
     if sky is not None:
         bg = sky.render(_batched(camera))[0]
         rgb = rgb + (1.0 - out.alpha) * bg.to(rgb)
+    if colour is not None:
+        mats = colour.for_cameras(_batched(camera, names=True))[0].to(rgb)  # [1, 3, 4]
+        rgb = apply_colour(rgb.movedim(-1, -3), mats).movedim(-3, -1)
     return rgb[0].clamp(0, 1).cpu(), out
 
 
@@ -203,7 +210,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     per_view = []
     alphas, depths = [], []
     for v in range(len(held)):
-        pred, out = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend)
+        pred, out = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend, rec.colour)
         gt = held.images[v]
         m = None if held.masks is None else held.masks[v]  # the camera's valid pixels
         nf, nc = nearest[v]
@@ -229,7 +236,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     t0 = time.perf_counter()
     context_rows = []
     for v in range(context_cams.num_cameras):
-        pred, _ = _render_view(g, rec.sky, context_cams[[v]].to(dev), backend)
+        pred, _ = _render_view(g, rec.sky, context_cams[[v]].to(dev), backend, rec.colour)
         gt = context_images[v]
         m = None if inputs.valid is None else inputs.valid[0, v].permute(1, 2, 0)
         context_rows.append({"frame": inputs.frames[v // n_cams],
@@ -316,8 +323,8 @@ def _score_variants(variants: Mapping[str, Callable], clip, split, rec, context_
     return out
 
 
-def _batched(cameras):
+def _batched(cameras, names: bool = False):
     from splatnet.cameras import Cameras
 
     return Cameras(cameras.K[None], cameras.cam_to_world[None], cameras.width, cameras.height,
-                   check=False)
+                   names=cameras.names if names else None, check=False)

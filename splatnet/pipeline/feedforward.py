@@ -36,6 +36,11 @@ class Reconstruction:
             ``postprocess``, and ``refine`` when refinement ran.
         size: ``(H, W)`` the network ran at.
         frames, cameras: the context frames and camera names used.
+        colour: the network's per-camera colour matrices
+            (:class:`~splatnet.models.colour.ColourAffine`, batch of one) when the model has
+            ``colour_affine`` on, else None: a render into a context camera goes through its
+            matrix to look as that camera saw the scene; the Gaussians themselves are the
+            rig-neutral scene (what any other camera, and any viewer, shows).
     """
 
     gaussians: Gaussians
@@ -44,6 +49,7 @@ class Reconstruction:
     size: tuple[int, int] = (0, 0)
     frames: list[int] = field(default_factory=list)
     cameras: list[str] = field(default_factory=list)
+    colour: object | None = None
 
 
 def default_size(clip, cameras: Sequence[str], stride: int) -> tuple[int, int]:
@@ -169,7 +175,11 @@ def run_network(inputs: ClipInputs, model: nn.Module,
     g = postprocess(out.gaussians, post)[0]
     timings["postprocess"] = time.perf_counter() - t0
     sky = out.sky.detach() if getattr(out, "sky", None) is not None else None
-    return Reconstruction(g, sky, timings, inputs.size, inputs.frames, inputs.camera_names)
+    colour = getattr(out, "colour", None)
+    if colour is not None:
+        colour = type(colour)(colour.names, colour.matrices.detach())
+    return Reconstruction(g, sky, timings, inputs.size, inputs.frames, inputs.camera_names,
+                          colour)
 
 
 def reconstruct_clip(
