@@ -74,16 +74,27 @@ class SkyBackground:
         """
         h, w = cameras.height, cameras.width
         dtype = self.latent.dtype
-        uv = cell_centers(h, w, w, h, device=self.latent.device, dtype=dtype)
-        dirs = rotate(cameras.cam_to_world.to(dtype), unproject_dirs(cameras.K.to(dtype), uv))
         if where is None:
+            uv = cell_centers(h, w, w, h, device=self.latent.device, dtype=dtype)
+            dirs = rotate(cameras.cam_to_world.to(dtype), unproject_dirs(cameras.K.to(dtype), uv))
             return self(dirs)
-        if where.shape != dirs.shape[:-1]:
-            raise ValidationError(f"where: expected bool {list(dirs.shape[:-1])}, got "
-                                  f"{list(where.shape)}")
-        out = dirs.new_zeros(dirs.shape)
-        for i in range(len(dirs)):  # one scene latent per batch entry; the MLP only where asked
-            out[i][where[i]] = self.model.colour(self.latent[i : i + 1], dirs[i][where[i]][None])[0]
+        b, c = cameras.K.shape[:2]
+        if where.shape != (b, c, h, w):
+            raise ValidationError(f"where: expected bool {[b, c, h, w]}, got {list(where.shape)}")
+        out = torch.zeros(b, c, h, w, 3, device=self.latent.device, dtype=dtype)
+        K = cameras.K.to(dtype)
+        R = cameras.cam_to_world[..., :3, :3].to(dtype)
+        for i in range(b):  # one scene latent per batch entry
+            for j in range(c):  # the chosen pixels' rays, K⁻¹ [u, v, 1] turned into the world
+                y, x = where[i, j].nonzero().unbind(-1)
+                if not len(y):
+                    continue
+                k = K[i, j]
+                local = torch.stack([(x.to(dtype) + 0.5 - k[0, 2]) / k[0, 0],
+                                     (y.to(dtype) + 0.5 - k[1, 2]) / k[1, 1],
+                                     torch.ones(len(x), device=x.device, dtype=dtype)], dim=-1)
+                dirs = local @ R[i, j].T
+                out[i, j, y, x] = self.model.colour(self.latent[i : i + 1], dirs[None])[0]
         return out
 
     def detach(self) -> SkyBackground:
