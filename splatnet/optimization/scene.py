@@ -31,6 +31,7 @@ from splatnet.optimization.fit import (
     scene_extent,
 )
 from splatnet.optimization.params import GaussianParams
+from splatnet.scene.scene import camera_times
 
 
 def refine_scene(scene, views, steps: int, *, config: OptimConfig | None = None, seed: int = 0,
@@ -78,12 +79,7 @@ def refine_scene(scene, views, steps: int, *, config: OptimConfig | None = None,
 
     device = scene.device
     cams, images, masks = _check_views(views)
-    if cams.timestamps is None:
-        raise ValidationError("views.cameras.timestamps: required; each view is rendered at its "
-                              "time (seconds on the scene clock)")
-    times = cams.timestamps.detach().to("cpu", torch.float64)
-    if not bool(torch.isfinite(times).all()):
-        raise ValidationError("views.cameras.timestamps: non-finite time (NaN or inf)")
+    times = camera_times(cams, "views.cameras")
     from splatnet import metrics
 
     if cfg.ssim_weight > 0 and min(cams.width, cams.height) < metrics.SSIM_WINDOW:

@@ -268,16 +268,11 @@ class Scene:
         if cameras.batch_shape:
             raise ValidationError(f"cameras: expected unbatched cameras [C], got batch shape "
                                   f"{cameras.batch_shape}")
-        if cameras.timestamps is None:
-            raise ValidationError("cameras.timestamps: required; a scene is rendered at each "
-                                  "camera's time (seconds on the scene clock)")
+        ts = camera_times(cameras, "cameras")
         if isinstance(sky_min_transmittance, bool) or not isinstance(sky_min_transmittance, (int, float)) \
                 or not 0.0 <= sky_min_transmittance < 1.0:
             raise ValidationError(f"sky_min_transmittance: expected a number in [0, 1), got "
                                   f"{sky_min_transmittance!r}")
-        ts = cameras.timestamps.detach().to("cpu", torch.float64)
-        if not bool(torch.isfinite(ts).all()):
-            raise ValidationError("cameras.timestamps: non-finite time (NaN or inf)")
         cams = cameras.to(self.device)
         rgb, alpha, depth = [None] * len(cams), [None] * len(cams), [None] * len(cams)
         # Cameras that share a time share one set of Gaussians and one render call.
@@ -456,6 +451,19 @@ def _from_file(d: dict, t: dict[str, Tensor]) -> Scene:
 
 
 # ---------------------------------------------------------------------------------------- checks
+def camera_times(cameras: Cameras, where: str) -> Tensor:
+    """The cameras' ``timestamps`` (required: a scene is rendered at each camera's time, seconds
+    on the scene clock) as float64 on the CPU; one line naming ``where`` when missing or not
+    finite."""
+    if cameras.timestamps is None:
+        raise ValidationError(f"{where}.timestamps: required; a scene is rendered at each "
+                              "camera's time (seconds on the scene clock)")
+    ts = cameras.timestamps.detach().to("cpu", torch.float64)
+    if not bool(torch.isfinite(ts).all()):
+        raise ValidationError(f"{where}.timestamps: non-finite time (NaN or inf)")
+    return ts
+
+
 def _check_sky(sky: object) -> None:
     if sky is None:
         return
