@@ -127,6 +127,17 @@ def size_index(seed: int, step: int, count: int) -> int:
 
 
 @dataclass
+class LrScaleConfig:
+    """A learning-rate multiplier for the parameters whose name starts with ``prefix``."""
+
+    prefix: str = ""
+    """Start of the parameter names (as ``model.named_parameters()`` gives them), e.g.
+    ``colour_affine.``."""
+    scale: float = 1.0
+    """Their learning rate is ``scale ×`` the schedule's."""
+
+
+@dataclass
 class OptimConfig:
     """AdamW and gradient clipping."""
 
@@ -146,6 +157,9 @@ class OptimConfig:
     """bfloat16 autocast on CUDA (ignored on CPU, which always trains in float32)."""
     find_unused_parameters: bool = False
     """DDP: allow parameters that get no gradient in a step (slower; needed for optional heads)."""
+    lr_scales: list[LrScaleConfig] = field(default_factory=list)
+    """Learning-rate multipliers by parameter-name prefix (the first that matches), e.g. a module
+    new to a fine-tuned model: ``[{prefix: colour_affine., scale: 100}]`` (empty: one rate)."""
 
 
 @dataclass
@@ -328,6 +342,13 @@ def _check_optim(o: OptimConfig) -> None:
         raise ValidationError(f"optim.grad_clip: must be >= 0 (0: no clipping), got {o.grad_clip}")
     if o.min_lr > o.lr:
         raise ValidationError(f"optim.min_lr: must be <= optim.lr ({o.lr}), got {o.min_lr}")
+    for i, ls in enumerate(o.lr_scales):
+        if not isinstance(ls.prefix, str) or not ls.prefix:
+            raise ValidationError(f"optim.lr_scales[{i}].prefix: expected a parameter-name "
+                                  f"prefix, got {ls.prefix!r}")
+        if not math.isfinite(ls.scale) or ls.scale <= 0:
+            raise ValidationError(f"optim.lr_scales[{i}].scale: must be a finite number > 0, "
+                                  f"got {ls.scale}")
 
 
 def _check_weight(name: str, w: float | None) -> None:

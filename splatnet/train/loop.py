@@ -216,7 +216,7 @@ class Trainer:
         _seed_step(cfg.seed, step, self.dist.rank)
         lr = lr_at(step, cfg.optim, cfg.schedule)
         for g in self.optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["lr_scale"] if "lr_scale" in g else lr
         stage = cfg.data.stage_at(step)
         local = cfg.data.batch_size // self.dist.world_size
         chunks = self._chunks(step)
@@ -380,13 +380,24 @@ class Trainer:
 
 
 def make_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices / kernels (ndim ≥ 2) only."""
+    """AdamW with weight decay on matrices / kernels (ndim ≥ 2) only; a group's ``lr_scale``
+    (``optim.lr_scales``, by parameter-name prefix) multiplies the schedule's rate."""
     decay, no_decay = [], []
-    for _, p in model.named_parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
+    scaled: dict[int, tuple[list, list]] = {}  # lr_scales index -> (decay, no_decay)
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        which = next((i for i, ls in enumerate(optim.lr_scales) if name.startswith(ls.prefix)),
+                     None)
+        d, n = (decay, no_decay) if which is None else scaled.setdefault(which, ([], []))
+        (d if p.ndim >= 2 else n).append(p)
     groups = [{"params": decay, "weight_decay": optim.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
+    for i in sorted(scaled):
+        d, n = scaled[i]
+        scale = float(optim.lr_scales[i].scale)
+        groups += [{"params": ps, "weight_decay": wd, "lr_scale": scale}
+                   for ps, wd in ((d, optim.weight_decay), (n, 0.0)) if ps]
     return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps)
 
 

@@ -125,3 +125,26 @@ def test_colour_affine_fine_tunes_from_weights_without_it(tmp_path, clip_dir):
     m2 = checkpoint.build_model(cfg_plain.arch, cfg_plain.model)
     _init_weights(m2, cfg_plain)
     assert all(torch.equal(v, ref[k]) for k, v in m2.state_dict().items())
+
+
+def test_lr_scales_multiply_the_rate_of_the_named_parameters(tmp_path, clip_dir):
+    """Adam's first update moves every parameter with a gradient by about its learning rate (the
+    update is lr · g / (|g| + eps)): the colour module's must move 10 times as far."""
+    from splatnet.models import SplatNet, SplatNetConfig
+
+    model_cfg = {**SMALL_MODEL, "colour_affine": {"enabled": True}}
+    cfg = from_dict(train.TrainConfig, {
+        "data": {"clips": [str(clip_dir)], "size": [16, 24], "target_views": 1},
+        "schedule": {"steps": 1, "warmup_steps": 0}, "model": model_cfg,
+        "optim": {"lr": 1e-3, "weight_decay": 0.0, "grad_clip": 0.0,
+                  "lr_scales": [{"prefix": "colour_affine.", "scale": 10.0}]},
+        "log": {"dir": str(tmp_path / "r"), "progress": False, "every": 1}})
+    torch.manual_seed(0)
+    model = SplatNet(SplatNetConfig.from_dict(model_cfg))
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    train.run(cfg, model=model)
+    moved = {k: float((v.detach() - before[k]).abs().max()) for k, v in model.named_parameters()}
+    assert moved["colour_affine.mlp.2.bias"] == pytest.approx(1e-2, rel=0.05)
+    assert moved["head.out.bias"] == pytest.approx(1e-3, rel=0.05)
+    with pytest.raises(ValidationError, match=r"optim.lr_scales\[0\].scale"):
+        from_dict(train.TrainConfig, {"optim": {"lr_scales": [{"prefix": "x", "scale": 0}]}})
