@@ -12,8 +12,24 @@ warm-up), plus the (pixel, Gaussian) pairs of the 16×16 tile lists per second: 
 rasterizer has to consider (an upper bound on the blends actually done, since pixels stop
 early). Ratios are measured in the same run. A full run takes about 15 minutes on 2 cores.
 
+Real capture (issue 14): Gaussians optimised on a real clip have another distribution than the
+street above (many large, overlapping splats, long tile lists). By default: DGP scene_01 (3
+cameras; scene_02 is held out for evaluation elsewhere, so it is never optimised on) converted from
+``--data`` and optimised with ``splatnet optimize --init network+lidar --iterations 100
+--downscale 3`` (about 480k Gaussians, a few CPU minutes), cached outside the repository in
+``--real-cache``; rendered, cpu backend only, into frame 0's cameras at 405×645. ``--real-ply`` /
+``--real-clip`` take another optimised scene and its clip. The case is skipped, saying so, when
+neither the cache nor the data is there. Besides the render (projection + rasterization) it times
+the rasterization op alone and reports its work: the tile-list pairs; the pixels inside the
+Gaussians' screen boxes (what the per-Gaussian row / column bounds let the blend loop evaluate);
+the pairs each pixel walks up to its last blend (an upper bound on the blends done); and the
+floor those imply at the measured blend rate: pairs / rate, both at ../shared/PERFORMANCE.md's
+1.35 G blends/s (its 2-core roofline) and at the rate this rasterizer reaches in the same run on a
+calibration tile load where every pair is a blend (faint whole-image Gaussians).
+
     .venv/bin/python benchmarks/render.py            # full run
     .venv/bin/python benchmarks/render.py --quick    # a fast subset
+    .venv/bin/python benchmarks/render.py --real-only  # the real capture's case alone
 """
 
 from __future__ import annotations
@@ -37,6 +53,12 @@ from splatnet.rendering import reference, render  # noqa: E402
 
 TARGET_S = 1.5  # issue 3: 200k Gaussians × 6 cameras × 256×448, forward + backward, CPU
 YAWS_DEG = (0.0, 55.0, -55.0, 110.0, -110.0, 180.0)
+REPO = Path(__file__).resolve().parents[1]
+ROOFLINE_RATE = 1.35e9  # blends/s on 2 cores: ../shared/PERFORMANCE.md (perf/blend_roofline.c)
+# The real capture: DGP scene_01 (scene_02 is the held-out evaluation scene: never optimised on).
+REAL_CLIP = "dgp_scene_01"
+REAL_ITERATIONS, REAL_INIT, REAL_DOWNSCALE = 100, "network+lidar", 3.0
+REAL_PLY = f"{REAL_CLIP}_{REAL_INIT.replace('+', '_')}_{REAL_ITERATIONS}.ply"
 
 
 # ----------------------------------------------------------------------------- scene
@@ -211,6 +233,154 @@ def row(label, n, size, pairs, fwd, bwd):
           f"fwd+bwd {fmt_rate(pairs, tot)}", flush=True)
 
 
+# ----------------------------------------------------------------------------- real capture
+def real_capture(args) -> tuple[splatnet.Gaussians, splatnet.Cameras, str] | None:
+    """The optimised real scene and frame 0's cameras (at the optimisation's size), building the
+    clip and the scene into ``--real-cache`` when missing; None (and why, printed) when it cannot."""
+    cache = Path(args.real_cache).expanduser()
+    clip_dir = Path(args.real_clip).expanduser() if args.real_clip else cache / REAL_CLIP
+    ply = Path(args.real_ply).expanduser() if args.real_ply else cache / REAL_PLY
+    src = Path(args.data).expanduser() / "dgp_scene" / "scene_01"
+    if args.real_ply and not ply.is_file():
+        raise SystemExit(f"--real-ply: {ply} is not a file")
+    if args.real_clip and not (clip_dir / "clip.json").is_file():
+        raise SystemExit(f"--real-clip: {clip_dir} is not a clip directory (no clip.json)")
+    if not (clip_dir / "clip.json").is_file():
+        if not src.is_dir():
+            print(f"  real capture skipped: no clip in {clip_dir} and no source data at {src} "
+                  "(--data; real data is not part of the repository)")
+            return None
+        from splatnet.clip.convert import convert
+
+        cache.mkdir(parents=True, exist_ok=True)
+        convert("dgp", src, clip_dir, overwrite=False)
+        print(f"  converted {src} into {clip_dir}")
+    clip = splatnet.Clip.load(clip_dir)
+    if not ply.is_file():
+        from splatnet.optimization import optimize_clip
+
+        print(f"  optimising {clip_dir.name} ({REAL_INIT}, {REAL_ITERATIONS} steps, downscale "
+              f"{REAL_DOWNSCALE:g}) into {ply}: a few minutes, once", flush=True)
+        t0 = time.perf_counter()
+        result = optimize_clip(clip, iterations=REAL_ITERATIONS, init=REAL_INIT, downscale=REAL_DOWNSCALE,
+                               seed=0)
+        result.gaussians.to("cpu").save_ply(ply)
+        n = result.gaussians.num_gaussians
+        print(f"  optimised in {time.perf_counter() - t0:.0f} s: {n:,} Gaussians, held-out PSNR "
+              f"{result.metrics['psnr']:.2f} dB")
+    cam = clip.camera(clip.rig_camera_names[0])
+    size = (max(16, round(cam.height / REAL_DOWNSCALE)), max(16, round(cam.width / REAL_DOWNSCALE)))
+    cams = clip.views(frames=[0], size=size).cameras
+    return splatnet.Gaussians.load_ply(ply), cams, f"{ply.name} on {clip_dir.name} frame 0"
+
+
+def raster_inputs(g: splatnet.Gaussians, cams: splatnet.Cameras) -> tuple:
+    """The rasterization op's inputs as ``render`` builds them (colours + depth channels)."""
+    from splatnet.rendering import _ops
+
+    with torch.no_grad():
+        m2d, con, dep, rad, op, col = _ops.project(
+            g.means[None], g.quats[None], g.scales[None], g.opacities[None], g.sh[None],
+            cams.world_to_cam[None].to(g.dtype), cams.K[None].to(g.dtype), cams.width, cams.height,
+            g.sh_degree)
+    vals = torch.cat([col, dep[..., None]], -1).contiguous()
+    return m2d, con, vals, op, dep, rad, cams.width, cams.height, reference.TILE_SIZE
+
+
+def time_raster(inputs: tuple, repeats: int) -> tuple[float, float, tuple]:
+    """Best-of-repeats (forward, backward) seconds of the rasterization op alone, and the forward's
+    outputs."""
+    m2d, con, vals, op, dep, rad, width, height, ts = inputs
+    fwd, bwd = [], []
+    gen = torch.Generator().manual_seed(0)
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        out = torch.ops.splatnet.rasterize_forward(*inputs)
+        t1 = time.perf_counter()
+        if i == 0:
+            v_img = torch.randn(out[0].shape, generator=gen)
+            v_alpha = torch.randn(out[1].shape, generator=gen)
+        t2 = time.perf_counter()
+        torch.ops.splatnet.rasterize_backward(m2d, con, vals, op, rad, width, height, ts, out[2], out[3],
+                                              out[4], out[5], v_img, v_alpha)
+        t3 = time.perf_counter()
+        if i > 0:  # the first run warms up
+            fwd.append(t1 - t0)
+            bwd.append(t3 - t2)
+    return min(fwd), min(bwd), out
+
+
+def raster_work(inputs: tuple, out: tuple) -> dict[str, int]:
+    """Pairs of the rasterization's work: in the tile lists, inside the screen boxes (pixel centres
+    within mean ± radii, clipped to the image), and walked by the pixels up to their last blend."""
+    m2d, _, _, _, _, rad, width, height, ts = inputs
+    tile_offsets, last_ids = out[2], out[4]
+    tx, ty = math.ceil(width / ts), math.ceil(height / ts)
+    per_tile = (tile_offsets[1:] - tile_offsets[:-1]).double().reshape(-1, ty, tx)
+    w = torch.full((tx,), float(ts), dtype=torch.float64)
+    h = torch.full((ty,), float(ts), dtype=torch.float64)
+    w[-1], h[-1] = width - ts * (tx - 1), height - ts * (ty - 1)
+    vis = (rad > 0).all(-1)
+    m, r = m2d[vis].double(), rad[vis].double()
+
+    def span(c, rr, n):  # pixel centres i + 0.5 with |i + 0.5 − c| ≤ rr, 0 ≤ i < n
+        lo = torch.ceil(c - rr - 0.5).clamp(min=0)
+        hi = torch.floor(c + rr - 0.5).clamp(max=n - 1)
+        return (hi - lo + 1).clamp(min=0)
+
+    box = span(m[:, 0], r[:, 0], width) * span(m[:, 1], r[:, 1], height)
+    return {"tile": int((per_tile * h[:, None] * w[None, :]).sum()), "box": int(box.sum()),
+            "walked": int(last_ids.double().sum())}
+
+
+def calibration_rate(repeats: int) -> float:
+    """Blends per second of the rasterization op's forward when every tile-list pair is a blend: 3
+    images of 256×448 under 200 faint (opacity 0.02) Gaussians each covering the whole image."""
+    from splatnet.rendering import _ops  # noqa: F401  (loads the compiled ops)
+
+    n, width, height = 200, 448, 256
+    gen = torch.Generator().manual_seed(0)
+    m2d = torch.stack([torch.rand(3, n, generator=gen) * width,
+                       torch.rand(3, n, generator=gen) * height], -1)[None].contiguous()
+    con = torch.tensor([1e-6, 0.0, 1e-6]).expand(1, 3, n, 3).contiguous()  # σ < 0.3: α ≈ o everywhere
+    vals = torch.rand(1, 3, n, 4, generator=gen)
+    op = torch.full((1, 3, n), 0.02)  # 0.98^200 ≈ 0.018: no pixel stops
+    dep = torch.rand(1, 3, n, generator=gen) + 1.0
+    rad = torch.full((1, 3, n, 2), 2 * max(width, height), dtype=torch.int32)
+    inputs = (m2d, con, vals, op, dep, rad, width, height, reference.TILE_SIZE)
+    best = math.inf
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        torch.ops.splatnet.rasterize_forward(*inputs)
+        best = min(best, time.perf_counter() - t0)
+    return 3 * n * width * height / best
+
+
+def real_case(args, repeats: int) -> None:
+    print("\n== real capture (issue 14), cpu backend only")
+    real = real_capture(args)
+    if real is None:
+        return
+    g, cams, what = real
+    size = f"{cams.height}x{cams.width}"
+    inputs = raster_inputs(g, cams)
+    _, summary = tile_pairs(g, cams)
+    print(f"  scene   {what}: N={g.num_gaussians:,}, {cams.num_cameras} cameras × {size} (H×W); {summary}")
+    fwd, bwd = time_backend(g, cams, "cpu", repeats, warmup=True)
+    rf, rb, out = time_raster(inputs, repeats)
+    work = raster_work(inputs, out)
+    rate = calibration_rate(repeats)
+    row("render", g.num_gaussians, size, work["tile"], fwd, bwd)
+    row("raster", g.num_gaussians, size, work["tile"], rf, rb)
+    print(f"  work    pairs in the tile lists {work['tile'] / 1e6:.1f} M, inside the screen boxes "
+          f"{work['box'] / 1e6:.1f} M, walked up to each pixel's last blend {work['walked'] / 1e6:.1f} M")
+    for name, r in (("PERFORMANCE.md roofline", ROOFLINE_RATE), ("calibration, this run", rate)):
+        floor = work["tile"] / r
+        print(f"  floor   at {r / 1e9:.2f} G blends/s ({name}): tile pairs {floor:.3f} s, box pairs "
+              f"{work['box'] / r:.3f} s;  raster fwd / tile floor {rf / floor:.2f}×, "
+              f"render fwd / tile floor {fwd / floor:.2f}×, raster bwd / raster fwd {rb / rf:.2f}×")
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -218,7 +388,24 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timed runs per cpu/cuda case")
     p.add_argument("--torch-budget", type=float, default=300.0,
                    help="skip a torch-backend case whose estimated fwd+bwd exceeds this (s)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice); 1 "
+                   "gives steadier timings on a busy machine")
+    p.add_argument("--real-only", action="store_true", help="only the real capture's case")
+    p.add_argument("--real-ply", help="an optimised scene for the real case (default: built into "
+                   "--real-cache)")
+    p.add_argument("--real-clip", help="the clip --real-ply was optimised on (its frame 0's rig cameras "
+                   f"are rendered; default: {REAL_CLIP} in --real-cache)")
+    p.add_argument("--real-cache", default="~/.cache/splatnet/bench",
+                   help="where the real case's clip and scene are built (outside the repository)")
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"),
+                   help="real sample data (dgp_scene/scene_01 is converted and optimised once)")
     args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats: expected a positive count")
+    if args.threads is not None:
+        if args.threads < 1:
+            p.error("--threads: expected a positive count")
+        torch.set_num_threads(args.threads)
 
     sizes = [(128, 224), (256, 448)] if not args.quick else [(128, 224)]
     ns = [10_000, 100_000, 200_000, 1_000_000] if not args.quick else [10_000, 100_000]
@@ -230,6 +417,10 @@ def main(argv=None) -> int:
     print(f"  load average at start: {load_note()}")
     print("  scene: street, 6 cameras, SH degree 3; pairs = (pixel, Gaussian) pairs in the tile lists")
 
+    if args.real_only:
+        real_case(args, repeats)
+        print(f"\nload average at the end: {load_note()}")
+        return 0
     results = {}
     for height, width in sizes:
         cams = street_rig(width, height)
@@ -266,6 +457,7 @@ def main(argv=None) -> int:
         print(f"\nTarget: 200k Gaussians × 6 cameras × 256×448 fwd+bwd on cpu: {t:.3f} s "
               f"({verdict} the {TARGET_S} s target)")
 
+    real_case(args, repeats)
     print(f"\nload average at the end: {load_note()}")
     if torch.cuda.is_available():
         gpu_compare(ns, repeats=max(repeats, 5))

@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <tuple>
 
 #include "splatnet/op_checks.h"
@@ -45,12 +46,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   check_finite_cpu(Ks, kFwd, "Ks");
   const auto B = d.B, N = d.N, C = d.C, K = d.K;
   auto opts = means.options();
-  auto means2d = at::zeros({B, C, N, 2}, opts);
-  auto conics = at::zeros({B, C, N, 3}, opts);
-  auto depths = at::zeros({B, C, N}, opts);
-  auto radii = at::zeros({B, C, N, 2}, opts.dtype(at::kInt));
-  auto opac = at::zeros({B, C, N}, opts);
-  auto colors = at::zeros({B, C, N, 3}, opts);
+  // Uninitialised: the loop writes every element (zeros for a culled Gaussian), in one pass that
+  // also touches the fresh pages on the threads that use them.
+  auto means2d = at::empty({B, C, N, 2}, opts);
+  auto conics = at::empty({B, C, N, 3}, opts);
+  auto depths = at::empty({B, C, N}, opts);
+  auto radii = at::empty({B, C, N, 2}, opts.dtype(at::kInt));
+  auto opac = at::empty({B, C, N}, opts);
+  auto colors = at::empty({B, C, N, 3}, opts);
   if (B * N * C == 0) return {means2d, conics, depths, radii, opac, colors};
 
   const float* p_means = means.data_ptr<float>();
@@ -82,7 +85,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
         bool ok = project_gaussian(cam, p, p_quats + bn * 4, p_scales + bn * 3, p_opac[bn], nearf, farf,
                                    antialiased, pr);
         o_dep[o] = pr.depth;
-        if (!ok) continue;
+        if (!ok) {
+          o_m2d[o * 2 + 0] = o_m2d[o * 2 + 1] = 0.f;
+          o_con[o * 3 + 0] = o_con[o * 3 + 1] = o_con[o * 3 + 2] = 0.f;
+          o_rad[o * 2 + 0] = o_rad[o * 2 + 1] = 0;
+          o_opac[o] = 0.f;
+          o_col[o * 3 + 0] = o_col[o * 3 + 1] = o_col[o * 3 + 2] = 0.f;
+          continue;
+        }
         o_m2d[o * 2 + 0] = pr.mx;
         o_m2d[o * 2 + 1] = pr.my;
         o_con[o * 3 + 0] = pr.a;
@@ -114,12 +124,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_b
                                       sh_degree, cpu);
   check_project_grads(kBwd, d, means, radii, v_means2d, v_conics, v_depths, v_opac, v_colors, cpu);
   const auto B = d.B, N = d.N, C = d.C, K = d.K;
-  auto g_means = at::zeros_like(means);
-  auto g_quats = at::zeros_like(quats);
-  auto g_scales = at::zeros_like(scales);
-  auto g_opacities = at::zeros_like(opacities);
-  auto g_sh = at::zeros_like(sh);
-  if (B * N * C == 0) return {g_means, g_quats, g_scales, g_opacities, g_sh};
+  // Uninitialised: the loop writes every element (each Gaussian's SH gradient zeroed before its
+  // cameras add to it), in one pass.
+  auto g_means = at::empty_like(means);
+  auto g_quats = at::empty_like(quats);
+  auto g_scales = at::empty_like(scales);
+  auto g_opacities = at::empty_like(opacities);
+  auto g_sh = at::empty_like(sh);
+  if (B * N * C == 0) {
+    return {g_means.zero_(), g_quats.zero_(), g_scales.zero_(), g_opacities.zero_(), g_sh.zero_()};
+  }
 
   const float* p_means = means.data_ptr<float>();
   const float* p_quats = quats.data_ptr<float>();
@@ -148,6 +162,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_b
       const Vec3 p = {pm[0], pm[1], pm[2]};
       Vec3 vp = {0.f, 0.f, 0.f};
       float vq[4] = {0.f, 0.f, 0.f, 0.f}, vs[3] = {0.f, 0.f, 0.f}, vo = 0.f;
+      std::fill(g_sh_p + bn * K * 3, g_sh_p + (bn + 1) * K * 3, 0.f);
       for (int64_t c = 0; c < C; ++c) {
         const int64_t bc = b * C + c;
         const Camera cam = camera_from_matrices(p_vm + bc * 16, p_K + bc * 9, (int)width, (int)height);
