@@ -20,8 +20,9 @@ cameras; scene_02 is held out for evaluation elsewhere, so it is never optimised
 ``--real-cache``; rendered, cpu backend only, into frame 0's cameras at 405×645. ``--real-ply`` /
 ``--real-clip`` take another optimised scene and its clip. The case is skipped, saying so, when
 neither the cache nor the data is there. Besides the render (projection + rasterization) it times
-the rasterization op alone and reports its work: the tile-list pairs; the pixels inside the
-Gaussians' screen boxes (what the per-Gaussian row / column bounds let the blend loop evaluate);
+the rasterization op alone (wall and process CPU time) and reports its work: the tile-list
+pairs; the pixels inside the Gaussians' screen boxes (what the per-Gaussian row / column bounds let
+the blend loop evaluate);
 the pairs each pixel walks up to its last blend (an upper bound on the blends done); and the
 floor those imply at the measured blend rate: pairs / rate, both at ../shared/PERFORMANCE.md's
 1.35 G blends/s (its 2-core roofline) and at the rate this rasterizer reaches in the same run on a
@@ -287,27 +288,29 @@ def raster_inputs(g: splatnet.Gaussians, cams: splatnet.Cameras) -> tuple:
     return m2d, con, vals, op, dep, rad, cams.width, cams.height, reference.TILE_SIZE
 
 
-def time_raster(inputs: tuple, repeats: int) -> tuple[float, float, tuple]:
-    """Best-of-repeats (forward, backward) seconds of the rasterization op alone, and the forward's
-    outputs."""
+def time_raster(inputs: tuple, repeats: int) -> tuple[tuple[float, float], tuple[float, float], tuple]:
+    """Best-of-repeats (forward, backward) seconds of the rasterization op alone, as wall time and as
+    this process's CPU time (steadier than wall time on a busy machine when single-threaded), and
+    the forward's outputs."""
     m2d, con, vals, op, dep, rad, width, height, ts = inputs
-    fwd, bwd = [], []
+    wall, cpu = [], []
     gen = torch.Generator().manual_seed(0)
     for i in range(repeats + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = torch.ops.splatnet.rasterize_forward(*inputs)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         if i == 0:
             v_img = torch.randn(out[0].shape, generator=gen)
             v_alpha = torch.randn(out[1].shape, generator=gen)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         torch.ops.splatnet.rasterize_backward(m2d, con, vals, op, rad, width, height, ts, out[2], out[3],
                                               out[4], out[5], v_img, v_alpha)
-        t3 = time.perf_counter()
+        t3, c3 = time.perf_counter(), time.process_time()
         if i > 0:  # the first run warms up
-            fwd.append(t1 - t0)
-            bwd.append(t3 - t2)
-    return min(fwd), min(bwd), out
+            wall.append((t1 - t0, t3 - t2))
+            cpu.append((c1 - c0, c3 - c2))
+    best = lambda ts: (min(t[0] for t in ts), min(t[1] for t in ts))  # noqa: E731
+    return best(wall), best(cpu), out
 
 
 def raster_work(inputs: tuple, out: tuple) -> dict[str, int]:
@@ -367,11 +370,13 @@ def real_case(args, repeats: int) -> None:
     _, summary = tile_pairs(g, cams)
     print(f"  scene   {what}: N={g.num_gaussians:,}, {cams.num_cameras} cameras × {size} (H×W); {summary}")
     fwd, bwd = time_backend(g, cams, "cpu", repeats, warmup=True)
-    rf, rb, out = time_raster(inputs, repeats)
+    (rf, rb), (cf, cb), out = time_raster(inputs, repeats)
     work = raster_work(inputs, out)
     rate = calibration_rate(repeats)
     row("render", g.num_gaussians, size, work["tile"], fwd, bwd)
     row("raster", g.num_gaussians, size, work["tile"], rf, rb)
+    print(f"  raster  process CPU time: fwd {cf:.3f} s  bwd {cb:.3f} s  fwd+bwd {cf + cb:.3f} s "
+          f"({torch.get_num_threads()} thread(s); with more than one it includes their waiting)")
     print(f"  work    pairs in the tile lists {work['tile'] / 1e6:.1f} M, inside the screen boxes "
           f"{work['box'] / 1e6:.1f} M, walked up to each pixel's last blend {work['walked'] / 1e6:.1f} M")
     for name, r in (("PERFORMANCE.md roofline", ROOFLINE_RATE), ("calibration, this run", rate)):
