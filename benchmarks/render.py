@@ -13,20 +13,20 @@ rasterizer has to consider (an upper bound on the blends actually done, since pi
 early). Ratios are measured in the same run. A full run takes about 15 minutes on 2 cores.
 
 Real capture (issue 14): Gaussians optimised on a real clip have another distribution than the
-street above (many large, overlapping splats, long tile lists). By default: DGP scene_01 (3
-cameras; scene_02 is held out for evaluation elsewhere, so it is never optimised on) converted from
-``--data`` and optimised with ``splatnet optimize --init network+lidar --iterations 100
---downscale 3`` (about 480k Gaussians, a few CPU minutes), cached outside the repository in
-``--real-cache``; rendered, cpu backend only, into frame 0's cameras at 405×645. ``--real-ply`` /
-``--real-clip`` take another optimised scene and its clip. The case is skipped, saying so, when
-neither the cache nor the data is there. Besides the render (projection + rasterization) it times
-the rasterization op alone (wall and process CPU time) and reports its work: the tile-list
-pairs; the pixels inside the Gaussians' screen boxes (what the per-Gaussian row / column bounds let
-the blend loop evaluate);
-the pairs each pixel walks up to its last blend (an upper bound on the blends done); and the
-floor those imply at the measured blend rate: pairs / rate, both at ../shared/PERFORMANCE.md's
-1.35 G blends/s (its 2-core roofline) and at the rate this rasterizer reaches in the same run on a
-calibration tile load where every pair is a blend (faint whole-image Gaussians).
+street above (dense, overlapping splats: long tile lists that pixels walk to the end). By default:
+DGP scene_01 (3 cameras; scene_02 is held out for evaluation elsewhere, so it is never optimised
+on) converted from ``--data`` and optimised with ``splatnet optimize --init network+lidar
+--iterations 100 --downscale 3`` (about 480k Gaussians, a few CPU minutes), cached outside the
+repository in ``--real-cache``; rendered, cpu backend only, into frame 0's cameras at 405×645.
+``--real-ply`` / ``--real-clip`` take another optimised scene and its clip. The case is skipped,
+saying so, when neither the cache nor the data is there. Besides the render (projection +
+rasterization) it times the rasterization op alone (wall and process CPU time) and reports its
+work: the tile-list pairs; the pixels inside the Gaussians' screen boxes (what the per-Gaussian
+row / column bounds let the blend loop evaluate); the pairs each pixel walks up to its last blend
+(an upper bound on the blends done); and the floor those imply at the measured blend rate: pairs /
+rate, both at ../shared/PERFORMANCE.md's 1.35 G blends/s (its 2-core roofline) and at the rate
+this rasterizer reaches in the same run on a calibration tile load where every pair is a blend
+(faint whole-image Gaussians).
 
     .venv/bin/python benchmarks/render.py            # full run
     .venv/bin/python benchmarks/render.py --quick    # a fast subset
