@@ -114,6 +114,7 @@ class Viewer:
         self._lock = threading.RLock()
         self._held: dict[str, float] = {}
         self._stop = threading.Event()
+        self._key = threading.Event()  # a drive key arrived: wakes the parked drive loop at once
         self.server = viser.ViserServer(host=host, port=port, verbose=False)
         self.server.scene.set_up_direction("+z")
         self.env: DrivingEnv | None = None
@@ -187,6 +188,7 @@ class Viewer:
             p = poses[:, :3, 3]
             s.add_line_segments("/path/log", np.stack([p[:-1], p[1:]], 1), (0, 220, 0), thickness=0.15)
         self._lidar = None
+        self._lidar_frame: int | None = None  # the sweep shown: re-sent only when it changes
         times = self.frame_times
         hi = float(max(times[-1], times[0] + 1e-3))
         self.slider = gui.add_slider("Time (s)", min=float(times[0]), max=hi,
@@ -240,10 +242,11 @@ class Viewer:
             self._set_ego(_pose_at(poses, times, t))
         if self.clip is not None and self.clip.has_lidar:
             k = int(np.argmin(np.abs(times - t)))
-            pts = self.clip.lidar(k)
+            pts = self.clip.lidar(k) if k != self._lidar_frame else None
             if pts is not None:
                 self._lidar = self.server.scene.add_point_cloud(
                     "/lidar", pts.numpy(), _height_colours(pts.numpy()), point_size=0.05)
+                self._lidar_frame = k
 
     def _set_ego(self, pose: np.ndarray) -> None:
         self._ego.wxyz, self._ego.position = _wxyz(pose[:3, :3]), pose[:3, 3]
@@ -261,6 +264,7 @@ class Viewer:
     def _press(self, key: str) -> None:
         with self._lock:
             self._held[key] = time.monotonic() + HOLD_SECONDS
+        self._key.set()
 
     def held(self) -> set[str]:
         now = time.monotonic()
@@ -299,6 +303,9 @@ class Viewer:
         self.status.content = (
             f"`ego: t={info['t']:.3f} step={info['step']} x={pose[0, 3]:.3f} y={pose[1, 3]:.3f} "
             f"speed={ego[0]:.3f} steer={ego[2]:.3f}`  \n{note}")
+        # The picture and the state line go out now, ahead of the scene-graph updates and
+        # without waiting for viser's message window (1/60 s).
+        self.server.flush()
         if self.drive.value:
             self._set_ego(pose)
             self.slider.value = float(info["t"])
@@ -316,10 +323,6 @@ class Viewer:
                     steer = STEER_FRACTION * v.max_steer * (("a" in keys) - ("d" in keys))
                     began = time.monotonic()
                     obs, _, terminated, truncated, info = self.env.step(np.array([accel, steer]))
-                    self._trail.append(obs["ego_to_world"][:3, 3].copy())
-                    tr = np.asarray(self._trail)
-                    self.server.scene.add_line_segments("/path/driven", np.stack([tr[:-1], tr[1:]], 1),
-                                                        (255, 40, 40), thickness=0.15)
                     note = ""
                     self._ended = bool(terminated or truncated)
                     if terminated:
@@ -327,13 +330,24 @@ class Viewer:
                     elif truncated:
                         note = "end of the log's time span: press Reset"
                     self._show(obs, info, note)
+                    self._trail.append(obs["ego_to_world"][:3, 3].copy())
+                    tr = np.asarray(self._trail)
+                    self.server.scene.add_line_segments("/path/driven", np.stack([tr[:-1], tr[1:]], 1),
+                                                        (255, 40, 40), thickness=0.15)
                     wait = self.env.dt - (time.monotonic() - began)
                 else:
-                    wait = 0.02
-            self._stop.wait(max(wait, 0.0))
+                    wait = None
+            if wait is None:
+                # Parked (or drive mode off): the first key wakes the loop; the poll is a fallback.
+                self._key.wait(0.25)
+                self._key.clear()
+            else:
+                # Driving: one step per dt of wall time (keys do not hurry the clock).
+                self._stop.wait(max(wait, 0.0))
 
     def close(self) -> None:
         self._stop.set()
+        self._key.set()
         self.server.stop()
 
 

@@ -108,3 +108,30 @@ def test_splat_file_with_clip(tmp_path):
         np.testing.assert_allclose(v._ego_pose, clip.ego_to_world[-1].double().numpy(), atol=1e-9)
     finally:
         v.close()
+
+
+def test_lidar_sweep_sent_once_per_frame(tmp_path):
+    """The drive loop calls set_time every step: the clip's LiDAR sweep (about 30k points here)
+    goes to the browser again only when the frame nearest the time changes."""
+    from splatnet.viewer import Viewer
+
+    g = Gaussians(torch.zeros(3, 3), torch.tensor([[1.0, 0, 0, 0]] * 3), torch.full((3, 3), 0.1),
+                  torch.full((3,), 0.5), torch.zeros(3, 1, 3))
+    ply = tmp_path / "g.ply"
+    g.save_ply(ply)
+    v = Viewer(ply, clip=SAMPLE, port=_port())
+    sent = []
+    add = v.server.scene.add_point_cloud
+    v.server.scene.add_point_cloud = lambda name, points, *a, **kw: (sent.append(len(points)),
+                                                                    add(name, points, *a, **kw))[1]
+    try:
+        times = v.frame_times
+        v.set_time(float(times[0]))  # the sweep of frame 0 is already shown
+        v.set_time(float(times[0] + 0.2 * (times[1] - times[0])))  # still nearest frame 0
+        assert sent == []
+        v.set_time(float(times[-1]))
+        assert sent == [len(v.clip.lidar(len(times) - 1))]
+        v.set_time(float(times[0]))
+        assert len(sent) == 2 and sent[1] == len(v.clip.lidar(0))
+    finally:
+        v.close()
