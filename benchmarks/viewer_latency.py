@@ -25,9 +25,13 @@ observation), how long the JPEG encoding took (viser's ``_encode_image_binary``)
 - *key → server*: the page's key handler clicks the button, viser sends the click (websocket);
 - *wait for the loop*: from the click's arrival to the step's start (the drive loop's poll);
 - *step*: ``DrivingEnv.step`` (dynamics + observation: composition, rasterisation, sky);
-- *show*: ``Viewer._show`` after the step (the JPEG encoding, the scene-graph updates);
-- *server → picture*: from ``_show``'s return to the ``<img>``'s ``load`` (viser's send window,
-  the websocket, the client's message pacing, React, the JPEG decode).
+- *show*: from the step's end to the picture's flush inside ``Viewer._show`` (the JPEG encoding;
+  without a flush, as before this benchmark's commit, to ``_show``'s return); *show_total*: all
+  of ``_show`` (the scene-graph updates too);
+- *server → picture*: from there to the ``<img>``'s ``load`` (viser's send window without a
+  flush, the websocket, viser's worker, its message queue, React, the JPEG decode).
+
+``--hide-splats`` hides the splats in the browser's 3D view (the picture path is unchanged).
 
 Prints a Markdown table; writes JSON.
 """
