@@ -85,15 +85,12 @@ class SkyBackground:
         K = cameras.K.to(dtype)
         R = cameras.cam_to_world[..., :3, :3].to(dtype)
         for i in range(b):  # one scene latent per batch entry
-            for j in range(c):  # the chosen pixels' rays, K⁻¹ [u, v, 1] turned into the world
+            for j in range(c):  # the chosen pixels' rays (pixel centres), turned into the world
                 y, x = where[i, j].nonzero().unbind(-1)
                 if not len(y):
                     continue
-                k = K[i, j]
-                local = torch.stack([(x.to(dtype) + 0.5 - k[0, 2]) / k[0, 0],
-                                     (y.to(dtype) + 0.5 - k[1, 2]) / k[1, 1],
-                                     torch.ones(len(x), device=x.device, dtype=dtype)], dim=-1)
-                dirs = local @ R[i, j].T
+                uv = torch.stack([x, y], dim=-1).to(dtype)[None] + 0.5  # [1, P, 2]
+                dirs = unproject_dirs(K[i, j], uv)[0] @ R[i, j].T  # one [P, 3] × [3, 3] product
                 out[i, j, y, x] = self.model.colour(self.latent[i : i + 1], dirs[None])[0]
         return out
 
