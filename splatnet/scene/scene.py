@@ -287,7 +287,8 @@ class Scene:
             batched = Cameras(cams.K[None], cams.cam_to_world[None], cams.width, cams.height,
                               check=False)
             seen = 1.0 - alpha
-            where = (seen[..., 0] > sky_min_transmittance)[None]
+            # Exact (0): every pixel in one batched pass; otherwise only where the sky shows.
+            where = (seen[..., 0] > sky_min_transmittance)[None] if sky_min_transmittance else None
             rgb = rgb + seen * self.sky.render(batched, where=where)[0].to(rgb)
         return SceneImages(rgb, alpha, depth)
 
