@@ -4,6 +4,7 @@
 - :mod:`.encoder`, :mod:`.cost_volume`, :mod:`.sky`, :mod:`.head`: the network's stages
   (``GaussianHead`` is also the public head for users' own features);
 - :mod:`.colour`: per-camera affine colour (exposure) compensation;
+- :mod:`.lidar_fusion`: the Gaussians moved to the depth the given LiDAR measured;
 - :mod:`.geometry`: camera-ray and projection helpers; :mod:`.postprocessing`: prune / merge / cap;
 - :mod:`.splatnet`: the assembled network.
 
@@ -18,6 +19,7 @@ from splatnet._lazy import lazy_exports
 
 _LAZY = {
     **dict.fromkeys(("ColourAffineConfig", "CostVolumeConfig", "EncoderConfig", "HeadConfig",
+                     "LidarFusionConfig",
                      "PostprocessConfig", "SkyConfig", "SplatNetConfig"), "splatnet.models.config"),
     "postprocess": "splatnet.models.postprocessing",
     "SkyBackground": "splatnet.models.sky",
@@ -40,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
         CostVolumeConfig,
         EncoderConfig,
         HeadConfig,
+        LidarFusionConfig,
         PostprocessConfig,
         SkyConfig,
         SplatNetConfig,

@@ -127,6 +127,20 @@ class ColourAffineConfig:
 
 
 @dataclass
+class LidarFusionConfig:
+    """Move the Gaussians to the depth the given LiDAR measured (``splatnet.models.lidar_fusion``)."""
+
+    enabled: bool = False
+    """When LiDAR is given: cells with a point take its depth, the rest are rescaled like their
+    neighbours; each Gaussian moves along its camera ray (off: the network's depth as it is)."""
+    sigmas: tuple[float, ...] = (0.025, 0.0625, 0.1875, 0.625)
+    """Widths of the normalised convolutions that fill the depth ratio between LiDAR cells, as
+    fractions of the Gaussian grid's height, finest first (1.6, 4, 12 and 40 cells at 64)."""
+    max_ratio: float = 10.0
+    """Bound on the factor a Gaussian's depth may change by."""
+
+
+@dataclass
 class PostprocessConfig:
     """Bounding the output at inference (training renders the raw set)."""
 
@@ -153,6 +167,7 @@ class SplatNetConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     sky: SkyConfig = field(default_factory=SkyConfig)
     colour_affine: ColourAffineConfig = field(default_factory=ColourAffineConfig)
+    lidar_fusion: LidarFusionConfig = field(default_factory=LidarFusionConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 
     def __post_init__(self) -> None:
@@ -208,6 +223,19 @@ class SplatNetConfig:
             raise ValidationError(f"colour_affine.enabled: expected true or false, got "
                                   f"{self.colour_affine.enabled!r}")
         _count("colour_affine.hidden_dim", self.colour_affine.hidden_dim, 1, MAX_WIDTH)
+        fusion = self.lidar_fusion
+        if not isinstance(fusion.enabled, bool):
+            raise ValidationError(f"lidar_fusion.enabled: expected true or false, got "
+                                  f"{fusion.enabled!r}")
+        sig = fusion.sigmas
+        if not isinstance(sig, (tuple, list)) or not 1 <= len(sig) <= 8 or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                and x > 0 for x in sig) or list(sig) != sorted(sig):
+            raise ValidationError(f"lidar_fusion.sigmas: expected 1-8 increasing positive "
+                                  f"fractions of the grid height, got {sig!r}")
+        _finite("lidar_fusion.max_ratio", fusion.max_ratio)
+        if fusion.max_ratio <= 1:
+            raise ValidationError(f"lidar_fusion.max_ratio: must be > 1, got {fusion.max_ratio}")
         _fraction("postprocess.min_opacity", post.min_opacity)
         _finite("postprocess.merge_cell", post.merge_cell)
         if post.merge_cell <= 0:

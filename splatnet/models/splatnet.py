@@ -27,6 +27,7 @@ from splatnet.models.config import SplatNetConfig
 from splatnet.models.cost_volume import DepthNet, inverse_depth_candidates, plane_sweep, select_sources
 from splatnet.models.encoder import Encoder
 from splatnet.models.geometry import cell_centers, no_autocast, plucker, rotate, unproject_dirs
+from splatnet.models.lidar_fusion import depth_log_ratio, move_along_rays
 from splatnet.models.postprocessing import postprocess
 from splatnet.models.sky import SkyBackground, SkyModel
 
@@ -37,7 +38,8 @@ class SplatNetOutput:
 
     Attributes:
         gaussians: batch ``[B]``, ``N = V · h · w`` raw Gaussians (no pruning: train on these).
-        depth: ``[B, V, 1, h, w]`` final camera depth z per Gaussian cell.
+        depth: ``[B, V, 1, h, w]`` final camera depth z per Gaussian cell (after LiDAR depth
+            fusion when ``config.lidar_fusion.enabled`` and LiDAR was given).
         coarse_depth: ``[B, V, 1, H/4, W/4]`` expected depth of the cost-volume softmax.
         depth_logits: ``[B, V, D, H/4, W/4]`` logits over ``candidate_depths``.
         candidate_depths: ``[D]`` camera depths of the plane sweep.
@@ -63,6 +65,9 @@ class SplatNetOutput:
     sky: SkyBackground | None
     stride: int
     colour: ColourAffine | None = None
+    network_depth: Tensor | None = None
+    """``[B, V, 1, h, w]`` the head's depth before LiDAR depth fusion (None: no fusion ran,
+    ``depth`` is the head's). The depth loss supervises this one."""
 
 
 class SplatNet(nn.Module):
@@ -121,7 +126,10 @@ class SplatNet(nn.Module):
                 ``names`` (same name = same physical camera) and ``timestamps`` choose the
                 views matched in the cost volume (see ``cost_volume.select_sources``).
             lidar: optional list of B world point clouds ``[P_b, 3]`` (or None per scene), fed
-                as sparse depth when ``config.cost_volume.use_lidar``.
+                as sparse depth when ``config.cost_volume.use_lidar``, and the depth the
+                Gaussians are moved to when ``config.lidar_fusion.enabled``
+                (:mod:`splatnet.models.lidar_fusion`). While training, a scene's LiDAR is
+                dropped for both with probability ``cost_volume.lidar_dropout``.
             valid: optional ``[B, V, 1, H, W]`` bool pixel validity (a clip's per-camera masks:
                 False on the ego's own hood and other pixels that are not the scene). A Gaussian
                 whose cell is less than half valid gets opacity 0, so nothing the ego carries
@@ -161,6 +169,7 @@ class SplatNet(nn.Module):
         with record_function("splatnet.plane_sweep"):
             cost, count = plane_sweep(match, cameras, index, valid, cand)
 
+        lidar = self._kept_lidar(lidar, b)
         lidar_in = self._lidar_input(lidar, cameras, b, v, h4, w4, dtype)
         extra = torch.cat([count.reshape(b * v, 1, h4, w4), lidar_in, context], dim=1)
         with record_function("splatnet.depth_net"):
@@ -180,17 +189,24 @@ class SplatNet(nn.Module):
         colour = None
         if self.colour_affine is not None:
             colour = self.colour_affine(ctx.reshape(b, v, -1, h4, w4), images, cameras)
-        gaussians, opacity = out.gaussians, out.opacity
+        gaussians, opacity, depth, network_depth = out.gaussians, out.opacity, out.depth, None
+        if cfg.lidar_fusion.enabled and lidar is not None and any(
+                p is not None and p.shape[0] > 0 for p in lidar):
+            with record_function("splatnet.lidar_fusion"):
+                log_ratio = self._fusion_log_ratio(lidar, cameras, depth)
+                gaussians = move_along_rays(gaussians, c2w[..., :3, 3], log_ratio)
+                network_depth, depth = depth, depth * torch.exp(log_ratio)
         if pixel_valid is not None:
             keep = _valid_cells(pixel_valid, b, v, hs, ws).to(opacity.dtype)  # [B, V, 1, hs, ws]
             opacity = opacity * keep
             gaussians = Gaussians(**{**gaussians.fields(),
                                      "opacities": gaussians.opacities * keep.reshape(b, -1)},
                                   check=False)
-        return SplatNetOutput(gaussians=gaussians, depth=out.depth, coarse_depth=coarse,
+        return SplatNetOutput(gaussians=gaussians, depth=depth, coarse_depth=coarse,
                               depth_logits=logits, candidate_depths=cand,
                               confidence=out.confidence, opacity=opacity,
-                              sky_prob=out.sky_prob, sky=sky, stride=s, colour=colour)
+                              sky_prob=out.sky_prob, sky=sky, stride=s, colour=colour,
+                              network_depth=network_depth)
 
     @torch.no_grad()
     def reconstruct(self, images: Tensor, cameras: Cameras,
@@ -208,6 +224,35 @@ class SplatNet(nn.Module):
             self.train(was_training)
         return postprocess(out.gaussians, self.config.postprocess)
 
+    def _kept_lidar(self, lidar, b: int) -> list[Tensor | None] | None:
+        """The scenes' LiDAR after training's dropout (one draw per scene, as before)."""
+        cfg = self.config
+        if lidar is None or not self.training or not (cfg.cost_volume.use_lidar
+                                                      or cfg.lidar_fusion.enabled):
+            return lidar
+        p = cfg.cost_volume.lidar_dropout
+        kept = []
+        for pts in lidar:
+            if pts is not None and pts.shape[0] > 0 and torch.rand(()) < p:
+                pts = None
+            kept.append(pts)
+        return kept
+
+    def _fusion_log_ratio(self, lidar, cameras: Cameras, depth: Tensor) -> Tensor:
+        """``[B, V, 1, h, w]`` log factor from the head's depth to the LiDAR's (0: no LiDAR)."""
+        fusion = self.config.lidar_fusion
+        b, v, _, h, w = depth.shape
+        zl = torch.zeros(b, v, 1, h, w, dtype=torch.float32, device=depth.device)
+        K = cameras.K.float()
+        w2c = cameras.world_to_cam.float()
+        with no_autocast(cameras.device):
+            for i, pts in enumerate(lidar):
+                if pts is not None and pts.shape[0] > 0:
+                    zl[i, :, 0] = sparse_depth(pts.float(), K[i], w2c[i], (cameras.height, cameras.width),
+                                               cells=(h, w), near=self.config.near)
+            sigmas = tuple(max(1.0, s * h) for s in fusion.sigmas)
+            return depth_log_ratio(depth, zl, sigmas, fusion.max_ratio)
+
     def _lidar_input(self, lidar, cameras: Cameras, b: int, v: int, h: int, w: int,
                      dtype: torch.dtype) -> Tensor:
         """``[B·V, 2, h, w]``: normalised sparse inverse depth and its mask (zeros if none)."""
@@ -219,8 +264,6 @@ class SplatNet(nn.Module):
         w2c = cameras.world_to_cam.to(dtype)
         for i, pts in enumerate(lidar):
             if pts is None or pts.shape[0] == 0:
-                continue
-            if self.training and torch.rand(()) < self.config.cost_volume.lidar_dropout:
                 continue
             with no_autocast(cameras.device):
                 z = sparse_depth(pts, K[i], w2c[i], (cameras.height, cameras.width), cells=(h, w),

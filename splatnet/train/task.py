@@ -83,11 +83,17 @@ def _context(s: Step) -> Tensor:
 def _depth(s: Step) -> Tensor | None:
     if s.batch.context_depths is None:
         return None
-    fine = losses.inverse_depth_l1(s.out.depth, s.batch.context_depths, s.near)
+    fine = losses.inverse_depth_l1(_network_depth(s), s.batch.context_depths, s.near)
     coarse = losses.inverse_depth_l1(s.out.coarse_depth, s.batch.context_depths, s.near)
     s.metrics["coarse_depth_l1"] = coarse.detach()
     s.metrics["depth_l1"] = fine.detach()
     return fine + coarse
+
+
+def _network_depth(s: Step) -> Tensor:
+    """The head's own depth: before LiDAR depth fusion moved the Gaussians (the depth loss and
+    the smoothness term teach the network's prediction, not the LiDAR it was given)."""
+    return s.out.depth if s.out.network_depth is None else s.out.network_depth
 
 
 def _render_depth(s: Step) -> Tensor | None:
@@ -116,7 +122,8 @@ def _sky_prob(s: Step) -> Tensor | None:
 
 
 def _smooth(s: Step) -> Tensor:
-    return losses.edge_aware_smoothness(1.0 / s.out.depth.clamp_min(1e-6), s.batch.context_images)
+    return losses.edge_aware_smoothness(1.0 / _network_depth(s).clamp_min(1e-6),
+                                        s.batch.context_images)
 
 
 def _opacity(s: Step) -> Tensor:
@@ -202,7 +209,7 @@ def _float32(out: Any) -> Any:
     changes: dict[str, Any] = {}
     if out.gaussians.dtype != f32:
         changes["gaussians"] = out.gaussians.to(f32)
-    for name in ("depth", "coarse_depth", "sky_prob"):
+    for name in ("depth", "network_depth", "coarse_depth", "sky_prob"):
         t = getattr(out, name, None)
         if t is not None and t.dtype != f32:
             changes[name] = t.float()
