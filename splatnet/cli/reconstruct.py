@@ -66,7 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="optimisation steps on the context views after the network (default 0); "
                         "for a .scene, each actor's Gaussians are refined in its box frame along "
                         "its fixed track")
-    p.add_argument("--no-lidar", action="store_true", help="ignore the clip's LiDAR")
+    p.add_argument("--no-lidar", action="store_true",
+                   help="ignore the clip's LiDAR (the network's sparse-depth input and, for a model "
+                        "with lidar_fusion, the depth its Gaussians are moved to)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.add_argument("--quiet", action="store_true", help="no progress output")

@@ -129,8 +129,14 @@ def test_known_gain_and_bias_are_recovered_by_fitting():
         sched.step()
     with torch.no_grad():
         mats = module(context, observed, cams).matrices[0]  # [3, 3, 4]
+    # The recovered map, compared where it acts: on the corners of the scene's colour cube
+    # (0.05-0.95 per channel). A gain and a bias trade off against each other a little when the
+    # colours are not spread over [0, 1], so the map is what is identified, not each number.
+    corners = torch.cartesian_prod(*[torch.tensor([0.05, 0.95])] * 3)  # [8, 3]
     for k in range(3):
-        assert torch.allclose(torch.diagonal(mats[k, :, :3]), gains[k], atol=0.03), (k, mats[k])
+        got = corners @ mats[k, :, :3].T + mats[k, :, 3]
+        want = corners * gains[k] + biases[k]
+        assert (got - want).abs().max() < 0.03, (k, mats[k])
         off = mats[k, :, :3] - torch.diag(torch.diagonal(mats[k, :, :3]))
         assert off.abs().max() < 0.03, (k, mats[k])
-        assert torch.allclose(mats[k, :, 3], biases[k], atol=0.03), (k, mats[k])
+        assert torch.allclose(torch.diagonal(mats[k, :, :3]), gains[k], atol=0.05), (k, mats[k])
