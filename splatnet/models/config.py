@@ -138,6 +138,10 @@ class LidarFusionConfig:
     fractions of the Gaussian grid's height, finest first (1.6, 4, 12 and 40 cells at 64)."""
     max_ratio: float = 10.0
     """Bound on the factor a Gaussian's depth may change by."""
+    confidence_power: float = 0.5
+    """The log factor is weighted by ``(1 − c) ** confidence_power``, ``c`` the cost volume's
+    confidence (its softmax peak): where the views agree on a depth the network's is kept more.
+    0: every cell is moved all the way (measured: docs/benchmarks.md, "LiDAR depth fusion")."""
 
 
 @dataclass
@@ -236,6 +240,10 @@ class SplatNetConfig:
         _finite("lidar_fusion.max_ratio", fusion.max_ratio)
         if fusion.max_ratio <= 1:
             raise ValidationError(f"lidar_fusion.max_ratio: must be > 1, got {fusion.max_ratio}")
+        _finite("lidar_fusion.confidence_power", fusion.confidence_power)
+        if fusion.confidence_power < 0:
+            raise ValidationError(f"lidar_fusion.confidence_power: must be >= 0, got "
+                                  f"{fusion.confidence_power}")
         _fraction("postprocess.min_opacity", post.min_opacity)
         _finite("postprocess.merge_cell", post.merge_cell)
         if post.merge_cell <= 0:

@@ -193,7 +193,7 @@ class SplatNet(nn.Module):
         if cfg.lidar_fusion.enabled and lidar is not None and any(
                 p is not None and p.shape[0] > 0 for p in lidar):
             with record_function("splatnet.lidar_fusion"):
-                log_ratio = self._fusion_log_ratio(lidar, cameras, depth)
+                log_ratio = self._fusion_log_ratio(lidar, cameras, depth, out.confidence)
                 gaussians = move_along_rays(gaussians, c2w[..., :3, 3], log_ratio)
                 network_depth, depth = depth, depth * torch.exp(log_ratio)
         if pixel_valid is not None:
@@ -238,8 +238,9 @@ class SplatNet(nn.Module):
             kept.append(pts)
         return kept
 
-    def _fusion_log_ratio(self, lidar, cameras: Cameras, depth: Tensor) -> Tensor:
-        """``[B, V, 1, h, w]`` log factor from the head's depth to the LiDAR's (0: no LiDAR)."""
+    def _fusion_log_ratio(self, lidar, cameras: Cameras, depth: Tensor, confidence: Tensor) -> Tensor:
+        """``[B, V, 1, h, w]`` log factor from the head's depth towards the LiDAR's (0: no
+        LiDAR), weighted by ``(1 − confidence) ** lidar_fusion.confidence_power``."""
         fusion = self.config.lidar_fusion
         b, v, _, h, w = depth.shape
         zl = torch.zeros(b, v, 1, h, w, dtype=torch.float32, device=depth.device)
@@ -251,7 +252,10 @@ class SplatNet(nn.Module):
                     zl[i, :, 0] = sparse_depth(pts.float(), K[i], w2c[i], (cameras.height, cameras.width),
                                                cells=(h, w), near=self.config.near)
             sigmas = tuple(max(1.0, s * h) for s in fusion.sigmas)
-            return depth_log_ratio(depth, zl, sigmas, fusion.max_ratio)
+            r = depth_log_ratio(depth, zl, sigmas, fusion.max_ratio)
+        if fusion.confidence_power > 0:
+            r = r * (1.0 - confidence.detach().to(r.dtype)).clamp_min(0) ** fusion.confidence_power
+        return r
 
     def _lidar_input(self, lidar, cameras: Cameras, b: int, v: int, h: int, w: int,
                      dtype: torch.dtype) -> Tensor:

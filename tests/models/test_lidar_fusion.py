@@ -18,12 +18,12 @@ from splatnet.train.task import SplatTask
 from tests.models.test_model import surround_rig
 
 
-def _tiny(fusion: bool) -> SplatNetConfig:
+def _tiny(fusion: bool, power: float = 0.0) -> SplatNetConfig:
     cfg = SplatNetConfig()
     cfg.encoder = dataclasses.replace(cfg.encoder, stem_dim=8, mid_dim=8, low_dim=8, context_dim=8)
     cfg.cost_volume = dataclasses.replace(cfg.cost_volume, num_candidates=8, unet_dims=(8, 8, 8))
     cfg.head = dataclasses.replace(cfg.head, hidden_dim=8)
-    cfg.lidar_fusion = LidarFusionConfig(enabled=fusion)
+    cfg.lidar_fusion = LidarFusionConfig(enabled=fusion, confidence_power=power)
     return cfg
 
 
@@ -167,6 +167,23 @@ def test_splatnet_with_fusion_puts_lidar_cells_at_the_lidar_depth():
         assert abs(float(zc[i, j] / za[i, j]) - zl / float(a.depth[0, 0, 0, i, j])) < 1e-3
 
 
+def test_confidence_power_weights_the_log_factor_by_one_minus_confidence():
+    torch.manual_seed(0)
+    full = SplatNet(_tiny(True, power=0.0)).eval()
+    soft = SplatNet(_tiny(True, power=0.5)).eval()
+    soft.load_state_dict(full.state_dict())
+    rig = surround_rig(1, 3, 2, 32, 48)
+    images = torch.rand(1, 6, 3, 32, 48, generator=torch.Generator().manual_seed(2))
+    pts = _points_in_front(rig, 300, seed=4)
+    with torch.no_grad():
+        a, b = full(images, rig, [pts]), soft(images, rig, [pts])
+    assert torch.equal(a.network_depth, b.network_depth)
+    r_full = torch.log(a.depth / a.network_depth)
+    r_soft = torch.log(b.depth / b.network_depth)
+    assert float(r_full.abs().max()) > 0.1
+    assert torch.allclose(r_soft, r_full * (1 - a.confidence) ** 0.5, atol=1e-5)
+
+
 def test_training_through_fusion_reaches_the_head_and_depth_loss_reads_the_network_depth():
     torch.manual_seed(0)
     model = SplatNet(_tiny(True))
@@ -198,6 +215,7 @@ def test_training_through_fusion_reaches_the_head_and_depth_loss_reads_the_netwo
     ({"sigmas": (0.5, 0.1)}, "lidar_fusion.sigmas"),
     ({"sigmas": (0.1, float("nan"))}, "lidar_fusion.sigmas"),
     ({"max_ratio": 1.0}, "lidar_fusion.max_ratio"),
+    ({"confidence_power": -1.0}, "lidar_fusion.confidence_power"),
 ])
 def test_bad_fusion_config_names_the_field(change, field):
     with pytest.raises(ValidationError, match=field):
