@@ -32,6 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--network-size", type=size_hw, default=None, metavar="HxW",
                    help="size the network runs at (default: --size, or the model's working size "
                         "when --size is larger; see splatnet reconstruct --help)")
+    p.add_argument("--no-lidar", action="store_true",
+                   help="withhold the clip's LiDAR from the network (its sparse-depth input and, "
+                        "for a model with lidar_fusion, the depth its Gaussians are moved to); "
+                        "the held-out frames' LiDAR still scores the depth")
     p.add_argument("--device", type=device_arg, default="cpu",
                    help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--lpips-weights", type=_path_list, default=None, metavar="PATH[,PATH]",
@@ -98,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         report = evaluate_clip(clip, model, holdout_frames=args.holdout_frames,
                                holdout_cameras=args.holdout_cameras, size=args.size,
                                network_size=args.network_size, device=device, lpips=lpips,
-                               progress=stage)
+                               progress=stage, use_lidar=not args.no_lidar)
         if lpips is not None:
             report["timings"]["load_lpips"] = round(lpips_load, 4)
         report["checkpoint"] = args.checkpoint or "default"
@@ -110,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"clip {report['clip']}: {report['split']['description']}, "
           f"{report['gaussians']} Gaussians at {report['size'][0]}x{report['size'][1]} (the network "
-          f"ran at {report['network_size'][0]}x{report['network_size'][1]})")
+          f"ran at {report['network_size'][0]}x{report['network_size'][1]}; "
+          + ("with the clip's LiDAR" + (", Gaussians moved to its depth" if report["lidar_fusion"]
+                                        else "") if report["lidar"] else "without LiDAR") + ")")
     lp = report["lpips"]
     has_lpips = "mean" in lp
     print(f"{'frame':>5}  {'camera':<20} {'PSNR':>7} {'SSIM':>6}" + (f" {'LPIPS':>6}" if has_lpips else ""))

@@ -124,13 +124,17 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
                   lpips: LPIPS | None = None,
                   progress: Callable[[str], None] | None = None,
                   variants: Mapping[str, Callable] | None = None,
-                  network_size: tuple[int, int] | None = None) -> dict:
+                  network_size: tuple[int, int] | None = None,
+                  use_lidar: bool = True) -> dict:
     """Reconstruct ``clip`` from its context views and score the held-out ones.
 
     ``size`` is the size views are rendered and scored at (default: native, rounded down to the
     network's stride); ``network_size`` the size the network runs at (default:
     :func:`splatnet.pipeline.feedforward.network_size` of ``size``: the model's working size when
     ``size`` is larger). The Gaussians do not depend on a resolution, so the two may differ.
+    ``use_lidar=False`` withholds the clip's LiDAR from the network (the report's ``lidar`` and
+    ``lidar_fusion`` say what it was given and whether its Gaussians were moved to the LiDAR's
+    depth); the depth-vs-LiDAR errors still use the held-out frames' sweeps.
 
     Returns a JSON-ready dict: the split, PSNR / SSIM (mean and per view), LPIPS (mean and per
     view with ``lpips``, a :class:`splatnet.metrics.lpips.LPIPS` built from local weights; otherwise
@@ -177,10 +181,11 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     if network_size is None:
         network_size = choose_network_size(model, (h, w))
     inputs = prepare_inputs(clip, stride, frames=split.train_frames,
-                            cameras=split.train_cameras, size=network_size)
+                            cameras=split.train_cameras, size=network_size, use_lidar=use_lidar)
     if lpips is not None:  # before the network runs
         lpips.check_size(h, w, hint=" (pass a larger --size)")
     stage("network + post-process")
+    inputs_lidar = inputs.lidar is not None
     rec = run_network(inputs, model, dev)
     stage("render and score held-out views")
     t0 = time.perf_counter()
@@ -255,6 +260,11 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
         # Scores count only the pixels the clip's camera masks mark valid (the ego's own hood
         # is not part of the scene); False when the clip has no masks: every pixel counts.
         "masked": held.masks is not None,
+        # What the network was given: the context frames' LiDAR (as sparse depth, and as the
+        # depth its Gaussians were moved to when the model has lidar_fusion on).
+        "lidar": inputs_lidar,
+        "lidar_fusion": inputs_lidar and bool(getattr(getattr(getattr(model, "config", None),
+                                                              "lidar_fusion", None), "enabled", False)),
         "gaussians": g.num_gaussians,
         "psnr": _mean(per_view, "psnr"),
         "ssim": _mean(per_view, "ssim"),

@@ -287,3 +287,24 @@ def test_too_small_for_the_stride_names_the_size_as_hxw():
     assert h != w
     with pytest.raises(ValidationError, match=f"images of {h}x{w} "):
         default_size(Clip.load(SAMPLE), ["cam_front"], 100_000)
+
+
+def test_eval_no_lidar_withholds_the_lidar_and_says_so(tmp_path: Path, capsys):
+    """The shipped model (LiDAR depth fusion on) on the bundled clip, which has LiDAR: the report
+    says what the network was given, and withholding the LiDAR changes the reconstruction."""
+    from splatnet.clip import Clip
+
+    assert Clip.load(SAMPLE).has_lidar
+    args = ["eval", str(SAMPLE), "--size", SIZE, "--holdout-frames", "2", "--quiet"]
+    assert main([*args, "--report", str(tmp_path / "with.json")]) == 0
+    out = capsys.readouterr().out
+    assert "with the clip's LiDAR, Gaussians moved to its depth" in out
+    assert main([*args, "--report", str(tmp_path / "without.json"), "--no-lidar"]) == 0
+    assert "without LiDAR" in capsys.readouterr().out
+    a = json.loads((tmp_path / "with.json").read_text())
+    b = json.loads((tmp_path / "without.json").read_text())
+    assert (a["lidar"], a["lidar_fusion"]) == (True, True)
+    assert (b["lidar"], b["lidar_fusion"]) == (False, False)
+    assert a["psnr"] != b["psnr"]
+    assert "depth_vs_lidar" in a and "depth_vs_lidar" in b
+    assert a["depth_vs_lidar"]["abs_rel"] < b["depth_vs_lidar"]["abs_rel"]
