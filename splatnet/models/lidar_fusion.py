@@ -25,6 +25,8 @@ Measured in docs/benchmarks.md ("LiDAR depth fusion").
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -114,14 +116,15 @@ def depth_log_ratio(depth: Tensor, lidar_depth: Tensor, sigmas: tuple[float, ...
         zl = lidar_depth.detach().float().reshape(b * v, 1, h, w)
         mask = zl > 0
         r = torch.log(zl.clamp_min(1e-6)) - torch.log(z.clamp_min(1e-6))
-        bound = float(torch.log(torch.tensor(max_ratio)))
+        bound = math.log(max_ratio)
         r = r.clamp(-bound, bound)
+        # Every filled value is a weighted mean of bounded ones (positive weights), so in bounds.
         filled, covered = fill_sparse(r, mask, sigmas)
-        filled = torch.where(covered, filled, torch.zeros_like(filled)).clamp(-bound, bound)
+        filled = torch.where(covered, filled, torch.zeros_like(filled))
     return filled.reshape(b, v, 1, h, w).to(depth.dtype)
 
 
-def move_along_rays(gaussians: Tensor | Gaussians, centers: Tensor, log_ratio: Tensor) -> Gaussians:
+def move_along_rays(gaussians: Gaussians, centers: Tensor, log_ratio: Tensor) -> Gaussians:
     """Gaussians ``[B, N = V·h·w]`` (ordered view, row, column) moved along their cameras' rays.
 
     ``centers [B, V, 3]`` are the views' camera centres; each Gaussian of view ``v`` at cell

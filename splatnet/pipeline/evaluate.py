@@ -182,10 +182,10 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
         network_size = choose_network_size(model, (h, w))
     inputs = prepare_inputs(clip, stride, frames=split.train_frames,
                             cameras=split.train_cameras, size=network_size, use_lidar=use_lidar)
+    lidar_given = inputs.lidar is not None  # (inputs is decoded again below, without LiDAR)
     if lpips is not None:  # before the network runs
         lpips.check_size(h, w, hint=" (pass a larger --size)")
     stage("network + post-process")
-    inputs_lidar = inputs.lidar is not None
     rec = run_network(inputs, model, dev)
     stage("render and score held-out views")
     t0 = time.perf_counter()
@@ -262,9 +262,8 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
         "masked": held.masks is not None,
         # What the network was given: the context frames' LiDAR (as sparse depth, and as the
         # depth its Gaussians were moved to when the model has lidar_fusion on).
-        "lidar": inputs_lidar,
-        "lidar_fusion": inputs_lidar and bool(getattr(getattr(getattr(model, "config", None),
-                                                              "lidar_fusion", None), "enabled", False)),
+        "lidar": lidar_given,
+        "lidar_fusion": rec.lidar_fused,
         "gaussians": g.num_gaussians,
         "psnr": _mean(per_view, "psnr"),
         "ssim": _mean(per_view, "ssim"),

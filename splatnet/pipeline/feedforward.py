@@ -41,6 +41,8 @@ class Reconstruction:
             ``colour_affine`` on, else None: a render into a context camera goes through its
             matrix to look as that camera saw the scene; the Gaussians themselves are the
             rig-neutral scene (what any other camera, and any viewer, shows).
+        lidar_fused: the network moved its Gaussians to the given LiDAR's depth
+            (``model.lidar_fusion`` on and LiDAR given).
     """
 
     gaussians: Gaussians
@@ -50,6 +52,7 @@ class Reconstruction:
     frames: list[int] = field(default_factory=list)
     cameras: list[str] = field(default_factory=list)
     colour: object | None = None
+    lidar_fused: bool = False
 
 
 def default_size(clip, cameras: Sequence[str], stride: int) -> tuple[int, int]:
@@ -179,7 +182,7 @@ def run_network(inputs: ClipInputs, model: nn.Module,
     if colour is not None:
         colour = type(colour)(colour.names, colour.matrices.detach())
     return Reconstruction(g, sky, timings, inputs.size, inputs.frames, inputs.camera_names,
-                          colour)
+                          colour, getattr(out, "network_depth", None) is not None)
 
 
 def reconstruct_clip(
