@@ -58,20 +58,8 @@ def _exact_blur(x: Tensor, sigma: float) -> Tensor:
     t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     k = k / k.sum()
-    h, w = x.shape[-2:]
-    # Replicate padding wider than the image: pad in steps the size of the image.
-    x = _pad_replicate(x, r, dim=-1, size=w)
-    x = F.conv2d(x, k.view(1, 1, 1, -1))
-    x = _pad_replicate(x, r, dim=-2, size=h)
-    return F.conv2d(x, k.view(1, 1, -1, 1))
-
-
-def _pad_replicate(x: Tensor, r: int, dim: int, size: int) -> Tensor:
-    first = x.narrow(dim, 0, 1)
-    last = x.narrow(dim, size - 1, 1)
-    reps = [1] * x.dim()
-    reps[dim] = r
-    return torch.cat([first.repeat(*reps), x, last.repeat(*reps)], dim=dim)
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
 
 
 def fill_sparse(values: Tensor, mask: Tensor, sigmas: tuple[float, ...]) -> tuple[Tensor, Tensor]:
