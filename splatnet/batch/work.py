@@ -89,6 +89,8 @@ def reconstruct_to_file(clip_path, loaded, model, device, out_path: str | os.Pat
 
         t0 = time.perf_counter()
         views = clip.views(frames=inputs.frames, cameras=inputs.camera_names, size=inputs.size)
+        if views.masks is None and inputs.ego is not None:  # not the ego's pixels (estimated)
+            views.masks = inputs.ego.validity(views.camera_names, tuple(inputs.size))
         backgrounds = None
         if rec.sky is not None:  # refine against the network's sky, not black
             import torch
@@ -104,7 +106,18 @@ def reconstruct_to_file(clip_path, loaded, model, device, out_path: str | os.Pat
     return {"clip": str(clip_path), "ok": True, "output": str(out_path), "format": fmt,
             "gaussians": g.num_gaussians - dropped, "dropped_non_finite": dropped,
             "size": list(rec.size), "views": len(inputs.frames) * len(inputs.camera_names),
+            "ego_masks": _ego_summary(inputs),
             "timings": {k: round(v, 4) for k, v in rec.timings.items()}}
+
+
+def _ego_summary(inputs) -> dict | None:
+    """Where the cameras see the ego itself (camera → fraction of pixels), and whether the masks
+    were the clip's or estimated; None when neither."""
+    ego = inputs.ego
+    if ego is None:
+        return None
+    return {"masks": "estimated" if ego.estimated else "clip",
+            "cameras": {k: round(f, 4) for k, f in ego.fractions().items()}}
 
 
 def _scene_to_file(clip_path, clip, inputs, model, device, out_path: Path, refine: int,
@@ -122,6 +135,8 @@ def _scene_to_file(clip_path, clip, inputs, model, device, out_path: Path, refin
 
         t0 = time.perf_counter()
         views = clip.views(frames=inputs.frames, cameras=inputs.camera_names, size=inputs.size)
+        if views.masks is None and inputs.ego is not None:  # not the ego's pixels (estimated)
+            views.masks = inputs.ego.validity(views.camera_names, tuple(inputs.size))
         scene = refine_scene(scene, views, refine, progress=refine_progress)
         timings["refine"] = round(time.perf_counter() - t0, 4)
     stage("write")
@@ -133,7 +148,7 @@ def _scene_to_file(clip_path, clip, inputs, model, device, out_path: Path, refin
             "actors": len(scene.actors),
             "actors_without_gaussians": list(scene.metadata.get("actors_without_gaussians", [])),
             "size": list(inputs.size), "views": len(inputs.frames) * len(inputs.camera_names),
-            "timings": timings}
+            "ego_masks": _ego_summary(inputs), "timings": timings}
 
 
 def evaluate_to_file(clip, model, device, out_path: str | os.PathLike, options: dict[str, Any], *,

@@ -92,13 +92,15 @@ def nearest_context_views(clip, split) -> list[tuple[int, str]]:
 
 
 @torch.no_grad()
-def _render_view(g, sky, camera, backend: str, colour=None):
+def _render_view(g, sky, camera, backend: str, colour=None, ego=None, name=None):
     """Render one camera (unbatched, C = 1, on the Gaussians' device) with the network's sky
     composited as ``rgb + (1 − alpha) · sky``: ``(pred [H, W, 3] clamped, on the CPU;
     RenderOutput)``. Held-out, context and variant views all go through here. With ``colour``
     (the network's per-camera :class:`~splatnet.models.colour.ColourAffine`), a context camera's
     render goes through its colour matrix, as in training; any other camera's is left as it is
-    (the identity: its exposure is unknown)."""
+    (the identity: its exposure is unknown). With ``ego`` (the reconstruction's
+    :class:`~splatnet.pipeline.ego.EgoLayer`) and ``name`` a rig camera it covers, that camera's
+    view of the ego itself is drawn over the render (from its context frame nearest in time)."""
     from splatnet.losses import apply_colour
     from splatnet.rendering import render
 
@@ -110,7 +112,11 @@ def _render_view(g, sky, camera, backend: str, colour=None):
     if colour is not None:
         mats = colour.for_cameras(_batched(camera, names=True))[0].to(rgb)  # [1, 3, 4]
         rgb = apply_colour(rgb.movedim(-1, -3), mats).movedim(-3, -1)
-    return rgb[0].clamp(0, 1).cpu(), out
+    rgb = rgb[0].clamp(0, 1).cpu()
+    if ego is not None and ego.covers(name):
+        stamps = camera.timestamps
+        rgb = ego.composite(rgb, name, None if stamps is None else float(stamps.reshape(-1)[0]))
+    return rgb, out
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -125,7 +131,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
                   progress: Callable[[str], None] | None = None,
                   variants: Mapping[str, Callable] | None = None,
                   network_size: tuple[int, int] | None = None,
-                  use_lidar: bool = True) -> dict:
+                  use_lidar: bool = True, ego_masks: str = "auto") -> dict:
     """Reconstruct ``clip`` from its context views and score the held-out ones.
 
     ``size`` is the size views are rendered and scored at (default: native, rounded down to the
@@ -181,7 +187,8 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     if network_size is None:
         network_size = choose_network_size(model, (h, w))
     inputs = prepare_inputs(clip, stride, frames=split.train_frames,
-                            cameras=split.train_cameras, size=network_size, use_lidar=use_lidar)
+                            cameras=split.train_cameras, size=network_size, use_lidar=use_lidar,
+                            ego_masks=ego_masks)
     lidar_given = inputs.lidar is not None  # (inputs is decoded again below, without LiDAR)
     if lpips is not None:  # before the network runs
         lpips.check_size(h, w, hint=" (pass a larger --size)")
@@ -211,21 +218,32 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     lpips_time = 0.0
     lpips_device = next(lpips.parameters()).device if lpips is not None else None
     g = rec.gaussians
+    ego = rec.ego
+    estimated = ego is not None and ego.estimated
     nearest = nearest_context_views(clip, split)
     per_view = []
     alphas, depths = [], []
     for v in range(len(held)):
-        pred, out = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend, rec.colour)
+        name = held.camera_names[v]
+        pred, out = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend, rec.colour, ego,
+                                 name)
         gt = held.images[v]
         m = None if held.masks is None else held.masks[v]  # the camera's valid pixels
         nf, nc = nearest[v]
         near = context_images[context_index(nf, nc)]
-        per_view.append({"frame": int(held.frame_ids[v]), "camera": held.camera_names[v],
+        per_view.append({"frame": int(held.frame_ids[v]), "camera": name,
                          "psnr": float(metrics.psnr(pred, gt, mask=m)),
                          "ssim": float(metrics.ssim(pred, gt, mask=m)),
                          "nearest_context": {"frame": nf, "camera": nc,
                                              "psnr": float(metrics.psnr(near, gt, mask=m)),
                                              "ssim": float(metrics.ssim(near, gt, mask=m))}})
+        if estimated:  # the same, on the pixels that are not the ego's (all, for other cameras)
+            keep = ~ego.mask(name, (h, w))[..., None] if ego.covers(name) else None
+            per_view[-1]["scene"] = {
+                "psnr": float(metrics.psnr(pred, gt, mask=keep)),
+                "ssim": float(metrics.ssim(pred, gt, mask=keep)),
+                "nearest_context": {"psnr": float(metrics.psnr(near, gt, mask=keep)),
+                                    "ssim": float(metrics.ssim(near, gt, mask=keep))}}
         if lpips is not None:
             t1 = time.perf_counter()
             with torch.no_grad():
@@ -241,9 +259,11 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     t0 = time.perf_counter()
     context_rows = []
     for v in range(context_cams.num_cameras):
-        pred, _ = _render_view(g, rec.sky, context_cams[[v]].to(dev), backend, rec.colour)
+        pred, _ = _render_view(g, rec.sky, context_cams[[v]].to(dev), backend, rec.colour, ego,
+                               inputs.camera_names[v % n_cams])
         gt = context_images[v]
-        m = None if inputs.valid is None else inputs.valid[0, v].permute(1, 2, 0)
+        # The clip's own masks mark what is scored; estimated ones do not (every pixel counts).
+        m = None if inputs.valid is None or estimated else inputs.valid[0, v].permute(1, 2, 0)
         context_rows.append({"frame": inputs.frames[v // n_cams],
                              "camera": inputs.camera_names[v % n_cams],
                              "psnr": float(metrics.psnr(pred, gt, mask=m)),
@@ -264,6 +284,11 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
         # depth its Gaussians were moved to when the model has lidar_fusion on).
         "lidar": lidar_given,
         "lidar_fusion": rec.lidar_fused,
+        # Where the rig's cameras see the ego itself: from the clip's masks or estimated
+        # (camera → fraction of its pixels); None when neither.
+        "ego": None if ego is None else {"masks": "estimated" if estimated else "clip",
+                                         "cameras": {k: round(f, 4)
+                                                     for k, f in ego.fractions().items()}},
         "gaussians": g.num_gaussians,
         "psnr": _mean(per_view, "psnr"),
         "ssim": _mean(per_view, "ssim"),
@@ -279,6 +304,13 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
                           "views": len(context_rows), "per_view": context_rows},
         "per_view": per_view,
     }
+    if estimated:
+        scene = [r["scene"] for r in per_view]
+        report["scene"] = {
+            "psnr": _mean(scene, "psnr"), "ssim": _mean(scene, "ssim"),
+            "nearest_context": {"psnr": _mean([r["nearest_context"] for r in scene], "psnr"),
+                                "ssim": _mean([r["nearest_context"] for r in scene], "ssim")},
+            "rule": "held-out pixels that are not the ego's body by the estimated masks"}
     if clip.has_lidar:
         alpha_all, depth_all = torch.stack(alphas), torch.stack(depths)
         errs = []
@@ -311,6 +343,8 @@ def _score_variants(variants: Mapping[str, Callable], clip, split, rec, context_
 
     h, w = context_cams.height, context_cams.width  # the scoring size
     views = clip.views(frames=split.train_frames, cameras=split.train_cameras, size=(h, w))
+    if views.masks is None and rec.ego is not None:  # refine on the scene's pixels only
+        views.masks = rec.ego.validity(views.camera_names, (h, w))
     backgrounds = None
     if rec.sky is not None:  # as `splatnet reconstruct --refine`: the network's sky, not black
         with torch.no_grad():
@@ -322,7 +356,8 @@ def _score_variants(variants: Mapping[str, Callable], clip, split, rec, context_
         seconds = time.perf_counter() - t0
         rows = []
         for v in range(len(held)):
-            pred, _ = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend)
+            pred, _ = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend, None, rec.ego,
+                                   held.camera_names[v])
             gt = held.images[v]
             rows.append({"frame": int(held.frame_ids[v]), "camera": held.camera_names[v],
                          "psnr": float(metrics.psnr(pred, gt)),

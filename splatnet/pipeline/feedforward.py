@@ -43,6 +43,10 @@ class Reconstruction:
             rig-neutral scene (what any other camera, and any viewer, shows).
         lidar_fused: the network moved its Gaussians to the given LiDAR's depth
             (``model.lidar_fusion`` on and LiDAR given).
+        ego: what the rig cameras saw of the ego itself
+            (:class:`~splatnet.pipeline.ego.EgoLayer`: the clip's camera masks, or masks
+            estimated for a clip without any) or None. Its pixels are not in ``gaussians``;
+            ``ego.composite`` draws them over a render of the same rig camera.
     """
 
     gaussians: Gaussians
@@ -53,6 +57,7 @@ class Reconstruction:
     cameras: list[str] = field(default_factory=list)
     colour: object | None = None
     lidar_fused: bool = False
+    ego: object | None = None
 
 
 def default_size(clip, cameras: Sequence[str], stride: int) -> tuple[int, int]:
@@ -104,8 +109,11 @@ class ClipInputs:
     frames: list[int]
     camera_names: list[str]
     load_seconds: float
-    #: ``[1, V, 1, H, W]`` bool pixel validity from the clip's camera masks (None: all valid).
+    #: ``[1, V, 1, H, W]`` bool pixel validity from the clip's camera masks, or from masks
+    #: estimated for a clip without any (None: all valid).
     valid: torch.Tensor | None = None
+    #: The rig cameras' view of the ego itself (:class:`splatnet.pipeline.ego.EgoLayer`) or None.
+    ego: object | None = None
 
 
 def prepare_inputs(
@@ -116,9 +124,20 @@ def prepare_inputs(
     cameras: Sequence[str] | None = None,
     size: tuple[int, int] | None = None,
     use_lidar: bool = True,
+    ego_masks: str = "auto",
 ) -> ClipInputs:
-    """Decode the context views (and LiDAR) of ``clip`` at a size divisible by ``stride``."""
+    """Decode the context views (and LiDAR) of ``clip`` at a size divisible by ``stride``.
+
+    ``ego_masks``: ``"auto"`` (default) estimates where a clip without camera masks shows the
+    ego's own body (:func:`splatnet.pipeline.ego.estimate_ego_masks`; it needs the LiDAR, so
+    not with ``use_lidar=False``, and a moving ego); ``"off"`` does not. A clip's own masks are
+    always used.
+    """
     from splatnet.cameras import Cameras
+    from splatnet.pipeline.ego import EgoLayer, estimate_ego_masks, masks_for_views
+
+    if ego_masks not in ("auto", "off"):
+        raise ValidationError(f"ego_masks: expected 'auto' or 'off', got {ego_masks!r}")
 
     t0 = time.perf_counter()
     frame_ids = list(range(clip.num_frames)) if frames is None else [int(f) for f in frames]
@@ -137,9 +156,20 @@ def prepare_inputs(
                               f"network's stride {stride}")
     views = clip.views(frames=frame_ids, cameras=names, size=(h, w))
     lidar = None
+    sweeps = {}
     if use_lidar and clip.has_lidar:
-        pts = [p for p in (clip.lidar(f) for f in frame_ids) if p is not None]
+        sweeps = {f: clip.lidar(f) for f in frame_ids}
+        pts = [p for p in sweeps.values() if p is not None]
         lidar = [torch.cat(pts)] if pts else None
+    ego = None
+    if views.masks is not None:
+        own = {n: ~views.masks[names.index(n), ..., 0] for n in names}
+        ego = EgoLayer.from_views(views, own, estimated=False)
+    elif ego_masks == "auto" and lidar is not None and len(frame_ids) > 1:
+        found = estimate_ego_masks(views, sweeps)
+        if found:
+            views.masks = masks_for_views(found, views.camera_names, (h, w))
+            ego = EgoLayer.from_views(views, found, estimated=True)
     c = views.cameras
     cams = Cameras(c.K[None], c.cam_to_world[None], c.width, c.height,
                    timestamps=None if c.timestamps is None else c.timestamps[None],
@@ -147,7 +177,7 @@ def prepare_inputs(
     images = views.images.permute(0, 3, 1, 2)[None].contiguous()
     valid = None if views.masks is None else views.masks.permute(0, 3, 1, 2)[None].contiguous()
     return ClipInputs(images, cams, lidar, (h, w), frame_ids, names, time.perf_counter() - t0,
-                      valid)
+                      valid, ego)
 
 
 def forward(inputs: ClipInputs, model: nn.Module, device: str | torch.device | None = None):
@@ -182,7 +212,7 @@ def run_network(inputs: ClipInputs, model: nn.Module,
     if colour is not None:
         colour = type(colour)(colour.names, colour.matrices.detach())
     return Reconstruction(g, sky, timings, inputs.size, inputs.frames, inputs.camera_names,
-                          colour, getattr(out, "network_depth", None) is not None)
+                          colour, getattr(out, "network_depth", None) is not None, inputs.ego)
 
 
 def reconstruct_clip(

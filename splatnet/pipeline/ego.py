@@ -1,0 +1,343 @@
+"""The ego vehicle's own body in its cameras (hood, boot): found in clips that carry no camera
+masks, kept out of the scene, and drawn back over renders of the rig's own cameras.
+
+Why: a camera bolted to the car sees the car's hood at the same pixels in every frame. A
+pixel-aligned network places those pixels in the world like any others (with LiDAR fusion, at
+the depth of the road the LiDAR sees behind the hood), so the hood is smeared over the road in
+every other view. On DGP ``scene_02`` (no masks in that data) this is what cost the held-out
+frame most (docs/benchmarks.md, "The ego's own body").
+
+How (:func:`estimate_ego_masks`): for each camera and pairs of its context frames whose camera
+centres are at least :data:`MIN_BASELINE` apart, every pixel is tested against the hypothesis
+that it shows the static scene at the LiDAR's depth (the nearest point per pixel, the gaps filled
+by normalised convolution). That hypothesis predicts where the pixel moves in the other frame,
+``f``; the change it predicts at the pixel, ``|∇I · f|`` (log intensity, ``f`` capped at
+:data:`FLOW_CAP` pixels so the first-order term stays meaningful), is compared with the change
+seen there, ``|I_a − I_b|`` (after removing a global exposure offset):
+
+- ego evidence (+1): the scene would have changed the pixel clearly (predicted change above
+  :data:`MIN_PREDICTED`) and it did not (seen change under :data:`STATIC_RATIO` × predicted);
+- scene evidence (−1): the pixel changed (seen change above :data:`CHANGED`);
+- scene evidence (−1) too where the LiDAR sees an object standing above the ground
+  (:func:`lidar_objects`): the LiDAR never sees the ego's body, so a car keeping pace ahead,
+  which the images alone cannot tell from the hood, stays scene;
+- none (0): anything else: no texture, motion along an edge, no LiDAR depth, or a predicted
+  motion under :data:`MIN_FLOW` of the image height.
+
+Evidence is summed over both ways of a pair and averaged over the pairs. The ego's body is a
+region along the bottom of the image, so a camera's mask is the band of rows below a per-column
+edge ``e(x)`` chosen to maximise the evidence inside the band minus :data:`PRIOR` per pixel and
+:data:`SMOOTH` per row of change between neighbouring columns (dynamic programming over columns;
+the image's sides count as empty columns). A camera keeps its band only
+when that total reaches :data:`MIN_EVIDENCE` of its pixel count. Things the two frames cannot
+tell apart stay scene: a texture-less hood is found by its edge, a mirror-like hood whose
+reflections change as the car moves may be found only in part or not at all (two of DGP
+``scene_02``'s six cameras), and parts of the ego seen at the top of an image are not looked for.
+
+:class:`EgoLayer` draws what each rig camera saw of the ego (its pixels in the context frame
+nearest in time) over a render of that camera, so a rendered rig camera shows the car's hood
+where the log did, and every other camera (a viewer's, a new sensor's) shows the scene alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+#: Pairs of frames whose camera centres are closer than this (metres) are not used: the scene
+#: barely moves between them, so nothing tells it from the ego's body (a parked car: no masks).
+MIN_BASELINE = 0.15
+#: Estimation runs at between MIN_ROWS and MAX_ROWS rows (other views are resized, the masks
+#: scaled back): the thresholds below are per pixel of that size.
+MIN_ROWS = 128
+MAX_ROWS = 160
+#: The predicted motion counts only where it is at least this fraction of the image height.
+MIN_FLOW = 0.02
+#: The predicted flow is capped at this many pixels (of the estimation size) for ``|∇I · f|``.
+FLOW_CAP = 4.0
+#: Predicted change (log intensity, 5×5 mean) that makes a pixel's staying the same evidence.
+MIN_PREDICTED = 0.15
+#: A pixel "stayed the same" when its seen change is under this fraction of the predicted one.
+STATIC_RATIO = 0.35
+#: Seen change (log intensity, 5×5 mean) above which a pixel is scene evidence.
+CHANGED = 0.15
+#: LiDAR points this far (metres) above the ground are objects, never the ego's body.
+OBJECT_HEIGHT = 0.4
+#: The ground: this percentile of the LiDAR heights within GROUND_RADIUS metres of the camera.
+GROUND_PERCENTILE = 10.0
+GROUND_RADIUS = 20.0
+#: Cost of each pixel inside a band (evidence is summed over both ways of a pair and averaged
+#: over the pairs, so it lies in [-2, 2]).
+PRIOR = 0.05
+#: Cost per row of edge height change between neighbouring columns.
+SMOOTH = 2.0
+#: A camera keeps its band when the band's total reaches this fraction of the pixel count.
+MIN_EVIDENCE = 0.005
+
+
+def _box(x: Tensor, r: int) -> Tensor:
+    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), 2 * r + 1, stride=1)
+
+
+def _log_grey(img: Tensor) -> Tensor:
+    """``[H, W, 3]`` in [0, 1] → ``[1, 1, H, W]`` log intensity, lightly smoothed."""
+    return _box(torch.log(img.float().mean(-1)[None, None] + 0.03), 1)
+
+
+def _gradient(g: Tensor) -> tuple[Tensor, Tensor]:
+    """Central differences of ``[1, 1, H, W]`` → two ``[H, W]``."""
+    px = F.pad(g, (1, 1, 0, 0), mode="replicate")
+    py = F.pad(g, (0, 0, 1, 1), mode="replicate")
+    return (px[..., :, 2:] - px[..., :, :-2])[0, 0] / 2, (py[..., 2:, :] - py[..., :-2, :])[0, 0] / 2
+
+
+def lidar_depth(points: Tensor, K: Tensor, cam_to_world: Tensor, size: tuple[int, int]) -> Tensor:
+    """``[H, W]`` camera depth of ``points [M, 3]`` (nearest point per pixel, gaps filled by
+    normalised convolution; 0 where no point is near)."""
+    from splatnet.cameras import sparse_depth
+    from splatnet.models.lidar_fusion import fill_sparse
+
+    w2c = torch.linalg.inv(cam_to_world.double()).float()
+    sd = sparse_depth(points.float(), K.float()[None], w2c[None], size, near=0.5)[0]
+    filled, covered = fill_sparse(sd[None, None], (sd > 0)[None, None], (1.5, 4.0, 12.0))
+    return torch.where(covered, filled, torch.zeros_like(filled))[0, 0]
+
+
+def lidar_objects(points: Tensor, down: Tensor, K: Tensor, cam_to_world: Tensor,
+                  size: tuple[int, int]) -> Tensor:
+    """``[H, W]`` bool: pixels whose nearest LiDAR point stands more than
+    :data:`OBJECT_HEIGHT` above the ground (things the LiDAR sees cannot be the ego's body,
+    which it never sees: a car keeping pace ahead is scene, not hood).
+
+    ``down [3]`` is the world's down direction (the rig's mean camera y axis); the ground is the
+    :data:`GROUND_PERCENTILE` percentile of the points' heights within :data:`GROUND_RADIUS`
+    metres of the camera.
+    """
+    from splatnet.cameras import sparse_depth
+
+    pts = points.float()
+    down = down.float() / down.float().norm()
+    centre = cam_to_world[:3, 3].float()
+    rel = pts - centre
+    height = -(rel @ down)  # [M] metres above the camera's level
+    across = rel - (rel @ down)[:, None] * down
+    near = across.norm(dim=-1) < GROUND_RADIUS
+    if int(near.sum()) < 20:
+        return torch.zeros(size, dtype=torch.bool)
+    ground = torch.quantile(height[near], GROUND_PERCENTILE / 100.0)
+    w2c = torch.linalg.inv(cam_to_world.double()).float()[None]
+    nearest = sparse_depth(pts, K.float()[None], w2c, size, near=0.5)[0]
+    tall = height > ground + OBJECT_HEIGHT
+    on_objects = sparse_depth(pts[tall], K.float()[None], w2c, size, near=0.5)[0]
+    hit = (on_objects > 0) & (on_objects <= nearest * 1.02)
+    return F.max_pool2d(hit[None, None].float(), 5, stride=1, padding=2)[0, 0] > 0
+
+
+def pair_evidence(image_a: Tensor, image_b: Tensor, K: Tensor, cam_a: Tensor, cam_b: Tensor,
+                  depth_a: Tensor, objects_a: Tensor | None = None) -> Tensor:
+    """``[H, W]`` evidence in {−1, 0, +1} that the pixels of view ``a`` are the ego's body.
+
+    ``image_a``, ``image_b``: ``[H, W, 3]`` of one camera at two times; ``K [3, 3]``,
+    ``cam_a``/``cam_b [4, 4]`` camera-to-world; ``depth_a [H, W]`` the scene hypothesis's depth
+    in view ``a`` (0 = unknown: no evidence); ``objects_a [H, W]`` bool, pixels the LiDAR sees
+    as objects (:func:`lidar_objects`): scene evidence whatever the images say.
+    """
+    from splatnet.cameras import project_points
+
+    h, w = depth_a.shape
+    v, u = torch.meshgrid(torch.arange(h, dtype=torch.float32) + 0.5,
+                          torch.arange(w, dtype=torch.float32) + 0.5, indexing="ij")
+    pix = torch.stack([u, v, torch.ones_like(u)], -1).reshape(-1, 3)  # [HW, 3]
+    K = K.float()
+    rays = torch.linalg.solve(K, pix.T).T * depth_a.reshape(-1, 1)
+    world = rays @ cam_a[:3, :3].float().T + cam_a[:3, 3].float()
+    w2c_b = torch.linalg.inv(cam_b.double()).float()
+    uv, z = project_points(world, K[None], w2c_b[None])
+    flow = (uv[0] - pix[:, :2]).reshape(h, w, 2)
+    known = (depth_a > 0) & (z[0].reshape(h, w) > 0.1)
+    moves = flow.norm(dim=-1) >= MIN_FLOW * h
+    flow = flow * (FLOW_CAP / flow.norm(dim=-1, keepdim=True).clamp_min(FLOW_CAP))
+    ga, gb = _log_grey(image_a), _log_grey(image_b)
+    gb = gb + (ga - gb).median()  # a global exposure change is not a change of the scene
+    gx, gy = _gradient(ga)
+    predicted = _box((gx * flow[..., 0] + gy * flow[..., 1]).abs()[None, None], 2)[0, 0]
+    seen = _box((ga - gb).abs(), 2)[0, 0]
+    ok = known & moves
+    evidence = torch.zeros(h, w)
+    evidence[ok & (predicted > MIN_PREDICTED) & (seen < STATIC_RATIO * predicted)] = 1.0
+    evidence[ok & (seen > CHANGED)] = -1.0
+    if objects_a is not None:
+        evidence[objects_a] = -1.0
+    return evidence
+
+
+def bottom_band(evidence: Tensor, prior: float, smooth: float) -> tuple[Tensor, float]:
+    """The band along the bottom of ``evidence [H, W]`` that best fits it: ``([H, W] bool,
+    score)``, rows ``y >= e(x)`` with ``e`` maximising ``Σ_x Σ_{y >= e(x)} (evidence − prior)
+    − smooth · Σ_x |e(x) − e(x − 1)|`` (``e(x) = H``: an empty column; the columns beyond the
+    image's sides count as empty, so a band pays for rising from them too)."""
+    h, w = evidence.shape
+    s = evidence.double() - prior
+    suffix = torch.cat([s.flip(0).cumsum(0).flip(0), torch.zeros(1, w, dtype=s.dtype)])  # [H+1, W]
+    e = torch.arange(h + 1, dtype=s.dtype)
+    jump = smooth * (e[:, None] - e[None, :]).abs()  # [to, from]
+    border = smooth * (h - e)  # the image's sides count as empty columns: a band rises from them
+    best = suffix[:, 0] - border
+    back = []
+    for x in range(1, w):
+        val, arg = (best[None, :] - jump).max(1)
+        back.append(arg)
+        best = val + suffix[:, x]
+    best = best - border
+    edge = [int(best.argmax())]
+    for arg in reversed(back):
+        edge.append(int(arg[edge[-1]]))
+    edges = torch.tensor(edge[::-1])
+    return torch.arange(h)[:, None] >= edges[None, :], float(best.max())
+
+
+def _pairs(centres: Tensor) -> list[tuple[int, int]]:
+    """Frame pairs ``(i, j)``, ``i < j``: each frame with the next one at least
+    :data:`MIN_BASELINE` away (at most 8 pairs, spread over the frames)."""
+    out = []
+    for i in range(len(centres)):
+        for j in range(i + 1, len(centres)):
+            if float((centres[j] - centres[i]).norm()) >= MIN_BASELINE:
+                out.append((i, j))
+                break
+    if len(out) > 8:
+        keep = torch.linspace(0, len(out) - 1, 8).round().long().tolist()
+        out = [out[k] for k in keep]
+    return out
+
+
+def estimate_ego_masks(views, lidar: Mapping[int, Tensor | None]) -> dict[str, Tensor]:
+    """The ego's body in each camera of ``views`` (a :class:`~splatnet.clip.Views` of one or
+    more frames), from the images, camera poses and ``lidar`` (frame index → world points
+    ``[M, 3]``, or None).
+
+    Returns ``{camera name: [H, W] bool}`` (True = the ego's body) for the cameras where one was
+    found; cameras with fewer than two frames far enough apart, without LiDAR, or without enough
+    evidence are left out (the module docstring says how).
+    """
+    images = views.images  # [V, H, W, 3]
+    height, width = images.shape[1:3]
+    scale = min(max(1.0, MIN_ROWS / height), MAX_ROWS / height)
+    h, w = max(8, round(height * scale)), max(8, round(width * scale))
+    out: dict[str, Tensor] = {}
+    for name in dict.fromkeys(views.camera_names):
+        idx = [i for i, n in enumerate(views.camera_names) if n == name]
+        idx = [i for i in idx if lidar.get(int(views.frame_ids[i])) is not None]
+        if len(idx) < 2:
+            continue
+        order = sorted(idx, key=lambda i: int(views.frame_ids[i]))
+        c2w = views.cameras.cam_to_world[order].float()
+        K = views.cameras.K[order[0]].float().clone()
+        K[0] *= w / width
+        K[1] *= h / height
+        small = F.interpolate(images[order].permute(0, 3, 1, 2).float(), size=(h, w),
+                              **({"mode": "area"} if h < height else
+                                 {"mode": "bilinear", "align_corners": False})).permute(0, 2, 3, 1)
+        # The world's down direction at each of these frames: the mean y axis (OpenCV: down) of
+        # every camera of that frame (a driving rig's cameras are about level).
+        downs = [views.cameras.cam_to_world[[k for k, f in enumerate(views.frame_ids.tolist())
+                                             if f == int(views.frame_ids[i])], :3, 1].float().mean(0)
+                 for i in order]
+        depths: dict[int, Tensor] = {}
+        objects: dict[int, Tensor] = {}
+        evidence = torch.zeros(h, w)
+        pairs = _pairs(c2w[:, :3, 3])
+        for i, j in pairs:
+            for a, b in ((i, j), (j, i)):
+                if a not in depths:
+                    pts = lidar[int(views.frame_ids[order[a]])]
+                    depths[a] = lidar_depth(pts, K, c2w[a], (h, w))
+                    objects[a] = lidar_objects(pts, downs[a], K, c2w[a], (h, w))
+                evidence += pair_evidence(small[a], small[b], K, c2w[a], c2w[b], depths[a],
+                                          objects[a])
+        if not pairs:
+            continue
+        band, score = bottom_band(evidence / len(pairs), PRIOR, SMOOTH)
+        if score < MIN_EVIDENCE * h * w or not bool(band.any()):
+            continue
+        if (h, w) != (height, width):
+            band = F.interpolate(band[None, None].float(), size=(height, width), mode="nearest")[0, 0] > 0.5
+        out[name] = band
+    return out
+
+
+@dataclass
+class EgoLayer:
+    """What each rig camera saw of the ego itself, drawn over renders of that camera.
+
+    Attributes:
+        masks: camera name → ``[H, W]`` bool, True on the ego's body.
+        images: camera name → ``[T, H, W, 3]`` that camera's context images.
+        times: camera name → ``[T]`` their timestamps (seconds), or None when unknown.
+        estimated: the masks were estimated (:func:`estimate_ego_masks`), not the clip's own.
+    """
+
+    masks: dict[str, Tensor]
+    images: dict[str, Tensor]
+    times: dict[str, Tensor | None]
+    estimated: bool
+
+    @classmethod
+    def from_views(cls, views, masks: Mapping[str, Tensor], estimated: bool) -> EgoLayer | None:
+        """The layer of ``masks`` (camera → ``[H, W]`` bool at the views' size) with the
+        images of ``views``; None when no camera has a mask pixel."""
+        masks = {n: m.bool() for n, m in masks.items() if bool(m.any())}
+        if not masks:
+            return None
+        images, times = {}, {}
+        stamps = views.cameras.timestamps
+        for n in masks:
+            idx = [i for i, c in enumerate(views.camera_names) if c == n]
+            images[n] = views.images[idx].float()
+            times[n] = None if stamps is None else stamps[idx].double()
+        return cls(masks, images, times, estimated)
+
+    def covers(self, name: str | None) -> bool:
+        return name is not None and name in self.masks
+
+    def mask(self, name: str, size: tuple[int, int]) -> Tensor:
+        """``[H, W]`` bool mask of camera ``name`` at ``size``."""
+        m = self.masks[name]
+        if tuple(m.shape) != tuple(size):
+            m = F.interpolate(m[None, None].float(), size=tuple(size), mode="nearest")[0, 0] > 0.5
+        return m
+
+    def composite(self, rgb: Tensor, name: str, time: float | None = None) -> Tensor:
+        """``rgb [H, W, 3]`` of camera ``name`` with the ego's pixels of that camera's context
+        image nearest in ``time`` (the first when unknown) drawn over it."""
+        imgs, stamps = self.images[name], self.times[name]
+        k = 0 if time is None or stamps is None else int((stamps - float(time)).abs().argmin())
+        src = imgs[k]
+        if tuple(src.shape[:2]) != tuple(rgb.shape[:2]):
+            src = F.interpolate(src.permute(2, 0, 1)[None], size=tuple(rgb.shape[:2]),
+                                mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+        m = self.mask(name, tuple(rgb.shape[:2]))[..., None].to(rgb.device)
+        return torch.where(m, src.to(rgb), rgb)
+
+    def validity(self, camera_names: Sequence[str], size: tuple[int, int]) -> Tensor:
+        """``[V, H, W, 1]`` bool validity (False on the ego's body) of views of
+        ``camera_names`` at ``size``, as :attr:`splatnet.clip.Views.masks`."""
+        return masks_for_views({n: self.mask(n, size) for n in self.masks}, camera_names,
+                               size)
+
+    def fractions(self) -> dict[str, float]:
+        """Camera name → fraction of its pixels that are the ego's body."""
+        return {n: float(m.float().mean()) for n, m in self.masks.items()}
+
+
+def masks_for_views(masks: Mapping[str, Tensor], camera_names: Sequence[str],
+                    size: tuple[int, int]) -> Tensor:
+    """``[V, H, W, 1]`` bool validity (False on the ego's body) for views of ``camera_names``
+    from per-camera ego ``masks`` (each ``[H, W]``; cameras without one: all valid)."""
+    rows = [~masks[n] if n in masks else torch.ones(tuple(size), dtype=torch.bool)
+            for n in camera_names]
+    return torch.stack(rows)[..., None]
