@@ -190,7 +190,8 @@ def run_clip(clip, model, group: str, name: str, size, holdout_frames, args) -> 
 
     t0 = time.perf_counter()
     variants = {f"refine_{n}": refiner(n) for n in args.refine}
-    r = evaluate_clip(clip, model, holdout_frames=holdout_frames, size=size, variants=variants)
+    r = evaluate_clip(clip, model, holdout_frames=holdout_frames, size=size, variants=variants,
+                      ego_masks=args.ego_masks)
     t = r["timings"]
     wall = t["load"] + t["network"] + t["postprocess"]
     row = {
@@ -206,6 +207,8 @@ def run_clip(clip, model, group: str, name: str, size, holdout_frames, args) -> 
                              for k in ("psnr", "ssim", "seconds", "gaussians")}
                     for n in args.refine},
         "depth_vs_lidar": r.get("depth_vs_lidar"),
+        "ego": r.get("ego"),
+        "scene": r.get("scene"),
     }
     row["lidar_splats"] = lidar_floor(clip, holdout_frames, tuple(r["size"]))
     if args.same_time and clip.has_lidar:

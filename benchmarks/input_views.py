@@ -89,7 +89,8 @@ def analyse(clip, model, size: tuple[int, int], frames: list[int]) -> tuple[dict
     out, _ = forward(inp, model)
     g = Gaussians(**{k: v[0] for k, v in out.gaussians.fields().items()}, check=False)
     c = inp.cameras
-    cams = Cameras(c.K[0], c.cam_to_world[0], c.width, c.height, check=False)
+    cams = Cameras(c.K[0], c.cam_to_world[0], c.width, c.height, check=False,
+                   timestamps=None if c.timestamps is None else c.timestamps[0])
     n_cam = len(inp.camera_names)
     views = cams.num_cameras
     per_view = g.num_gaussians // views
@@ -102,6 +103,10 @@ def analyse(clip, model, size: tuple[int, int], frames: list[int]) -> tuple[dict
     # With model.colour_affine, view v's render goes through its camera's colour matrix, as in
     # training and in evaluate_clip (every view here is a context view).
     colour = None if out.colour is None else out.colour.for_cameras(c)[0]  # [V, 3, 4]
+    # Where the cameras see the ego itself (the clip's masks, or estimated ones): those Gaussians
+    # have opacity 0 and the view's own pixels are drawn back over them, as in evaluate_clip.
+    ego = inp.ego
+    estimated = ego is not None and ego.estimated
 
     def draw(gs, v):
         cam = cams[[v]]
@@ -111,10 +116,16 @@ def analyse(clip, model, size: tuple[int, int], frames: list[int]) -> tuple[dict
         rgb = r.rgb + (1 - r.alpha) * bg.to(r.rgb)
         if colour is not None:
             rgb = apply_colour(rgb.movedim(-1, -3), colour[[v]]).movedim(-3, -1)
-        return rgb[0].clamp(0, 1), r.depth[0]
+        rgb = rgb[0].clamp(0, 1)
+        cam_name = inp.camera_names[v % n_cam]
+        if ego is not None and ego.covers(cam_name):
+            rgb = ego.composite(rgb, cam_name, None if cam.timestamps is None
+                                else float(cam.timestamps.reshape(-1)[0]))
+        return rgb, r.depth[0]
 
     def score(pred, v):
-        m = None if inp.valid is None else inp.valid[0, v].permute(1, 2, 0)
+        # The clip's own masks mark what is scored; estimated ones do not (every pixel counts).
+        m = None if inp.valid is None or estimated else inp.valid[0, v].permute(1, 2, 0)
         return float(psnr(pred, images[v], mask=m))
 
     s = model.stride
@@ -151,6 +162,9 @@ def analyse(clip, model, size: tuple[int, int], frames: list[int]) -> tuple[dict
         **{k: float(np.mean(x)) for k, x in rows.items()},
         **{f"{k}, opa>={OPACITY_FLOOR}": float(np.mean(x)) for k, x in rows_bright.items()},
         "mean_opacity": float(g.opacities.mean()),
+        "ego": None if ego is None else {"masks": "estimated" if estimated else "clip",
+                                         "cameras": {k: round(f, 4)
+                                                     for k, f in ego.fractions().items()}},
         "worst_pairs": [{"view": name(v), "source": name(u), "db": round(d, 2)}
                         for d, v, u in pairs[:5]],
     }
