@@ -86,6 +86,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="first frame t of each PandaSet window t..t+2 (default 30,33,36)")
     ap.add_argument("--refine", type=_ints, default=[],
                     help="also score the network + N refinement steps for each N, e.g. 50,200")
+    ap.add_argument("--ego-masks", choices=["auto", "off"], default="auto",
+                    help="estimate where a clip without camera masks shows the ego's own body "
+                         "(auto, the default path) or not (off); see splatnet eval --no-ego-masks")
     ap.add_argument("--same-time", action="store_true",
                     help="also run per-scene optimisation from LiDAR for the network's wall time")
     ap.add_argument("--cache", default="~/.cache/splatnet/synthetic", help="synthetic clip cache")

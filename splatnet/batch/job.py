@@ -33,6 +33,8 @@ class BatchSpec:
         refine: optimisation steps after the network (reconstruct; 0: none).
         use_tracks: split a ``.scene`` by the clip's actor tracks.
         use_lidar: give the network the clip's LiDAR.
+        use_ego_masks: estimate where a clip without camera masks shows the ego's own body
+            (:mod:`splatnet.pipeline.ego`).
         lpips_weights, lpips_net: local LPIPS weights for eval (empty: LPIPS skipped).
         threads: torch threads in each worker.
         defaults: per-clip options applied to every clip unless its manifest line overrides them
@@ -47,6 +49,7 @@ class BatchSpec:
     refine: int = 0
     use_tracks: bool = True
     use_lidar: bool = True
+    use_ego_masks: bool = True
     lpips_weights: tuple[str, ...] = ()
     lpips_net: str | None = None
     threads: int = 1

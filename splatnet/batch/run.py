@@ -200,6 +200,8 @@ class _Settings:
                                      "format": spec.format}
         if spec.command == "reconstruct":
             self.base.update(refine=spec.refine, lidar=spec.use_lidar)
+        if not spec.use_ego_masks:  # (absent when on: records of earlier batches stay valid)
+            self.base["ego_masks"] = False
             if spec.format == "scene":
                 self.base["tracks"] = spec.use_tracks
         elif spec.lpips_weights:  # checked here, before any worker starts

@@ -35,13 +35,14 @@ def load_clip(clip_or_path):
 
 
 def decode(clip_or_path, model, *, frames=None, cameras=None, size=None, use_lidar: bool = True,
-           frames_option: str = "frames"):
+           frames_option: str = "frames", ego_masks: str = "auto"):
     """``(clip, inputs)``: the clip and its decoded network inputs
     (:func:`~splatnet.pipeline.feedforward.prepare_inputs`).
 
     ``frames``: context frames (a list of indices, ``"A:B"`` or a ``slice``; default all);
     ``cameras``: context cameras (default the rig's); ``size``: ``(H, W)`` the network runs at
     (default :func:`~splatnet.pipeline.feedforward.network_size` of the clip's native size);
+    ``use_lidar``, ``ego_masks``: as :func:`~splatnet.pipeline.feedforward.prepare_inputs`;
     ``frames_option`` names ``frames`` in an error (``--frames`` on the command line).
     """
     from splatnet.pipeline.feedforward import default_size, network_size, prepare_inputs
@@ -56,7 +57,7 @@ def decode(clip_or_path, model, *, frames=None, cameras=None, size=None, use_lid
     if size is None:
         size = network_size(model, default_size(clip, cameras or clip.rig_camera_names, 1))
     inputs = prepare_inputs(clip, int(getattr(model, "stride", 1)), frames=ids, cameras=cameras,
-                            size=tuple(size), use_lidar=use_lidar)
+                            size=tuple(size), use_lidar=use_lidar, ego_masks=ego_masks)
     return clip, inputs
 
 
@@ -152,7 +153,7 @@ def _scene_to_file(clip_path, clip, inputs, model, device, out_path: Path, refin
 
 
 def evaluate_to_file(clip, model, device, out_path: str | os.PathLike, options: dict[str, Any], *,
-                     lpips=None, checkpoint: str | None = None) -> dict:
+                     lpips=None, checkpoint: str | None = None, ego_masks: str = "auto") -> dict:
     """``splatnet eval`` for one clip: :func:`~splatnet.pipeline.evaluate.evaluate_clip` with the
     per-clip ``options`` (``holdout_frames``, ``holdout_cameras``, ``size``, ``network_size``),
     the report written atomically as JSON to ``out_path``. Returns the report."""
@@ -164,7 +165,7 @@ def evaluate_to_file(clip, model, device, out_path: str | os.PathLike, options: 
                            holdout_cameras=options.get("holdout_cameras"),
                            size=None if size is None else tuple(size),
                            network_size=None if net is None else tuple(net), device=device,
-                           lpips=lpips)
+                           lpips=lpips, ego_masks=ego_masks)
     report["checkpoint"] = checkpoint or "default"
     t0 = time.perf_counter()
     atomic_write_text(out_path, json.dumps(report, indent=2) + "\n")
@@ -291,14 +292,16 @@ class Worker:
         if self.spec.command == "eval":  # evaluate_clip decodes its own views: load the clip
             return load_clip(task.clip)
         return decode(task.clip, self.model, frames=opts.get("frames"), cameras=opts.get("cameras"),
-                      size=opts.get("size"), use_lidar=self.spec.use_lidar)
+                      size=opts.get("size"), use_lidar=self.spec.use_lidar,
+                      ego_masks="auto" if self.spec.use_ego_masks else "off")
 
     def _work(self, task: ClipTask, loaded) -> dict[str, Any]:
         spec = self.spec
         if spec.command == "eval":
             report = evaluate_to_file(loaded, self.model, self.device, task.output,
                                       task.effective_options(spec), lpips=self.lpips,
-                                      checkpoint=spec.checkpoint)
+                                      checkpoint=spec.checkpoint,
+                                      ego_masks="auto" if spec.use_ego_masks else "off")
             return {"gaussians": report["gaussians"], "metrics": eval_metrics(report),
                     "timings": report["timings"], "bytes": os.path.getsize(task.output)}
         summary = reconstruct_to_file(task.clip, loaded, self.model, self.device, task.output,

@@ -75,6 +75,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", required=True,
                    help="output directory (created if missing): the outputs, results.jsonl, "
                         "summary.json and summary.md")
+    p.add_argument("--no-ego-masks", action="store_true",
+                   help="do not estimate where a clip without camera masks shows the ego's own "
+                        "body (as splatnet reconstruct / eval --no-ego-masks)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: worker processes on this machine (default); ray: actors on a "
                         "Ray cluster (pip install 'splatnet[cluster]')")
@@ -126,7 +129,8 @@ def _spec(args: argparse.Namespace):
                     "cameras": args.cameras, "size": args.size}
         return BatchSpec("reconstruct", checkpoint=args.checkpoint, device=args.device,
                          format=args.format, refine=args.refine, use_tracks=not args.no_tracks,
-                         use_lidar=not args.no_lidar, threads=threads,
+                         use_lidar=not args.no_lidar, use_ego_masks=not args.no_ego_masks,
+                         threads=threads,
                          defaults={k: v for k, v in defaults.items() if v is not None})
     if args.lpips_net and not args.lpips_weights:
         raise ValidationError("--lpips-net needs --lpips-weights")
@@ -134,7 +138,8 @@ def _spec(args: argparse.Namespace):
                 "size": args.size, "network_size": args.network_size}
     return BatchSpec("eval", checkpoint=args.checkpoint, device=args.device, format="json",
                      lpips_weights=tuple(args.lpips_weights or ()), lpips_net=args.lpips_net,
-                     threads=threads, defaults={k: v for k, v in defaults.items() if v is not None})
+                     use_ego_masks=not args.no_ego_masks, threads=threads,
+                     defaults={k: v for k, v in defaults.items() if v is not None})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -36,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="withhold the clip's LiDAR from the network (its sparse-depth input and, "
                         "for a model with lidar_fusion, the depth its Gaussians are moved to); "
                         "the held-out frames' LiDAR still scores the depth")
+    p.add_argument("--no-ego-masks", action="store_true",
+                   help="do not estimate where a clip without camera masks shows the ego's own "
+                        "body (by default those pixels are kept out of the Gaussians and drawn "
+                        "back over renders of the same rig camera; the report's \"scene\" scores "
+                        "the other pixels alone)")
     p.add_argument("--device", type=device_arg, default="cpu",
                    help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--lpips-weights", type=_path_list, default=None, metavar="PATH[,PATH]",
@@ -102,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         report = evaluate_clip(clip, model, holdout_frames=args.holdout_frames,
                                holdout_cameras=args.holdout_cameras, size=args.size,
                                network_size=args.network_size, device=device, lpips=lpips,
-                               progress=stage, use_lidar=not args.no_lidar)
+                               progress=stage, use_lidar=not args.no_lidar,
+                               ego_masks="off" if args.no_ego_masks else "auto")
         if lpips is not None:
             report["timings"]["load_lpips"] = round(lpips_load, 4)
         report["checkpoint"] = args.checkpoint or "default"

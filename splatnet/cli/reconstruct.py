@@ -69,6 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-lidar", action="store_true",
                    help="ignore the clip's LiDAR (the network's sparse-depth input and, for a model "
                         "with lidar_fusion, the depth its Gaussians are moved to)")
+    p.add_argument("--no-ego-masks", action="store_true",
+                   help="do not estimate where a clip without camera masks shows the ego's own "
+                        "body (hood, boot); by default those pixels are kept out of the Gaussians")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -254,7 +257,8 @@ def _load(clip_or_path, args: argparse.Namespace, model):
     from splatnet.batch.work import decode
 
     return decode(clip_or_path, model, frames=args.frames, cameras=args.cameras, size=args.size,
-                  use_lidar=not args.no_lidar, frames_option="--frames")
+                  use_lidar=not args.no_lidar, frames_option="--frames",
+                  ego_masks="off" if args.no_ego_masks else "auto")
 
 
 def _reconstruct_one(clip_path, loaded, model, device, out_path: Path, fmt: str,
@@ -274,4 +278,9 @@ def _reconstruct_one(clip_path, loaded, model, device, out_path: Path, fmt: str,
                 f"{summary['actors']} actor group(s) ({views})" if fmt == "scene" else
                 f"{summary['gaussians']} Gaussians ({views})")
         tqdm.write(f"{clip_path} -> {out_path}: {what}; {parts}")
+        ego = summary.get("ego_masks")
+        if ego and ego["masks"] == "estimated":
+            seen = ", ".join(f"{k} {v:.0%}" for k, v in ego["cameras"].items())
+            tqdm.write(f"  the ego's own body, estimated and left out of the Gaussians: {seen} of "
+                       "the pixels (--no-ego-masks to keep it)")
     return summary

@@ -224,13 +224,14 @@ def reconstruct_clip(
     size: tuple[int, int] | None = None,
     device: str | torch.device | None = None,
     use_lidar: bool = True,
+    ego_masks: str = "auto",
 ) -> Reconstruction:
     """Reconstruct a loaded :class:`~splatnet.clip.Clip` with ``model`` (see :func:`reconstruct`)."""
     resolve_device(device)  # fail before decoding anything
     if size is None:
         size = network_size(model, default_size(clip, cameras or clip.rig_camera_names, 1))
     inputs = prepare_inputs(clip, int(getattr(model, "stride", 1)), frames=frames, cameras=cameras,
-                            size=size, use_lidar=use_lidar)
+                            size=size, use_lidar=use_lidar, ego_masks=ego_masks)
     return run_network(inputs, model, device)
 
 
@@ -241,6 +242,7 @@ def reconstruct(
     cameras: Sequence[str] | None = None,
     size: tuple[int, int] | None = None,
     device: str | torch.device | None = None,
+    ego_masks: str = "auto",
 ) -> Gaussians:
     """Reconstruct a clip in one forward pass of the network.
 
@@ -252,6 +254,10 @@ def reconstruct(
         size: ``(H, W)`` the network runs at (default: :func:`network_size` of the clip's native
             size: the model's working size when the clip's images are larger).
         device: ``"cpu"`` (default) or ``"cuda"``.
+        ego_masks: ``"auto"`` (default): for a clip without camera masks, the pixels where the
+            rig's cameras see the ego's own body (hood, boot) are estimated from the context
+            frames and their LiDAR (:mod:`splatnet.pipeline.ego`) and left out of the Gaussians;
+            ``"off"``: they are not.
 
     Returns:
         The scene's :class:`~splatnet.Gaussians` in the clip's world frame, ready for
@@ -269,7 +275,7 @@ def reconstruct(
 
         model = load_model(device=device)
     return reconstruct_clip(clip, model, frames=frames, cameras=cameras, size=size,
-                            device=device).gaussians
+                            device=device, ego_masks=ego_masks).gaussians
 
 
 def _clip_path(path: str | os.PathLike) -> Path:
