@@ -256,29 +256,34 @@ def estimate_ego_masks(views, lidar: Mapping[int, Tensor | None]) -> dict[str, T
     depth = {i: lidar_depth(lidar[frames[i]], K[i], c2w[i], (h, w)) for i in usable}
     objects = {i: lidar_objects(lidar[frames[i]], down[frames[i]], K[i], c2w[i], (h, w))
                for i in usable}
+    greys = [_log_grey(small[i])[0, 0] for i in range(len(frames))]
+    temporal: dict[str, Tensor] = {}
+    looks: dict[str, list[list[_Look]]] = {}
+    for name in dict.fromkeys(views.camera_names):
+        order = sorted((i for i in usable if views.camera_names[i] == name), key=lambda i: frames[i])
+        pairs = _pairs(c2w[order, :3, 3])
+        if not pairs:
+            continue
+        evidence = torch.zeros(h, w)
+        for i, j in pairs:
+            for a, b in ((order[i], order[j]), (order[j], order[i])):
+                evidence += pair_evidence(small[a], small[b], K[a], c2w[a], c2w[b], depth[a],
+                                          objects[a])
+        temporal[name] = evidence / len(pairs)
+        # Other cameras only: this camera sees its own body again at its other frames.
+        others = [i for i in usable if views.camera_names[i] != name]
+        used = sorted({order[k] for pair in pairs for k in pair})
+        looks[name] = [look_across(greys, K, c2w, depth, a, others) + [_Look(-1, objects[a])]
+                       for a in used]
     # Two passes: the second looks for each camera's scene in the other cameras only where the
     # first found no ego body of theirs (one camera's hood hides the road another one's hides).
     bands: dict[str, Tensor] = {}
     for step in range(2):
         blocked = {i: bands[views.camera_names[i]] for i in usable if views.camera_names[i] in bands}
         new_bands: dict[str, Tensor] = {}
-        for name in dict.fromkeys(views.camera_names):
-            order = sorted((i for i in usable if views.camera_names[i] == name), key=lambda i: frames[i])
-            pairs = _pairs(c2w[order, :3, 3])
-            if not pairs:
-                continue
-            evidence = torch.zeros(h, w)
-            for i, j in pairs:
-                for a, b in ((order[i], order[j]), (order[j], order[i])):
-                    evidence += pair_evidence(small[a], small[b], K[a], c2w[a], c2w[b], depth[a],
-                                              objects[a])
-            used = sorted({order[k] for pair in pairs for k in pair})
-            # Other cameras only: this camera sees its own body again at its other frames.
-            others = [i for i in usable if views.camera_names[i] != name]
-            cross = sum(cross_evidence(small, K, c2w, depth, objects, a, others,
-                                       blocked if step else None) for a in used)
-            evidence = evidence / len(pairs) + cross / len(used)
-            band, score = bottom_band(evidence, PRIOR, SMOOTH)
+        for name, evidence in temporal.items():
+            cross = sum(cross_evidence(found, blocked if step else None) for found in looks[name])
+            band, score = bottom_band(evidence + cross / len(looks[name]), PRIOR, SMOOTH)
             if score >= MIN_EVIDENCE * h * w and bool(band.any()):
                 new_bands[name] = band
         bands = new_bands
@@ -291,55 +296,81 @@ def estimate_ego_masks(views, lidar: Mapping[int, Tensor | None]) -> dict[str, T
     return out
 
 
-def cross_evidence(images: Tensor, K: Tensor, cam_to_world: Tensor, depth: Mapping[int, Tensor],
-                   objects: Mapping[int, Tensor], a: int, others: Sequence[int],
-                   blocked: Mapping[int, Tensor] | None = None) -> Tensor:
-    """``[H, W]`` evidence in {−1, 0, +1} that the pixels of view ``a`` are the ego's body, from
-    the other views that see the same LiDAR surface.
+@dataclass
+class _Look:
+    """Where view ``a``'s scene hypothesis lands in another view ``view``: ``grid [1, H, W, 2]``
+    (normalised sampling positions), ``visible [H, W]`` (inside, in front, nothing nearer),
+    ``diff [H, W]`` (log intensity of ``a`` minus that view's there). ``view = -1`` carries
+    ``a``'s LiDAR objects as ``visible``."""
 
-    Each pixel's scene hypothesis (the point at ``depth[a]`` along its ray) is looked up in
-    every other view of ``others`` where that point is the first surface (no nearer LiDAR depth
-    there) and inside the image. The ego's body hides that surface from view ``a``, so it looks
-    unlike it: +1 where even the best-matching view differs by more than
-    :data:`CROSS_DIFFERENT` (log intensity, 5×5 mean, after each pair's median exposure
-    offset), −1 where one matches within :data:`CROSS_SAME`, 0 where no other view sees it;
-    −1 where the LiDAR sees an object (``objects[a]``). ``blocked`` (view → ``[H, W]`` bool)
-    marks pixels of other views that are their own ego's body: those do not see the scene.
-    ``images [V, H, W, 3]``, ``K [V, 3, 3]``, ``cam_to_world [V, 4, 4]`` at one size.
-    """
-    from splatnet.cameras import project_points
+    view: int
+    visible: Tensor
+    grid: Tensor | None = None
+    diff: Tensor | None = None
 
+
+def look_across(greys: Sequence[Tensor], K: Tensor, cam_to_world: Tensor,
+                depth: Mapping[int, Tensor], a: int, others: Sequence[int]) -> list[_Look]:
+    """View ``a``'s scene hypothesis (the point at ``depth[a]`` along each pixel's ray) seen
+    by each view of ``others`` where it is the first surface (no nearer LiDAR depth there)
+    and inside the image. ``greys``: each view's ``[H, W]`` log intensity; ``K [V, 3, 3]``,
+    ``cam_to_world [V, 4, 4]`` at that size."""
     h, w = depth[a].shape
     v, u = torch.meshgrid(torch.arange(h, dtype=torch.float32) + 0.5,
                           torch.arange(w, dtype=torch.float32) + 0.5, indexing="ij")
     pix = torch.stack([u, v, torch.ones_like(u)], -1).reshape(-1, 3)
     rays = torch.linalg.solve(K[a], pix.T).T * depth[a].reshape(-1, 1)
-    world = rays @ cam_to_world[a, :3, :3].T + cam_to_world[a, :3, 3]
-    ga = _log_grey(images[a])[0, 0]
-    best = torch.full((h, w), float("inf"))
-    seen = torch.zeros(h, w, dtype=torch.bool)
+    world = rays @ cam_to_world[a, :3, :3].T + cam_to_world[a, :3, 3]  # [HW, 3]
+    out = []
     for o in others:
         if o == a:
             continue
-        uv, z = project_points(world, K[o][None], torch.linalg.inv(cam_to_world[o].double()).float()[None])
-        grid = torch.stack([uv[0, :, 0] / w * 2 - 1, uv[0, :, 1] / h * 2 - 1], -1).reshape(1, h, w, 2)
-        z = z[0].reshape(h, w)
+        w2c = torch.linalg.inv(cam_to_world[o].double()).float()
+        cam = world @ w2c[:3, :3].T + w2c[:3, 3]
+        z = cam[:, 2]
+        uv = (cam @ K[o].T)[:, :2] / z.clamp_min(1e-6)[:, None]
+        grid = torch.stack([uv[:, 0] / w * 2 - 1, uv[:, 1] / h * 2 - 1], -1).reshape(1, h, w, 2)
+        z = z.reshape(h, w)
         there = F.grid_sample(depth[o][None, None], grid, mode="nearest", align_corners=False)[0, 0]
         visible = ((grid[0].abs() < 1).all(-1) & (z > 0.5) & (there > 0)
                    & (z <= there * 1.05 + 0.2) & (depth[a] > 0))
-        if blocked is not None and o in blocked:  # that view sees the ego's body there
-            visible &= F.grid_sample(blocked[o][None, None].float(), grid, mode="nearest",
-                                     align_corners=False)[0, 0] < 0.5
         if int(visible.sum()) < 50:
             continue
-        diff = ga - F.grid_sample(_log_grey(images[o]), grid, align_corners=False)[0, 0]
-        cost = _box((diff - diff[visible].median()).abs()[None, None], 2)[0, 0]
+        diff = greys[a] - F.grid_sample(greys[o][None, None], grid, align_corners=False)[0, 0]
+        out.append(_Look(o, visible, grid, diff))
+    return out
+
+
+def cross_evidence(looks: Sequence[_Look], blocked: Mapping[int, Tensor] | None = None) -> Tensor:
+    """``[H, W]`` evidence in {−1, 0, +1} that the pixels of a view are the ego's body, from
+    the other views that see the same LiDAR surface (:func:`look_across`).
+
+    The ego's body hides that surface from its own camera, so it looks unlike it: +1 where even
+    the best-matching view differs by more than :data:`CROSS_DIFFERENT` (log intensity, 5×5
+    mean, after each pair's median exposure offset), −1 where one matches within
+    :data:`CROSS_SAME`, 0 where no other view sees it; −1 where the LiDAR sees an object (the
+    ``view = -1`` entry). ``blocked`` (view → ``[H, W]`` bool) marks pixels of other views that
+    are their own ego's body: those do not see the scene.
+    """
+    objects = next(lk.visible for lk in looks if lk.view == -1)
+    best = torch.full(objects.shape, float("inf"))
+    seen = torch.zeros(objects.shape, dtype=torch.bool)
+    for lk in looks:
+        if lk.view == -1:
+            continue
+        visible = lk.visible
+        if blocked is not None and lk.view in blocked:  # that view sees the ego's body there
+            visible = visible & (F.grid_sample(blocked[lk.view][None, None].float(), lk.grid,
+                                               mode="nearest", align_corners=False)[0, 0] < 0.5)
+            if int(visible.sum()) < 50:
+                continue
+        cost = _box((lk.diff - lk.diff[visible].median()).abs()[None, None], 2)[0, 0]
         best = torch.where(visible, torch.minimum(best, cost), best)
         seen |= visible
-    evidence = torch.zeros(h, w)
+    evidence = torch.zeros(objects.shape)
     evidence[seen & (best > CROSS_DIFFERENT)] = 1.0
     evidence[seen & (best < CROSS_SAME)] = -1.0
-    evidence[objects[a]] = -1.0
+    evidence[objects] = -1.0
     return evidence
 
 
