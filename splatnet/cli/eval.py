@@ -135,6 +135,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"nearest context frame (floor): {near['psnr']:.2f} dB / {near['ssim']:.3f}")
     print(f"context views rendered back: {ctx['psnr']:.2f} dB / {ctx['ssim']:.3f} "
           f"({ctx['views']} views)")
+    ego = report.get("ego")
+    if ego is not None and ego["masks"] == "estimated":
+        seen = ", ".join(f"{k} {v:.0%}" for k, v in ego["cameras"].items())
+        sc = report["scene"]
+        print(f"the ego's own body, estimated ({seen} of the pixels): left out of the Gaussians, "
+              "drawn back over renders of the same camera; without those pixels: "
+              f"{sc['psnr']:.2f} dB / {sc['ssim']:.3f}, floor {sc['nearest_context']['psnr']:.2f} dB "
+              f"/ {sc['nearest_context']['ssim']:.3f} (--no-ego-masks to keep it in the scene)")
     if "depth_vs_lidar" in report:
         d = report["depth_vs_lidar"]
         print(f"depth vs LiDAR: abs rel {d['abs_rel']:.3f}, RMSE {d['rmse_m']:.2f} m "

@@ -193,3 +193,23 @@ def test_dgp_hoods_found_and_held_out_better(dgp_clip):
     assert on["nearest_context"] == off["nearest_context"]  # the floor does not move
     assert on["scene"]["psnr"] > on["scene"]["nearest_context"]["psnr"]
     json.dumps(on)  # JSON-ready
+
+
+def test_cli_reconstruct_and_eval_say_what_they_estimated(dgp_clip, tmp_path, capsys):
+    from splatnet.cli import main
+
+    clip = str(dgp_clip.path)
+    assert main(["reconstruct", clip, "-o", str(tmp_path / "a.ply"), "--frames", "0:3"]) == 0
+    out = capsys.readouterr().out
+    assert "the ego's own body, estimated and left out of the Gaussians" in out and "CAMERA_09" in out
+    assert main(["reconstruct", clip, "-o", str(tmp_path / "b.ply"), "--frames", "0:3", "--json",
+                 "--no-ego-masks"]) == 0
+    assert json.loads(capsys.readouterr().out)["ego_masks"] is None
+    assert main(["eval", clip, "--holdout-frames", "1", "--size", "128x200",
+                 "--report", str(tmp_path / "off.json"), "--no-ego-masks"]) == 0
+    assert "the ego's own body" not in capsys.readouterr().out
+    assert main(["eval", clip, "--holdout-frames", "1", "--size", "128x200",
+                 "--report", str(tmp_path / "on.json")]) == 0
+    assert "without those pixels" in capsys.readouterr().out
+    on, off = (json.loads((tmp_path / f"{k}.json").read_text()) for k in ("on", "off"))
+    assert off["ego"] is None and on["ego"]["masks"] == "estimated" and on["psnr"] > off["psnr"]
