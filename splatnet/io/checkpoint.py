@@ -529,9 +529,9 @@ def init_weights(model: nn.Module, model_config: Any, path: str | os.PathLike) -
 
 #: Model-config fields ``init=`` lets differ: no weight's shape or meaning depends on them
 #: (``head.stride``: the head runs on features resized to the Gaussian grid and its footprints
-#: are in cells; ``lidar_fusion``: moves the head's Gaussians, has no weights; ``postprocess``:
-#: inference-time pruning and merging).
-INIT_FREE_FIELDS = ("head.stride", "lidar_fusion", "postprocess")
+#: are in cells; ``lidar_fusion``: moves the head's Gaussians, has no weights; ``visibility``:
+#: scales their opacities, has no weights; ``postprocess``: inference-time pruning and merging).
+INIT_FREE_FIELDS = ("head.stride", "lidar_fusion", "visibility", "postprocess")
 
 
 def _load_same(where: Path, arch: str, config: Mapping[str, Any], tensors: Mapping[str, Tensor],

@@ -5,6 +5,7 @@
   (``GaussianHead`` is also the public head for users' own features);
 - :mod:`.colour`: per-camera affine colour (exposure) compensation;
 - :mod:`.lidar_fusion`: the Gaussians moved to the depth the given LiDAR measured;
+- :mod:`.visibility`: Gaussians in front of what another camera of the same frame sees thinned;
 - :mod:`.geometry`: camera-ray and projection helpers; :mod:`.postprocessing`: prune / merge / cap;
 - :mod:`.splatnet`: the assembled network.
 
@@ -19,8 +20,8 @@ from splatnet._lazy import lazy_exports
 
 _LAZY = {
     **dict.fromkeys(("ColourAffineConfig", "CostVolumeConfig", "EncoderConfig", "HeadConfig",
-                     "LidarFusionConfig",
-                     "PostprocessConfig", "SkyConfig", "SplatNetConfig"), "splatnet.models.config"),
+                     "LidarFusionConfig", "PostprocessConfig", "SkyConfig", "SplatNetConfig",
+                     "VisibilityConfig"), "splatnet.models.config"),
     "postprocess": "splatnet.models.postprocessing",
     "SkyBackground": "splatnet.models.sky",
     "ColourAffine": "splatnet.models.colour",
@@ -46,6 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
         PostprocessConfig,
         SkyConfig,
         SplatNetConfig,
+        VisibilityConfig,
     )
     from splatnet.models.head import GaussianHead
     from splatnet.models.postprocessing import postprocess

@@ -146,6 +146,22 @@ class LidarFusionConfig:
 
 
 @dataclass
+class VisibilityConfig:
+    """Thin out Gaussians that stand in front of what another camera of the same frame sees
+    (``splatnet.models.visibility``)."""
+
+    enabled: bool = False
+    """Scale the opacity of every Gaussian that lies in front of the surface another view of
+    the same frame sees at that point (that view's own Gaussian depth there): a floater in its
+    free space, or the nearer of two copies of one surface (off: the opacities as predicted)."""
+    margin: float = 0.0
+    """A Gaussian counts as in front when its depth in the other view is under ``(1 − margin)``
+    times that view's depth there."""
+    factor: float = 0.5
+    """Opacity multiplier for those Gaussians (0: removed, 1: no change)."""
+
+
+@dataclass
 class PostprocessConfig:
     """Bounding the output at inference (training renders the raw set)."""
 
@@ -173,6 +189,7 @@ class SplatNetConfig:
     sky: SkyConfig = field(default_factory=SkyConfig)
     colour_affine: ColourAffineConfig = field(default_factory=ColourAffineConfig)
     lidar_fusion: LidarFusionConfig = field(default_factory=LidarFusionConfig)
+    visibility: VisibilityConfig = field(default_factory=VisibilityConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 
     def __post_init__(self) -> None:
@@ -245,6 +262,11 @@ class SplatNetConfig:
         if fusion.confidence_power < 0:
             raise ValidationError(f"lidar_fusion.confidence_power: must be >= 0, got "
                                   f"{fusion.confidence_power}")
+        vis = self.visibility
+        if not isinstance(vis.enabled, bool):
+            raise ValidationError(f"visibility.enabled: expected true or false, got {vis.enabled!r}")
+        _fraction("visibility.margin", vis.margin)
+        _fraction("visibility.factor", vis.factor)
         _fraction("postprocess.min_opacity", post.min_opacity)
         _finite("postprocess.merge_cell", post.merge_cell)
         if post.merge_cell <= 0:

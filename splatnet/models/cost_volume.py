@@ -29,6 +29,30 @@ def inverse_depth_candidates(near: float, far: float, n: int, *, device=None,
     return (1.0 / inv).to(dtype)
 
 
+def frame_ranks(cameras: Cameras) -> list[list[int]]:
+    """``[B][V]`` the frame of each view: the rank of its timestamp among the views of the same
+    camera (views grouped by ``names``, each view its own camera when names are missing; order
+    of appearance when there are no timestamps)."""
+    v = cameras.num_cameras
+    b = math.prod(cameras.batch_shape)
+    names = cameras.names if cameras.names is not None else [str(i) for i in range(v)]
+    ts = None
+    if cameras.timestamps is not None:
+        ts = cameras.timestamps.reshape(b, v).detach().to("cpu", torch.float64).tolist()
+    groups: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        groups.setdefault(n, []).append(i)
+    out = []
+    for bi in range(b):
+        frame = [0] * v
+        for members in groups.values():
+            order = members if ts is None else sorted(members, key=lambda i: ts[bi][i])
+            for rank, i in enumerate(order):
+                frame[i] = rank
+        out.append(frame)
+    return out
+
+
 def select_sources(cameras: Cameras, temporal: int, rig: int) -> tuple[Tensor, Tensor]:
     """Pick the source views each view is matched against.
 
@@ -56,12 +80,9 @@ def select_sources(cameras: Cameras, temporal: int, rig: int) -> tuple[Tensor, T
     groups: dict[str, list[int]] = {}
     for i, n in enumerate(names):
         groups.setdefault(n, []).append(i)
+    frames = frame_ranks(cameras)
     for bi in range(b):
-        frame = [0] * v
-        for members in groups.values():
-            order = members if ts is None else sorted(members, key=lambda i: ts[bi][i])
-            for rank, i in enumerate(order):
-                frame[i] = rank
+        frame = frames[bi]
         cos = (axes[bi] @ axes[bi].T).tolist()  # [V][V]
         for i in range(v):
             row: list[int] = []

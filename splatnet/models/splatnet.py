@@ -24,12 +24,19 @@ from splatnet.gaussians import Gaussians
 from splatnet.models import head as _head
 from splatnet.models.colour import CameraColour, ColourAffine
 from splatnet.models.config import SplatNetConfig
-from splatnet.models.cost_volume import DepthNet, inverse_depth_candidates, plane_sweep, select_sources
+from splatnet.models.cost_volume import (
+    DepthNet,
+    frame_ranks,
+    inverse_depth_candidates,
+    plane_sweep,
+    select_sources,
+)
 from splatnet.models.encoder import Encoder
 from splatnet.models.geometry import cell_centers, no_autocast, plucker, rotate, unproject_dirs
 from splatnet.models.lidar_fusion import depth_log_ratio, move_along_rays
 from splatnet.models.postprocessing import postprocess
 from splatnet.models.sky import SkyBackground, SkyModel
+from splatnet.models.visibility import in_front_of_other_views
 
 
 @dataclass
@@ -196,12 +203,24 @@ class SplatNet(nn.Module):
                 log_ratio = self._fusion_log_ratio(lidar, cameras, depth, out.confidence)
                 gaussians = move_along_rays(gaussians, c2w[..., :3, 3], log_ratio)
                 network_depth, depth = depth, depth * torch.exp(log_ratio)
+        keep = None
         if pixel_valid is not None:
             keep = _valid_cells(pixel_valid, b, v, hs, ws).to(opacity.dtype)  # [B, V, 1, hs, ws]
             opacity = opacity * keep
             gaussians = Gaussians(**{**gaussians.fields(),
                                      "opacities": gaussians.opacities * keep.reshape(b, -1)},
                                   check=False)
+        if cfg.visibility.enabled:
+            with record_function("splatnet.visibility"):
+                seen = depth.detach()
+                if keep is not None:  # the ego's own body hides nothing of the scene
+                    seen = torch.where(keep > 0, seen, torch.full_like(seen, float("inf")))
+                front = in_front_of_other_views(gaussians.means, seen, cameras,
+                                                frame_ranks(cameras), cfg.visibility.margin)
+                scale = torch.where(front, cfg.visibility.factor, 1.0).to(opacity.dtype)  # [B, N]
+                opacity = opacity * scale.reshape(b, v, 1, hs, ws)
+                gaussians = Gaussians(**{**gaussians.fields(),
+                                         "opacities": gaussians.opacities * scale}, check=False)
         return SplatNetOutput(gaussians=gaussians, depth=depth, coarse_depth=coarse,
                               depth_logits=logits, candidate_depths=cand,
                               confidence=out.confidence, opacity=opacity,
