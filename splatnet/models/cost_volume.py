@@ -29,10 +29,9 @@ def inverse_depth_candidates(near: float, far: float, n: int, *, device=None,
     return (1.0 / inv).to(dtype)
 
 
-def frame_ranks(cameras: Cameras) -> list[list[int]]:
-    """``[B][V]`` the frame of each view: the rank of its timestamp among the views of the same
-    camera (views grouped by ``names``, each view its own camera when names are missing; order
-    of appearance when there are no timestamps)."""
+def _views_by_camera(cameras: Cameras):
+    """``(names [V], timestamps [B][V] or None, {name: view indices})``; views without names
+    are each their own camera."""
     v = cameras.num_cameras
     b = math.prod(cameras.batch_shape)
     names = cameras.names if cameras.names is not None else [str(i) for i in range(v)]
@@ -42,6 +41,16 @@ def frame_ranks(cameras: Cameras) -> list[list[int]]:
     groups: dict[str, list[int]] = {}
     for i, n in enumerate(names):
         groups.setdefault(n, []).append(i)
+    return names, ts, groups
+
+
+def frame_ranks(cameras: Cameras) -> list[list[int]]:
+    """``[B][V]`` the frame of each view: the rank of its timestamp among the views of the same
+    camera (views grouped by ``names``, each view its own camera when names are missing; order
+    of appearance when there are no timestamps)."""
+    v = cameras.num_cameras
+    b = math.prod(cameras.batch_shape)
+    _, ts, groups = _views_by_camera(cameras)
     out = []
     for bi in range(b):
         frame = [0] * v
@@ -69,17 +78,11 @@ def select_sources(cameras: Cameras, temporal: int, rig: int) -> tuple[Tensor, T
     batch = cameras.batch_shape
     v = cameras.num_cameras
     b = math.prod(batch)
-    names = cameras.names if cameras.names is not None else [str(i) for i in range(v)]
     s = temporal + rig
     index = torch.zeros(b, v, max(s, 1), dtype=torch.long)
     valid = torch.zeros(b, v, max(s, 1), dtype=torch.bool)
     axes = cameras.cam_to_world[..., :3, 2].reshape(b, v, 3).detach().to("cpu", torch.float64)
-    ts = None
-    if cameras.timestamps is not None:
-        ts = cameras.timestamps.reshape(b, v).detach().to("cpu", torch.float64).tolist()
-    groups: dict[str, list[int]] = {}
-    for i, n in enumerate(names):
-        groups.setdefault(n, []).append(i)
+    names, ts, groups = _views_by_camera(cameras)
     frames = frame_ranks(cameras)
     for bi in range(b):
         frame = frames[bi]
