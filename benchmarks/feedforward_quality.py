@@ -196,7 +196,7 @@ def run_clip(clip, model, group: str, name: str, size, holdout_frames, args) -> 
     r = evaluate_clip(clip, model, holdout_frames=holdout_frames, size=size, variants=variants,
                       ego_masks=args.ego_masks)
     t = r["timings"]
-    wall = t["load"] + t["network"] + t["postprocess"]
+    wall = t["load"] + t.get("ego_masks", 0.0) + t["network"] + t["postprocess"]
     row = {
         "group": group, "clip": name, "size": list(r["size"]),
         "held_out": r["split"]["description"], "held_out_views": len(r["per_view"]),

@@ -32,8 +32,9 @@ class Reconstruction:
     Attributes:
         gaussians: the post-processed (pruned, merged, capped) Gaussians of the scene.
         sky: the network's sky model for this scene (composite it as ``(1 − alpha) · sky``) or None.
-        timings: seconds spent per stage: ``load`` (decode images), ``network``,
-            ``postprocess``, and ``refine`` when refinement ran.
+        timings: seconds spent per stage: ``load`` (decode images), ``ego_masks`` (when
+            they were estimated), ``network``, ``postprocess``, and ``refine`` when refinement
+            ran.
         size: ``(H, W)`` the network ran at.
         frames, cameras: the context frames and camera names used.
         colour: the network's per-camera colour matrices
@@ -114,6 +115,8 @@ class ClipInputs:
     valid: torch.Tensor | None = None
     #: The rig cameras' view of the ego itself (:class:`splatnet.pipeline.ego.EgoLayer`) or None.
     ego: object | None = None
+    #: Seconds spent estimating the ego masks (not in ``load_seconds``).
+    ego_seconds: float = 0.0
 
 
 def prepare_inputs(
@@ -161,23 +164,25 @@ def prepare_inputs(
         sweeps = {f: clip.lidar(f) for f in frame_ids}
         pts = [p for p in sweeps.values() if p is not None]
         lidar = [torch.cat(pts)] if pts else None
-    ego = None
+    ego, ego_seconds = None, 0.0
     if views.masks is not None:
         own = {n: ~views.masks[names.index(n), ..., 0] for n in names}
         ego = EgoLayer.from_views(views, own, estimated=False)
     elif ego_masks == "auto" and lidar is not None and len(frame_ids) > 1:
+        t1 = time.perf_counter()
         found = estimate_ego_masks(views, sweeps)
         if found:
             views.masks = masks_for_views(found, views.camera_names, (h, w))
             ego = EgoLayer.from_views(views, found, estimated=True)
+        ego_seconds = time.perf_counter() - t1
     c = views.cameras
     cams = Cameras(c.K[None], c.cam_to_world[None], c.width, c.height,
                    timestamps=None if c.timestamps is None else c.timestamps[None],
                    names=c.names, check=False)
     images = views.images.permute(0, 3, 1, 2)[None].contiguous()
     valid = None if views.masks is None else views.masks.permute(0, 3, 1, 2)[None].contiguous()
-    return ClipInputs(images, cams, lidar, (h, w), frame_ids, names, time.perf_counter() - t0,
-                      valid, ego)
+    return ClipInputs(images, cams, lidar, (h, w), frame_ids, names,
+                      time.perf_counter() - t0 - ego_seconds, valid, ego, ego_seconds)
 
 
 def forward(inputs: ClipInputs, model: nn.Module, device: str | torch.device | None = None):
@@ -202,7 +207,9 @@ def run_network(inputs: ClipInputs, model: nn.Module,
     from splatnet.models.postprocessing import postprocess
 
     out, seconds = forward(inputs, model, device)
-    timings = {"load": inputs.load_seconds, "network": seconds}
+    timings = {"load": inputs.load_seconds, **({"ego_masks": inputs.ego_seconds}
+                                                if inputs.ego_seconds else {}),
+               "network": seconds}
     t0 = time.perf_counter()
     post = getattr(getattr(model, "config", None), "postprocess", None)
     g = postprocess(out.gaussians, post)[0]

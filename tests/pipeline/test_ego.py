@@ -213,3 +213,14 @@ def test_cli_reconstruct_and_eval_say_what_they_estimated(dgp_clip, tmp_path, ca
     assert "without those pixels" in capsys.readouterr().out
     on, off = (json.loads((tmp_path / f"{k}.json").read_text()) for k in ("on", "off"))
     assert off["ego"] is None and on["ego"]["masks"] == "estimated" and on["psnr"] > off["psnr"]
+
+
+def test_estimation_time_is_its_own_stage(dgp_clip):
+    import splatnet
+    from splatnet.pipeline.feedforward import reconstruct_clip
+
+    rec = reconstruct_clip(dgp_clip, splatnet.load_model(), frames=[0, 2], size=(128, 200))
+    assert rec.ego is not None and rec.timings["ego_masks"] > 0
+    off = reconstruct_clip(dgp_clip, splatnet.load_model(), frames=[0, 2], size=(128, 200),
+                           ego_masks="off")
+    assert off.ego is None and "ego_masks" not in off.timings
