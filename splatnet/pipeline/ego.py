@@ -57,6 +57,9 @@ from torch import Tensor
 #: Pairs of frames whose camera centres are closer than this (metres) are not used: the scene
 #: barely moves between them, so nothing tells it from the ego's body (a parked car: no masks).
 MIN_BASELINE = 0.15
+#: At most this many frame pairs per camera (spread over the clip): the ego's body does not move
+#: in the image, so a long clip needs no more, and the cost stays bounded (about 0.1 s a view).
+MAX_PAIRS = 4
 #: Estimation runs at between MIN_ROWS and MAX_ROWS rows (other views are resized, the masks
 #: scaled back): the thresholds below are per pixel of that size.
 MIN_ROWS = 128
@@ -212,15 +215,15 @@ def bottom_band(evidence: Tensor, prior: float, smooth: float) -> tuple[Tensor, 
 
 def _pairs(centres: Tensor) -> list[tuple[int, int]]:
     """Frame pairs ``(i, j)``, ``i < j``: each frame with the next one at least
-    :data:`MIN_BASELINE` away (at most 8 pairs, spread over the frames)."""
+    :data:`MIN_BASELINE` away (at most :data:`MAX_PAIRS`, spread over the frames)."""
     out = []
     for i in range(len(centres)):
         for j in range(i + 1, len(centres)):
             if float((centres[j] - centres[i]).norm()) >= MIN_BASELINE:
                 out.append((i, j))
                 break
-    if len(out) > 8:
-        keep = torch.linspace(0, len(out) - 1, 8).round().long().tolist()
+    if len(out) > MAX_PAIRS:
+        keep = torch.linspace(0, len(out) - 1, MAX_PAIRS).round().long().tolist()
         out = [out[k] for k in keep]
     return out
 
@@ -253,28 +256,38 @@ def estimate_ego_masks(views, lidar: Mapping[int, Tensor | None]) -> dict[str, T
     # (a driving rig's cameras are about level).
     down = {f: c2w[[i for i in range(len(frames)) if frames[i] == f], :3, 1].mean(0)
             for f in set(frames)}
-    depth = {i: lidar_depth(lidar[frames[i]], K[i], c2w[i], (h, w)) for i in usable}
-    objects = {i: lidar_objects(lidar[frames[i]], down[frames[i]], K[i], c2w[i], (h, w))
-               for i in usable}
-    greys = [_log_grey(small[i])[0, 0] for i in range(len(frames))]
-    temporal: dict[str, Tensor] = {}
-    looks: dict[str, list[list[_Look]]] = {}
+    pairs_of: dict[str, tuple[list[int], list[tuple[int, int]]]] = {}
     for name in dict.fromkeys(views.camera_names):
         order = sorted((i for i in usable if views.camera_names[i] == name), key=lambda i: frames[i])
         pairs = _pairs(c2w[order, :3, 3])
-        if not pairs:
-            continue
+        if pairs:
+            pairs_of[name] = (order, pairs)
+    # Only the frames some pair uses are looked at (a long clip: a few of them).
+    used_frames = {frames[order[k]] for order, pairs in pairs_of.values() for p in pairs for k in p}
+    needed = [i for i in usable if frames[i] in used_frames]
+    depth = {i: lidar_depth(lidar[frames[i]], K[i], c2w[i], (h, w)) for i in needed}
+    objects = {i: lidar_objects(lidar[frames[i]], down[frames[i]], K[i], c2w[i], (h, w))
+               for i in needed}
+    greys = {i: _log_grey(small[i])[0, 0] for i in needed}
+    temporal: dict[str, Tensor] = {}
+    looks: dict[str, list[list[_Look]]] = {}
+    for name, (order, pairs) in pairs_of.items():
         evidence = torch.zeros(h, w)
         for i, j in pairs:
             for a, b in ((order[i], order[j]), (order[j], order[i])):
                 evidence += pair_evidence(small[a], small[b], K[a], c2w[a], c2w[b], depth[a],
                                           objects[a])
         temporal[name] = evidence / len(pairs)
-        # Other cameras only: this camera sees its own body again at its other frames.
-        others = [i for i in usable if views.camera_names[i] != name]
-        used = sorted({order[k] for pair in pairs for k in pair})
-        looks[name] = [look_across(greys, K, c2w, depth, a, others) + [_Look(-1, objects[a])]
-                       for a in used]
+        # Each view of a pair is looked for in the other cameras (this camera sees its own body
+        # again at its other frames) at the pair's two frames: a bounded cost for long clips.
+        near: dict[int, set[int]] = {}
+        for i, j in pairs:
+            for a in (order[i], order[j]):
+                near.setdefault(a, set()).update((frames[order[i]], frames[order[j]]))
+        looks[name] = [look_across(greys, K, c2w, depth, a,
+                                   [o for o in needed if views.camera_names[o] != name
+                                    and frames[o] in near[a]]) + [_Look(-1, objects[a])]
+                       for a in sorted(near)]
     # Two passes: the second looks for each camera's scene in the other cameras only where the
     # first found no ego body of theirs (one camera's hood hides the road another one's hides).
     bands: dict[str, Tensor] = {}
@@ -309,7 +322,7 @@ class _Look:
     diff: Tensor | None = None
 
 
-def look_across(greys: Sequence[Tensor], K: Tensor, cam_to_world: Tensor,
+def look_across(greys: Mapping[int, Tensor], K: Tensor, cam_to_world: Tensor,
                 depth: Mapping[int, Tensor], a: int, others: Sequence[int]) -> list[_Look]:
     """View ``a``'s scene hypothesis (the point at ``depth[a]`` along each pixel's ray) seen
     by each view of ``others`` where it is the first surface (no nearer LiDAR depth there)
