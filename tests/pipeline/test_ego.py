@@ -224,3 +224,15 @@ def test_estimation_time_is_its_own_stage(dgp_clip):
     off = reconstruct_clip(dgp_clip, splatnet.load_model(), frames=[0, 2], size=(128, 200),
                            ego_masks="off")
     assert off.ego is None and "ego_masks" not in off.timings
+
+
+@pytest.mark.parametrize("command", ["reconstruct", "eval"])
+def test_batch_passes_no_ego_masks_on(command, tmp_path):
+    from splatnet.cli import build_parser
+    from splatnet.cli.batch import _spec
+
+    args = build_parser().parse_args(["batch", command, "clips/*", "--out-dir", str(tmp_path)])
+    assert _spec(args).use_ego_masks is True
+    args = build_parser().parse_args(["batch", command, "clips/*", "--out-dir", str(tmp_path),
+                                      "--no-ego-masks"])
+    assert _spec(args).use_ego_masks is False
