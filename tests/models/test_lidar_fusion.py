@@ -10,7 +10,7 @@ import torch
 
 from splatnet.errors import ValidationError
 from splatnet.models import SplatNet, SplatNetConfig
-from splatnet.models.config import LidarFusionConfig
+from splatnet.models.config import LidarFusionConfig, VisibilityConfig
 from splatnet.models.lidar_fusion import depth_log_ratio, fill_sparse, move_along_rays
 from splatnet.train.config import LossConfig, StageConfig
 from splatnet.train.data import SplatBatch
@@ -222,16 +222,22 @@ def test_bad_fusion_config_names_the_field(change, field):
         SplatNetConfig(lidar_fusion=LidarFusionConfig(**change))
 
 
-def test_init_accepts_a_model_file_without_fusion(tmp_path):
-    from splatnet.io.checkpoint import load_model, save_model
+@pytest.mark.parametrize("field, option", [
+    ("lidar_fusion", LidarFusionConfig(enabled=True)),
+    ("visibility", VisibilityConfig(enabled=True)),
+])
+def test_init_accepts_a_model_file_without_a_weightless_option(tmp_path, field, option):
+    """LiDAR fusion and cross-view visibility have no weights: ``init=`` from a model file
+    without them copies every weight into a config that switches them on."""
+    from splatnet.io.checkpoint import init_weights, load_model, save_model
 
     torch.manual_seed(0)
     plain = SplatNet(_tiny(False))
     save_model(tmp_path / "m.safetensors", plain)
-    from splatnet.io.checkpoint import init_weights
-
-    fused = SplatNet(_tiny(True))
-    init_weights(fused, fused.config, tmp_path / "m.safetensors")
+    cfg = _tiny(False)
+    setattr(cfg, field, option)
+    on = SplatNet(cfg)
+    init_weights(on, on.config, tmp_path / "m.safetensors")
     for k, t in plain.state_dict().items():
-        assert torch.equal(t, fused.state_dict()[k]), k
-    assert load_model(tmp_path / "m.safetensors").config.lidar_fusion.enabled is False
+        assert torch.equal(t, on.state_dict()[k]), k
+    assert getattr(load_model(tmp_path / "m.safetensors").config, field).enabled is False

@@ -130,16 +130,3 @@ def test_gradients_still_reach_the_opacity_head():
 def test_bad_visibility_config_names_the_field(change, field):
     with pytest.raises(ValidationError, match=field):
         SplatNetConfig(visibility=VisibilityConfig(**change))
-
-
-def test_init_accepts_a_model_file_without_it(tmp_path):
-    from splatnet.io.checkpoint import init_weights, load_model, save_model
-
-    torch.manual_seed(0)
-    plain = SplatNet(_tiny(False))
-    save_model(tmp_path / "m.safetensors", plain)
-    thin = SplatNet(_tiny(True))
-    init_weights(thin, thin.config, tmp_path / "m.safetensors")
-    for k, t in plain.state_dict().items():
-        assert torch.equal(t, thin.state_dict()[k]), k
-    assert load_model(tmp_path / "m.safetensors").config.visibility.enabled is False
