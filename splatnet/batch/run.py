@@ -200,8 +200,6 @@ class _Settings:
                                      "format": spec.format}
         if spec.command == "reconstruct":
             self.base.update(refine=spec.refine, lidar=spec.use_lidar)
-        if not spec.use_ego_masks:  # (absent when on: records of earlier batches stay valid)
-            self.base["ego_masks"] = False
             if spec.format == "scene":
                 self.base["tracks"] = spec.use_tracks
         elif spec.lpips_weights:  # checked here, before any worker starts
@@ -209,6 +207,8 @@ class _Settings:
 
             lp = LPIPS.from_files(*spec.lpips_weights, net=spec.lpips_net)
             self.base["lpips"] = [lp.net, *[os.path.basename(s) for s in lp.sources]]
+        if not spec.use_ego_masks:  # (absent when on: records of earlier batches stay valid)
+            self.base["ego_masks"] = False
         self.spec = spec
 
     def __call__(self, task: ClipTask) -> dict[str, Any]:

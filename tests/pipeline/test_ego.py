@@ -236,3 +236,18 @@ def test_batch_passes_no_ego_masks_on(command, tmp_path):
     args = build_parser().parse_args(["batch", command, "clips/*", "--out-dir", str(tmp_path),
                                       "--no-ego-masks"])
     assert _spec(args).use_ego_masks is False
+
+
+def test_batch_settings_record_says_what_ran():
+    """The per-clip settings a resumed batch compares: tracks for a .scene output whatever the
+    ego masks, and ego_masks only when switched off (earlier records stay valid)."""
+    from splatnet.batch.job import BatchSpec
+    from splatnet.batch.run import _Settings
+
+    on = _Settings(BatchSpec("reconstruct", format="scene"), "local").base
+    off = _Settings(BatchSpec("reconstruct", format="scene", use_ego_masks=False), "local").base
+    assert on["tracks"] is True and off["tracks"] is True
+    assert "ego_masks" not in on and off["ego_masks"] is False
+    assert "tracks" not in _Settings(BatchSpec("reconstruct"), "local").base
+    ev = _Settings(BatchSpec("eval", format="json", use_ego_masks=False), "local").base
+    assert ev["ego_masks"] is False and "refine" not in ev
