@@ -162,9 +162,7 @@ def analyse(clip, model, size: tuple[int, int], frames: list[int]) -> tuple[dict
         **{k: float(np.mean(x)) for k, x in rows.items()},
         **{f"{k}, opa>={OPACITY_FLOOR}": float(np.mean(x)) for k, x in rows_bright.items()},
         "mean_opacity": float(g.opacities.mean()),
-        "ego": None if ego is None else {"masks": "estimated" if estimated else "clip",
-                                         "cameras": {k: round(f, 4)
-                                                     for k, f in ego.fractions().items()}},
+        "ego": None if ego is None else ego.summary(),
         "worst_pairs": [{"view": name(v), "source": name(u), "db": round(d, 2)}
                         for d, v, u in pairs[:5]],
     }

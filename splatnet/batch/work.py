@@ -89,9 +89,7 @@ def reconstruct_to_file(clip_path, loaded, model, device, out_path: str | os.Pat
         from splatnet.optimization import refine as refine_gaussians
 
         t0 = time.perf_counter()
-        views = clip.views(frames=inputs.frames, cameras=inputs.camera_names, size=inputs.size)
-        if views.masks is None and inputs.ego is not None:  # not the ego's pixels (estimated)
-            views.masks = inputs.ego.validity(views.camera_names, tuple(inputs.size))
+        views = _context_views(clip, inputs)
         backgrounds = None
         if rec.sky is not None:  # refine against the network's sky, not black
             import torch
@@ -107,18 +105,17 @@ def reconstruct_to_file(clip_path, loaded, model, device, out_path: str | os.Pat
     return {"clip": str(clip_path), "ok": True, "output": str(out_path), "format": fmt,
             "gaussians": g.num_gaussians - dropped, "dropped_non_finite": dropped,
             "size": list(rec.size), "views": len(inputs.frames) * len(inputs.camera_names),
-            "ego_masks": _ego_summary(inputs),
+            "ego_masks": None if inputs.ego is None else inputs.ego.summary(),
             "timings": {k: round(v, 4) for k, v in rec.timings.items()}}
 
 
-def _ego_summary(inputs) -> dict | None:
-    """Where the cameras see the ego itself (camera → fraction of pixels), and whether the masks
-    were the clip's or estimated; None when neither."""
-    ego = inputs.ego
-    if ego is None:
-        return None
-    return {"masks": "estimated" if ego.estimated else "clip",
-            "cameras": {k: round(f, 4) for k, f in ego.fractions().items()}}
+def _context_views(clip, inputs):
+    """The context views at the network's size, for refinement: with the estimated ego masks
+    as their masks when the clip has none (refinement fits the scene's pixels only)."""
+    views = clip.views(frames=inputs.frames, cameras=inputs.camera_names, size=inputs.size)
+    if views.masks is None and inputs.ego is not None:
+        views.masks = inputs.ego.validity(views.camera_names, tuple(inputs.size))
+    return views
 
 
 def _scene_to_file(clip_path, clip, inputs, model, device, out_path: Path, refine: int,
@@ -135,9 +132,7 @@ def _scene_to_file(clip_path, clip, inputs, model, device, out_path: Path, refin
         from splatnet.optimization import refine_scene
 
         t0 = time.perf_counter()
-        views = clip.views(frames=inputs.frames, cameras=inputs.camera_names, size=inputs.size)
-        if views.masks is None and inputs.ego is not None:  # not the ego's pixels (estimated)
-            views.masks = inputs.ego.validity(views.camera_names, tuple(inputs.size))
+        views = _context_views(clip, inputs)
         scene = refine_scene(scene, views, refine, progress=refine_progress)
         timings["refine"] = round(time.perf_counter() - t0, 4)
     stage("write")
@@ -149,7 +144,8 @@ def _scene_to_file(clip_path, clip, inputs, model, device, out_path: Path, refin
             "actors": len(scene.actors),
             "actors_without_gaussians": list(scene.metadata.get("actors_without_gaussians", [])),
             "size": list(inputs.size), "views": len(inputs.frames) * len(inputs.camera_names),
-            "ego_masks": _ego_summary(inputs), "timings": timings}
+            "ego_masks": None if inputs.ego is None else inputs.ego.summary(),
+            "timings": timings}
 
 
 def evaluate_to_file(clip, model, device, out_path: str | os.PathLike, options: dict[str, Any], *,

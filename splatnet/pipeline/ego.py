@@ -108,30 +108,34 @@ def _gradient(g: Tensor) -> tuple[Tensor, Tensor]:
     return (px[..., :, 2:] - px[..., :, :-2])[0, 0] / 2, (py[..., 2:, :] - py[..., :-2, :])[0, 0] / 2
 
 
-def lidar_depth(points: Tensor, K: Tensor, cam_to_world: Tensor, size: tuple[int, int]) -> Tensor:
-    """``[H, W]`` camera depth of ``points [M, 3]`` (nearest point per pixel, gaps filled by
-    normalised convolution; 0 where no point is near)."""
+def _sparse(points: Tensor, K: Tensor, cam_to_world: Tensor, size: tuple[int, int]) -> Tensor:
+    """``[H, W]`` camera depth of the nearest of ``points [M, 3]`` per pixel (0: none)."""
     from splatnet.cameras import sparse_depth
-    from splatnet.models.lidar_fusion import fill_sparse
 
     w2c = torch.linalg.inv(cam_to_world.double()).float()
-    sd = sparse_depth(points.float(), K.float()[None], w2c[None], size, near=0.5)[0]
-    filled, covered = fill_sparse(sd[None, None], (sd > 0)[None, None], (1.5, 4.0, 12.0))
+    return sparse_depth(points.float(), K.float()[None], w2c[None], size, near=0.5)[0]
+
+
+def lidar_depth(nearest: Tensor) -> Tensor:
+    """``[H, W]`` depth with the gaps of ``nearest`` (the LiDAR's sparse depth, 0: none) filled
+    by normalised convolution; 0 where no point is near."""
+    from splatnet.models.lidar_fusion import fill_sparse
+
+    filled, covered = fill_sparse(nearest[None, None], (nearest > 0)[None, None], (1.5, 4.0, 12.0))
     return torch.where(covered, filled, torch.zeros_like(filled))[0, 0]
 
 
-def lidar_objects(points: Tensor, down: Tensor, K: Tensor, cam_to_world: Tensor,
-                  size: tuple[int, int]) -> Tensor:
-    """``[H, W]`` bool: pixels whose nearest LiDAR point stands more than
-    :data:`OBJECT_HEIGHT` above the ground (things the LiDAR sees cannot be the ego's body,
-    which it never sees: a car keeping pace ahead is scene, not hood).
+def lidar_objects(points: Tensor, nearest: Tensor, down: Tensor, K: Tensor,
+                  cam_to_world: Tensor) -> Tensor:
+    """``[H, W]`` bool: pixels whose nearest LiDAR point (``nearest``, the sparse depth of
+    ``points``) stands more than :data:`OBJECT_HEIGHT` above the ground (things the LiDAR sees
+    cannot be the ego's body, which it never sees: a car keeping pace ahead is scene, not hood).
 
     ``down [3]`` is the world's down direction (the rig's mean camera y axis); the ground is the
     :data:`GROUND_PERCENTILE` percentile of the points' heights within :data:`GROUND_RADIUS`
     metres of the camera.
     """
-    from splatnet.cameras import sparse_depth
-
+    size = tuple(nearest.shape)
     pts = points.float()
     down = down.float() / down.float().norm()
     centre = cam_to_world[:3, 3].float()
@@ -142,19 +146,17 @@ def lidar_objects(points: Tensor, down: Tensor, K: Tensor, cam_to_world: Tensor,
     if int(near.sum()) < 20:
         return torch.zeros(size, dtype=torch.bool)
     ground = torch.quantile(height[near], GROUND_PERCENTILE / 100.0)
-    w2c = torch.linalg.inv(cam_to_world.double()).float()[None]
-    nearest = sparse_depth(pts, K.float()[None], w2c, size, near=0.5)[0]
-    tall = height > ground + OBJECT_HEIGHT
-    on_objects = sparse_depth(pts[tall], K.float()[None], w2c, size, near=0.5)[0]
+    on_objects = _sparse(pts[height > ground + OBJECT_HEIGHT], K, cam_to_world, size)
     hit = (on_objects > 0) & (on_objects <= nearest * 1.02)
     return F.max_pool2d(hit[None, None].float(), 5, stride=1, padding=2)[0, 0] > 0
 
 
-def pair_evidence(image_a: Tensor, image_b: Tensor, K: Tensor, cam_a: Tensor, cam_b: Tensor,
+def pair_evidence(grey_a: Tensor, grey_b: Tensor, K: Tensor, cam_a: Tensor, cam_b: Tensor,
                   depth_a: Tensor, objects_a: Tensor | None = None) -> Tensor:
     """``[H, W]`` evidence in {−1, 0, +1} that the pixels of view ``a`` are the ego's body.
 
-    ``image_a``, ``image_b``: ``[H, W, 3]`` of one camera at two times; ``K [3, 3]``,
+    ``grey_a``, ``grey_b``: ``[H, W]`` log intensity (:func:`_log_grey`) of one camera at two
+    times; ``K [3, 3]``,
     ``cam_a``/``cam_b [4, 4]`` camera-to-world; ``depth_a [H, W]`` the scene hypothesis's depth
     in view ``a`` (0 = unknown: no evidence); ``objects_a [H, W]`` bool, pixels the LiDAR sees
     as objects (:func:`lidar_objects`): scene evidence whatever the images say.
@@ -174,7 +176,7 @@ def pair_evidence(image_a: Tensor, image_b: Tensor, K: Tensor, cam_a: Tensor, ca
     known = (depth_a > 0) & (z[0].reshape(h, w) > 0.1)
     moves = flow.norm(dim=-1) >= MIN_FLOW * h
     flow = flow * (FLOW_CAP / flow.norm(dim=-1, keepdim=True).clamp_min(FLOW_CAP))
-    ga, gb = _log_grey(image_a), _log_grey(image_b)
+    ga, gb = grey_a[None, None], grey_b[None, None]
     gb = gb + (ga - gb).median()  # a global exposure change is not a change of the scene
     gx, gy = _gradient(ga)
     predicted = _box((gx * flow[..., 0] + gy * flow[..., 1]).abs()[None, None], 2)[0, 0]
@@ -265,8 +267,9 @@ def estimate_ego_masks(views, lidar: Mapping[int, Tensor | None]) -> dict[str, T
     # Only the frames some pair uses are looked at (a long clip: a few of them).
     used_frames = {frames[order[k]] for order, pairs in pairs_of.values() for p in pairs for k in p}
     needed = [i for i in usable if frames[i] in used_frames]
-    depth = {i: lidar_depth(lidar[frames[i]], K[i], c2w[i], (h, w)) for i in needed}
-    objects = {i: lidar_objects(lidar[frames[i]], down[frames[i]], K[i], c2w[i], (h, w))
+    nearest = {i: _sparse(lidar[frames[i]], K[i], c2w[i], (h, w)) for i in needed}
+    depth = {i: lidar_depth(nearest[i]) for i in needed}
+    objects = {i: lidar_objects(lidar[frames[i]], nearest[i], down[frames[i]], K[i], c2w[i])
                for i in needed}
     greys = {i: _log_grey(small[i])[0, 0] for i in needed}
     temporal: dict[str, Tensor] = {}
@@ -275,7 +278,7 @@ def estimate_ego_masks(views, lidar: Mapping[int, Tensor | None]) -> dict[str, T
         evidence = torch.zeros(h, w)
         for i, j in pairs:
             for a, b in ((order[i], order[j]), (order[j], order[i])):
-                evidence += pair_evidence(small[a], small[b], K[a], c2w[a], c2w[b], depth[a],
+                evidence += pair_evidence(greys[a], greys[b], K[a], c2w[a], c2w[b], depth[a],
                                           objects[a])
         temporal[name] = evidence / len(pairs)
         # Each view of a pair is looked for in the other cameras (this camera sees its own body
@@ -449,6 +452,12 @@ class EgoLayer:
     def fractions(self) -> dict[str, float]:
         """Camera name → fraction of its pixels that are the ego's body."""
         return {n: float(m.float().mean()) for n, m in self.masks.items()}
+
+    def summary(self) -> dict:
+        """What reports say of it: ``{"masks": "estimated" | "clip", "cameras": {name:
+        fraction}}``."""
+        return {"masks": "estimated" if self.estimated else "clip",
+                "cameras": {k: round(f, 4) for k, f in self.fractions().items()}}
 
 
 def masks_for_views(masks: Mapping[str, Tensor], camera_names: Sequence[str],

@@ -286,9 +286,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
         "lidar_fusion": rec.lidar_fused,
         # Where the rig's cameras see the ego itself: from the clip's masks or estimated
         # (camera → fraction of its pixels); None when neither.
-        "ego": None if ego is None else {"masks": "estimated" if estimated else "clip",
-                                         "cameras": {k: round(f, 4)
-                                                     for k, f in ego.fractions().items()}},
+        "ego": None if ego is None else ego.summary(),
         "gaussians": g.num_gaussians,
         "psnr": _mean(per_view, "psnr"),
         "ssim": _mean(per_view, "ssim"),
