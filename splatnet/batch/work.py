@@ -113,9 +113,7 @@ def _context_views(clip, inputs):
     """The context views at the network's size, for refinement: with the estimated ego masks
     as their masks when the clip has none (refinement fits the scene's pixels only)."""
     views = clip.views(frames=inputs.frames, cameras=inputs.camera_names, size=inputs.size)
-    if views.masks is None and inputs.ego is not None:
-        views.masks = inputs.ego.validity(views.camera_names, tuple(inputs.size))
-    return views
+    return views if inputs.ego is None else inputs.ego.mask_views(views)
 
 
 def _scene_to_file(clip_path, clip, inputs, model, device, out_path: Path, refine: int,

@@ -449,6 +449,14 @@ class EgoLayer:
         return masks_for_views({n: self.mask(n, size) for n in self.masks}, camera_names,
                                size)
 
+    def mask_views(self, views):
+        """``views`` (a :class:`~splatnet.clip.Views` without masks) with these masks as its
+        validity, so that fitting them (refinement) leaves the ego's pixels out; views that
+        have masks of their own are returned as they are."""
+        if views.masks is None:
+            views.masks = self.validity(views.camera_names, tuple(views.images.shape[1:3]))
+        return views
+
     def fractions(self) -> dict[str, float]:
         """Camera name → fraction of its pixels that are the ego's body."""
         return {n: float(m.float().mean()) for n, m in self.masks.items()}

@@ -341,8 +341,8 @@ def _score_variants(variants: Mapping[str, Callable], clip, split, rec, context_
 
     h, w = context_cams.height, context_cams.width  # the scoring size
     views = clip.views(frames=split.train_frames, cameras=split.train_cameras, size=(h, w))
-    if views.masks is None and rec.ego is not None:  # refine on the scene's pixels only
-        views.masks = rec.ego.validity(views.camera_names, (h, w))
+    if rec.ego is not None:  # refine on the scene's pixels only
+        views = rec.ego.mask_views(views)
     backgrounds = None
     if rec.sky is not None:  # as `splatnet reconstruct --refine`: the network's sky, not black
         with torch.no_grad():
