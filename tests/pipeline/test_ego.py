@@ -15,7 +15,7 @@ import torch
 
 from splatnet.clip import Clip
 from splatnet.errors import ValidationError
-from splatnet.pipeline.ego import EgoLayer, bottom_band, estimate_ego_masks, masks_for_views
+from splatnet.pipeline.ego import EgoLayer, bottom_band, close_gaps, estimate_ego_masks, masks_for_views
 from splatnet.pipeline.feedforward import prepare_inputs
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -59,6 +59,23 @@ def test_band_is_empty_without_evidence():
     assert not bool(band.any()) and score == 0.0
     band, _ = bottom_band(-torch.ones(6, 7), 0.05, 2.0)
     assert not bool(band.any())
+
+
+def _band(edges: list[int], h: int = 10) -> torch.Tensor:
+    return torch.arange(h)[:, None] >= torch.tensor(edges)[None, :]
+
+
+def test_close_gaps_by_hand():
+    # two parts, columns 1-2 (edge 6) and 7 (edge 4); columns 3-6 between them: a straight line
+    # from 6 to 4 over 5 steps: 5.6, 5.2, 4.8, 4.4 -> rounded 6, 5, 5, 4
+    band = _band([10, 6, 6, 10, 10, 10, 10, 4, 10])
+    assert torch.equal(close_gaps(band), _band([10, 6, 6, 6, 5, 5, 4, 4, 10]))
+    # every found column is a part: each gap between neighbouring parts; nothing beyond the
+    # outermost parts
+    band = _band([10, 8, 10, 2, 10, 8, 10])
+    assert torch.equal(close_gaps(band), _band([10, 8, 5, 2, 5, 8, 10]))
+    for same in (_band([10, 7, 7, 3, 10]), _band([10] * 4), _band([0, 0, 0])):
+        assert torch.equal(close_gaps(same), same)  # one part, none, or all: as it was
 
 
 @pytest.fixture(scope="module")
