@@ -219,20 +219,19 @@ def bottom_band(evidence: Tensor, prior: float, smooth: float) -> tuple[Tensor, 
 
 
 def close_gaps(band: Tensor) -> Tensor:
-    """``band [H, W]`` (rows at and below a per-column edge) with the columns between two of its
-    columns that are empty (or lower) raised to the straight line between those two columns'
-    edges: the ego's body is one region along the image's bottom, so a stretch between two
-    found parts is the body too (a glossy hood mirrors the moving scene, which looks like scene
-    evidence)."""
+    """``band [H, W]`` (rows at and below a per-column edge) with each run of empty columns
+    between two of its columns filled up to the straight line between those two columns' edges
+    (rounded to rows; nothing beyond its outermost columns): the ego's body is one region along
+    the image's bottom, so a stretch between two found parts is the body too (a glossy hood
+    mirrors the moving scene, which looks like scene evidence)."""
     h, w = band.shape
     edge = torch.where(band.any(0), band.float().argmax(0), torch.full((w,), h)).double()
     cols = torch.nonzero(edge < h).squeeze(1).tolist()
-    line = edge.clone()
     for a, b in zip(cols, cols[1:]):
         if b - a > 1:
             t = torch.arange(1, b - a, dtype=torch.float64) / (b - a)
-            line[a + 1:b] = torch.minimum(line[a + 1:b], (edge[a] + (edge[b] - edge[a]) * t).round())
-    return torch.arange(h)[:, None] >= line[None, :]
+            edge[a + 1:b] = (edge[a] + (edge[b] - edge[a]) * t).round()
+    return torch.arange(h)[:, None] >= edge[None, :]
 
 
 def _pairs(centres: Tensor) -> list[tuple[int, int]]:
