@@ -57,6 +57,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from splatnet.cameras import project_points
+
 #: Pairs of frames whose camera centres are closer than this (metres) are not used: the scene
 #: barely moves between them, so nothing tells it from the ego's body (a parked car: no masks).
 MIN_BASELINE = 0.15
@@ -154,6 +156,17 @@ def lidar_objects(points: Tensor, nearest: Tensor, down: Tensor, K: Tensor,
     return F.max_pool2d(hit[None, None].float(), 5, stride=1, padding=2)[0, 0] > 0
 
 
+def _scene_points(depth: Tensor, K: Tensor, cam_to_world: Tensor) -> tuple[Tensor, Tensor]:
+    """``(pix [HW, 3], world [HW, 3])``: each pixel centre of ``depth [H, W]`` as ``(u, v, 1)``
+    and its point at that depth along its ray (the scene hypothesis), in world coordinates."""
+    h, w = depth.shape
+    v, u = torch.meshgrid(torch.arange(h, dtype=torch.float32) + 0.5,
+                          torch.arange(w, dtype=torch.float32) + 0.5, indexing="ij")
+    pix = torch.stack([u, v, torch.ones_like(u)], -1).reshape(-1, 3)
+    rays = torch.linalg.solve(K, pix.T).T * depth.reshape(-1, 1)
+    return pix, rays @ cam_to_world[:3, :3].T + cam_to_world[:3, 3]
+
+
 def pair_evidence(grey_a: Tensor, grey_b: Tensor, K: Tensor, cam_a: Tensor, cam_b: Tensor,
                   depth_a: Tensor, objects_a: Tensor | None = None) -> Tensor:
     """``[H, W]`` evidence in {−1, 0, +1} that the pixels of view ``a`` are the ego's body.
@@ -164,15 +177,9 @@ def pair_evidence(grey_a: Tensor, grey_b: Tensor, K: Tensor, cam_a: Tensor, cam_
     in view ``a`` (0 = unknown: no evidence); ``objects_a [H, W]`` bool, pixels the LiDAR sees
     as objects (:func:`lidar_objects`): scene evidence whatever the images say.
     """
-    from splatnet.cameras import project_points
-
     h, w = depth_a.shape
-    v, u = torch.meshgrid(torch.arange(h, dtype=torch.float32) + 0.5,
-                          torch.arange(w, dtype=torch.float32) + 0.5, indexing="ij")
-    pix = torch.stack([u, v, torch.ones_like(u)], -1).reshape(-1, 3)  # [HW, 3]
     K = K.float()
-    rays = torch.linalg.solve(K, pix.T).T * depth_a.reshape(-1, 1)
-    world = rays @ cam_a[:3, :3].float().T + cam_a[:3, 3].float()
+    pix, world = _scene_points(depth_a, K, cam_a.float())
     w2c_b = torch.linalg.inv(cam_b.double()).float()
     uv, z = project_points(world, K[None], w2c_b[None])
     flow = (uv[0] - pix[:, :2]).reshape(h, w, 2)
@@ -351,16 +358,14 @@ def look_across(greys: Mapping[int, Tensor], K: Tensor, cam_to_world: Tensor,
     and inside the image. ``greys``: each view's ``[H, W]`` log intensity; ``K [V, 3, 3]``,
     ``cam_to_world [V, 4, 4]`` at that size."""
     h, w = depth[a].shape
-    v, u = torch.meshgrid(torch.arange(h, dtype=torch.float32) + 0.5,
-                          torch.arange(w, dtype=torch.float32) + 0.5, indexing="ij")
-    pix = torch.stack([u, v, torch.ones_like(u)], -1).reshape(-1, 3)
-    rays = torch.linalg.solve(K[a], pix.T).T * depth[a].reshape(-1, 1)
-    world = rays @ cam_to_world[a, :3, :3].T + cam_to_world[a, :3, 3]  # [HW, 3]
+    _, world = _scene_points(depth[a], K[a], cam_to_world[a])
     out = []
     for o in others:
         if o == a:
             continue
         w2c = torch.linalg.inv(cam_to_world[o].double()).float()
+        # (by hand, not cameras.project_points: that one's order of operations differs in the
+        # last bits, which moves some nearest-sample picks and the masks measured with this)
         cam = world @ w2c[:3, :3].T + w2c[:3, 3]
         z = cam[:, 2]
         uv = (cam @ K[o].T)[:, :2] / z.clamp_min(1e-6)[:, None]
