@@ -30,8 +30,9 @@ def inverse_depth_candidates(near: float, far: float, n: int, *, device=None,
 
 
 def _views_by_camera(cameras: Cameras):
-    """``(names [V], timestamps [B][V] or None, {name: view indices})``; views without names
-    are each their own camera."""
+    """``(names [V], timestamps [B][V] or None, {name: view indices}, frames [B][V])``; views
+    without names are each their own camera; a view's frame is the rank of its timestamp among
+    the views of the same camera (order of appearance when there are no timestamps)."""
     v = cameras.num_cameras
     b = math.prod(cameras.batch_shape)
     names = cameras.names if cameras.names is not None else [str(i) for i in range(v)]
@@ -41,25 +42,22 @@ def _views_by_camera(cameras: Cameras):
     groups: dict[str, list[int]] = {}
     for i, n in enumerate(names):
         groups.setdefault(n, []).append(i)
-    return names, ts, groups
-
-
-def frame_ranks(cameras: Cameras) -> list[list[int]]:
-    """``[B][V]`` the frame of each view: the rank of its timestamp among the views of the same
-    camera (views grouped by ``names``, each view its own camera when names are missing; order
-    of appearance when there are no timestamps)."""
-    v = cameras.num_cameras
-    b = math.prod(cameras.batch_shape)
-    _, ts, groups = _views_by_camera(cameras)
-    out = []
+    frames = []
     for bi in range(b):
         frame = [0] * v
         for members in groups.values():
             order = members if ts is None else sorted(members, key=lambda i: ts[bi][i])
             for rank, i in enumerate(order):
                 frame[i] = rank
-        out.append(frame)
-    return out
+        frames.append(frame)
+    return names, ts, groups, frames
+
+
+def frame_ranks(cameras: Cameras) -> list[list[int]]:
+    """``[B][V]`` the frame of each view: the rank of its timestamp among the views of the same
+    camera (views grouped by ``names``, each view its own camera when names are missing; order
+    of appearance when there are no timestamps)."""
+    return _views_by_camera(cameras)[3]
 
 
 def select_sources(cameras: Cameras, temporal: int, rig: int) -> tuple[Tensor, Tensor]:
@@ -82,8 +80,7 @@ def select_sources(cameras: Cameras, temporal: int, rig: int) -> tuple[Tensor, T
     index = torch.zeros(b, v, max(s, 1), dtype=torch.long)
     valid = torch.zeros(b, v, max(s, 1), dtype=torch.bool)
     axes = cameras.cam_to_world[..., :3, 2].reshape(b, v, 3).detach().to("cpu", torch.float64)
-    names, ts, groups = _views_by_camera(cameras)
-    frames = frame_ranks(cameras)
+    names, ts, groups, frames = _views_by_camera(cameras)
     for bi in range(b):
         frame = frames[bi]
         cos = (axes[bi] @ axes[bi].T).tolist()  # [V][V]

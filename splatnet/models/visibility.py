@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from splatnet.cameras import Cameras
+from splatnet.cameras import Cameras, project_points
 
 
 def in_front_of_other_views(means: Tensor, depth: Tensor, cameras: Cameras,
@@ -51,9 +51,8 @@ def in_front_of_other_views(means: Tensor, depth: Tensor, cameras: Cameras,
                 others = (frame[source] == frame[u]) & (source != u)
                 if not bool(others.any()):
                     continue
-                cam = mu @ w2c[bi, u, :3, :3].T + w2c[bi, u, :3, 3]
-                z = cam[:, 2]
-                uv = (cam @ K[bi, u].T)[:, :2] / z.clamp_min(1e-6)[:, None]
+                uv, z = project_points(mu, K[bi, u][None], w2c[bi, u][None])
+                uv, z = uv[0], z[0]
                 col = (uv[:, 0] * sx).floor()
                 row = (uv[:, 1] * sy).floor()
                 inside = others & (z > 0) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
