@@ -144,3 +144,9 @@ def resolve_device(name: str, option: str = "--device"):
     from splatnet.device import resolve_device as resolve
 
     return resolve(name, option)
+
+
+def ego_cameras_text(ego: dict) -> str:
+    """How reconstruct and eval name the ego masks' cameras (an
+    :meth:`~splatnet.pipeline.ego.EgoLayer.summary`): ``"CAMERA_05 11%, CAMERA_09 29%"``."""
+    return ", ".join(f"{k} {v:.0%}" for k, v in ego["cameras"].items())

@@ -6,7 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
-from splatnet.cli._args import check_output_file, device_arg, int_list, name_list, resolve_device, size_hw
+from splatnet.cli._args import (
+    check_output_file,
+    device_arg,
+    ego_cameras_text,
+    int_list,
+    name_list,
+    resolve_device,
+    size_hw,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -137,10 +145,9 @@ def run(args: argparse.Namespace) -> int:
           f"({ctx['views']} views)")
     ego = report.get("ego")
     if ego is not None and ego["masks"] == "estimated":
-        seen = ", ".join(f"{k} {v:.0%}" for k, v in ego["cameras"].items())
         sc = report["scene"]
-        print(f"the ego's own body, estimated ({seen} of the pixels): left out of the Gaussians, "
-              "drawn back over renders of the same camera; without those pixels: "
+        print(f"the ego's own body, estimated ({ego_cameras_text(ego)} of the pixels): left out "
+              "of the Gaussians, drawn back over renders of the same camera; without those pixels: "
               f"{sc['psnr']:.2f} dB / {sc['ssim']:.3f}, floor {sc['nearest_context']['psnr']:.2f} dB "
               f"/ {sc['nearest_context']['ssim']:.3f} (--no-ego-masks to keep it in the scene)")
     if "depth_vs_lidar" in report:

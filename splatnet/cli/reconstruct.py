@@ -17,6 +17,7 @@ from splatnet.batch.naming import output_stems
 from splatnet.cli._args import (
     check_output_file,
     device_arg,
+    ego_cameras_text,
     frame_range,
     name_list,
     resolve_device,
@@ -280,7 +281,6 @@ def _reconstruct_one(clip_path, loaded, model, device, out_path: Path, fmt: str,
         tqdm.write(f"{clip_path} -> {out_path}: {what}; {parts}")
         ego = summary.get("ego_masks")
         if ego and ego["masks"] == "estimated":
-            seen = ", ".join(f"{k} {v:.0%}" for k, v in ego["cameras"].items())
-            tqdm.write(f"  the ego's own body, estimated and left out of the Gaussians: {seen} of "
-                       "the pixels (--no-ego-masks to keep it)")
+            tqdm.write("  the ego's own body, estimated and left out of the Gaussians: "
+                       f"{ego_cameras_text(ego)} of the pixels (--no-ego-masks to keep it)")
     return summary
