@@ -82,7 +82,7 @@ def reconstruct_to_file(clip_path, loaded, model, device, out_path: str | os.Pat
     if fmt == "scene":
         return _scene_to_file(clip_path, clip, inputs, model, device, out_path, refine, use_tracks,
                               force, stage, refine_progress)
-    rec = run_network(inputs, model, device)
+    rec = run_network(inputs, model, device, colour_fit=False)  # a file holds no colour matrices
     g = rec.gaussians
     if refine:
         stage("refine")

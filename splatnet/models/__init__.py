@@ -3,7 +3,7 @@
 - :mod:`.config`: typed configs of every part (torch-free);
 - :mod:`.encoder`, :mod:`.cost_volume`, :mod:`.sky`, :mod:`.head`: the network's stages
   (``GaussianHead`` is also the public head for users' own features);
-- :mod:`.colour`: per-camera affine colour (exposure) compensation;
+- :mod:`.colour`: per-camera affine colour (exposure) compensation, predicted or fitted;
 - :mod:`.lidar_fusion`: the Gaussians moved to the depth the given LiDAR measured;
 - :mod:`.visibility`: Gaussians in front of what another camera of the same frame sees thinned;
 - :mod:`.geometry`: camera-ray and projection helpers; :mod:`.postprocessing`: prune / merge / cap;
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from splatnet._lazy import lazy_exports
 
 _LAZY = {
-    **dict.fromkeys(("ColourAffineConfig", "CostVolumeConfig", "EncoderConfig", "HeadConfig",
+    **dict.fromkeys(("ColourAffineConfig", "ColourFitConfig", "CostVolumeConfig", "EncoderConfig", "HeadConfig",
                      "LidarFusionConfig", "PostprocessConfig", "SkyConfig", "SplatNetConfig",
                      "VisibilityConfig"), "splatnet.models.config"),
     "postprocess": "splatnet.models.postprocessing",
@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from splatnet.models.colour import ColourAffine
     from splatnet.models.config import (
         ColourAffineConfig,
+        ColourFitConfig,
         CostVolumeConfig,
         EncoderConfig,
         HeadConfig,

@@ -19,6 +19,12 @@ them into that camera. A camera that was not among the context views (a novel vi
 synthetic clips' held-out target cameras, or any camera a user renders the exported scene from)
 gets the identity: its exposure is unknown, and the identity is what every renderer and viewer of
 the exported Gaussians shows, so what is scored is what users get.
+
+Without a learned head, :func:`fit_colour` gives the same matrices at inference in closed form
+(``model.colour_fit``): per context camera and colour channel, the gain and offset that take the
+Gaussians' renders of that camera's context views to its images in the least-squares sense, the
+way a camera's exposure and white balance act (a gain per channel; the offset takes up a black
+level). A full 3×4 fit was measured too (docs/benchmarks.md, "Each camera's exposure, fitted").
 """
 
 from __future__ import annotations
@@ -90,3 +96,49 @@ class CameraColour(nn.Module):
         delta = self.mlp(torch.cat([per_cam, rig], dim=2)).reshape(b, len(distinct), 3, 4)
         eye = torch.eye(3, 4, dtype=delta.dtype, device=delta.device)
         return ColourAffine(distinct, eye + delta)
+
+
+def fit_colour(renders: Tensor, images: Tensor, names: list[str],
+               valid: Tensor | None = None) -> ColourAffine:
+    """Per camera and channel, the gain and offset that best take renders to images.
+
+    Args:
+        renders: ``[V, H, W, 3]`` the reconstruction rendered into V context views (sky
+            composited, as it is shown).
+        images: ``[V, H, W, 3]`` those views' images.
+        names: V camera names (the same name at several frames is one camera, one fit).
+        valid: optional ``[V, H, W]`` bool, the pixels that count (e.g. not the ego's own body).
+
+    Returns:
+        :class:`ColourAffine` of the distinct names (batch of one): ``[M | b]`` with ``M``
+        diagonal, the least-squares ``y = g · x + b`` per channel over the camera's valid
+        pixels (float64). A channel whose render is constant there, or a camera without valid
+        pixels, keeps the identity.
+    """
+    v = renders.shape[0]
+    if tuple(renders.shape) != tuple(images.shape) or renders.dim() != 4 or renders.shape[-1] != 3:
+        raise ValueError(f"renders {tuple(renders.shape)} and images {tuple(images.shape)}: "
+                         f"expected the same [V, H, W, 3]")
+    if len(names) != v:
+        raise ValueError(f"names: expected {v} (one per view), got {len(names)}")
+    distinct = list(dict.fromkeys(names))
+    mats = torch.eye(3, 4, dtype=torch.float64).repeat(len(distinct), 1, 1)
+    x_all = renders.detach().to("cpu", torch.float64).reshape(v, -1, 3)
+    y_all = images.detach().to("cpu", torch.float64).reshape(v, -1, 3)
+    w_all = (torch.ones(v, x_all.shape[1], dtype=torch.float64) if valid is None
+             else valid.detach().to("cpu").reshape(v, -1).to(torch.float64))
+    for k, name in enumerate(distinct):
+        rows = [i for i, n in enumerate(names) if n == name]
+        x, y, w = x_all[rows].reshape(-1, 3), y_all[rows].reshape(-1, 3), w_all[rows].reshape(-1, 1)
+        total = float(w.sum())
+        if total < 2:
+            continue
+        mx, my = (w * x).sum(0) / total, (w * y).sum(0) / total
+        var = (w * (x - mx) ** 2).sum(0) / total
+        cov = (w * (x - mx) * (y - my)).sum(0) / total
+        for ch in range(3):
+            if var[ch] > 1e-10:
+                gain = cov[ch] / var[ch]
+                mats[k, ch, ch] = gain
+                mats[k, ch, 3] = my[ch] - gain * mx[ch]
+    return ColourAffine(distinct, mats[None].to(torch.float32))

@@ -127,6 +127,18 @@ class ColourAffineConfig:
 
 
 @dataclass
+class ColourFitConfig:
+    """Each context camera's exposure and white balance, fitted at inference
+    (``splatnet.models.colour.fit_colour``)."""
+
+    enabled: bool = False
+    """After the network (when the model predicts no colour matrices of its own), fit a gain and
+    an offset per colour channel and context camera, in closed form, that take the Gaussians'
+    renders of that camera's context views to its images; renders into that camera go through
+    them (off: the Gaussians' colours are rendered as they are)."""
+
+
+@dataclass
 class LidarFusionConfig:
     """Move the Gaussians to the depth the given LiDAR measured (``splatnet.models.lidar_fusion``)."""
 
@@ -188,6 +200,7 @@ class SplatNetConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     sky: SkyConfig = field(default_factory=SkyConfig)
     colour_affine: ColourAffineConfig = field(default_factory=ColourAffineConfig)
+    colour_fit: ColourFitConfig = field(default_factory=ColourFitConfig)
     lidar_fusion: LidarFusionConfig = field(default_factory=LidarFusionConfig)
     visibility: VisibilityConfig = field(default_factory=VisibilityConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
@@ -245,6 +258,9 @@ class SplatNetConfig:
             raise ValidationError(f"colour_affine.enabled: expected true or false, got "
                                   f"{self.colour_affine.enabled!r}")
         _count("colour_affine.hidden_dim", self.colour_affine.hidden_dim, 1, MAX_WIDTH)
+        if not isinstance(self.colour_fit.enabled, bool):
+            raise ValidationError(f"colour_fit.enabled: expected true or false, got "
+                                  f"{self.colour_fit.enabled!r}")
         fusion = self.lidar_fusion
         if not isinstance(fusion.enabled, bool):
             raise ValidationError(f"lidar_fusion.enabled: expected true or false, got "

@@ -284,6 +284,9 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
         # depth its Gaussians were moved to when the model has lidar_fusion on).
         "lidar": lidar_given,
         "lidar_fusion": rec.lidar_fused,
+        # Each context camera's gain and offset per channel were fitted to its context images
+        # (model.colour_fit): renders of those cameras go through them, other cameras' do not.
+        "colour_fit": rec.colour_fitted,
         # Where the rig's cameras see the ego itself: from the clip's masks or estimated
         # (camera → fraction of its pixels); None when neither.
         "ego": None if ego is None else ego.summary(),

@@ -37,9 +37,10 @@ class Reconstruction:
             ran.
         size: ``(H, W)`` the network ran at.
         frames, cameras: the context frames and camera names used.
-        colour: the network's per-camera colour matrices
-            (:class:`~splatnet.models.colour.ColourAffine`, batch of one) when the model has
-            ``colour_affine`` on, else None: a render into a context camera goes through its
+        colour: per-camera colour matrices (:class:`~splatnet.models.colour.ColourAffine`,
+            batch of one): the network's when the model has ``colour_affine`` on, else each
+            context camera's gain and offset fitted to its images when it has ``colour_fit``
+            on (``colour_fitted``), else None. A render into a context camera goes through its
             matrix to look as that camera saw the scene; the Gaussians themselves are the
             rig-neutral scene (what any other camera, and any viewer, shows).
         lidar_fused: the network moved its Gaussians to the given LiDAR's depth
@@ -48,6 +49,7 @@ class Reconstruction:
             (:class:`~splatnet.pipeline.ego.EgoLayer`: the clip's camera masks, or masks
             estimated for a clip without any) or None. Its pixels are not in ``gaussians``;
             ``ego.composite`` draws them over a render of the same rig camera.
+        colour_fitted: ``colour`` was fitted to the context images (``model.colour_fit``).
     """
 
     gaussians: Gaussians
@@ -59,6 +61,7 @@ class Reconstruction:
     colour: object | None = None
     lidar_fused: bool = False
     ego: object | None = None
+    colour_fitted: bool = False
 
 
 def default_size(clip, cameras: Sequence[str], stride: int) -> tuple[int, int]:
@@ -202,8 +205,11 @@ def forward(inputs: ClipInputs, model: nn.Module, device: str | torch.device | N
 
 
 def run_network(inputs: ClipInputs, model: nn.Module,
-                device: str | torch.device | None = None) -> Reconstruction:
-    """One forward pass of ``model`` on prepared inputs, then prune / merge / cap."""
+                device: str | torch.device | None = None, *,
+                colour_fit: bool = True) -> Reconstruction:
+    """One forward pass of ``model`` on prepared inputs, then prune / merge / cap, and, when
+    the model has ``colour_fit`` on (and ``colour_fit`` here is True: a caller that only writes
+    the Gaussians to a file skips it), each context camera's colour fitted to its images."""
     from splatnet.models.postprocessing import postprocess
 
     out, seconds = forward(inputs, model, device)
@@ -218,8 +224,42 @@ def run_network(inputs: ClipInputs, model: nn.Module,
     colour = getattr(out, "colour", None)
     if colour is not None:
         colour = type(colour)(colour.names, colour.matrices.detach())
+    fitted = False
+    fit_cfg = getattr(getattr(model, "config", None), "colour_fit", None)
+    if colour is None and colour_fit and fit_cfg is not None and fit_cfg.enabled:
+        t0 = time.perf_counter()
+        colour = fit_context_colour(g, sky, inputs, device)
+        fitted = True
+        timings["colour_fit"] = time.perf_counter() - t0
     return Reconstruction(g, sky, timings, inputs.size, inputs.frames, inputs.camera_names,
-                          colour, getattr(out, "network_depth", None) is not None, inputs.ego)
+                          colour, getattr(out, "network_depth", None) is not None, inputs.ego,
+                          fitted)
+
+
+def fit_context_colour(gaussians: Gaussians, sky, inputs: ClipInputs,
+                       device: str | torch.device | None = None):
+    """Each context camera's gain and offset per colour channel
+    (:func:`splatnet.models.colour.fit_colour`) from ``gaussians`` rendered into the context
+    views of ``inputs`` (with ``sky`` behind), on the pixels the views' masks call the scene."""
+    from splatnet.cameras import Cameras
+    from splatnet.models.colour import fit_colour
+    from splatnet.rendering import render
+
+    dev = resolve_device(device)
+    c = inputs.cameras
+    cams = Cameras(c.K[0], c.cam_to_world[0], c.width, c.height,
+                   timestamps=None if c.timestamps is None else c.timestamps[0],
+                   names=c.names, check=False).to(dev)
+    with torch.no_grad():
+        out = render(gaussians.to(dev), cams)
+        rgb = out.rgb
+        if sky is not None:
+            rgb = rgb + (1.0 - out.alpha) * sky.render(c.to(dev))[0].to(rgb)
+    images = inputs.images[0].permute(0, 2, 3, 1)
+    valid = None if inputs.valid is None else inputs.valid[0, :, 0]
+    names = list(c.names) if c.names is not None else [  # views are frame-major
+        inputs.camera_names[i % len(inputs.camera_names)] for i in range(images.shape[0])]
+    return fit_colour(rgb.clamp(0, 1), images, names, valid)
 
 
 def reconstruct_clip(
