@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 from splatnet._lazy import lazy_exports
 
 _LAZY = {
-    **dict.fromkeys(("ColourAffineConfig", "ColourFitConfig", "CostVolumeConfig", "EncoderConfig", "HeadConfig",
-                     "LidarFusionConfig", "PostprocessConfig", "SkyConfig", "SplatNetConfig",
-                     "VisibilityConfig"), "splatnet.models.config"),
+    **dict.fromkeys(("ColourAffineConfig", "ColourFitConfig", "CostVolumeConfig", "EncoderConfig",
+                     "HeadConfig", "LidarFusionConfig", "PostprocessConfig", "SkyConfig",
+                     "SplatNetConfig", "VisibilityConfig"), "splatnet.models.config"),
     "postprocess": "splatnet.models.postprocessing",
     "SkyBackground": "splatnet.models.sky",
     "ColourAffine": "splatnet.models.colour",
