@@ -98,8 +98,8 @@ class CameraColour(nn.Module):
         return ColourAffine(distinct, eye + delta)
 
 
-def fit_colour(renders: Tensor, images: Tensor, names: list[str],
-               valid: Tensor | None = None) -> ColourAffine:
+def fit_colour(renders: Tensor, images: Tensor, names: list[str], valid: Tensor | None = None,
+               prior: float = 0.0) -> ColourAffine:
     """Per camera and channel, the gain and offset that best take renders to images.
 
     Args:
@@ -108,12 +108,14 @@ def fit_colour(renders: Tensor, images: Tensor, names: list[str],
         images: ``[V, H, W, 3]`` those views' images.
         names: V camera names (the same name at several frames is one camera, one fit).
         valid: optional ``[V, H, W]`` bool, the pixels that count (e.g. not the ego's own body).
+        prior: weight of the identity (gain 1, offset 0), relative to the mean over the
+            camera's pixels: per channel ``(g, b)`` minimises
+            ``mean((g · x + b − y)²) + prior · ((g − 1)² + b²)`` (0: plain least squares).
 
     Returns:
         :class:`ColourAffine` of the distinct names (batch of one): ``[M | b]`` with ``M``
-        diagonal, the least-squares ``y = g · x + b`` per channel over the camera's valid
-        pixels (float64). A channel whose render is constant there, or a camera without valid
-        pixels, keeps the identity.
+        diagonal (float64 solve). A camera without valid pixels keeps the identity, and so does
+        a channel whose render is constant there when ``prior`` is 0.
     """
     v = renders.shape[0]
     if tuple(renders.shape) != tuple(images.shape) or renders.dim() != 4 or renders.shape[-1] != 3:
@@ -121,6 +123,8 @@ def fit_colour(renders: Tensor, images: Tensor, names: list[str],
                          f"expected the same [V, H, W, 3]")
     if len(names) != v:
         raise ValueError(f"names: expected {v} (one per view), got {len(names)}")
+    if not (prior >= 0 and prior < float("inf")):
+        raise ValueError(f"prior: expected a finite number >= 0, got {prior!r}")
     distinct = list(dict.fromkeys(names))
     mats = torch.eye(3, 4, dtype=torch.float64).repeat(len(distinct), 1, 1)
     x_all = renders.detach().to("cpu", torch.float64).reshape(v, -1, 3)
@@ -133,12 +137,15 @@ def fit_colour(renders: Tensor, images: Tensor, names: list[str],
         total = float(w.sum())
         if total < 2:
             continue
-        mx, my = (w * x).sum(0) / total, (w * y).sum(0) / total
-        var = (w * (x - mx) ** 2).sum(0) / total
-        cov = (w * (x - mx) * (y - my)).sum(0) / total
+        # Normal equations of the weighted fit per channel, as means over the valid pixels.
+        sxx, sx = (w * x * x).sum(0) / total, (w * x).sum(0) / total
+        sxy, sy = (w * x * y).sum(0) / total, (w * y).sum(0) / total
         for ch in range(3):
-            if var[ch] > 1e-10:
-                gain = cov[ch] / var[ch]
-                mats[k, ch, ch] = gain
-                mats[k, ch, 3] = my[ch] - gain * mx[ch]
+            if prior == 0 and float(sxx[ch] - sx[ch] ** 2) <= 1e-10:
+                continue  # constant render: no gain to fit
+            a = torch.tensor([[sxx[ch] + prior, sx[ch]], [sx[ch], 1.0 + prior]], dtype=torch.float64)
+            rhs = torch.stack([sxy[ch] + prior, sy[ch]])
+            gain, offset = torch.linalg.solve(a, rhs)
+            mats[k, ch, ch] = gain
+            mats[k, ch, 3] = offset
     return ColourAffine(distinct, mats[None].to(torch.float32))

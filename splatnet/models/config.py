@@ -136,6 +136,11 @@ class ColourFitConfig:
     an offset per colour channel and context camera, in closed form, that take the Gaussians'
     renders of that camera's context views to its images; renders into that camera go through
     them (off: the Gaussians' colours are rendered as they are)."""
+    prior: float = 0.02
+    """Weight of the identity (gain 1, offset 0) against the mean squared pixel error: a camera
+    whose renders already match its images keeps about the identity. 0.02 is the smallest of the
+    values tried that left every measure on the training clips level or up (docs/benchmarks.md,
+    "Each camera's exposure, fitted"); 0 is plain least squares."""
 
 
 @dataclass
@@ -261,6 +266,9 @@ class SplatNetConfig:
         if not isinstance(self.colour_fit.enabled, bool):
             raise ValidationError(f"colour_fit.enabled: expected true or false, got "
                                   f"{self.colour_fit.enabled!r}")
+        _finite("colour_fit.prior", self.colour_fit.prior)
+        if self.colour_fit.prior < 0:
+            raise ValidationError(f"colour_fit.prior: must be >= 0, got {self.colour_fit.prior}")
         fusion = self.lidar_fusion
         if not isinstance(fusion.enabled, bool):
             raise ValidationError(f"lidar_fusion.enabled: expected true or false, got "

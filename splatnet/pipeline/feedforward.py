@@ -228,7 +228,7 @@ def run_network(inputs: ClipInputs, model: nn.Module,
     fit_cfg = getattr(getattr(model, "config", None), "colour_fit", None)
     if colour is None and colour_fit and fit_cfg is not None and fit_cfg.enabled:
         t0 = time.perf_counter()
-        colour = fit_context_colour(g, sky, inputs, device)
+        colour = fit_context_colour(g, sky, inputs, device, prior=fit_cfg.prior)
         fitted = True
         timings["colour_fit"] = time.perf_counter() - t0
     return Reconstruction(g, sky, timings, inputs.size, inputs.frames, inputs.camera_names,
@@ -237,10 +237,11 @@ def run_network(inputs: ClipInputs, model: nn.Module,
 
 
 def fit_context_colour(gaussians: Gaussians, sky, inputs: ClipInputs,
-                       device: str | torch.device | None = None):
+                       device: str | torch.device | None = None, *, prior: float = 0.0):
     """Each context camera's gain and offset per colour channel
     (:func:`splatnet.models.colour.fit_colour`) from ``gaussians`` rendered into the context
-    views of ``inputs`` (with ``sky`` behind), on the pixels the views' masks call the scene."""
+    views of ``inputs`` (with ``sky`` behind), on the pixels the views' masks call the scene;
+    ``prior`` weighs the identity (see ``fit_colour``)."""
     from splatnet.cameras import Cameras
     from splatnet.models.colour import fit_colour
     from splatnet.rendering import render
@@ -259,7 +260,7 @@ def fit_context_colour(gaussians: Gaussians, sky, inputs: ClipInputs,
     valid = None if inputs.valid is None else inputs.valid[0, :, 0]
     names = list(c.names) if c.names is not None else [  # views are frame-major
         inputs.camera_names[i % len(inputs.camera_names)] for i in range(images.shape[0])]
-    return fit_colour(rgb.clamp(0, 1), images, names, valid)
+    return fit_colour(rgb.clamp(0, 1), images, names, valid, prior)
 
 
 def reconstruct_clip(

@@ -140,3 +140,67 @@ def test_known_gain_and_bias_are_recovered_by_fitting():
         off = mats[k, :, :3] - torch.diag(torch.diagonal(mats[k, :, :3]))
         assert off.abs().max() < 0.03, (k, mats[k])
         assert torch.allclose(torch.diagonal(mats[k, :, :3]), gains[k], atol=0.05), (k, mats[k])
+
+
+def test_fit_colour_recovers_each_cameras_gain_and_offset():
+    """Four views of two cameras (two frames each): each camera's images are the renders under
+    its own per-channel gain and offset, except a block of junk pixels marked invalid. The fit
+    gives those numbers back; a channel whose render is constant keeps the identity; with noise
+    it agrees with numpy's least-squares line through the same pixels."""
+    import numpy as np
+
+    from splatnet.models.colour import fit_colour
+
+    gen = torch.Generator().manual_seed(7)
+    renders = torch.rand(4, 16, 20, 3, generator=gen) * 0.9 + 0.05
+    renders[1, ..., 2] = 0.4  # camera "b", blue: constant in one of its views only
+    names = ["a", "b", "a", "b"]
+    gain = {"a": torch.tensor([0.8, 1.1, 0.95]), "b": torch.tensor([1.2, 0.9, 1.05])}
+    offset = {"a": torch.tensor([0.03, -0.02, 0.0]), "b": torch.tensor([-0.05, 0.04, 0.01])}
+    images = torch.stack([renders[i] * gain[n] + offset[n] for i, n in enumerate(names)])
+    valid = torch.ones(4, 16, 20, dtype=torch.bool)
+    valid[:, :4, :5] = False
+    images[:, :4, :5] = torch.rand(4, 4, 5, 3, generator=gen)  # junk where invalid
+    fit = fit_colour(renders, images, names, valid)
+    assert fit.names == ["a", "b"] and tuple(fit.matrices.shape) == (1, 2, 3, 4)
+    for k, n in enumerate(["a", "b"]):
+        m = fit.matrices[0, k]
+        assert torch.allclose(torch.diagonal(m[:, :3]), gain[n], atol=1e-5)
+        assert torch.allclose(m[:, 3], offset[n], atol=1e-5)
+        assert torch.count_nonzero(m[:, :3] - torch.diag(torch.diagonal(m[:, :3]))) == 0
+
+    flat = torch.full_like(renders, 0.5)
+    assert torch.equal(fit_colour(flat, images, names).matrices[0, 0], torch.eye(3, 4))
+    assert torch.equal(fit_colour(renders, images, names, torch.zeros_like(valid)).matrices,
+                       torch.eye(3, 4).expand(1, 2, 3, 4))
+
+    noisy = images + 0.05 * torch.randn(images.shape, generator=gen)
+    fit = fit_colour(renders, noisy, names, valid)
+    for k, n in enumerate(["a", "b"]):
+        rows = [i for i, m in enumerate(names) if m == n]
+        for ch in range(3):
+            x = renders[rows][..., ch][valid[rows]].double().numpy()
+            y = noisy[rows][..., ch][valid[rows]].double().numpy()
+            slope, intercept = np.polyfit(x, y, 1)
+            assert float(fit.matrices[0, k, ch, ch]) == pytest.approx(slope, abs=1e-5)
+            assert float(fit.matrices[0, k, ch, 3]) == pytest.approx(intercept, abs=1e-5)
+    with pytest.raises(ValueError, match="names"):
+        fit_colour(renders, images, names[:3])
+
+    # With a prior towards the identity: numpy's least squares of the same pixels with two rows
+    # more, sqrt(prior · n) · (g − 1) and sqrt(prior · n) · b.
+    fit = fit_colour(renders, noisy, names, valid, prior=0.05)
+    for k, n in enumerate(["a", "b"]):
+        rows = [i for i, m in enumerate(names) if m == n]
+        for ch in range(3):
+            x = renders[rows][..., ch][valid[rows]].double().numpy()
+            y = noisy[rows][..., ch][valid[rows]].double().numpy()
+            r = (0.05 * x.size) ** 0.5
+            a = np.concatenate([np.stack([x, np.ones_like(x)], 1), [[r, 0.0], [0.0, r]]])
+            (gain_np, offset_np), *_ = np.linalg.lstsq(a, np.concatenate([y, [r, 0.0]]), rcond=None)
+            assert float(fit.matrices[0, k, ch, ch]) == pytest.approx(gain_np, abs=1e-5)
+            assert float(fit.matrices[0, k, ch, 3]) == pytest.approx(offset_np, abs=1e-5)
+    assert torch.equal(fit_colour(renders, renders, names, prior=0.05).matrices.isclose(
+        torch.eye(3, 4).expand(1, 2, 3, 4), atol=1e-6).all(), torch.tensor(True))
+    with pytest.raises(ValueError, match="prior"):
+        fit_colour(renders, images, names, prior=-1.0)

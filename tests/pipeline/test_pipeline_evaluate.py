@@ -186,3 +186,57 @@ def test_camera_masks_drop_their_gaussians_and_are_left_out_of_the_scores(clip: 
     top = SIZE[0] // 2
     assert row["nearest_context"]["psnr"] == pytest.approx(psnr_np(ctx[:top], held[:top]), abs=1e-3)
 
+
+
+def test_colour_fit_is_each_cameras_least_squares_line_and_renders_go_through_it(clip: Clip,
+                                                                                model):
+    """With ``model.colour_fit`` on, the reconstruction carries each context camera's gain and
+    offset per channel: numpy's least-squares line (with the default prior towards the identity)
+    from that camera's context views rendered here (sky behind) to its images; ``splatnet eval`` renders that camera through them (its
+    context-view PSNR is the corrected render's, scored here) and says so in the report."""
+    import copy
+
+    import splatnet
+    from splatnet.cameras import Cameras
+    from splatnet.models.config import ColourFitConfig
+    from splatnet.pipeline.feedforward import reconstruct_clip
+
+    fitted = copy.deepcopy(model)
+    fitted.config.colour_fit = ColourFitConfig(enabled=True)
+    rec = reconstruct_clip(clip, fitted, frames=[0, 2], size=SIZE)
+    assert fitted.config.colour_fit.prior == 0.02
+    assert rec.colour_fitted and rec.colour.names == list(clip.rig_camera_names)
+    views = clip.views(frames=[0, 2], size=SIZE)
+    renders = []
+    with torch.no_grad():
+        for v in range(len(views)):
+            cam = views.cameras[[v]]
+            out = splatnet.render(rec.gaussians, cam)
+            rgb = out.rgb[0]
+            if rec.sky is not None:
+                batched = Cameras(cam.K[None], cam.cam_to_world[None], cam.width, cam.height)
+                rgb = rgb + (1 - out.alpha[0]) * rec.sky.render(batched)[0, 0]
+            renders.append(rgb.clamp(0, 1).numpy().astype(np.float64))
+    expect = {}
+    for k, name in enumerate(rec.colour.names):
+        rows = [v for v in range(len(views)) if views.camera_names[v] == name]
+        assert len(rows) == 2
+        for ch in range(3):
+            x = np.concatenate([renders[v][..., ch].ravel() for v in rows])
+            y = np.concatenate([views.images[v][..., ch].numpy().ravel() for v in rows])
+            r = (0.02 * x.size) ** 0.5  # the default prior: two rows more, towards (1, 0)
+            a = np.concatenate([np.stack([x, np.ones_like(x)], 1), [[r, 0.0], [0.0, r]]])
+            (slope, intercept), *_ = np.linalg.lstsq(a, np.concatenate([y, [r, 0.0]]), rcond=None)
+            m = rec.colour.matrices[0, k]
+            assert float(m[ch, ch]) == pytest.approx(slope, abs=1e-4)
+            assert float(m[ch, 3]) == pytest.approx(intercept, abs=1e-4)
+            expect[name, ch] = (slope, intercept)
+
+    rep = evaluate_clip(clip, fitted, holdout_frames=[1], size=SIZE)
+    assert rep["colour_fit"] is True
+    v = 0
+    name = views.camera_names[v]
+    corrected = np.stack([renders[v][..., ch] * expect[name, ch][0] + expect[name, ch][1]
+                          for ch in range(3)], -1).clip(0, 1)
+    assert rep["context_views"]["per_view"][v]["psnr"] == pytest.approx(
+        psnr_np(corrected, views.images[v].numpy()), abs=1e-3)
