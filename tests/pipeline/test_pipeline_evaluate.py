@@ -192,8 +192,9 @@ def test_colour_fit_is_each_cameras_least_squares_line_and_renders_go_through_it
                                                                                 model):
     """With ``model.colour_fit`` on, the reconstruction carries each context camera's gain and
     offset per channel: numpy's least-squares line (with the default prior towards the identity)
-    from that camera's context views rendered here (sky behind) to its images; ``splatnet eval`` renders that camera through them (its
-    context-view PSNR is the corrected render's, scored here) and says so in the report."""
+    from that camera's context views rendered here (sky behind) to its images; ``splatnet eval``
+    renders that camera through them (its context-view PSNR is the corrected render's, scored
+    here) and says so in the report."""
     import copy
 
     import splatnet
