@@ -143,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"nearest context frame (floor): {near['psnr']:.2f} dB / {near['ssim']:.3f}")
     print(f"context views rendered back: {ctx['psnr']:.2f} dB / {ctx['ssim']:.3f} "
           f"({ctx['views']} views)")
+    if report.get("colour_fit"):
+        print("colour: each context camera's gain and offset per channel fitted to its context "
+              "images; renders of those cameras go through them (the Gaussians, and any file "
+              "written from them, are unchanged)")
     ego = report.get("ego")
     if ego is not None and ego["masks"] == "estimated":
         sc = report["scene"]

@@ -300,7 +300,7 @@ def init_network(clip, views, sh_degree: int, model=None) -> Gaussians:
     frames = sorted({int(f) for f in views.frame_ids.tolist()})
     cameras = list(dict.fromkeys(views.camera_names))
     g = reconstruct_clip(clip, model, frames=frames, cameras=cameras, size=size,
-                         device=views.images.device).gaussians
+                         device=views.images.device, colour_fit=False).gaussians
     k = num_sh_bases(sh_degree)
     if g.sh.shape[-2] < k:
         pad = g.sh.new_zeros(g.num_gaussians, k - g.sh.shape[-2], 3)

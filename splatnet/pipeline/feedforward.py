@@ -273,14 +273,17 @@ def reconstruct_clip(
     device: str | torch.device | None = None,
     use_lidar: bool = True,
     ego_masks: str = "auto",
+    colour_fit: bool = True,
 ) -> Reconstruction:
-    """Reconstruct a loaded :class:`~splatnet.clip.Clip` with ``model`` (see :func:`reconstruct`)."""
+    """Reconstruct a loaded :class:`~splatnet.clip.Clip` with ``model`` (see :func:`reconstruct`;
+    ``colour_fit=False`` skips the model's per-camera colour fit, for callers that keep only the
+    Gaussians)."""
     resolve_device(device)  # fail before decoding anything
     if size is None:
         size = network_size(model, default_size(clip, cameras or clip.rig_camera_names, 1))
     inputs = prepare_inputs(clip, int(getattr(model, "stride", 1)), frames=frames, cameras=cameras,
                             size=size, use_lidar=use_lidar, ego_masks=ego_masks)
-    return run_network(inputs, model, device)
+    return run_network(inputs, model, device, colour_fit=colour_fit)
 
 
 def reconstruct(
@@ -323,7 +326,7 @@ def reconstruct(
 
         model = load_model(device=device)
     return reconstruct_clip(clip, model, frames=frames, cameras=cameras, size=size,
-                            device=device, ego_masks=ego_masks).gaussians
+                            device=device, ego_masks=ego_masks, colour_fit=False).gaussians
 
 
 def _clip_path(path: str | os.PathLike) -> Path:
