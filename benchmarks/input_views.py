@@ -89,8 +89,7 @@ def analyse(clip, model, size: tuple[int, int], frames: list[int]) -> tuple[dict
     out, _ = forward(inp, model)
     g = Gaussians(**{k: v[0] for k, v in out.gaussians.fields().items()}, check=False)
     c = inp.cameras
-    cams = Cameras(c.K[0], c.cam_to_world[0], c.width, c.height, check=False,
-                   timestamps=None if c.timestamps is None else c.timestamps[0])
+    cams = inp.view_cameras()
     n_cam = len(inp.camera_names)
     views = cams.num_cameras
     per_view = g.num_gaussians // views

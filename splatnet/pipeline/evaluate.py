@@ -167,7 +167,6 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     there are any.
     """
     from splatnet import metrics
-    from splatnet.cameras import Cameras
     from splatnet.clip.split import split_views
     from splatnet.device import resolve_device
     from splatnet.pipeline.feedforward import default_size, prepare_inputs, run_network
@@ -205,10 +204,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
         inputs = prepare_inputs(clip, 1, frames=split.train_frames, cameras=split.train_cameras,
                                 size=(h, w), use_lidar=False)
     context_images = inputs.images[0].permute(0, 2, 3, 1)
-    c = inputs.cameras
-    context_cams = Cameras(c.K[0], c.cam_to_world[0], c.width, c.height,
-                           timestamps=None if c.timestamps is None else c.timestamps[0],
-                           names=c.names, check=False)
+    context_cams = inputs.view_cameras()
     n_cams = len(inputs.camera_names)
 
     def context_index(frame: int, camera: str) -> int:

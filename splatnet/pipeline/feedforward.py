@@ -121,6 +121,15 @@ class ClipInputs:
     #: Seconds spent estimating the ego masks (not in ``load_seconds``).
     ego_seconds: float = 0.0
 
+    def view_cameras(self):
+        """The V views' cameras without the batch dimension (names and timestamps kept)."""
+        from splatnet.cameras import Cameras
+
+        c = self.cameras
+        return Cameras(c.K[0], c.cam_to_world[0], c.width, c.height,
+                       timestamps=None if c.timestamps is None else c.timestamps[0],
+                       names=c.names, check=False)
+
 
 def prepare_inputs(
     clip,
@@ -242,15 +251,12 @@ def fit_context_colour(gaussians: Gaussians, sky, inputs: ClipInputs,
     (:func:`splatnet.models.colour.fit_colour`) from ``gaussians`` rendered into the context
     views of ``inputs`` (with ``sky`` behind), on the pixels the views' masks call the scene;
     ``prior`` weighs the identity (see ``fit_colour``)."""
-    from splatnet.cameras import Cameras
     from splatnet.models.colour import fit_colour
     from splatnet.rendering import render
 
     dev = resolve_device(device)
     c = inputs.cameras
-    cams = Cameras(c.K[0], c.cam_to_world[0], c.width, c.height,
-                   timestamps=None if c.timestamps is None else c.timestamps[0],
-                   names=c.names, check=False).to(dev)
+    cams = inputs.view_cameras().to(dev)
     with torch.no_grad():
         out = render(gaussians.to(dev), cams)
         rgb = out.rgb
