@@ -29,6 +29,21 @@ def psnr_np(a: np.ndarray, b: np.ndarray) -> float:
     return 10.0 * math.log10(1.0 / mse)
 
 
+def _render_with_sky(rec, cam) -> torch.Tensor:
+    """``splatnet.render`` of a reconstruction into one camera, its sky composited behind,
+    clamped: ``[H, W, 3]``."""
+    import splatnet
+    from splatnet.cameras import Cameras
+
+    with torch.no_grad():
+        out = splatnet.render(rec.gaussians, cam)
+        rgb = out.rgb[0]
+        if rec.sky is not None:
+            batched = Cameras(cam.K[None], cam.cam_to_world[None], cam.width, cam.height)
+            rgb = rgb + (1 - out.alpha[0]) * rec.sky.render(batched)[0, 0]
+    return rgb.clamp(0, 1)
+
+
 @pytest.fixture(scope="module")
 def clip() -> Clip:
     return Clip.load(SAMPLE)
@@ -76,8 +91,6 @@ def test_context_views_rendered_back_match_a_render_made_here(clip: Clip, model,
     """The report's input-view scores equal splatnet.render of the same reconstruction into each
     context view, the network's sky composited behind and the view's own pixels where the
     reconstruction's ego masks say the camera sees the ego itself, scored with the PSNR above."""
-    import splatnet
-    from splatnet.cameras import Cameras
     from splatnet.pipeline.feedforward import reconstruct_clip
 
     ctx = report["context_views"]
@@ -89,19 +102,12 @@ def test_context_views_rendered_back_match_a_render_made_here(clip: Clip, model,
     assert rec.gaussians.num_gaussians == report["gaussians"]
     views = clip.views(frames=[0, 2], size=SIZE)
     mine = []
-    with torch.no_grad():
-        for v in range(len(views)):
-            cam = views.cameras[[v]]
-            out = splatnet.render(rec.gaussians, cam)
-            rgb = out.rgb[0]
-            if rec.sky is not None:
-                batched = Cameras(cam.K[None], cam.cam_to_world[None], cam.width, cam.height)
-                rgb = rgb + (1 - out.alpha[0]) * rec.sky.render(batched)[0, 0]
-            rgb = rgb.clamp(0, 1)
-            if rec.ego is not None and views.camera_names[v] in rec.ego.masks:
-                ego = rec.ego.masks[views.camera_names[v]][..., None]
-                rgb = torch.where(ego, views.images[v], rgb)
-            mine.append(psnr_np(rgb.numpy(), views.images[v].numpy()))
+    for v in range(len(views)):
+        rgb = _render_with_sky(rec, views.cameras[[v]])
+        if rec.ego is not None and views.camera_names[v] in rec.ego.masks:
+            ego = rec.ego.masks[views.camera_names[v]][..., None]
+            rgb = torch.where(ego, views.images[v], rgb)
+        mine.append(psnr_np(rgb.numpy(), views.images[v].numpy()))
     got = [r["psnr"] for r in ctx["per_view"]]
     assert [(r["frame"], r["camera"]) for r in ctx["per_view"]] == [
         (int(f), c) for f, c in zip(views.frame_ids, views.camera_names)]
@@ -197,8 +203,6 @@ def test_colour_fit_is_each_cameras_least_squares_line_and_renders_go_through_it
     here) and says so in the report."""
     import copy
 
-    import splatnet
-    from splatnet.cameras import Cameras
     from splatnet.models.config import ColourFitConfig
     from splatnet.pipeline.feedforward import reconstruct_clip
 
@@ -208,16 +212,8 @@ def test_colour_fit_is_each_cameras_least_squares_line_and_renders_go_through_it
     assert fitted.config.colour_fit.prior == 0.02
     assert rec.colour_fitted and rec.colour.names == list(clip.rig_camera_names)
     views = clip.views(frames=[0, 2], size=SIZE)
-    renders = []
-    with torch.no_grad():
-        for v in range(len(views)):
-            cam = views.cameras[[v]]
-            out = splatnet.render(rec.gaussians, cam)
-            rgb = out.rgb[0]
-            if rec.sky is not None:
-                batched = Cameras(cam.K[None], cam.cam_to_world[None], cam.width, cam.height)
-                rgb = rgb + (1 - out.alpha[0]) * rec.sky.render(batched)[0, 0]
-            renders.append(rgb.clamp(0, 1).numpy().astype(np.float64))
+    renders = [_render_with_sky(rec, views.cameras[[v]]).numpy().astype(np.float64)
+               for v in range(len(views))]
     expect = {}
     for k, name in enumerate(rec.colour.names):
         rows = [v for v in range(len(views)) if views.camera_names[v] == name]
