@@ -8,7 +8,7 @@ correct optimiser reaches in the fixed number of steps, with margin.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -441,32 +441,6 @@ def test_fit_with_per_view_backgrounds(scene):
     assert evaluate(with_bg, views, background=bg)["psnr"] > evaluate(start, views, background=bg)["psnr"] + 2
     with pytest.raises(ValidationError, match="backgrounds"):
         fit(start, views, cfg, backgrounds=bg[:2])
-
-
-def test_fit_through_per_view_colour_matrices(scene):
-    """Each training view recorded through its own per-channel gain and offset: from the true
-    Gaussians, the loss fitting through those matrices sees is zero (L1 of identical images),
-    the loss without them is what the gains and offsets change (one step from each of several
-    seeds, each drawing its own first view); the matrices are checked for shape."""
-    gt, train, _ = scene
-    v = train.cameras.num_cameras
-    gen = torch.Generator().manual_seed(4)
-    mats = torch.zeros(v, 3, 4)
-    mats[:, :, :3] = torch.diag_embed(0.8 + 0.4 * torch.rand(v, 3, generator=gen))
-    mats[:, :, 3] = 0.1 * (torch.rand(v, 3, generator=gen) - 0.5)
-    with torch.no_grad():
-        rgb = splatnet.render(gt, train.cameras).rgb  # [V, H, W, 3], black background
-    images = torch.einsum("vij,vhwj->vhwi", mats[:, :, :3], rgb) + mats[:, None, None, :, 3]
-    views = Views(train.cameras, images)
-    cfg = OptimConfig(iterations=1, sh_degree=gt.sh_degree, ssim_weight=0.0, log_every=1)
-    cfg.densify.enabled = False
-    for seed in range(v):
-        cfg = replace(cfg, seed=seed)
-        through = fit(gt, views, cfg, colours=mats).history[-1]["loss"]
-        plain = fit(gt, views, cfg).history[-1]["loss"]
-        assert through < 1e-6 and plain > 0.01, (seed, through, plain)
-    with pytest.raises(ValidationError, match="colours"):
-        fit(gt, views, cfg, colours=mats[:2])
 
 
 def test_uncovered_pixels_marks_pixels_far_from_projected_points():
