@@ -189,7 +189,7 @@ def run_clip(clip, model, group: str, name: str, size, holdout_frames, args) -> 
     from splatnet.pipeline.evaluate import evaluate_clip
 
     def refiner(n: int):
-        return lambda g, views, bg, colours: refine(g, views, n, backgrounds=bg, colours=colours)
+        return lambda g, views, bg: refine(g, views, n, backgrounds=bg)
 
     t0 = time.perf_counter()
     variants = {f"refine_{n}": refiner(n) for n in args.refine}

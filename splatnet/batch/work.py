@@ -82,8 +82,7 @@ def reconstruct_to_file(clip_path, loaded, model, device, out_path: str | os.Pat
     if fmt == "scene":
         return _scene_to_file(clip_path, clip, inputs, model, device, out_path, refine, use_tracks,
                               force, stage, refine_progress)
-    # A file holds no colour matrices: the per-camera colour fit runs only to refine through it.
-    rec = run_network(inputs, model, device, colour_fit=bool(refine))
+    rec = run_network(inputs, model, device, colour_fit=False)  # a file holds no colour matrices
     g = rec.gaussians
     if refine:
         stage("refine")
@@ -97,11 +96,7 @@ def reconstruct_to_file(clip_path, loaded, model, device, out_path: str | os.Pat
 
             with torch.no_grad():
                 backgrounds = rec.sky.render(inputs.cameras.to(g.device))[0].to(views.images)
-        colours = None
-        if rec.colour is not None:  # each camera's colour: the Gaussians stay rig-neutral
-            colours = rec.colour.for_cameras(inputs.cameras)[0].to(views.images)
-        g = refine_gaussians(g, views, refine, progress=refine_progress, backgrounds=backgrounds,
-                             colours=colours)
+        g = refine_gaussians(g, views, refine, progress=refine_progress, backgrounds=backgrounds)
         rec.timings["refine"] = time.perf_counter() - t0
     stage("write")
     t0 = time.perf_counter()

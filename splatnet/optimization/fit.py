@@ -177,7 +177,6 @@ def fit(
     progress: bool = False,
     callback: Callable[[int, Gaussians], None] | None = None,
     backgrounds: Tensor | None = None,
-    colours: Tensor | None = None,
 ) -> FitResult:
     """Optimise ``gaussians`` on ``views`` (``.cameras [V]``, ``.images [V, H, W, 3]``, optional
     ``.masks [V, H, W, 1]``) for ``config.iterations`` steps.
@@ -185,14 +184,9 @@ def fit(
     Everything runs on the Gaussians' device; views are moved there. ``callback(step, g)`` (if
     given) is called after every step with the detached current Gaussians. ``backgrounds``
     (optional, ``[V, H, W, 3]``, fixed) replaces ``config.background`` by a per-pixel image behind
-    the Gaussians of each view, e.g. a network's sky. ``colours`` (optional, ``[V, 3, 4]``
-    ``[M | b]`` per view, fixed) takes each view's render (background included) through its
-    camera's colour matrix before the loss (``splatnet.models.colour``): the Gaussians are then
-    fitted in the rig-neutral colour those matrices map from. The same inputs, config and seed
-    give the same result on the same machine and backend.
+    the Gaussians of each view, e.g. a network's sky. The same inputs, config and seed give the
+    same result on the same machine and backend.
     """
-    from splatnet.losses import apply_colour
-
     cfg = config or OptimConfig()
     cfg.check()
     device = gaussians.device
@@ -216,7 +210,6 @@ def fit(
     sh_interval = cfg.resolved_sh_interval()
     background = torch.tensor(cfg.background, dtype=torch.float32, device=device)
     backgrounds = _check_backgrounds(backgrounds, images, device)
-    colours = _check_colours(colours, cams.num_cameras, device)
     single = [cams[[v]] for v in range(cams.num_cameras)]
     history: list[dict[str, Any]] = []
     order: list[int] = []
@@ -240,8 +233,6 @@ def fit(
         else:
             out = _render(params.gaussians(), single[v], degree, None, cfg, backend)
             pred = out.rgb[0] + (1.0 - out.alpha[0]) * backgrounds[v]
-        if colours is not None:
-            pred = apply_colour(pred.movedim(-1, -3)[None], colours[[v]])[0].movedim(-3, -1)
         loss = _loss(pred, images[v], None if masks is None else masks[v], cfg.ssim_weight)
         params.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -269,18 +260,6 @@ def fit(
     if bar is not None:
         bar.close()
     return FitResult(params.export(), cfg.iterations, seconds, history, backend)
-
-
-def _check_colours(colours: Tensor | None, views: int, device) -> Tensor | None:
-    if colours is None:
-        return None
-    if not isinstance(colours, Tensor) or tuple(colours.shape) != (views, 3, 4):
-        got = list(colours.shape) if isinstance(colours, Tensor) else type(colours).__name__
-        raise ValidationError(f"colours: expected one [M | b] matrix per view, [{views}, 3, 4], "
-                              f"got {got}")
-    if not torch.isfinite(colours).all():
-        raise ValidationError("colours: the matrices contain NaN or inf")
-    return colours.detach().to(device, torch.float32)
 
 
 def _check_backgrounds(backgrounds: Tensor | None, images: Tensor,
@@ -354,17 +333,15 @@ def evaluate(gaussians: Gaussians, views, *, sh_degree: int | None = None,
 # ----------------------------------------------------------------------------- refinement
 def refine(gaussians: Gaussians, views, steps: int, *, config: OptimConfig | None = None,
            densify: bool = False, seed: int = 0, progress: bool = False,
-           backgrounds: Tensor | None = None, colours: Tensor | None = None) -> Gaussians:
+           backgrounds: Tensor | None = None) -> Gaussians:
     """Run ``steps`` optimisation steps starting from ``gaussians`` (e.g. the network's output).
 
     Keeps the Gaussians' SH degree with every band active from the first step, the reference
     learning rates (position rate decaying over the ``steps``) and, unless ``densify``, the
     Gaussian count. ``config`` overrides everything but ``iterations``. ``backgrounds``
     ``[V, H, W, 3]`` (optional) is a fixed per-pixel background of each view, e.g. the network's
-    sky rendered for the views (``sky.render(cameras)``), composited as ``rgb + (1 − alpha) · bg``;
-    ``colours`` ``[V, 3, 4]`` (optional) each view's colour matrix the render goes through before
-    the loss (see :func:`fit`). Returns new Gaussians on the input's device; the input is not
-    modified.
+    sky rendered for the views (``sky.render(cameras)``), composited as ``rgb + (1 − alpha) · bg``.
+    Returns new Gaussians on the input's device; the input is not modified.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValidationError(f"steps: expected a non-negative int, got {steps!r}")
@@ -372,5 +349,4 @@ def refine(gaussians: Gaussians, views, steps: int, *, config: OptimConfig | Non
         config = OptimConfig(sh_degree=gaussians.sh_degree, sh_interval=0, seed=seed)
         config.densify.enabled = densify
     config = dataclasses.replace(config, iterations=steps)
-    return fit(gaussians, views, config, progress=progress, backgrounds=backgrounds,
-               colours=colours).gaussians
+    return fit(gaussians, views, config, progress=progress, backgrounds=backgrounds).gaussians

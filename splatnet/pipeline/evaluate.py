@@ -154,14 +154,12 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
       as background, exactly as the held-out views) and scored against the input images: mean
       PSNR / SSIM and ``per_view``.
 
-    ``variants``, when given, maps a name to ``f(gaussians, context_views, backgrounds, colours)
-    -> Gaussians``, other Gaussians made from the network's (e.g. a few refinement steps with
+    ``variants``, when given, maps a name to ``f(gaussians, context_views, backgrounds) ->
+    Gaussians``, other Gaussians made from the network's (e.g. a few refinement steps with
     :func:`splatnet.optimization.refine`; ``context_views`` are the decoded context views at the
-    scoring size, ``backgrounds [V, H, W, 3]`` the network's sky in them, or None; ``colours
-    [V, 3, 4]`` each context view's camera colour matrix from the reconstruction (its
-    ``colour``: learned or fitted), or None without, to pass on as ``refine(colours=)``); each
-    is scored on the held-out views exactly as the network's (through the same matrices) and
-    reported under ``variants[name]`` (PSNR, SSIM, per view, Gaussian count, seconds).
+    scoring size, ``backgrounds [V, H, W, 3]`` the network's sky in them, or None); each is scored
+    on the held-out views exactly as the network's and reported under ``variants[name]`` (PSNR,
+    SSIM, per view, Gaussian count, seconds).
 
     ``progress``, when given, is called with each stage's name as it starts:
     ``"decode context views"``, ``"network + post-process"``,
@@ -348,18 +346,15 @@ def _score_variants(variants: Mapping[str, Callable], clip, split, rec, context_
     if rec.sky is not None:  # as `splatnet reconstruct --refine`: the network's sky, not black
         with torch.no_grad():
             backgrounds = rec.sky.render(_batched(context_cams).to(dev))[0].to(views.images)
-    colours = None
-    if rec.colour is not None:  # each context view's camera matrix, as in `reconstruct --refine`
-        colours = rec.colour.for_cameras(_batched(context_cams, names=True))[0].to(views.images)
     out = {}
     for name, make in variants.items():
         t0 = time.perf_counter()
-        g = make(rec.gaussians, views, backgrounds, colours)
+        g = make(rec.gaussians, views, backgrounds)
         seconds = time.perf_counter() - t0
         rows = []
         for v in range(len(held)):
-            pred, _ = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend, rec.colour,
-                                   rec.ego, held.camera_names[v])
+            pred, _ = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend, None, rec.ego,
+                                   held.camera_names[v])
             gt = held.images[v]
             rows.append({"frame": int(held.frame_ids[v]), "camera": held.camera_names[v],
                          "psnr": float(metrics.psnr(pred, gt)),

@@ -64,9 +64,8 @@ def report(clip: Clip, model) -> dict:
 
     torch.manual_seed(0)
     return evaluate_clip(clip, model, holdout_frames=[1], size=SIZE, variants={
-        "unchanged": lambda g, views, bg, colours: g,
-        "refine 2": lambda g, views, bg, colours: refine(g, views, 2, backgrounds=bg,
-                                                         colours=colours)})
+        "unchanged": lambda g, views, bg: g,
+        "refine 2": lambda g, views, bg: refine(g, views, 2, backgrounds=bg)})
 
 
 def test_nearest_context_floor_is_the_earlier_neighbour_scored_by_hand(clip: Clip, report: dict):
