@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from splatnet.cameras import Cameras
+from splatnet.errors import ValidationError
 from splatnet.losses import apply_colour  # noqa: F401 - the colour transform, used with these
 
 #: Image statistics per view the camera summary carries (per-channel mean and std).
@@ -119,12 +120,12 @@ def fit_colour(renders: Tensor, images: Tensor, names: list[str], valid: Tensor 
     """
     v = renders.shape[0]
     if tuple(renders.shape) != tuple(images.shape) or renders.dim() != 4 or renders.shape[-1] != 3:
-        raise ValueError(f"renders {tuple(renders.shape)} and images {tuple(images.shape)}: "
+        raise ValidationError(f"renders {tuple(renders.shape)} and images {tuple(images.shape)}: "
                          f"expected the same [V, H, W, 3]")
     if len(names) != v:
-        raise ValueError(f"names: expected {v} (one per view), got {len(names)}")
-    if not (prior >= 0 and prior < float("inf")):
-        raise ValueError(f"prior: expected a finite number >= 0, got {prior!r}")
+        raise ValidationError(f"names: expected {v} (one per view), got {len(names)}")
+    if isinstance(prior, bool) or not isinstance(prior, (int, float)) or not 0 <= prior < float("inf"):
+        raise ValidationError(f"prior: expected a finite number >= 0, got {prior!r}")
     distinct = list(dict.fromkeys(names))
     mats = torch.eye(3, 4, dtype=torch.float64).repeat(len(distinct), 1, 1)
     x_all = renders.detach().to("cpu", torch.float64).reshape(v, -1, 3)

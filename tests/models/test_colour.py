@@ -184,7 +184,7 @@ def test_fit_colour_recovers_each_cameras_gain_and_offset():
             slope, intercept = np.polyfit(x, y, 1)
             assert float(fit.matrices[0, k, ch, ch]) == pytest.approx(slope, abs=1e-5)
             assert float(fit.matrices[0, k, ch, 3]) == pytest.approx(intercept, abs=1e-5)
-    with pytest.raises(ValueError, match="names"):
+    with pytest.raises(ValidationError, match="names"):
         fit_colour(renders, images, names[:3])
 
     # With a prior towards the identity: numpy's least squares of the same pixels with two rows
@@ -202,5 +202,20 @@ def test_fit_colour_recovers_each_cameras_gain_and_offset():
             assert float(fit.matrices[0, k, ch, 3]) == pytest.approx(offset_np, abs=1e-5)
     assert torch.equal(fit_colour(renders, renders, names, prior=0.05).matrices.isclose(
         torch.eye(3, 4).expand(1, 2, 3, 4), atol=1e-6).all(), torch.tensor(True))
-    with pytest.raises(ValueError, match="prior"):
-        fit_colour(renders, images, names, prior=-1.0)
+    for bad in (-1.0, float("nan"), True):
+        with pytest.raises(ValidationError, match="prior"):
+            fit_colour(renders, images, names, prior=bad)
+    with pytest.raises(ValidationError, match="renders"):
+        fit_colour(renders, images[:3], names)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"enabled": "yes"}, "colour_fit.enabled"),
+    ({"prior": -0.1}, "colour_fit.prior"),
+    ({"prior": float("inf")}, "colour_fit.prior"),
+])
+def test_bad_colour_fit_config_names_the_field(change, field):
+    from splatnet.models.config import ColourFitConfig
+
+    with pytest.raises(ValidationError, match=field):
+        SplatNetConfig(colour_fit=ColourFitConfig(**change))
