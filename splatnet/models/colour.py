@@ -121,7 +121,7 @@ def fit_colour(renders: Tensor, images: Tensor, names: list[str], valid: Tensor 
     v = renders.shape[0]
     if tuple(renders.shape) != tuple(images.shape) or renders.dim() != 4 or renders.shape[-1] != 3:
         raise ValidationError(f"renders {tuple(renders.shape)} and images {tuple(images.shape)}: "
-                         f"expected the same [V, H, W, 3]")
+                              f"expected the same [V, H, W, 3]")
     if len(names) != v:
         raise ValidationError(f"names: expected {v} (one per view), got {len(names)}")
     if isinstance(prior, bool) or not isinstance(prior, (int, float)) or not 0 <= prior < float("inf"):

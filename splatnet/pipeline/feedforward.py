@@ -264,8 +264,7 @@ def fit_context_colour(gaussians: Gaussians, sky, inputs: ClipInputs,
             rgb = rgb + (1.0 - out.alpha) * sky.render(c.to(dev))[0].to(rgb)
     images = inputs.images[0].permute(0, 2, 3, 1)
     valid = None if inputs.valid is None else inputs.valid[0, :, 0]
-    names = list(c.names) if c.names is not None else [  # views are frame-major
-        inputs.camera_names[i % len(inputs.camera_names)] for i in range(images.shape[0])]
+    names = [n for _ in inputs.frames for n in inputs.camera_names]  # views are frame-major
     return fit_colour(rgb.clamp(0, 1), images, names, valid, prior)
 
 
