@@ -89,6 +89,7 @@ def summarize_scene(scene) -> dict:
         "frames": scene.num_frames,
         "rig": [{"name": c.name, "width": c.width, "height": c.height} for c in scene.rig.cameras],
         "sky": scene.sky is not None,
+        "colour": {n: m.round(6).tolist() for n, m in scene.colour.items()},
         "actors": [{"id": a.id, "label": a.label, "size": list(a.size),
                     "gaussians": a.gaussians.num_gaussians, "span": list(a.span),
                     "track_entries": len(a.track)} for a in scene.actors.values()],
@@ -113,6 +114,9 @@ def _run_scene(args: argparse.Namespace) -> int:
     print(f"time span:   {t0:.3f}..{t1:.3f} s, {info['frames']} frame(s)")
     print("rig:         " + ", ".join(f"{c['name']} {c['width']}x{c['height']}" for c in info["rig"]))
     print(f"sky:         {'yes' if info['sky'] else 'none'}")
+    gains = {n: "/".join(f"{m[i][i]:.2f}" for i in range(3)) for n, m in info["colour"].items()}
+    print("colour:      " + (", ".join(f"{n} gain {g}" for n, g in gains.items())
+                             if gains else "none (every camera sees the Gaussians' own colours)"))
     print(f"actors:      {len(actors)}")
     for a in actors:
         size = "x".join(f"{v:.2f}" for v in a["size"])

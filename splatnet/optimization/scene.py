@@ -56,8 +56,9 @@ def refine_scene(scene, views, steps: int, *, config: OptimConfig | None = None,
     Returns:
         A new scene with the refined background and actor groups (each in its box frame, same
         counts and SH degrees) and the same tracks, rig, frame times, ego poses and sky (the very
-        same objects); ``metadata["refine"]`` records the steps, views and seconds. The input
-        scene is not modified. Runs on the scene's device.
+        same objects), without colour matrices (:attr:`Scene.colour`: the refined Gaussians
+        carry the views' own colours); ``metadata["refine"]`` records the steps, views and
+        seconds. The input scene is not modified. Runs on the scene's device.
     """
     from splatnet.scene import Scene
 
@@ -145,9 +146,12 @@ def refine_scene(scene, views, steps: int, *, config: OptimConfig | None = None,
         bar.close()
     meta = dict(scene.metadata)
     meta["refine"] = {"steps": steps, "views": cams.num_cameras, "seconds": round(seconds, 4)}
+    meta.pop("colour", None)
+    # The refined Gaussians take each view's own colours: the scene's colour matrices, fitted to
+    # the unrefined ones, would count the cameras' exposure twice.
     return scene.replace(background=groups[0].export(),
                          actors=[a.replace(gaussians=p.export()) for a, p in zip(actors, groups[1:])],
-                         metadata=meta)
+                         colour={}, metadata=meta)
 
 
 @torch.no_grad()

@@ -251,7 +251,6 @@ def fit_context_colour(gaussians: Gaussians, sky, inputs: ClipInputs,
     (:func:`splatnet.models.colour.fit_colour`) from ``gaussians`` rendered into the context
     views of ``inputs`` (with ``sky`` behind), on the pixels the views' masks call the scene;
     ``prior`` weighs the identity (see ``fit_colour``)."""
-    from splatnet.models.colour import fit_colour
     from splatnet.rendering import render
 
     dev = resolve_device(device)
@@ -262,6 +261,15 @@ def fit_context_colour(gaussians: Gaussians, sky, inputs: ClipInputs,
         rgb = out.rgb
         if sky is not None:
             rgb = rgb + (1.0 - out.alpha) * sky.render(c.to(dev))[0].to(rgb)
+    return colour_of_renders(rgb, inputs, prior=prior)
+
+
+def colour_of_renders(rgb: torch.Tensor, inputs: ClipInputs, *, prior: float = 0.0):
+    """:func:`fit_colour` of ``rgb [V, H, W, 3]``, renders of the context views of ``inputs``
+    (in their frame-major order), against their images, on the pixels the views' masks call
+    the scene."""
+    from splatnet.models.colour import fit_colour
+
     images = inputs.images[0].permute(0, 2, 3, 1)
     valid = None if inputs.valid is None else inputs.valid[0, :, 0]
     names = [n for _ in inputs.frames for n in inputs.camera_names]  # views are frame-major

@@ -47,8 +47,10 @@ def reconstruct_scene(
 
     Returns:
         The scene: background (world frame), actors (box frames, tracks from the clip), the
-        network's sky, the clip's rig, frame times and ego poses; ``metadata`` says where it came
-        from (clip, context frames, size, timings, actors without Gaussians).
+        network's sky, the context cameras' colour matrices (fitted to their images when the
+        model has ``colour_fit`` on, :attr:`Scene.colour`), the clip's rig, frame times and ego
+        poses; ``metadata`` says where it came from (clip, context frames, size, timings, actors
+        without Gaussians, ``colour``: ``"fitted"`` or ``"network"`` when it has matrices).
     """
     from splatnet.clip import Clip
     from splatnet.device import resolve_device
@@ -163,10 +165,41 @@ def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks
         "actors_without_gaussians": empty,
         "timings": {k: round(v, 4) for k, v in timings.items()},
     }
-    return Scene(background=background, actors=groups,
-                 rig=Rig.from_clip(clip, inputs.camera_names),
-                 frame_times=clip.timestamps.numpy(),
-                 ego_to_world=clip.ego_to_world.numpy(), sky=sky, metadata=meta)
+    scene = Scene(background=background, actors=groups,
+                  rig=Rig.from_clip(clip, inputs.camera_names),
+                  frame_times=clip.timestamps.numpy(),
+                  ego_to_world=clip.ego_to_world.numpy(), sky=sky, metadata=meta)
+    colour = _context_colour(scene, inputs, out, model, stage)
+    if colour is None:
+        return scene
+    matrices, how, seconds = colour
+    meta["colour"] = how
+    if seconds is not None:
+        meta["timings"]["colour_fit"] = round(seconds, 4)
+    return scene.replace(colour=matrices, metadata=meta)
+
+
+def _context_colour(scene, inputs, out, model: nn.Module, stage):
+    """The context cameras' colour matrices for ``scene``: the network's when it predicts them
+    (``model.colour_affine``), else fitted to the context images when the model has
+    ``colour_fit`` on (the scene rendered into its context views, as it will be shown); as
+    ``({name: [3, 4]}, "network" | "fitted", fit seconds | None)``, or None."""
+    learned = getattr(out, "colour", None)
+    if learned is not None:
+        mats = learned.matrices[0].detach().to("cpu", torch.float64).numpy()
+        return dict(zip(learned.names, mats)), "network", None
+    fit_cfg = getattr(getattr(model, "config", None), "colour_fit", None)
+    if fit_cfg is None or not fit_cfg.enabled:
+        return None
+    from splatnet.pipeline.feedforward import colour_of_renders
+
+    stage("colour fit")
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        rgb = scene.render(inputs.view_cameras(), colour=False).rgb
+    fitted = colour_of_renders(rgb, inputs, prior=fit_cfg.prior)
+    mats = fitted.matrices[0].numpy()
+    return dict(zip(fitted.names, mats)), "fitted", time.perf_counter() - t0
 
 
 def _check_options(use_tracks: object, box_margin: object) -> None:

@@ -15,6 +15,11 @@ Layout (docs/scenes.md)::
     ego.frame_times / ego.ego_to_world                F64 [T] / F64 [T, 4, 4]
     rig.K / rig.cam_to_ego                            F64 [C, 3, 3] / F64 [C, 4, 4]
     sky.latent / sky.model.{SkyModel state}           F32 [1, L] / its parameters   (with a sky)
+    colour.matrices                                   F64 [K, 3, 4]  (version 2: rig cameras' colour)
+
+Version 2 adds the optional description key ``colour`` (the K rig camera names whose colour
+matrices the file holds); a scene without them is written as version 1, which older splatnet
+versions read.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from splatnet.models.config import MAX_FREQUENCIES, MAX_WIDTH
 from splatnet.models.sky import SkyModel
 
 FORMAT = "splatnet-scene"
-VERSION = 1
+VERSION = 2
 SUFFIX = ".scene"
 #: Largest JSON header read. It grows by ~1 KB per actor (its description and tensor entries), so
 #: 16 MiB holds thousands; a hostile file claiming more is refused before anything is read.
@@ -44,6 +49,9 @@ _GROUP = ("means", "quats", "scales", "opacities", "sh")
 _DYNAMIC = ("velocities", "times")
 _DTYPES = {"F32": (torch.float32, 4), "F64": (torch.float64, 8), "BOOL": (torch.bool, 1)}
 _DESCRIPTION_KEYS = ("writer", "background", "actors", "rig", "frames", "sky", "metadata")
+#: Optional description keys and the first version that has each; a file is written as the
+#: lowest version that holds what it has (a scene without colour matrices is version 1).
+_OPTIONAL_KEYS = {"colour": 2}
 
 
 def sky_config(model: SkyModel) -> dict[str, int]:
@@ -65,7 +73,8 @@ def write_scene_file(path: str | os.PathLike, description: dict, tensors: dict[s
     path = Path(path)
     if path.exists() and not path.is_dir() and not force:
         raise FileExistsError(f"{path}: already exists (pass force=True, or --force, to overwrite)")
-    header = {"format": FORMAT, "version": str(VERSION),
+    version = max([1] + [v for k, v in _OPTIONAL_KEYS.items() if k in description])
+    header = {"format": FORMAT, "version": str(version),
               "scene": json.dumps(description, allow_nan=False, separators=(",", ":"))}
     # safetensors refuses shared storage; a contiguous CPU copy of each tensor is exact.
     data = save({k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()},
@@ -185,7 +194,8 @@ def _description(path: Path, meta: dict) -> dict:
         d = json.loads(meta.get("scene", ""), parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise FormatError(f"{path}: the scene description is not JSON ({_short(exc)})") from None
-    _keys(path, d, _DESCRIPTION_KEYS, "scene description")
+    optional = tuple(k for k, v in _OPTIONAL_KEYS.items() if int(version) >= v)
+    _keys(path, d, _DESCRIPTION_KEYS, "scene description", optional)
     bg = _keys(path, d["background"], ("count", "sh_degree", "dynamic"), "background")
     _group_spec(path, bg, "background")
     if not isinstance(bg["dynamic"], bool):
@@ -217,6 +227,13 @@ def _description(path: Path, meta: dict) -> dict:
                               f"0..{MAX_FREQUENCIES}")
     if not isinstance(d["metadata"], dict):
         raise FormatError(f"{path}: metadata must be a JSON object")
+    if "colour" in d:
+        names = [c["name"] for c in d["rig"]]
+        colour = d["colour"]
+        if not isinstance(colour, list) or not colour or len(set(map(str, colour))) != len(colour) \
+                or not all(isinstance(n, str) and n in names for n in colour):
+            raise FormatError(f"{path}: colour must be a non-empty list of distinct rig camera names "
+                              f"(the rig: {', '.join(map(str, names))})")
     return d
 
 
@@ -256,6 +273,8 @@ def _expected_tensors(d: dict) -> dict[str, tuple[str, list]]:
         out["sky.latent"] = ("F32", [1, d["sky"]["latent_dim"]])
         for k, v in ghost.state_dict().items():
             out[f"sky.model.{k}"] = ("F32", list(v.shape))
+    if "colour" in d:
+        out["colour.matrices"] = ("F64", [len(d["colour"]), 3, 4])
     return out
 
 
@@ -274,11 +293,12 @@ def _compare(path: Path, found: dict[str, tuple[str, list]],
                               f"{dtype} {shape}")
 
 
-def _keys(path: Path, obj: object, keys: tuple[str, ...], where: str) -> dict:
+def _keys(path: Path, obj: object, keys: tuple[str, ...], where: str,
+          optional: tuple[str, ...] = ()) -> dict:
     if not isinstance(obj, dict):
         raise FormatError(f"{path}: {where} must be a JSON object")
     missing = [k for k in keys if k not in obj]
-    unknown = [k for k in obj if k not in keys]
+    unknown = [k for k in obj if k not in keys + optional]
     if missing or unknown:
         what = f"missing key {missing[0]!r}" if missing else f"unknown key {unknown[0]!r}"
         raise FormatError(f"{path}: {where}: {what} (keys: {', '.join(keys)})")

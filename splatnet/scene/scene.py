@@ -46,7 +46,8 @@ class SceneImages:
     """What :meth:`Scene.render` returns for C cameras of ``H × W`` pixels.
 
     Attributes:
-        rgb: ``[C, H, W, 3]`` colour with the sky (or the given background) composited.
+        rgb: ``[C, H, W, 3]`` colour with the sky (or the given background) composited, through
+            the camera's colour matrix when the scene has one for it (:attr:`Scene.colour`).
         alpha: ``[C, H, W, 1]`` accumulated opacity of the Gaussians.
         depth: ``[C, H, W, 1]`` expected camera depth (0 where nothing was drawn).
     """
@@ -71,6 +72,11 @@ class Scene:
         ego_to_world: ``[T, 4, 4]`` float64 rigid ego poses in the world frame, one per frame.
         sky: the network's sky (:class:`~splatnet.models.sky.SkyBackground`, latent ``[1, L]``),
             or None.
+        colour: read-only mapping rig camera name → its colour matrix ``[M | b]`` (float64
+            ``[3, 4]``: ``M · rgb + b``), the exposure and white balance that camera recorded
+            the scene with (fitted to its images at reconstruction, ``model.colour_fit``). A
+            render into a camera of that name goes through it (:meth:`render`); every other
+            camera, and the Gaussians themselves, are rig-neutral. Empty: none.
         metadata: free JSON data (source clip, model, …).
     """
 
@@ -80,6 +86,7 @@ class Scene:
     frame_times: np.ndarray
     ego_to_world: np.ndarray
     sky: SkyBackground | None = None
+    colour: Mapping[str, np.ndarray] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -116,6 +123,7 @@ class Scene:
         object.__setattr__(self, "frame_times", read_only(times))
         object.__setattr__(self, "ego_to_world", read_only(ego))
         _check_sky(self.sky)
+        object.__setattr__(self, "colour", MappingProxyType(_check_colour(self.colour, self.rig)))
         object.__setattr__(self, "metadata", MappingProxyType(_check_metadata(self.metadata)))
         groups = [self.background] + [a.gaussians for a in table.values()]
         devices = {str(g.device) for g in groups}
@@ -249,9 +257,13 @@ class Scene:
                        sizes[0][1], timestamps=ts, names=[c.name for c in cams]).to(self.device)
 
     def render(self, cameras: Cameras, *, backend: str = "auto", sh_degree: int | None = None,
-               background: Tensor | None = None, sky_min_transmittance: float = 0.0) -> SceneImages:
+               background: Tensor | None = None, sky_min_transmittance: float = 0.0,
+               colour: bool = True) -> SceneImages:
         """Render each camera at its own time: camera ``c`` sees :meth:`gaussians_at` of
-        ``cameras.timestamps[c]`` (seconds on the scene clock; required).
+        ``cameras.timestamps[c]`` (seconds on the scene clock; required). A camera named as one
+        of the scene's :attr:`colour` cameras sees through that camera's colour matrix (its
+        recorded exposure), applied to the composited image (``colour=False``: the Gaussians'
+        own, rig-neutral colours).
 
         Args:
             cameras: unbatched :class:`~splatnet.Cameras` ``[C]`` with ``timestamps``.
@@ -260,8 +272,10 @@ class Scene:
                 scene's sky (``rgb + (1 − alpha) · sky``), or black when it has none.
             sky_min_transmittance: the sky is evaluated only at pixels whose transmittance
                 ``1 − alpha`` exceeds this (elsewhere the Gaussians hide it). 0 (the default) is
-                exact; a value ``ε`` changes no pixel by more than ``ε`` (the sky is in [0, 1]):
-                ``1/512`` keeps every uint8 pixel within one step of the exact image.
+                exact; a value ``ε`` changes no pixel by more than ``ε`` (the sky is in [0, 1];
+                times the row sum of a camera's colour gains): ``1/512`` keeps every uint8 pixel
+                within one step of the exact image.
+            colour: render the :attr:`colour` cameras through their colour matrices.
         """
         if not isinstance(cameras, Cameras):
             raise ValidationError(f"cameras: expected splatnet.Cameras, got {type(cameras).__name__}")
@@ -273,6 +287,8 @@ class Scene:
                 or not 0.0 <= sky_min_transmittance < 1.0:
             raise ValidationError(f"sky_min_transmittance: expected a number in [0, 1), got "
                                   f"{sky_min_transmittance!r}")
+        if not isinstance(colour, bool):
+            raise ValidationError(f"colour: expected True or False, got {colour!r}")
         cams = cameras.to(self.device)
         rgb, alpha, depth = [None] * len(cams), [None] * len(cams), [None] * len(cams)
         # Cameras that share a time share one set of Gaussians and one render call.
@@ -290,6 +306,15 @@ class Scene:
             # Exact (0): every pixel in one batched pass; otherwise only where the sky shows.
             where = (seen[..., 0] > sky_min_transmittance)[None] if sky_min_transmittance else None
             rgb = rgb + seen * self.sky.render(batched, where=where)[0].to(rgb)
+        names = cams.names or []
+        rows = [i for i, n in enumerate(names) if n in self.colour] if colour else []
+        if rows:
+            from splatnet.losses import apply_colour
+
+            mats = torch.from_numpy(np.stack([self.colour[names[i]] for i in rows])).to(rgb)
+            idx = torch.tensor(rows, device=rgb.device)
+            seen_by = apply_colour(rgb[idx].movedim(-1, -3), mats).movedim(-3, -1)
+            rgb = rgb.index_copy(0, idx, seen_by)
         return SceneImages(rgb, alpha, depth)
 
     # ------------------------------------------------------------------ files
@@ -330,6 +355,9 @@ class Scene:
             "sky": None if self.sky is None else sky_config(self.sky.model),
             "metadata": dict(self.metadata),
         }
+        if self.colour:
+            description["colour"] = list(self.colour)
+            tensors["colour.matrices"] = torch.from_numpy(np.stack(list(self.colour.values())))
         return write_scene_file(path, description, tensors, force=force)
 
     @staticmethod
@@ -446,9 +474,11 @@ def _from_file(d: dict, t: dict[str, Tensor]) -> Scene:
         model.load_state_dict({k[len("sky.model."):]: v for k, v in t.items()
                                if k.startswith("sky.model.")}, strict=True)
         sky = SkyBackground(model.eval().requires_grad_(False), t["sky.latent"])
+    colour = {n: m for n, m in zip(d.get("colour", []), t["colour.matrices"].numpy())} \
+        if "colour" in d else {}
     return Scene(background=group("background", "background"), actors=actors, rig=rig,
                  frame_times=t["ego.frame_times"].numpy(), ego_to_world=t["ego.ego_to_world"].numpy(),
-                 sky=sky, metadata=d["metadata"])
+                 sky=sky, colour=colour, metadata=d["metadata"])
 
 
 # ---------------------------------------------------------------------------------------- checks
@@ -483,6 +513,27 @@ def _check_sky(sky: object) -> None:
             raise ValidationError(f"sky.model.{name}: non-finite values (NaN or inf)")
         if p.device != sky.latent.device:
             raise ValidationError(f"sky: model on {p.device}, latent on {sky.latent.device}")
+
+
+def _check_colour(colour: object, rig: Rig) -> dict[str, np.ndarray]:
+    """``colour`` as ``{rig camera name: read-only float64 [3, 4]}`` (copies), checked."""
+    if not isinstance(colour, Mapping):
+        raise ValidationError(f"colour: expected a mapping of rig camera name -> [3, 4] colour "
+                              f"matrix, got {type(colour).__name__}")
+    out = {}
+    for name, m in colour.items():
+        if name not in rig.names:
+            raise ValidationError(f"colour: {name!r} is not a camera of the rig "
+                                  f"({', '.join(rig.names)})")
+        a = m.detach().cpu().numpy() if isinstance(m, Tensor) else np.asarray(m)
+        if a.shape != (3, 4) or a.dtype.kind not in "fiu":
+            raise ValidationError(f"colour[{name!r}]: expected a [3, 4] matrix [M | b] of numbers, "
+                                  f"got {a.dtype} {list(a.shape)}")
+        a = a.astype(np.float64)
+        if not np.isfinite(a).all():
+            raise ValidationError(f"colour[{name!r}]: non-finite values (NaN or inf)")
+        out[name] = read_only(a)
+    return out
 
 
 def _check_metadata(meta: object) -> dict:

@@ -102,6 +102,45 @@ def test_without_tracks_the_scene_is_the_plain_reconstruction(clip: Clip, model)
     assert scene.rig.names == clip.rig_camera_names and scene.sky is not None
 
 
+def test_the_scene_carries_each_context_cameras_fitted_colour(clip: Clip, model):
+    """With ``model.colour_fit`` on (the shipped model file), the scene holds each context
+    camera's gain and offset per channel: numpy's least-squares line, with the prior's two rows,
+    from the scene's own renders of its context views (``colour=False``) to their images. Its
+    renders of those cameras go through them; refining the scene drops them."""
+    from splatnet.optimization.scene import refine_scene
+
+    assert model.config.colour_fit.enabled and model.config.colour_fit.prior == 0.02
+    scene = reconstruct_scene(clip, model, frames=[0, 2], size=SIZE)
+    assert list(scene.colour) == list(clip.rig_camera_names)
+    assert scene.metadata["colour"] == "fitted" and "colour_fit" in scene.metadata["timings"]
+    inputs = prepare_inputs(clip, model.stride, frames=[0, 2], size=SIZE)
+    views = inputs.view_cameras()
+    with torch.no_grad():
+        plain = scene.render(views, colour=False).rgb.clamp(0, 1).double().numpy()
+        seen = scene.render(views).rgb.double().numpy()
+    images = inputs.images[0].permute(0, 2, 3, 1).double().numpy()
+    valid = (np.ones(images.shape[:3], bool) if inputs.valid is None
+             else inputs.valid[0, :, 0].numpy().astype(bool))
+    for name in clip.rig_camera_names:
+        rows = [v for v, n in enumerate(views.names) if n == name]
+        assert len(rows) == 2
+        m = scene.colour[name]
+        for ch in range(3):
+            x = np.concatenate([plain[v][..., ch][valid[v]] for v in rows])
+            y = np.concatenate([images[v][..., ch][valid[v]] for v in rows])
+            r = (0.02 * x.size) ** 0.5
+            a = np.concatenate([np.stack([x, np.ones_like(x)], 1), [[r, 0.0], [0.0, r]]])
+            (slope, intercept), *_ = np.linalg.lstsq(a, np.concatenate([y, [r, 0.0]]), rcond=None)
+            assert m[ch, ch] == pytest.approx(slope, abs=1e-4)
+            assert m[ch, 3] == pytest.approx(intercept, abs=1e-4)
+            assert m[ch, (ch + 1) % 3] == 0.0
+        v = rows[0]
+        want = plain[v] @ m[:, :3].T + m[:, 3]
+        np.testing.assert_allclose(seen[v], want, atol=1e-5)
+    refined = refine_scene(scene, clip.views(frames=[0, 2], size=SIZE), 2)
+    assert refined.colour == {} and "colour" not in refined.metadata
+
+
 @pytest.mark.parametrize("kw, msg", [({"use_tracks": "yes"}, "use_tracks"),
                                      ({"box_margin": -1}, "box_margin"),
                                      ({"box_margin": True}, "box_margin")])
@@ -122,6 +161,9 @@ def test_cli_writes_a_scene_that_info_reads(clip: Clip, tmp_path):
     assert doc["format"] == "scene" and doc["actors"] >= 1 and out.is_file()
     info = _cli("info", str(out), "--json")
     assert info.returncode == 0, info.stderr
+    assert sorted(json.loads(info.stdout)["colour"]) == sorted(clip.rig_camera_names)
+    text = _cli("info", str(out))
+    assert "colour:      " + clip.rig_camera_names[0] + " gain " in text.stdout, text.stdout
     again = _cli("reconstruct", str(clip.path), "-o", str(out), "--size", "64x112")
     assert again.returncode == 1 and "--force" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1

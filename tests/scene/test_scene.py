@@ -298,3 +298,67 @@ def test_the_sky_can_be_left_out_where_the_gaussians_hide_it():
     for bad in (-0.1, 1.0, float("nan"), True, "0.1"):
         with pytest.raises(ValidationError, match="sky_min_transmittance"):
             scene.render(cams, backend="torch", sky_min_transmittance=bad)
+
+
+# A camera's exposure: gains and offsets per channel, with a little cross-talk, as [M | b].
+EXPOSURE = np.array([[1.10, 0.02, 0.00, -0.03],
+                     [0.00, 0.95, 0.01, 0.02],
+                     [0.03, 0.00, 0.90, 0.05]])
+
+
+def test_a_camera_with_a_colour_matrix_sees_the_scene_through_it():
+    """``Scene.colour``: the render of a camera named as a colour camera is ``M · rgb + b`` of its
+    plain render (sky composited), worked out here in numpy; any other camera's render, and every
+    render with ``colour=False``, is the plain one."""
+    plain = make_scene()
+    scene = plain.replace(colour={"front_left": EXPOSURE})
+    cams = Cameras.cat([scene.frame_cameras(1), scene.frame_cameras(3)[[1]]])  # front, fl, fl
+    with torch.no_grad():
+        ref = plain.render(cams, backend="torch")
+        out = scene.render(cams, backend="torch")
+        off = scene.render(cams, backend="torch", colour=False)
+    assert torch.equal(off.rgb, ref.rgb) and torch.equal(out.rgb[0], ref.rgb[0])
+    assert torch.equal(out.alpha, ref.alpha) and torch.equal(out.depth, ref.depth)
+    for c in (1, 2):
+        x = ref.rgb[c].double().numpy()
+        want = x @ EXPOSURE[:, :3].T + EXPOSURE[:, 3]
+        np.testing.assert_allclose(out.rgb[c].double().numpy(), want, atol=1e-6, rtol=0)
+    # Cameras without names, or named otherwise, are rig-neutral.
+    anon = Cameras(cams.K, cams.cam_to_world, cams.width, cams.height, timestamps=cams.timestamps)
+    with torch.no_grad():
+        assert torch.equal(scene.render(anon, backend="torch").rgb, ref.rgb)
+    # The matrices travel with the scene through edits and device moves, read-only copies.
+    moved = scene.remove("car_1").to("cpu")
+    assert np.array_equal(moved.colour["front_left"], EXPOSURE)
+    with pytest.raises(ValueError):
+        moved.colour["front_left"][0, 0] = 2.0
+    with pytest.raises(TypeError):
+        moved.colour["front"] = EXPOSURE
+
+
+def test_gradients_reach_the_gaussians_through_a_colour_matrix():
+    scene = make_scene(sky=False)
+    g = scene.background
+    sh = g.sh.clone().requires_grad_(True)
+    scene = scene.replace(background=splatnet.Gaussians(g.means, g.quats, g.scales, g.opacities, sh),
+                          colour={"front": 2.0 * EXPOSURE})
+    scene.render(scene.frame_cameras(0)[[0]], backend="torch").rgb.sum().backward()
+    assert sh.grad is not None and float(sh.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("colour, match", [
+    ({"rear": EXPOSURE}, "'rear' is not a camera of the rig"),
+    ({"front": EXPOSURE[:, :3]}, r"colour\['front'\]: expected a \[3, 4\]"),
+    ({"front": np.where(np.eye(3, 4) > 0, np.nan, 0.0)}, r"colour\['front'\]: non-finite"),
+    ({"front": np.array([["a"] * 4] * 3)}, r"colour\['front'\]: expected a \[3, 4\] matrix"),
+    ([EXPOSURE], "colour: expected a mapping"),
+])
+def test_bad_colour_matrices_are_refused_naming_the_camera(colour, match):
+    with pytest.raises(ValidationError, match=match):
+        make_scene().replace(colour=colour)
+
+
+def test_render_colour_must_be_a_bool():
+    scene = make_scene()
+    with pytest.raises(ValidationError, match="colour: expected True or False"):
+        scene.render(scene.frame_cameras(0), colour="yes")

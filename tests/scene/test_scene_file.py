@@ -197,7 +197,7 @@ def test_broken_files_are_one_format_error_naming_the_file(tmp_path):
     (dict(tensors={"actor.1.track.times": None, "actor.1.means": None}), r"is missing \(and 1 more\)"),
     (dict(tensors={"extra": torch.zeros(2)}), "unexpected tensor 'extra'"),
     (dict(tensors={"background.sh": torch.zeros(200, 4, 3)}), r"'background.sh' is F32 \[200, 4, 3\]"),
-    (dict(meta={"version": "2"}), "version 2 is newer than this splatnet reads"),
+    (dict(meta={"version": "3"}), "version 3 is newer than this splatnet reads"),
     (dict(meta={"version": "one"}), "version 'one'"),
     (dict(meta={"format": "splatnet-model"}), "format is 'splatnet-model'"),
     (dict(meta={"extra": "x"}), "unknown header key 'extra'"),
@@ -265,3 +265,54 @@ def test_a_scene_loads_on_another_device_only_when_asked(tmp_path):
     path = make_scene().save(tmp_path / "a.scene")
     assert Scene.load(path, device="cpu").device.type == "cpu"
     assert os.path.getsize(path) > 0
+
+
+def test_colour_matrices_round_trip_and_only_they_make_a_version_2_file(tmp_path):
+    """A scene with colour matrices is a version-2 file (older splatnet says to upgrade rather
+    than misread it); without them it stays version 1. Read back with the safetensors library."""
+    mats = {"front": np.array([[1.1, 0, 0, -0.02], [0, 0.9, 0, 0.01], [0, 0, 1.05, 0.0]]),
+            "front_left": np.eye(3, 4) * 0.97}
+    plain = make_scene()
+    scene = plain.replace(colour=mats)
+    p1, p2 = plain.save(tmp_path / "plain.scene"), scene.save(tmp_path / "colour.scene")
+    for path, version, names in ((p1, "1", None), (p2, "2", ["front", "front_left"])):
+        with safetensors.safe_open(path, "pt") as f:
+            meta = f.metadata()
+            assert meta["version"] == version
+            assert json.loads(meta["scene"]).get("colour") == names
+            if names:
+                m = f.get_tensor("colour.matrices")
+                assert m.dtype == torch.float64 and m.numpy().tobytes() == np.stack(
+                    [mats[n] for n in names]).tobytes()
+            else:
+                assert "colour.matrices" not in f.keys()
+    back = Scene.load(p2)
+    _assert_same_scene(scene, back)
+    assert list(back.colour) == ["front", "front_left"]
+    assert all(back.colour[n].tobytes() == mats[n].astype(np.float64).tobytes() for n in mats)
+    assert Scene.load(p1).colour == {}
+    cams = scene.frame_cameras(2)
+    with torch.no_grad():
+        assert torch.equal(scene.render(cams).rgb, back.render(cams).rgb)
+
+
+
+_EYE = torch.eye(3, 4, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(meta={"version": "1"}), "unknown key 'colour'"),
+    (dict(description={"colour": ["front", "rear"]}),
+     "colour must be a non-empty list of distinct rig camera names"),
+    (dict(description={"colour": ["front", "front"]}), "distinct rig camera names"),
+    (dict(description={"colour": []}), "non-empty list"),
+    (dict(tensors={"colour.matrices": None}), "tensor 'colour.matrices' is missing"),
+    (dict(tensors={"colour.matrices": _EYE[None]}),
+     r"tensor 'colour.matrices' is F64 \[1, 3, 4\], expected F64 \[2, 3, 4\]"),
+    (dict(tensors={"colour.matrices": torch.stack([_EYE, _EYE * float("nan")])}),
+     r"colour\['front_left'\]: non-finite"),
+])
+def test_bad_colour_entries_are_refused(tmp_path, change, match):
+    good = make_scene().replace(colour={"front": np.eye(3, 4), "front_left": np.eye(3, 4)}).save(
+        tmp_path / "good.scene")
+    _refused(_rewrite(good, tmp_path / "bad.scene", **change), match)

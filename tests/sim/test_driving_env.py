@@ -132,6 +132,23 @@ def test_pose_mode_replays_the_log_cameras_and_images():
         np.testing.assert_array_equal(obs["ego_to_world"], scene.ego_to_world[k])
 
 
+def test_rig_cameras_see_the_scene_through_their_colour_matrices():
+    """A scene's colour matrix for a rig camera (its recorded exposure) is in that camera's
+    observations: ``M · rgb + b`` of the plain render, worked out here; the other camera's are
+    the plain render."""
+    plain = make_scene()
+    m = np.array([[1.2, 0, 0, 0.05], [0, 0.8, 0, 0.0], [0.1, 0, 1.0, -0.1]])
+    scene = plain.replace(colour={"front_left": m})
+    obs, _ = DrivingEnv(scene, action_mode="pose").reset()
+    with torch.no_grad():
+        ref = plain.render(plain.frame_cameras(0)).rgb.double().numpy()
+    want = _uint8(torch.from_numpy(np.stack([ref[0], ref[1] @ m[:, :3].T + m[:, 3]])))
+    # The sky is left out where under 1/512 of it shows: at most one step per pixel.
+    assert np.abs(obs["rgb"].astype(int) - want.astype(int)).max() <= 1
+    assert np.mean(obs["rgb"] == want) > 0.99
+    assert np.abs(obs["rgb"][1].astype(int) - _uint8(torch.from_numpy(ref[1])).astype(int)).max() > 10
+
+
 def test_pose_mode_reproduces_the_bundled_clips_own_cameras():
     # The bundled clip's rig and ego log under random Gaussians (no network): the environment's
     # cameras, scaled to 64x112, are the clip loader's own views of each frame.
