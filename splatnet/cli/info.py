@@ -90,6 +90,7 @@ def summarize_scene(scene) -> dict:
         "rig": [{"name": c.name, "width": c.width, "height": c.height} for c in scene.rig.cameras],
         "sky": scene.sky is not None,
         "colour": {n: m.round(6).tolist() for n, m in scene.colour.items()},
+        "ego": None if scene.ego is None else scene.ego.summary(),
         "actors": [{"id": a.id, "label": a.label, "size": list(a.size),
                     "gaussians": a.gaussians.num_gaussians, "span": list(a.span),
                     "track_entries": len(a.track)} for a in scene.actors.values()],
@@ -117,6 +118,9 @@ def _run_scene(args: argparse.Namespace) -> int:
     gains = {n: "/".join(f"{m[i][i]:.2f}" for i in range(3)) for n, m in info["colour"].items()}
     print("colour:      " + (", ".join(f"{n} gain {g}" for n, g in gains.items())
                              if gains else "none (every camera sees the Gaussians' own colours)"))
+    ego = info["ego"]
+    print("ego layer:   " + ("none" if ego is None else f"{ego['masks']} masks, " + ", ".join(
+        f"{n} {100 * f:.1f}%" for n, f in ego["cameras"].items())))
     print(f"actors:      {len(actors)}")
     for a in actors:
         size = "x".join(f"{v:.2f}" for v in a["size"])

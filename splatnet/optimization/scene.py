@@ -43,7 +43,8 @@ def refine_scene(scene, views, steps: int, *, config: OptimConfig | None = None,
         views: an object with ``.cameras`` (unbatched :class:`~splatnet.Cameras` ``[V]`` in the
             scene's world frame, with ``timestamps`` in seconds on the scene clock), ``.images``
             ``[V, H, W, 3]`` in ``[0, 1]`` and optionally ``.masks`` ``[V, H, W, 1]`` (invalid
-            pixels count as exact), e.g. ``Clip.views()`` of the scene's source clip.
+            pixels count as exact; without masks, the scene's :attr:`~splatnet.scene.Scene.ego`
+            layer gives them), e.g. ``Clip.views()`` of the scene's source clip.
         steps: optimisation steps (one view each); 0 returns the scene's Gaussians as
             :func:`refine` would (unit quaternions, opacities clamped into ``[1e-4, 1 − 1e-4]``).
         config: optimiser settings (default: :func:`refine`'s: the reference learning rates, all
@@ -80,6 +81,9 @@ def refine_scene(scene, views, steps: int, *, config: OptimConfig | None = None,
 
     device = scene.device
     cams, images, masks = _check_views(views)
+    if masks is None and scene.ego is not None and cams.names:
+        # The ego's body is not the scene's: its pixels are left out, as the network's were.
+        masks = scene.ego.validity(cams.names, (cams.height, cams.width))
     times = camera_times(cams, "views.cameras")
     from splatnet import metrics
 

@@ -48,9 +48,11 @@ def reconstruct_scene(
     Returns:
         The scene: background (world frame), actors (box frames, tracks from the clip), the
         network's sky, the context cameras' colour matrices (fitted to their images when the
-        model has ``colour_fit`` on, :attr:`Scene.colour`), the clip's rig, frame times and ego
-        poses; ``metadata`` says where it came from (clip, context frames, size, timings, actors
-        without Gaussians, ``colour``: ``"fitted"`` or ``"network"`` when it has matrices).
+        model has ``colour_fit`` on, :attr:`Scene.colour`), the ego's own body in the cameras
+        that see it (:attr:`Scene.ego`: the clip's camera masks or estimated ones, as
+        :func:`splatnet.reconstruct`), the clip's rig, frame times and ego poses; ``metadata``
+        says where it came from (clip, context frames, size, timings, actors without Gaussians,
+        ``colour``: ``"fitted"`` or ``"network"`` when it has matrices).
     """
     from splatnet.clip import Clip
     from splatnet.device import resolve_device
@@ -168,7 +170,7 @@ def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks
     scene = Scene(background=background, actors=groups,
                   rig=Rig.from_clip(clip, inputs.camera_names),
                   frame_times=clip.timestamps.numpy(),
-                  ego_to_world=clip.ego_to_world.numpy(), sky=sky, metadata=meta)
+                  ego_to_world=clip.ego_to_world.numpy(), sky=sky, ego=inputs.ego, metadata=meta)
     colour = _context_colour(scene, inputs, out, model, stage)
     if colour is None:
         return scene
@@ -196,7 +198,7 @@ def _context_colour(scene, inputs, out, model: nn.Module, stage):
     stage("colour fit")
     t0 = time.perf_counter()
     with torch.no_grad():
-        rgb = scene.render(inputs.view_cameras(), colour=False).rgb
+        rgb = scene.render(inputs.view_cameras(), colour=False, ego=False).rgb
     fitted = colour_of_renders(rgb, inputs, prior=fit_cfg.prior)
     mats = fitted.matrices[0].numpy()
     return dict(zip(fitted.names, mats)), "fitted", time.perf_counter() - t0

@@ -16,10 +16,13 @@ Layout (docs/scenes.md)::
     rig.K / rig.cam_to_ego                            F64 [C, 3, 3] / F64 [C, 4, 4]
     sky.latent / sky.model.{SkyModel state}           F32 [1, L] / its parameters   (with a sky)
     colour.matrices                                   F64 [K, 3, 4]  (version 2: rig cameras' colour)
+    ego_layer.{i}.mask / .images / .times             BOOL [H, W] / F32 [T, H, W, 3] / F64 [T]
+                                                      (version 2: the ego's body in rig camera i)
 
-Version 2 adds the optional description key ``colour`` (the K rig camera names whose colour
-matrices the file holds); a scene without them is written as version 1, which older splatnet
-versions read.
+Version 2 adds the optional description keys ``colour`` (the K rig camera names whose colour
+matrices the file holds) and ``ego_layer`` (``estimated`` and, per camera, ``name``, ``height``,
+``width``, ``frames`` and whether it has ``times``); a scene without either is written as
+version 1, which older splatnet versions read.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from splatnet._limits import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
 from splatnet.errors import FormatError, ValidationError
 from splatnet.io.atomic import atomic_write_bytes
 from splatnet.models.config import MAX_FREQUENCIES, MAX_WIDTH
@@ -45,13 +49,16 @@ SUFFIX = ".scene"
 #: 16 MiB holds thousands; a hostile file claiming more is refused before anything is read.
 MAX_HEADER_BYTES = 16 << 20
 
+#: Most context images one camera of an ego layer may hold (a scene's context frames).
+MAX_EGO_FRAMES = 1024
+
 _GROUP = ("means", "quats", "scales", "opacities", "sh")
 _DYNAMIC = ("velocities", "times")
 _DTYPES = {"F32": (torch.float32, 4), "F64": (torch.float64, 8), "BOOL": (torch.bool, 1)}
 _DESCRIPTION_KEYS = ("writer", "background", "actors", "rig", "frames", "sky", "metadata")
 #: Optional description keys and the first version that has each; a file is written as the
 #: lowest version that holds what it has (a scene without colour matrices is version 1).
-_OPTIONAL_KEYS = {"colour": 2}
+_OPTIONAL_KEYS = {"colour": 2, "ego_layer": 2}
 
 
 def sky_config(model: SkyModel) -> dict[str, int]:
@@ -234,7 +241,32 @@ def _description(path: Path, meta: dict) -> dict:
                 or not all(isinstance(n, str) and n in names for n in colour):
             raise FormatError(f"{path}: colour must be a non-empty list of distinct rig camera names "
                               f"(the rig: {', '.join(map(str, names))})")
+    if "ego_layer" in d:
+        _ego_spec(path, d["ego_layer"], [c["name"] for c in d["rig"]])
     return d
+
+
+def _ego_spec(path: Path, e: object, rig: list) -> None:
+    _keys(path, e, ("estimated", "cameras"), "ego_layer")
+    if not isinstance(e["estimated"], bool) or not isinstance(e["cameras"], list) \
+            or not e["cameras"]:
+        raise FormatError(f"{path}: ego_layer: estimated must be true or false and cameras a "
+                          "non-empty list")
+    seen = set()
+    for i, c in enumerate(e["cameras"]):
+        w = f"ego_layer.cameras[{i}]"
+        _keys(path, c, ("name", "height", "width", "frames", "times"), w)
+        if c["name"] not in rig or c["name"] in seen:
+            raise FormatError(f"{path}: {w}: name must be a rig camera's, each once (the rig: "
+                              f"{', '.join(map(str, rig))})")
+        seen.add(c["name"])
+        if not all(_is_count(c[k]) and 1 <= c[k] <= MAX_IMAGE_SIDE for k in ("height", "width")) \
+                or c["height"] * c["width"] > MAX_IMAGE_PIXELS \
+                or not _is_count(c["frames"]) or not 1 <= c["frames"] <= MAX_EGO_FRAMES \
+                or not isinstance(c["times"], bool):
+            raise FormatError(f"{path}: {w}: height and width must be image sides (at most "
+                              f"{MAX_IMAGE_SIDE} px, {MAX_IMAGE_PIXELS} pixels), frames 1.."
+                              f"{MAX_EGO_FRAMES} and times true or false")
 
 
 def _group_spec(path: Path, g: dict, where: str) -> None:
@@ -275,6 +307,12 @@ def _expected_tensors(d: dict) -> dict[str, tuple[str, list]]:
             out[f"sky.model.{k}"] = ("F32", list(v.shape))
     if "colour" in d:
         out["colour.matrices"] = ("F64", [len(d["colour"]), 3, 4])
+    for i, c in enumerate(d.get("ego_layer", {}).get("cameras", [])):
+        h, w, f = c["height"], c["width"], c["frames"]
+        out[f"ego_layer.{i}.mask"] = ("BOOL", [h, w])
+        out[f"ego_layer.{i}.images"] = ("F32", [f, h, w, 3])
+        if c["times"]:
+            out[f"ego_layer.{i}.times"] = ("F64", [f])
     return out
 
 

@@ -77,6 +77,10 @@ class Scene:
             the scene with (fitted to its images at reconstruction, ``model.colour_fit``). A
             render into a camera of that name goes through it (:meth:`render`); every other
             camera, and the Gaussians themselves, are rig-neutral. Empty: none.
+        ego: what the rig cameras saw of the ego vehicle's own body
+            (:class:`~splatnet.pipeline.ego.EgoLayer`: per camera a mask and its context images),
+            drawn over renders of those cameras (:meth:`render`), or None. Those pixels are not
+            in the Gaussians (the body moves with the cameras).
         metadata: free JSON data (source clip, model, …).
     """
 
@@ -87,6 +91,7 @@ class Scene:
     ego_to_world: np.ndarray
     sky: SkyBackground | None = None
     colour: Mapping[str, np.ndarray] = field(default_factory=dict)
+    ego: Any = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -124,6 +129,7 @@ class Scene:
         object.__setattr__(self, "ego_to_world", read_only(ego))
         _check_sky(self.sky)
         object.__setattr__(self, "colour", MappingProxyType(_check_colour(self.colour, self.rig)))
+        object.__setattr__(self, "ego", _check_ego(self.ego, self.rig))
         object.__setattr__(self, "metadata", MappingProxyType(_check_metadata(self.metadata)))
         groups = [self.background] + [a.gaussians for a in table.values()]
         devices = {str(g.device) for g in groups}
@@ -258,12 +264,14 @@ class Scene:
 
     def render(self, cameras: Cameras, *, backend: str = "auto", sh_degree: int | None = None,
                background: Tensor | None = None, sky_min_transmittance: float = 0.0,
-               colour: bool = True) -> SceneImages:
+               colour: bool = True, ego: bool = True) -> SceneImages:
         """Render each camera at its own time: camera ``c`` sees :meth:`gaussians_at` of
         ``cameras.timestamps[c]`` (seconds on the scene clock; required). A camera named as one
         of the scene's :attr:`colour` cameras sees through that camera's colour matrix (its
         recorded exposure), applied to the composited image (``colour=False``: the Gaussians'
-        own, rig-neutral colours).
+        own, rig-neutral colours). A camera named as one of the :attr:`ego` layer's has the ego's
+        own body drawn over it last, from its context image nearest in time (``ego=False``:
+        not); ``alpha`` and ``depth`` stay the Gaussians'.
 
         Args:
             cameras: unbatched :class:`~splatnet.Cameras` ``[C]`` with ``timestamps``.
@@ -276,6 +284,7 @@ class Scene:
                 times the row sum of a camera's colour gains): ``1/512`` keeps every uint8 pixel
                 within one step of the exact image.
             colour: render the :attr:`colour` cameras through their colour matrices.
+            ego: draw the :attr:`ego` layer over its cameras.
         """
         if not isinstance(cameras, Cameras):
             raise ValidationError(f"cameras: expected splatnet.Cameras, got {type(cameras).__name__}")
@@ -287,8 +296,9 @@ class Scene:
                 or not 0.0 <= sky_min_transmittance < 1.0:
             raise ValidationError(f"sky_min_transmittance: expected a number in [0, 1), got "
                                   f"{sky_min_transmittance!r}")
-        if not isinstance(colour, bool):
-            raise ValidationError(f"colour: expected True or False, got {colour!r}")
+        for name, flag in (("colour", colour), ("ego", ego)):
+            if not isinstance(flag, bool):
+                raise ValidationError(f"{name}: expected True or False, got {flag!r}")
         cams = cameras.to(self.device)
         rgb, alpha, depth = [None] * len(cams), [None] * len(cams), [None] * len(cams)
         # Cameras that share a time share one set of Gaussians and one render call.
@@ -315,6 +325,9 @@ class Scene:
             idx = torch.tensor(rows, device=rgb.device)
             seen_by = apply_colour(rgb[idx].movedim(-1, -3), mats).movedim(-3, -1)
             rgb = rgb.index_copy(0, idx, seen_by)
+        if ego and self.ego is not None and any(self.ego.covers(n) for n in names):
+            rgb = torch.stack([self.ego.composite(rgb[i], n, float(ts[i])) if self.ego.covers(n)
+                               else rgb[i] for i, n in enumerate(names)])
         return SceneImages(rgb, alpha, depth)
 
     # ------------------------------------------------------------------ files
@@ -358,6 +371,18 @@ class Scene:
         if self.colour:
             description["colour"] = list(self.colour)
             tensors["colour.matrices"] = torch.from_numpy(np.stack(list(self.colour.values())))
+        if self.ego is not None:
+            e = self.ego
+            cams = []
+            for i, n in enumerate(e.masks):
+                t, h, w, _ = e.images[n].shape
+                cams.append({"name": n, "height": h, "width": w, "frames": t,
+                             "times": e.times[n] is not None})
+                tensors[f"ego_layer.{i}.mask"] = e.masks[n]
+                tensors[f"ego_layer.{i}.images"] = e.images[n]
+                if e.times[n] is not None:
+                    tensors[f"ego_layer.{i}.times"] = e.times[n]
+            description["ego_layer"] = {"estimated": e.estimated, "cameras": cams}
         return write_scene_file(path, description, tensors, force=force)
 
     @staticmethod
@@ -476,9 +501,18 @@ def _from_file(d: dict, t: dict[str, Tensor]) -> Scene:
         sky = SkyBackground(model.eval().requires_grad_(False), t["sky.latent"])
     colour = {n: m for n, m in zip(d.get("colour", []), t["colour.matrices"].numpy())} \
         if "colour" in d else {}
+    ego = None
+    if "ego_layer" in d:
+        from splatnet.pipeline.ego import EgoLayer
+
+        cams = d["ego_layer"]["cameras"]
+        ego = EgoLayer({c["name"]: t[f"ego_layer.{i}.mask"] for i, c in enumerate(cams)},
+                       {c["name"]: t[f"ego_layer.{i}.images"] for i, c in enumerate(cams)},
+                       {c["name"]: t.get(f"ego_layer.{i}.times") for i, c in enumerate(cams)},
+                       d["ego_layer"]["estimated"])
     return Scene(background=group("background", "background"), actors=actors, rig=rig,
                  frame_times=t["ego.frame_times"].numpy(), ego_to_world=t["ego.ego_to_world"].numpy(),
-                 sky=sky, colour=colour, metadata=d["metadata"])
+                 sky=sky, colour=colour, ego=ego, metadata=d["metadata"])
 
 
 # ---------------------------------------------------------------------------------------- checks
@@ -534,6 +568,45 @@ def _check_colour(colour: object, rig: Rig) -> dict[str, np.ndarray]:
             raise ValidationError(f"colour[{name!r}]: non-finite values (NaN or inf)")
         out[name] = read_only(a)
     return out
+
+
+def _check_ego(ego: object, rig: Rig):
+    """``ego`` (an :class:`~splatnet.pipeline.ego.EgoLayer` of rig cameras) as a new layer of
+    the same tensors on the CPU, checked; None stays None."""
+    if ego is None:
+        return None
+    from splatnet.pipeline.ego import EgoLayer
+
+    if not isinstance(ego, EgoLayer):
+        raise ValidationError(f"ego: expected a splatnet.pipeline.ego.EgoLayer, got "
+                              f"{type(ego).__name__}")
+    if not isinstance(ego.estimated, bool) or not ego.masks \
+            or set(ego.images) != set(ego.masks) or set(ego.times) != set(ego.masks):
+        raise ValidationError("ego: expected masks, images and times of the same cameras (at "
+                              "least one) and estimated True or False")
+    masks, images, times = {}, {}, {}
+    for n in ego.masks:
+        where = f"ego[{n!r}]"
+        if n not in rig.names:
+            raise ValidationError(f"{where}: not a camera of the rig ({', '.join(rig.names)})")
+        m, im, ts = ego.masks[n], ego.images[n], ego.times[n]
+        if not isinstance(m, Tensor) or m.dtype != torch.bool or m.dim() != 2 or m.numel() == 0:
+            raise ValidationError(f"{where}.mask: expected a bool tensor [H, W]")
+        h, w = m.shape
+        if not isinstance(im, Tensor) or not im.is_floating_point() or im.dim() != 4 \
+                or tuple(im.shape[1:]) != (h, w, 3) or im.shape[0] == 0:
+            raise ValidationError(f"{where}.images: expected a float tensor [T, {h}, {w}, 3] (its "
+                                  f"context images), got {getattr(im, 'shape', type(im).__name__)}")
+        if not bool(torch.isfinite(im).all()) or float(im.min()) < 0 or float(im.max()) > 1:
+            raise ValidationError(f"{where}.images: values must be finite and in [0, 1]")
+        if ts is not None:
+            if not isinstance(ts, Tensor) or tuple(ts.shape) != (im.shape[0],) \
+                    or not ts.is_floating_point() or not bool(torch.isfinite(ts).all()):
+                raise ValidationError(f"{where}.times: expected {im.shape[0]} finite times "
+                                      "(seconds, one per image) or None")
+            ts = ts.detach().to("cpu", torch.float64)
+        masks[n], images[n], times[n] = m.detach().cpu(), im.detach().float().cpu(), ts
+    return EgoLayer(masks, images, times, ego.estimated)
 
 
 def _check_metadata(meta: object) -> dict:

@@ -151,6 +151,51 @@ def test_prepare_inputs_estimates_for_a_clip_without_masks(hood_clips, monkeypat
     assert prepare_inputs(clip, 4, frames=[0, 2], size=SIZE, use_lidar=False).ego is None
 
 
+def test_a_scene_keeps_the_ego_layer_and_draws_it_over_held_out_rig_views(hood_clips, tmp_path):
+    """``reconstruct_scene`` keeps the clip's masks as the scene's ego layer (through its file);
+    a render of a rig camera at the held-out time shows that camera's context image there (the
+    nearer frame, as recorded) and the scene's own render elsewhere; refining the scene leaves
+    those pixels out of views that have no masks."""
+    import splatnet
+    from splatnet.optimization import refine_scene
+    from splatnet.scene import Scene
+
+    clip = hood_clips[0]
+    model = splatnet.load_model()
+    scene = Scene.load(splatnet.reconstruct_scene(clip, model, frames=[0, 2], size=SIZE)
+                       .save(tmp_path / "s.scene"))
+    views = clip.views(frames=[0, 2], size=SIZE)
+    truth = {n: ~views.masks[views.camera_names.index(n), ..., 0] for n in clip.rig_camera_names}
+    covered = {n for n, m in truth.items() if bool(m.any())}
+    assert covered and scene.ego is not None and not scene.ego.estimated
+    assert set(scene.ego.masks) == covered
+    assert all(torch.equal(scene.ego.masks[n], truth[n]) for n in covered)
+    held = clip.views(frames=[1], size=SIZE)
+    with torch.no_grad():
+        on = scene.render(held.cameras).rgb
+        off = scene.render(held.cameras, ego=False).rgb
+    t1, t0, t2 = (float(clip.timestamps[f]) for f in (1, 0, 2))
+    near = 0 if abs(t1 - t0) <= abs(t1 - t2) else 1  # a tie to the earlier frame
+    for v, n in enumerate(held.camera_names):
+        body = truth[n]
+        if n in covered:
+            src = views.images[[i for i, c in enumerate(views.camera_names) if c == n][near]]
+            assert torch.equal(on[v][body], src[body])
+        assert torch.equal(on[v][~body], off[v][~body])
+    # Refinement of views without masks takes them from the layer: as if given the clip's.
+    given = clip.views(frames=[0, 2], size=SIZE)
+    bare = clip.views(frames=[0, 2], size=SIZE)
+    bare.masks = None
+    a, b = refine_scene(scene, bare, 3), refine_scene(scene, given, 3)
+    c = refine_scene(scene.replace(ego=None), bare, 3)
+    # (the CPU backward's sums are not bit for bit the same from run to run: ~1e-8)
+    for k, x in a.background.fields().items():
+        torch.testing.assert_close(x, getattr(b.background, k), atol=1e-6, rtol=0)
+    assert float((a.background.sh - c.background.sh).abs().max()) > 1e-4
+    assert float((a.background.sh - scene.background.sh).abs().max()) > 1e-4  # it did refine
+    assert set(a.ego.masks) == covered
+
+
 def test_sample_clip_has_no_ego():
     if not SAMPLE.is_dir():
         pytest.skip("bundled sample clip missing")

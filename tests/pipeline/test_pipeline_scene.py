@@ -164,6 +164,7 @@ def test_cli_writes_a_scene_that_info_reads(clip: Clip, tmp_path):
     assert sorted(json.loads(info.stdout)["colour"]) == sorted(clip.rig_camera_names)
     text = _cli("info", str(out))
     assert "colour:      " + clip.rig_camera_names[0] + " gain " in text.stdout, text.stdout
+    assert "ego layer:   none" in text.stdout  # the synthetic street's rig sees no ego body
     again = _cli("reconstruct", str(clip.path), "-o", str(out), "--size", "64x112")
     assert again.returncode == 1 and "--force" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1

@@ -81,3 +81,15 @@ def make_scene(*, dynamic: bool = False, sky: bool = True, sh_degree: int = 2) -
                  ego_to_world=np.stack([yaw_pose(float(i), 0.0, 0.0, 0.0) for i in range(5)]),
                  sky=make_sky() if sky else None,
                  metadata={"source": "hand-built", "model": None, "note": ["a", 1]})
+
+
+def ego_layer(times=True):
+    """An ego layer for camera ``front_left``: the bottom 10 rows, two context images (frames 0
+    and 4) of flat colours."""
+    from splatnet.pipeline.ego import EgoLayer
+
+    mask = torch.zeros(HEIGHT, WIDTH, dtype=torch.bool)
+    mask[-10:] = True
+    images = torch.stack([torch.full((HEIGHT, WIDTH, 3), 0.2), torch.full((HEIGHT, WIDTH, 3), 0.7)])
+    ts = torch.tensor([FRAME_TIMES[0], FRAME_TIMES[4]], dtype=torch.float64) if times else None
+    return EgoLayer({"front_left": mask}, {"front_left": images}, {"front_left": ts}, True)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from scene.builders import FRAME_TIMES, HEIGHT, WIDTH, gaussians, make_rig, make_scene
+from scene.builders import FRAME_TIMES, HEIGHT, WIDTH, ego_layer, gaussians, make_rig, make_scene
 
 import splatnet
 from splatnet import Cameras
@@ -362,3 +362,44 @@ def test_render_colour_must_be_a_bool():
     scene = make_scene()
     with pytest.raises(ValidationError, match="colour: expected True or False"):
         scene.render(scene.frame_cameras(0), colour="yes")
+
+
+def test_the_ego_layer_is_drawn_over_its_camera_last_from_the_nearest_image_in_time():
+    plain = make_scene()
+    scene = plain.replace(ego=ego_layer(), colour={"front_left": EXPOSURE})
+    cams = Cameras.cat([scene.frame_cameras(1), scene.frame_cameras(3)[[1]]])  # t 0.1, 0.1, 0.3
+    with torch.no_grad():
+        out = scene.render(cams, backend="torch")
+        no_ego = scene.render(cams, backend="torch", ego=False)
+        ref = plain.render(cams, backend="torch")
+    assert torch.equal(out.rgb[0], ref.rgb[0])  # front: no layer
+    body = torch.zeros(HEIGHT, WIDTH, dtype=torch.bool)
+    body[-10:] = True
+    # front_left at t = 0.1 shows the image of t = 0.0, at t = 0.3 the one of t = 0.4; as
+    # recorded, not through the camera's colour matrix.
+    assert bool((out.rgb[1][body] == 0.2).all()) and bool((out.rgb[2][body] == 0.7).all())
+    assert torch.equal(out.rgb[1][~body], no_ego.rgb[1][~body])
+    assert torch.equal(out.alpha, ref.alpha) and torch.equal(out.depth, ref.depth)
+    # Without times, the first image; at another size, the mask and image resized.
+    scene = plain.replace(ego=ego_layer(times=False))
+    half = Cameras(cams.K[[2]] * torch.tensor([[0.5], [0.5], [1.0]]), cams.cam_to_world[[2]],
+                   WIDTH // 2, HEIGHT // 2, timestamps=cams.timestamps[[2]], names=["front_left"])
+    with torch.no_grad():
+        small = scene.render(half, backend="torch").rgb[0]
+    assert bool((small[-5:] == 0.2).all()) and not bool((small[:-5] == 0.2).all(-1).any())
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda e: e.masks.update(rear=e.masks.pop("front_left")), "ego: expected masks, images"),
+    (lambda e: [d.update(rear=d.pop("front_left")) for d in (e.masks, e.images, e.times)],
+     r"ego\['rear'\]: not a camera of the rig"),
+    (lambda e: e.masks.update(front_left=e.masks["front_left"].float()), r"\.mask: expected a bool"),
+    (lambda e: e.images.update(front_left=e.images["front_left"][..., :2]), r"\.images: expected"),
+    (lambda e: e.images.update(front_left=e.images["front_left"] * 2), r"in \[0, 1\]"),
+    (lambda e: e.times.update(front_left=torch.zeros(3, dtype=torch.float64)), r"\.times: expected 2"),
+])
+def test_bad_ego_layers_are_refused_naming_the_camera(edit, match):
+    e = ego_layer()
+    edit(e)
+    with pytest.raises(ValidationError, match=match):
+        make_scene().replace(ego=e)

@@ -13,7 +13,7 @@ import pytest
 import safetensors
 import safetensors.torch
 import torch
-from scene.builders import make_scene
+from scene.builders import ego_layer, make_scene
 
 from splatnet.errors import FormatError
 from splatnet.scene import Scene
@@ -298,6 +298,41 @@ def test_colour_matrices_round_trip_and_only_they_make_a_version_2_file(tmp_path
 
 
 _EYE = torch.eye(3, 4, dtype=torch.float64)
+
+
+def test_an_ego_layer_round_trips_exactly_as_version_2(tmp_path):
+    scene = make_scene().replace(ego=ego_layer())
+    back = Scene.load(scene.save(tmp_path / "e.scene"))
+    with safetensors.safe_open(tmp_path / "e.scene", "pt") as f:
+        assert f.metadata()["version"] == "2"
+        assert json.loads(f.metadata()["scene"])["ego_layer"] == {"estimated": True, "cameras": [
+            {"name": "front_left", "height": 48, "width": 64, "frames": 2, "times": True}]}
+    for part in ("masks", "images", "times"):
+        a, b = getattr(scene.ego, part)["front_left"], getattr(back.ego, part)["front_left"]
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    assert back.ego.estimated is True
+    cams = scene.frame_cameras(2)
+    with torch.no_grad():
+        assert torch.equal(scene.render(cams).rgb, back.render(cams).rgb)
+    untimed = make_scene().replace(ego=ego_layer(times=False))
+    assert Scene.load(untimed.save(tmp_path / "u.scene")).ego.times == {"front_left": None}
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(meta={"version": "1"}), "unknown key 'ego_layer'"),
+    (dict(description={"ego_layer": {"estimated": True, "cameras": [
+        {"name": "rear", "height": 48, "width": 64, "frames": 2, "times": True}]}}),
+     r"ego_layer.cameras\[0\]: name must be a rig camera's"),
+    (dict(description={"ego_layer": {"estimated": True, "cameras": [
+        {"name": "front_left", "height": 48, "width": 64, "frames": 2000, "times": True}]}}),
+     "frames 1..1024"),
+    (dict(description={"ego_layer": {"estimated": 1, "cameras": []}}), "estimated must be"),
+    (dict(tensors={"ego_layer.0.times": None}), "tensor 'ego_layer.0.times' is missing"),
+    (dict(tensors={"ego_layer.0.images": torch.full((2, 48, 64, 3), 2.0)}), r"in \[0, 1\]"),
+])
+def test_bad_ego_layer_entries_are_refused(tmp_path, change, match):
+    good = make_scene().replace(ego=ego_layer()).save(tmp_path / "good.scene")
+    _refused(_rewrite(good, tmp_path / "bad.scene", **change), match)
 
 
 @pytest.mark.parametrize("change, match", [

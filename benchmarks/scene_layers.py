@@ -1,0 +1,107 @@
+"""A reconstructed 4D scene's held-out rig views with and without its two layers: each rig
+camera's fitted colour matrix (``Scene.colour``) and the ego's own body drawn over the cameras
+that see it (``Scene.ego``), next to ``splatnet eval``'s score of the same views.
+
+For each real clip of ``benchmarks/feedforward_quality.py`` (same conversions, cache and sizes:
+DGP ``scene_02`` at 128x200, PandaSet 002 windows at 128x224; context frames 0 and 2, held out:
+frame 1), :func:`splatnet.reconstruct_scene` runs once and its render of the rig cameras at the
+held-out frame (:meth:`Scene.render`, the network's sky behind, clamped) is scored against the
+recorded images four ways: Gaussians only, + colour, + ego layer, both (the default, what
+``splatnet render`` replays and ``DrivingEnv`` observations show). ``eval`` is
+:func:`splatnet.evaluate_clip` of the same clip (the reconstruction without actor tracks).
+
+    python benchmarks/scene_layers.py [--which dgp,pandaset] [--pandaset-windows 30,33,36]
+        [--out benchmarks/results/scene_layers.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+VARIANTS = {"gaussians only": (False, False), "+ colour": (True, False), "+ ego layer": (False, True),
+            "both (default)": (True, True)}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--which", default="dgp,pandaset", help="dgp, pandaset or both")
+    ap.add_argument("--pandaset-windows", default="30,33,36",
+                    help="first frame t of each PandaSet window t..t+2 (default 30,33,36)")
+    ap.add_argument("--real-cache", default="~/.cache/splatnet/real")
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "scene_layers.json"))
+    return ap.parse_args(argv)
+
+
+def score_clip(clip, model, size) -> dict:
+    import numpy as np
+    import torch
+
+    import splatnet
+    from splatnet.metrics import psnr, ssim
+
+    scene = splatnet.reconstruct_scene(clip, model, frames=[0, 2], size=size)
+    held = clip.views(frames=[1], size=size)
+    out = {}
+    with torch.no_grad():
+        for name, (colour, ego) in VARIANTS.items():
+            rgb = scene.render(held.cameras, colour=colour, ego=ego).rgb.clamp(0, 1)
+            p = [float(psnr(rgb[v], held.images[v])) for v in range(len(held))]
+            s = [float(ssim(rgb[v], held.images[v])) for v in range(len(held))]
+            out[name] = {"psnr": float(np.mean(p)), "ssim": float(np.mean(s)),
+                         "per_view": dict(zip(held.camera_names, [round(x, 3) for x in p]))}
+    rep = splatnet.evaluate_clip(clip, model, holdout_frames=[1], size=size)
+    out["eval"] = {"psnr": rep["psnr"], "ssim": rep["ssim"]}
+    out["ego_cameras"] = [] if scene.ego is None else sorted(scene.ego.masks)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import feedforward_quality as fq
+    import torch
+
+    from splatnet.clip import Clip
+    from splatnet.io.atomic import atomic_write_text
+    from splatnet.io.checkpoint import load_model
+
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    ns = argparse.Namespace(which=[k.strip() for k in args.which.split(",") if k.strip()],
+                            pandaset_windows=[int(t) for t in args.pandaset_windows.split(",")],
+                            data=args.data, real_cache=args.real_cache)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    model = load_model()
+    rows = []
+    for job in fq.real_clips(ns):
+        t0 = time.perf_counter()
+        res = score_clip(Clip.load(job["path"]), model, job["size"])
+        rows.append({"clip": job["name"], "group": job["group"], **res,
+                     "seconds": time.perf_counter() - t0})
+        print(f"{job['name']}: " + ", ".join(f"{k} {res[k]['psnr']:.2f}" for k in [*VARIANTS, "eval"]),
+              file=sys.stderr)
+    doc = {"started": started, "machine": f"{platform.machine()}, {torch.get_num_threads()} torch "
+           f"thread(s), torch {torch.__version__}", "clips": rows}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+    print("| clip | " + " | ".join(VARIANTS) + " | splatnet eval |")
+    print("|---|" + "---|" * (len(VARIANTS) + 1))
+    for r in rows:
+        print(f"| {r['clip']} | " + " | ".join(f"{r[k]['psnr']:.2f} / {r[k]['ssim']:.3f}"
+                                               for k in [*VARIANTS, "eval"]) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
