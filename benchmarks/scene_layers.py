@@ -8,7 +8,7 @@ frame 1), :func:`splatnet.reconstruct_scene` runs once and its render of the rig
 held-out frame (:meth:`Scene.render`, the network's sky behind, clamped) is scored against the
 recorded images four ways: Gaussians only, + colour, + ego layer, both (the default, what
 ``splatnet render`` replays and ``DrivingEnv`` observations show). ``eval`` is
-:func:`splatnet.evaluate_clip` of the same clip (the reconstruction without actor tracks).
+:func:`splatnet.pipeline.evaluate_clip` of the same clip (the reconstruction without actor tracks).
 
     python benchmarks/scene_layers.py [--which dgp,pandaset] [--pandaset-windows 30,33,36]
         [--out benchmarks/results/scene_layers.json]
@@ -50,6 +50,7 @@ def score_clip(clip, model, size) -> dict:
 
     import splatnet
     from splatnet.metrics import psnr, ssim
+    from splatnet.pipeline import evaluate_clip
 
     scene = splatnet.reconstruct_scene(clip, model, frames=[0, 2], size=size)
     held = clip.views(frames=[1], size=size)
@@ -61,7 +62,7 @@ def score_clip(clip, model, size) -> dict:
             s = [float(ssim(rgb[v], held.images[v])) for v in range(len(held))]
             out[name] = {"psnr": float(np.mean(p)), "ssim": float(np.mean(s)),
                          "per_view": dict(zip(held.camera_names, [round(x, 3) for x in p]))}
-    rep = splatnet.evaluate_clip(clip, model, holdout_frames=[1], size=size)
+    rep = evaluate_clip(clip, model, holdout_frames=[1], size=size)
     out["eval"] = {"psnr": rep["psnr"], "ssim": rep["ssim"]}
     out["ego_cameras"] = [] if scene.ego is None else sorted(scene.ego.masks)
     return out
