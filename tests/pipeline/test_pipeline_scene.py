@@ -141,6 +141,32 @@ def test_the_scene_carries_each_context_cameras_fitted_colour(clip: Clip, model)
     assert refined.colour == {} and "colour" not in refined.metadata
 
 
+def test_a_model_that_predicts_colour_matrices_gives_the_scene_its_own(clip: Clip):
+    """With ``model.colour_affine`` (a network that predicts each context camera's matrix), the
+    scene keeps the network's matrices as they come out of its forward pass; nothing is fitted."""
+    from splatnet.io.checkpoint import build_model
+
+    torch.manual_seed(0)
+    small = build_model("splatnet", {
+        "encoder": {"stem_dim": 8, "mid_dim": 8, "low_dim": 8, "matching_dim": 8, "context_dim": 8},
+        "cost_volume": {"num_candidates": 8, "unet_dims": [8, 8, 8]}, "head": {"hidden_dim": 8},
+        "sky": {"hidden_dim": 8}, "colour_affine": {"enabled": True},
+        "colour_fit": {"enabled": True}}).eval()
+    with torch.no_grad():  # away from the identity it starts at
+        small.colour_affine.mlp[-1].weight.normal_(0, 0.05)
+        small.colour_affine.mlp[-1].bias.normal_(0, 0.05)
+    scene = reconstruct_scene(clip, small, frames=[0, 2], size=SIZE)
+    inputs = prepare_inputs(clip, small.stride, frames=[0, 2], size=SIZE)
+    with torch.no_grad():
+        out = small(inputs.images, inputs.cameras, inputs.lidar)
+    assert scene.metadata["colour"] == "network" and "colour_fit" not in scene.metadata["timings"]
+    assert list(scene.colour) == out.colour.names == list(clip.rig_camera_names)
+    for k, name in enumerate(out.colour.names):
+        want = out.colour.matrices[0, k].double().numpy()
+        np.testing.assert_allclose(scene.colour[name], want, atol=1e-6)
+        assert np.abs(want - np.eye(3, 4)).max() > 1e-3
+
+
 @pytest.mark.parametrize("kw, msg", [({"use_tracks": "yes"}, "use_tracks"),
                                      ({"box_margin": -1}, "box_margin"),
                                      ({"box_margin": True}, "box_margin")])
