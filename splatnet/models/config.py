@@ -144,6 +144,23 @@ class ColourFitConfig:
 
 
 @dataclass
+class UpsampleFilterConfig:
+    """Rendering the network's Gaussians larger than it saw its inputs
+    (``splatnet.models.postprocessing.widen_for_camera``)."""
+
+    enabled: bool = False
+    """When a camera samples the scene more finely than the network's input views (``r`` times
+    their focal length, ``r > 1``), widen each Gaussian by a blur of ``sigma · sqrt(1 − 1/r²)``
+    network pixels at its depth (none at the network's own size): the network placed one Gaussian
+    per cell of its input grid, and at a larger size the gaps between them show as a dotted
+    texture (off: the Gaussians as they are at every size)."""
+    sigma: float = 0.23
+    """The blur's limit for large ``r``, in network pixels; 0.23 (0.2 at twice the network's
+    size) is the largest of the values tried that left every measure on the training clips
+    level or up (docs/benchmarks.md, "Rendering larger than the network saw")."""
+
+
+@dataclass
 class LidarFusionConfig:
     """Move the Gaussians to the depth the given LiDAR measured (``splatnet.models.lidar_fusion``)."""
 
@@ -206,6 +223,7 @@ class SplatNetConfig:
     sky: SkyConfig = field(default_factory=SkyConfig)
     colour_affine: ColourAffineConfig = field(default_factory=ColourAffineConfig)
     colour_fit: ColourFitConfig = field(default_factory=ColourFitConfig)
+    upsample_filter: UpsampleFilterConfig = field(default_factory=UpsampleFilterConfig)
     lidar_fusion: LidarFusionConfig = field(default_factory=LidarFusionConfig)
     visibility: VisibilityConfig = field(default_factory=VisibilityConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
@@ -269,6 +287,14 @@ class SplatNetConfig:
         _finite("colour_fit.prior", self.colour_fit.prior)
         if self.colour_fit.prior < 0:
             raise ValidationError(f"colour_fit.prior: must be >= 0, got {self.colour_fit.prior}")
+        up = self.upsample_filter
+        if not isinstance(up.enabled, bool):
+            raise ValidationError(f"upsample_filter.enabled: expected true or false, got "
+                                  f"{up.enabled!r}")
+        _finite("upsample_filter.sigma", up.sigma)
+        if not 0 <= up.sigma <= 4:
+            raise ValidationError(f"upsample_filter.sigma: expected network pixels in [0, 4], got "
+                                  f"{up.sigma}")
         fusion = self.lidar_fusion
         if not isinstance(fusion.enabled, bool):
             raise ValidationError(f"lidar_fusion.enabled: expected true or false, got "

@@ -145,3 +145,33 @@ def merge_duplicates(g: Gaussians, cell: float) -> Gaussians:
         times = wmean(g.times[:, None])[:, 0]
     return Gaussians(means=wmean(g.means), quats=quats, scales=wmean(g.scales), opacities=opac,
                      sh=wmean(g.sh), velocities=velocities, times=times, check=False)
+
+
+def widen_for_camera(gaussians: Gaussians, camera, network_focal: float,
+                     sigma: float) -> Gaussians:
+    """``gaussians`` (unbatched, world frame) widened for rendering with ``camera`` (one
+    unbatched camera) when it samples the scene more finely than the network's input views.
+
+    ``r`` is the camera's vertical focal length over ``network_focal`` (the input views' at the
+    network's size, pixels). When ``r > 1`` each Gaussian's scales become
+    ``sqrt(s² + σ²)`` with ``σ = sigma · sqrt(1 − 1/r²) · z / network_focal``: a blur of that many
+    network pixels at its depth ``z`` along the camera's axis (``sigma · r · sqrt(1 − 1/r²)``
+    pixels of the render), growing from none at the network's own size. At ``r <= 1`` (within
+    1e-4) or ``sigma`` 0 the same object is returned. Differentiable in the Gaussians' fields.
+    """
+    if not (network_focal > 0 and sigma >= 0):
+        raise ValidationError(f"widen_for_camera: need network_focal > 0 and sigma >= 0, got "
+                              f"{network_focal!r}, {sigma!r}")
+    K = camera.K.reshape(-1, 3, 3)
+    c2w = camera.cam_to_world.reshape(-1, 4, 4)
+    if K.shape[0] != 1:
+        raise ValidationError(f"widen_for_camera: expected one camera, got {K.shape[0]}")
+    r = float(K[0, 1, 1]) / float(network_focal)
+    if r <= 1.0 + 1e-4 or sigma == 0:  # (the network's own size, up to rounding: unchanged)
+        return gaussians
+    c2w = c2w[0].to(gaussians.means)
+    z = ((gaussians.means - c2w[:3, 3]) @ c2w[:3, 2]).clamp_min(1e-3)
+    blur = (sigma * (1.0 - 1.0 / r ** 2) ** 0.5 / float(network_focal)) * z
+    scales = torch.sqrt(gaussians.scales ** 2 + blur[:, None] ** 2)
+    return Gaussians(gaussians.means, gaussians.quats, scales, gaussians.opacities, gaussians.sh,
+                     gaussians.velocities, gaussians.times, check=False)

@@ -92,7 +92,7 @@ def nearest_context_views(clip, split) -> list[tuple[int, str]]:
 
 
 @torch.no_grad()
-def _render_view(g, sky, camera, backend: str, colour=None, ego=None, name=None):
+def _render_view(g, sky, camera, backend: str, colour=None, ego=None, name=None, upsample=None):
     """Render one camera (unbatched, C = 1, on the Gaussians' device) with the network's sky
     composited as ``rgb + (1 − alpha) · sky``: ``(pred [H, W, 3] clamped, on the CPU;
     RenderOutput)``. Held-out, context and variant views all go through here. With ``colour``
@@ -100,10 +100,15 @@ def _render_view(g, sky, camera, backend: str, colour=None, ego=None, name=None)
     render goes through its colour matrix, as in training; any other camera's is left as it is
     (the identity: its exposure is unknown). With ``ego`` (the reconstruction's
     :class:`~splatnet.pipeline.ego.EgoLayer`) and ``name`` a rig camera it covers, that camera's
-    view of the ego itself is drawn over the render (from its context frame nearest in time)."""
+    view of the ego itself is drawn over the render (from its context frame nearest in time).
+    With ``upsample`` (``Reconstruction.upsample_filter``), the network's Gaussians are widened
+    for a camera that samples the scene more finely than its input views did (``name``: which
+    rig camera it is)."""
     from splatnet.losses import apply_colour
     from splatnet.rendering import render
 
+    if upsample is not None:
+        g = upsample.widen(g, camera, name)
     out = render(g, camera, backend=backend)
     rgb = out.rgb
     if sky is not None:
@@ -222,7 +227,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     for v in range(len(held)):
         name = held.camera_names[v]
         pred, out = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend, rec.colour, ego,
-                                 name)
+                                 name, rec.upsample_filter)
         gt = held.images[v]
         m = None if held.masks is None else held.masks[v]  # the camera's valid pixels
         nf, nc = nearest[v]
@@ -256,7 +261,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     context_rows = []
     for v in range(context_cams.num_cameras):
         pred, _ = _render_view(g, rec.sky, context_cams[[v]].to(dev), backend, rec.colour, ego,
-                               inputs.camera_names[v % n_cams])
+                               inputs.camera_names[v % n_cams], rec.upsample_filter)
         gt = context_images[v]
         # The clip's own masks mark what is scored; estimated ones do not (every pixel counts).
         m = None if inputs.valid is None or estimated else inputs.valid[0, v].permute(1, 2, 0)
@@ -283,6 +288,9 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
         # Each context camera's gain and offset per channel were fitted to its context images
         # (model.colour_fit): renders of those cameras go through them, other cameras' do not.
         "colour_fit": rec.colour_fitted,
+        # Renders larger than the network's input views widen its Gaussians (model.
+        # upsample_filter): the blur's sigma in network pixels, or None.
+        "upsample_filter": None if rec.upsample_filter is None else rec.upsample_filter.sigma,
         # Where the rig's cameras see the ego itself: from the clip's masks or estimated
         # (camera → fraction of its pixels); None when neither.
         "ego": None if ego is None else ego.summary(),
@@ -353,6 +361,7 @@ def _score_variants(variants: Mapping[str, Callable], clip, split, rec, context_
         seconds = time.perf_counter() - t0
         rows = []
         for v in range(len(held)):
+            # (no upsample filter: a variant's Gaussians were fitted at the scoring size)
             pred, _ = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend, None, rec.ego,
                                    held.camera_names[v])
             gt = held.images[v]

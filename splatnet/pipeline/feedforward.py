@@ -50,6 +50,9 @@ class Reconstruction:
             estimated for a clip without any) or None. Its pixels are not in ``gaussians``;
             ``ego.composite`` draws them over a render of the same rig camera.
         colour_fitted: ``colour`` was fitted to the context images (``model.colour_fit``).
+        upsample_filter: :class:`UpsampleFilter` when the model has ``upsample_filter`` on
+            (renders by a camera of a larger focal length than its context views' at the
+            network's size widen the Gaussians), else None.
     """
 
     gaussians: Gaussians
@@ -62,6 +65,28 @@ class Reconstruction:
     lidar_fused: bool = False
     ego: object | None = None
     colour_fitted: bool = False
+    upsample_filter: UpsampleFilter | None = None
+
+
+@dataclass(frozen=True)
+class UpsampleFilter:
+    """``model.upsample_filter`` for one reconstruction: each context camera's vertical focal
+    length at the network's size (pixels), by name, and the blur's ``sigma`` (network pixels)."""
+
+    focals: dict[str, float]
+    sigma: float
+
+    def widen(self, gaussians: Gaussians, camera, name: str | None) -> Gaussians:
+        """``gaussians`` for rendering with ``camera`` (one camera; ``name`` says which rig camera
+        it is: a camera that is none of them is compared with their median focal length), see
+        :func:`splatnet.models.postprocessing.widen_for_camera`."""
+        from splatnet.models.postprocessing import widen_for_camera
+
+        focal = self.focals.get(name) if name is not None else None
+        if focal is None:
+            values = sorted(self.focals.values())
+            focal = values[len(values) // 2]
+        return widen_for_camera(gaussians, camera, focal, self.sigma)
 
 
 def default_size(clip, cameras: Sequence[str], stride: int) -> tuple[int, int]:
@@ -240,9 +265,15 @@ def run_network(inputs: ClipInputs, model: nn.Module,
         colour = fit_context_colour(g, sky, inputs, device, prior=fit_cfg.prior)
         fitted = True
         timings["colour_fit"] = time.perf_counter() - t0
+    up = getattr(getattr(model, "config", None), "upsample_filter", None)
+    upsample = None
+    if up is not None and up.enabled:
+        fy = inputs.cameras.K[0, :, 1, 1].tolist()  # views are frame-major
+        upsample = UpsampleFilter({n: float(fy[k]) for k, n in enumerate(inputs.camera_names)},
+                                  float(up.sigma))
     return Reconstruction(g, sky, timings, inputs.size, inputs.frames, inputs.camera_names,
                           colour, getattr(out, "network_depth", None) is not None, inputs.ego,
-                          fitted)
+                          fitted, upsample)
 
 
 def fit_context_colour(gaussians: Gaussians, sky, inputs: ClipInputs,
