@@ -30,12 +30,16 @@ Clips (``--which``):
   frames, never trained on), each converted at 270x480; context: frames t and t+2, held out: the
   middle frame; run at 128x224. PandaSet by Hesai and Scale AI (CC BY 4.0).
 
+With ``--real-native`` the real clips are scored at their converted size instead (DGP
+1216x1936, PandaSet 270x480; the network still runs at its working size, as ``splatnet eval``
+does by default).
+
 Real clips are converted once into ``--real-cache`` (default ``~/.cache/splatnet/real``) from
 ``--data`` (default ``../shared/data`` beside the repository); a missing source skips that clip
 with a note.
 
     python benchmarks/feedforward_quality.py [--checkpoint PATH] [--which synthetic,dgp,pandaset]
-        [--sizes 128x224,256x448] [--refine 50,200] [--same-time] [--out JSON]
+        [--sizes 128x224,256x448] [--refine 50,200] [--same-time] [--real-native] [--out JSON]
 
 Prints a Markdown table (one row per clip and size, means per group); writes ``--out`` (default
 ``benchmarks/results/feedforward_quality.json``).
@@ -84,6 +88,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "(default 128x224; real clips run at 128x200 (DGP) and 128x224 (PandaSet))")
     ap.add_argument("--pandaset-windows", type=_ints, default=[30, 33, 36],
                     help="first frame t of each PandaSet window t..t+2 (default 30,33,36)")
+    ap.add_argument("--real-native", action="store_true",
+                    help="score the real clips at their converted size (DGP 1216x1936, PandaSet "
+                         "270x480), the network at its working size, instead of at the network's "
+                         "size")
     ap.add_argument("--refine", type=_ints, default=[],
                     help="also score the network + N refinement steps for each N, e.g. 50,200")
     ap.add_argument("--ego-masks", choices=["auto", "off"], default="auto",
@@ -136,7 +144,7 @@ def real_clips(args: argparse.Namespace) -> list[dict]:
             print(f"{name}: converted into {dst} in {time.perf_counter() - t0:.1f} s",
                   file=sys.stderr)
         out.append({"group": group, "name": name, "path": dst, "holdout_frames": [1],
-                    "size": size})
+                    "size": None if getattr(args, "real_native", False) else size})
     return out
 
 

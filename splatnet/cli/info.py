@@ -91,6 +91,7 @@ def summarize_scene(scene) -> dict:
         "sky": scene.sky is not None,
         "colour": {n: m.round(6).tolist() for n, m in scene.colour.items()},
         "ego": None if scene.ego is None else scene.ego.summary(),
+        "upsample_filter": None if scene.upsample is None else scene.upsample.sigma,
         "actors": [{"id": a.id, "label": a.label, "size": list(a.size),
                     "gaussians": a.gaussians.num_gaussians, "span": list(a.span),
                     "track_entries": len(a.track)} for a in scene.actors.values()],
@@ -121,6 +122,9 @@ def _run_scene(args: argparse.Namespace) -> int:
     ego = info["ego"]
     print("ego layer:   " + ("none" if ego is None else f"{ego['masks']} masks, " + ", ".join(
         f"{n} {100 * f:.1f}%" for n, f in ego["cameras"].items())))
+    up = info["upsample_filter"]
+    print("upsample:    " + ("none" if up is None else
+                             f"Gaussians widened above the network's size (sigma {up:g} px)"))
     print(f"actors:      {len(actors)}")
     for a in actors:
         size = "x".join(f"{v:.2f}" for v in a["size"])

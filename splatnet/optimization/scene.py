@@ -58,7 +58,8 @@ def refine_scene(scene, views, steps: int, *, config: OptimConfig | None = None,
         A new scene with the refined background and actor groups (each in its box frame, same
         counts and SH degrees) and the same tracks, rig, frame times, ego poses and sky (the very
         same objects), without colour matrices (:attr:`Scene.colour`: the refined Gaussians
-        carry the views' own colours); ``metadata["refine"]`` records the steps, views and
+        carry the views' own colours) and without the upsample filter (they were fitted at the
+        views' size); ``metadata["refine"]`` records the steps, views and
         seconds. The input scene is not modified. Runs on the scene's device.
     """
     from splatnet.scene import Scene
@@ -152,10 +153,11 @@ def refine_scene(scene, views, steps: int, *, config: OptimConfig | None = None,
     meta["refine"] = {"steps": steps, "views": cams.num_cameras, "seconds": round(seconds, 4)}
     meta.pop("colour", None)
     # The refined Gaussians take each view's own colours: the scene's colour matrices, fitted to
-    # the unrefined ones, would count the cameras' exposure twice.
+    # the unrefined ones, would count the cameras' exposure twice; and they were fitted at the
+    # views' size, not the network's, which the upsample filter is for.
     return scene.replace(background=groups[0].export(),
                          actors=[a.replace(gaussians=p.export()) for a, p in zip(actors, groups[1:])],
-                         colour={}, metadata=meta)
+                         colour={}, upsample=None, metadata=meta)
 
 
 @torch.no_grad()

@@ -265,15 +265,20 @@ def run_network(inputs: ClipInputs, model: nn.Module,
         colour = fit_context_colour(g, sky, inputs, device, prior=fit_cfg.prior)
         fitted = True
         timings["colour_fit"] = time.perf_counter() - t0
-    up = getattr(getattr(model, "config", None), "upsample_filter", None)
-    upsample = None
-    if up is not None and up.enabled:
-        fy = inputs.cameras.K[0, :, 1, 1].tolist()  # views are frame-major
-        upsample = UpsampleFilter({n: float(fy[k]) for k, n in enumerate(inputs.camera_names)},
-                                  float(up.sigma))
     return Reconstruction(g, sky, timings, inputs.size, inputs.frames, inputs.camera_names,
                           colour, getattr(out, "network_depth", None) is not None, inputs.ego,
-                          fitted, upsample)
+                          fitted, upsample_filter_of(model, inputs))
+
+
+def upsample_filter_of(model: nn.Module, inputs: ClipInputs) -> UpsampleFilter | None:
+    """The model's ``upsample_filter`` for a reconstruction from ``inputs`` (each context
+    camera's focal length at the network's size), or None when it is off."""
+    up = getattr(getattr(model, "config", None), "upsample_filter", None)
+    if up is None or not up.enabled:
+        return None
+    fy = inputs.cameras.K[0, :, 1, 1].tolist()  # views are frame-major: the first frame's
+    return UpsampleFilter({n: float(fy[k]) for k, n in enumerate(inputs.camera_names)},
+                          float(up.sigma))
 
 
 def fit_context_colour(gaussians: Gaussians, sky, inputs: ClipInputs,

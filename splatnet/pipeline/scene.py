@@ -86,7 +86,7 @@ def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks
     prepare_inputs` of ``clip``): the network pass, the split by tracks, post-processing."""
     from splatnet import __version__
     from splatnet.models.postprocessing import PostprocessConfig, cap, merge_duplicates, prune
-    from splatnet.pipeline.feedforward import forward
+    from splatnet.pipeline.feedforward import forward, upsample_filter_of
     from splatnet.scene import Rig, Scene, SceneActor
 
     _check_options(use_tracks, box_margin)
@@ -170,7 +170,8 @@ def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks
     scene = Scene(background=background, actors=groups,
                   rig=Rig.from_clip(clip, inputs.camera_names),
                   frame_times=clip.timestamps.numpy(),
-                  ego_to_world=clip.ego_to_world.numpy(), sky=sky, ego=inputs.ego, metadata=meta)
+                  ego_to_world=clip.ego_to_world.numpy(), sky=sky, ego=inputs.ego,
+                  upsample=upsample_filter_of(model, inputs), metadata=meta)
     colour = _context_colour(scene, inputs, out, model, stage)
     if colour is None:
         return scene
@@ -198,7 +199,7 @@ def _context_colour(scene, inputs, out, model: nn.Module, stage):
     stage("colour fit")
     t0 = time.perf_counter()
     with torch.no_grad():
-        rgb = scene.render(inputs.view_cameras(), colour=False, ego=False).rgb
+        rgb = scene.render(inputs.view_cameras(), colour=False, ego=False, upsample=False).rgb
     fitted = colour_of_renders(rgb, inputs, prior=fit_cfg.prior)
     mats = fitted.matrices[0].numpy()
     return dict(zip(fitted.names, mats)), "fitted", time.perf_counter() - t0

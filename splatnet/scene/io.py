@@ -20,9 +20,10 @@ Layout (docs/scenes.md)::
                                                       (version 2: the ego's body in rig camera i)
 
 Version 2 adds the optional description keys ``colour`` (the K rig camera names whose colour
-matrices the file holds) and ``ego_layer`` (``estimated`` and, per camera, ``name``, ``height``,
-``width``, ``frames`` and whether it has ``times``); a scene without either is written as
-version 1, which older splatnet versions read.
+matrices the file holds), ``ego_layer`` (``estimated`` and, per camera, ``name``, ``height``,
+``width``, ``frames`` and whether it has ``times``) and ``upsample_filter`` (``sigma`` and
+``focals``: rig camera name → focal length at the network's size); a scene without any of them
+is written as version 1, which older splatnet versions read.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ _DTYPES = {"F32": (torch.float32, 4), "F64": (torch.float64, 8), "BOOL": (torch.
 _DESCRIPTION_KEYS = ("writer", "background", "actors", "rig", "frames", "sky", "metadata")
 #: Optional description keys and the first version that has each; a file is written as the
 #: lowest version that holds what it has (a scene without colour matrices is version 1).
-_OPTIONAL_KEYS = {"colour": 2, "ego_layer": 2}
+_OPTIONAL_KEYS = {"colour": 2, "ego_layer": 2, "upsample_filter": 2}
 
 
 def sky_config(model: SkyModel) -> dict[str, int]:
@@ -243,6 +244,12 @@ def _description(path: Path, meta: dict) -> dict:
                               f"(the rig: {', '.join(map(str, names))})")
     if "ego_layer" in d:
         _ego_spec(path, d["ego_layer"], [c["name"] for c in d["rig"]])
+    if "upsample_filter" in d:
+        up = _keys(path, d["upsample_filter"], ("sigma", "focals"), "upsample_filter")
+        if not isinstance(up["focals"], dict) or isinstance(up["sigma"], bool) \
+                or not isinstance(up["sigma"], (int, float)):
+            raise FormatError(f"{path}: upsample_filter: sigma must be a number and focals a "
+                              "mapping of rig camera name to focal length")
     return d
 
 

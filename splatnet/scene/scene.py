@@ -81,6 +81,10 @@ class Scene:
             (:class:`~splatnet.pipeline.ego.EgoLayer`: per camera a mask and its context images),
             drawn over renders of those cameras (:meth:`render`), or None. Those pixels are not
             in the Gaussians (the body moves with the cameras).
+        upsample: the network's ``upsample_filter``
+            (:class:`~splatnet.pipeline.feedforward.UpsampleFilter`: its context cameras' focal
+            lengths at the network's size and the blur's sigma) or None: a camera that samples
+            the scene more finely renders it with the Gaussians widened (:meth:`render`).
         metadata: free JSON data (source clip, model, …).
     """
 
@@ -92,6 +96,7 @@ class Scene:
     sky: SkyBackground | None = None
     colour: Mapping[str, np.ndarray] = field(default_factory=dict)
     ego: Any = None
+    upsample: Any = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -130,6 +135,7 @@ class Scene:
         _check_sky(self.sky)
         object.__setattr__(self, "colour", MappingProxyType(_check_colour(self.colour, self.rig)))
         object.__setattr__(self, "ego", _check_ego(self.ego, self.rig))
+        _check_upsample(self.upsample, self.rig)
         object.__setattr__(self, "metadata", MappingProxyType(_check_metadata(self.metadata)))
         groups = [self.background] + [a.gaussians for a in table.values()]
         devices = {str(g.device) for g in groups}
@@ -264,14 +270,17 @@ class Scene:
 
     def render(self, cameras: Cameras, *, backend: str = "auto", sh_degree: int | None = None,
                background: Tensor | None = None, sky_min_transmittance: float = 0.0,
-               colour: bool = True, ego: bool = True) -> SceneImages:
+               colour: bool = True, ego: bool = True, upsample: bool = True) -> SceneImages:
         """Render each camera at its own time: camera ``c`` sees :meth:`gaussians_at` of
         ``cameras.timestamps[c]`` (seconds on the scene clock; required). A camera named as one
         of the scene's :attr:`colour` cameras sees through that camera's colour matrix (its
         recorded exposure), applied to the composited image (``colour=False``: the Gaussians'
         own, rig-neutral colours). A camera named as one of the :attr:`ego` layer's has the ego's
         own body drawn over it last, from its context image nearest in time (``ego=False``:
-        not); ``alpha`` and ``depth`` stay the Gaussians'.
+        not); ``alpha`` and ``depth`` stay the Gaussians'. With the scene's :attr:`upsample`
+        filter, a camera of a larger focal length than its rig camera's (a camera of another
+        name: the rig's median) at the network's size sees the Gaussians widened
+        (``upsample=False``: as they are).
 
         Args:
             cameras: unbatched :class:`~splatnet.Cameras` ``[C]`` with ``timestamps``.
@@ -285,6 +294,7 @@ class Scene:
                 within one step of the exact image.
             colour: render the :attr:`colour` cameras through their colour matrices.
             ego: draw the :attr:`ego` layer over its cameras.
+            upsample: apply the scene's :attr:`upsample` filter.
         """
         if not isinstance(cameras, Cameras):
             raise ValidationError(f"cameras: expected splatnet.Cameras, got {type(cameras).__name__}")
@@ -296,18 +306,30 @@ class Scene:
                 or not 0.0 <= sky_min_transmittance < 1.0:
             raise ValidationError(f"sky_min_transmittance: expected a number in [0, 1), got "
                                   f"{sky_min_transmittance!r}")
-        for name, flag in (("colour", colour), ("ego", ego)):
+        for name, flag in (("colour", colour), ("ego", ego), ("upsample", upsample)):
             if not isinstance(flag, bool):
                 raise ValidationError(f"{name}: expected True or False, got {flag!r}")
         cams = cameras.to(self.device)
         rgb, alpha, depth = [None] * len(cams), [None] * len(cams), [None] * len(cams)
-        # Cameras that share a time share one set of Gaussians and one render call.
+        names = cams.names or [None] * len(cams)
+        # Cameras that share a time share one set of Gaussians and one render call (each its
+        # own when the upsample filter widens them for it).
         for t in torch.unique(ts).tolist():
-            idx = torch.nonzero(ts == t).flatten()
-            out = render(self.gaussians_at(t), cams[idx], backend=backend, sh_degree=sh_degree,
-                         background=background)
-            for j, i in enumerate(idx.tolist()):
-                rgb[i], alpha[i], depth[i] = out.rgb[j], out.alpha[j], out.depth[j]
+            idx = torch.nonzero(ts == t).flatten().tolist()
+            g = self.gaussians_at(t)
+            shared, own = [], []
+            for i in idx:
+                gi = g if not upsample or self.upsample is None \
+                    else self.upsample.widen(g, cams[[i]], names[i])
+                if gi is g:
+                    shared.append(i)
+                else:
+                    own.append((gi, [i]))
+            for gg, group in ([(g, shared)] if shared else []) + own:
+                out = render(gg, cams[group], backend=backend, sh_degree=sh_degree,
+                             background=background)
+                for j, i in enumerate(group):
+                    rgb[i], alpha[i], depth[i] = out.rgb[j], out.alpha[j], out.depth[j]
         rgb, alpha, depth = torch.stack(rgb), torch.stack(alpha), torch.stack(depth)
         if background is None and self.sky is not None:
             batched = Cameras(cams.K[None], cams.cam_to_world[None], cams.width, cams.height,
@@ -316,7 +338,6 @@ class Scene:
             # Exact (0): every pixel in one batched pass; otherwise only where the sky shows.
             where = (seen[..., 0] > sky_min_transmittance)[None] if sky_min_transmittance else None
             rgb = rgb + seen * self.sky.render(batched, where=where)[0].to(rgb)
-        names = cams.names or []
         rows = [i for i, n in enumerate(names) if n in self.colour] if colour else []
         if rows:
             from splatnet.losses import apply_colour
@@ -383,6 +404,9 @@ class Scene:
                 if e.times[n] is not None:
                     tensors[f"ego_layer.{i}.times"] = e.times[n]
             description["ego_layer"] = {"estimated": e.estimated, "cameras": cams}
+        if self.upsample is not None:
+            description["upsample_filter"] = {"sigma": self.upsample.sigma,
+                                              "focals": dict(self.upsample.focals)}
         return write_scene_file(path, description, tensors, force=force)
 
     @staticmethod
@@ -510,9 +534,14 @@ def _from_file(d: dict, t: dict[str, Tensor]) -> Scene:
                        {c["name"]: t[f"ego_layer.{i}.images"] for i, c in enumerate(cams)},
                        {c["name"]: t.get(f"ego_layer.{i}.times") for i, c in enumerate(cams)},
                        d["ego_layer"]["estimated"])
+    upsample = None
+    if "upsample_filter" in d:
+        from splatnet.pipeline.feedforward import UpsampleFilter
+
+        upsample = UpsampleFilter(dict(d["upsample_filter"]["focals"]), d["upsample_filter"]["sigma"])
     return Scene(background=group("background", "background"), actors=actors, rig=rig,
                  frame_times=t["ego.frame_times"].numpy(), ego_to_world=t["ego.ego_to_world"].numpy(),
-                 sky=sky, colour=colour, ego=ego, metadata=d["metadata"])
+                 sky=sky, colour=colour, ego=ego, upsample=upsample, metadata=d["metadata"])
 
 
 # ---------------------------------------------------------------------------------------- checks
@@ -607,6 +636,29 @@ def _check_ego(ego: object, rig: Rig):
             ts = ts.detach().to("cpu", torch.float64)
         masks[n], images[n], times[n] = m.detach().cpu(), im.detach().float().cpu(), ts
     return EgoLayer(masks, images, times, ego.estimated)
+
+
+def _check_upsample(up: object, rig: Rig) -> None:
+    if up is None:
+        return
+    from splatnet.pipeline.feedforward import UpsampleFilter
+
+    if not isinstance(up, UpsampleFilter):
+        raise ValidationError(f"upsample: expected a splatnet.pipeline.feedforward.UpsampleFilter, "
+                              f"got {type(up).__name__}")
+    sigma = up.sigma
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 <= sigma <= 4:
+        raise ValidationError(f"upsample.sigma: expected network pixels in [0, 4], got {sigma!r}")
+    if not isinstance(up.focals, Mapping) or not up.focals:
+        raise ValidationError("upsample.focals: expected rig camera name -> focal length (px)")
+    for n, f in up.focals.items():
+        if n not in rig.names:
+            raise ValidationError(f"upsample.focals: {n!r} is not a camera of the rig "
+                                  f"({', '.join(rig.names)})")
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1e7 \
+                or not math.isfinite(f):
+            raise ValidationError(f"upsample.focals[{n!r}]: expected a focal length in pixels "
+                                  f"(> 0), got {f!r}")
 
 
 def _check_metadata(meta: object) -> dict:
