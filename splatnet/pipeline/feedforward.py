@@ -71,21 +71,28 @@ class Reconstruction:
 @dataclass(frozen=True)
 class UpsampleFilter:
     """``model.upsample_filter`` for one reconstruction: each context camera's vertical focal
-    length at the network's size (pixels), by name, and the blur's ``sigma`` (network pixels)."""
+    length at the network's size (pixels) by name, the network's input ``height`` (pixels) and
+    the blur's ``sigma`` (network pixels)."""
 
     focals: dict[str, float]
     sigma: float
+    height: int
 
     def widen(self, gaussians: Gaussians, camera, name: str | None) -> Gaussians:
-        """``gaussians`` for rendering with ``camera`` (one camera; ``name`` says which rig camera
-        it is: a camera that is none of them is compared with their median focal length), see
-        :func:`splatnet.models.postprocessing.widen_for_camera`."""
+        """``gaussians`` for rendering with ``camera`` (one camera), see
+        :func:`splatnet.models.postprocessing.widen_for_camera`. ``name`` says which context
+        camera it is; a camera that is none of them is compared with the context camera of the
+        nearest field of view (focal length over image height): the same lens at another size
+        is that size's ratio."""
+        import math
+
         from splatnet.models.postprocessing import widen_for_camera
 
         focal = self.focals.get(name) if name is not None else None
         if focal is None:
-            values = sorted(self.focals.values())
-            focal = values[len(values) // 2]
+            fov = float(camera.K.reshape(-1, 3, 3)[0, 1, 1]) / camera.height
+            focal = min(self.focals.values(),
+                        key=lambda f: abs(math.log(fov * self.height / f)))
         return widen_for_camera(gaussians, camera, focal, self.sigma)
 
 
@@ -278,7 +285,7 @@ def upsample_filter_of(model: nn.Module, inputs: ClipInputs) -> UpsampleFilter |
         return None
     fy = inputs.cameras.K[0, :, 1, 1].tolist()  # views are frame-major: the first frame's
     return UpsampleFilter({n: float(fy[k]) for k, n in enumerate(inputs.camera_names)},
-                          float(up.sigma))
+                          float(up.sigma), int(inputs.size[0]))
 
 
 def fit_context_colour(gaussians: Gaussians, sky, inputs: ClipInputs,

@@ -21,8 +21,9 @@ Layout (docs/scenes.md)::
 
 Version 2 adds the optional description keys ``colour`` (the K rig camera names whose colour
 matrices the file holds), ``ego_layer`` (``estimated`` and, per camera, ``name``, ``height``,
-``width``, ``frames`` and whether it has ``times``) and ``upsample_filter`` (``sigma`` and
-``focals``: rig camera name → focal length at the network's size); a scene without any of them
+``width``, ``frames`` and whether it has ``times``) and ``upsample_filter`` (``sigma``,
+``focals``: rig camera name → focal length at the network's size, ``height``: the network's
+input height); a scene without any of them
 is written as version 1, which older splatnet versions read.
 """
 
@@ -245,7 +246,7 @@ def _description(path: Path, meta: dict) -> dict:
     if "ego_layer" in d:
         _ego_spec(path, d["ego_layer"], [c["name"] for c in d["rig"]])
     if "upsample_filter" in d:
-        up = _keys(path, d["upsample_filter"], ("sigma", "focals"), "upsample_filter")
+        up = _keys(path, d["upsample_filter"], ("sigma", "focals", "height"), "upsample_filter")
         if not isinstance(up["focals"], dict) or isinstance(up["sigma"], bool) \
                 or not isinstance(up["sigma"], (int, float)):
             raise FormatError(f"{path}: upsample_filter: sigma must be a number and focals a "

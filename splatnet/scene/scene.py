@@ -279,7 +279,8 @@ class Scene:
         own body drawn over it last, from its context image nearest in time (``ego=False``:
         not); ``alpha`` and ``depth`` stay the Gaussians'. With the scene's :attr:`upsample`
         filter, a camera of a larger focal length than its rig camera's (a camera of another
-        name: the rig's median) at the network's size sees the Gaussians widened
+        name: the rig camera of the nearest field of view) at the network's size sees the
+        Gaussians widened
         (``upsample=False``: as they are).
 
         Args:
@@ -406,7 +407,8 @@ class Scene:
             description["ego_layer"] = {"estimated": e.estimated, "cameras": cams}
         if self.upsample is not None:
             description["upsample_filter"] = {"sigma": self.upsample.sigma,
-                                              "focals": dict(self.upsample.focals)}
+                                              "focals": dict(self.upsample.focals),
+                                              "height": self.upsample.height}
         return write_scene_file(path, description, tensors, force=force)
 
     @staticmethod
@@ -538,7 +540,8 @@ def _from_file(d: dict, t: dict[str, Tensor]) -> Scene:
     if "upsample_filter" in d:
         from splatnet.pipeline.feedforward import UpsampleFilter
 
-        upsample = UpsampleFilter(dict(d["upsample_filter"]["focals"]), d["upsample_filter"]["sigma"])
+        up = d["upsample_filter"]
+        upsample = UpsampleFilter(dict(up["focals"]), up["sigma"], up["height"])
     return Scene(background=group("background", "background"), actors=actors, rig=rig,
                  frame_times=t["ego.frame_times"].numpy(), ego_to_world=t["ego.ego_to_world"].numpy(),
                  sky=sky, colour=colour, ego=ego, upsample=upsample, metadata=d["metadata"])
@@ -649,6 +652,9 @@ def _check_upsample(up: object, rig: Rig) -> None:
     sigma = up.sigma
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 <= sigma <= 4:
         raise ValidationError(f"upsample.sigma: expected network pixels in [0, 4], got {sigma!r}")
+    if isinstance(up.height, bool) or not isinstance(up.height, int) or not 1 <= up.height <= 8192:
+        raise ValidationError(f"upsample.height: expected the network's input height in pixels, "
+                              f"got {up.height!r}")
     if not isinstance(up.focals, Mapping) or not up.focals:
         raise ValidationError("upsample.focals: expected rig camera name -> focal length (px)")
     for n, f in up.focals.items():

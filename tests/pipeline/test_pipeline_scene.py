@@ -167,6 +167,23 @@ def test_a_model_that_predicts_colour_matrices_gives_the_scene_its_own(clip: Cli
         assert np.abs(want - np.eye(3, 4)).max() > 1e-3
 
 
+def test_the_scene_keeps_the_models_upsample_filter(clip: Clip, model):
+    import copy
+
+    from splatnet.models.config import UpsampleFilterConfig
+    from splatnet.optimization.scene import refine_scene
+
+    on = copy.deepcopy(model)
+    on.config.upsample_filter = UpsampleFilterConfig(enabled=True, sigma=0.3)
+    scene = reconstruct_scene(clip, on, frames=[0, 2], size=SIZE)
+    views = clip.views(frames=[0], size=SIZE)  # each rig camera at the network's size
+    assert scene.upsample.sigma == 0.3
+    assert scene.upsample.focals == pytest.approx(
+        {n: float(views.cameras.K[v, 1, 1]) for v, n in enumerate(views.camera_names)})
+    assert refine_scene(scene, clip.views(frames=[0, 2], size=SIZE), 1).upsample is None
+    assert reconstruct_scene(clip, model, frames=[0, 2], size=SIZE).upsample is None
+
+
 @pytest.mark.parametrize("kw, msg", [({"use_tracks": "yes"}, "use_tracks"),
                                      ({"box_margin": -1}, "box_margin"),
                                      ({"box_margin": True}, "box_margin")])

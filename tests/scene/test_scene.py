@@ -403,3 +403,52 @@ def test_bad_ego_layers_are_refused_naming_the_camera(edit, match):
     edit(e)
     with pytest.raises(ValidationError, match=match):
         make_scene().replace(ego=e)
+
+
+def test_the_upsample_filter_widens_the_gaussians_for_cameras_finer_than_the_networks():
+    """``Scene.upsample``: a rig camera at twice its network-size focal length sees the
+    Gaussians of its time widened (``widen_for_camera``, checked against its formula in
+    tests/models); one at the network's size, or with ``upsample=False``, sees them as they
+    are."""
+    from splatnet.models.postprocessing import widen_for_camera
+    from splatnet.pipeline.feedforward import UpsampleFilter
+
+    plain = make_scene(sky=False)
+    f = float(plain.rig.camera("front").K[1, 1])
+    scene = plain.replace(upsample=UpsampleFilter({"front": f / 2, "front_left": f}, 0.5, HEIGHT))
+    cams = scene.frame_cameras(2)  # front: 2x its network focal; front_left: 1x
+    with torch.no_grad():
+        out = scene.render(cams, backend="torch")
+        off = scene.render(cams, backend="torch", upsample=False)
+        ref = plain.render(cams, backend="torch")
+        wide = splatnet.render(widen_for_camera(plain.gaussians_at(0.2), cams[[0]], f / 2, 0.5),
+                               cams[[0]], backend="torch")
+    assert torch.equal(off.rgb, ref.rgb) and torch.equal(out.rgb[1], ref.rgb[1])
+    torch.testing.assert_close(out.rgb[0], wide.rgb[0], atol=1e-6, rtol=0)
+    assert float((out.rgb[0] - ref.rgb[0]).abs().max()) > 1e-3
+    # A camera of another name is compared with the rig camera of the nearest field of view
+    # (focal length over image height; both rig cameras here share one lens, f / H at the
+    # render size): with network views of the full height, front_left's f / H is the nearest,
+    # r = 1 and nothing changes; with network views of half the height, front's (f / 2) / (H / 2)
+    # is, and r = f / (f / 2) = 2 as for the front camera itself.
+    anon = Cameras(cams.K[[0]], cams.cam_to_world[[0]], cams.width, cams.height,
+                   timestamps=cams.timestamps[[0]])
+    half = scene.replace(upsample=UpsampleFilter({"front": f / 2, "front_left": f / 1.2}, 0.5,
+                                                 HEIGHT // 2))
+    with torch.no_grad():
+        assert torch.equal(scene.render(anon, backend="torch").rgb[0], ref.rgb[0])
+        torch.testing.assert_close(half.render(anon, backend="torch").rgb[0], wide.rgb[0],
+                                   atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("focals, sigma, match", [
+    ({"rear": 100.0}, 0.2, "'rear' is not a camera of the rig"),
+    ({"front": -1.0}, 0.2, r"upsample.focals\['front'\]: expected a focal length"),
+    ({}, 0.2, "upsample.focals: expected"),
+    ({"front": 100.0}, 9.0, r"upsample.sigma: expected network pixels in \[0, 4\]"),
+])
+def test_bad_upsample_filters_are_refused(focals, sigma, match):
+    from splatnet.pipeline.feedforward import UpsampleFilter
+
+    with pytest.raises(ValidationError, match=match):
+        make_scene().replace(upsample=UpsampleFilter(focals, sigma, 48))

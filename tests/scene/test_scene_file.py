@@ -318,6 +318,22 @@ def test_an_ego_layer_round_trips_exactly_as_version_2(tmp_path):
     assert Scene.load(untimed.save(tmp_path / "u.scene")).ego.times == {"front_left": None}
 
 
+def test_an_upsample_filter_round_trips(tmp_path):
+    from splatnet.pipeline.feedforward import UpsampleFilter
+
+    scene = make_scene().replace(upsample=UpsampleFilter({"front": 61.5, "front_left": 60.25}, 0.23, 48))
+    back = Scene.load(scene.save(tmp_path / "u.scene"))
+    assert back.upsample == scene.upsample
+    with safetensors.safe_open(tmp_path / "u.scene", "pt") as f:
+        assert f.metadata()["version"] == "2"
+    bad = _rewrite(tmp_path / "u.scene", tmp_path / "bad.scene",
+                   description={"upsample_filter": {"sigma": "0.2", "focals": {"front": 61.5}, "height": 48}})
+    _refused(bad, "upsample_filter: sigma must be a number")
+    bad = _rewrite(tmp_path / "u.scene", tmp_path / "bad2.scene",
+                   description={"upsample_filter": {"sigma": 0.2, "focals": {"rear": 61.5}, "height": 48}})
+    _refused(bad, "'rear' is not a camera of the rig")
+
+
 @pytest.mark.parametrize("change, match", [
     (dict(meta={"version": "1"}), "unknown key 'ego_layer'"),
     (dict(description={"ego_layer": {"estimated": True, "cameras": [
