@@ -81,18 +81,14 @@ class UpsampleFilter:
     def widen(self, gaussians: Gaussians, camera, name: str | None) -> Gaussians:
         """``gaussians`` for rendering with ``camera`` (one camera), see
         :func:`splatnet.models.postprocessing.widen_for_camera`. ``name`` says which context
-        camera it is; a camera that is none of them is compared with the context camera of the
-        nearest field of view (focal length over image height): the same lens at another size
-        is that size's ratio."""
-        import math
-
+        camera it is, whose focal length at the network's size is the reference; for a camera
+        that is none of them the ratio ``r`` is that of the image heights (its own lens taken
+        as the network saw it)."""
         from splatnet.models.postprocessing import widen_for_camera
 
         focal = self.focals.get(name) if name is not None else None
         if focal is None:
-            fov = float(camera.K.reshape(-1, 3, 3)[0, 1, 1]) / camera.height
-            focal = min(self.focals.values(),
-                        key=lambda f: abs(math.log(fov * self.height / f)))
+            focal = float(camera.K.reshape(-1, 3, 3)[0, 1, 1]) * self.height / camera.height
         return widen_for_camera(gaussians, camera, focal, self.sigma)
 
 

@@ -279,8 +279,8 @@ class Scene:
         own body drawn over it last, from its context image nearest in time (``ego=False``:
         not); ``alpha`` and ``depth`` stay the Gaussians'. With the scene's :attr:`upsample`
         filter, a camera of a larger focal length than its rig camera's (a camera of another
-        name: the rig camera of the nearest field of view) at the network's size sees the
-        Gaussians widened
+        name: its image height over the network's) at the network's size sees the Gaussians
+        widened
         (``upsample=False``: as they are).
 
         Args:

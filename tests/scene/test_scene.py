@@ -426,14 +426,12 @@ def test_the_upsample_filter_widens_the_gaussians_for_cameras_finer_than_the_net
     assert torch.equal(off.rgb, ref.rgb) and torch.equal(out.rgb[1], ref.rgb[1])
     torch.testing.assert_close(out.rgb[0], wide.rgb[0], atol=1e-6, rtol=0)
     assert float((out.rgb[0] - ref.rgb[0]).abs().max()) > 1e-3
-    # A camera of another name is compared with the rig camera of the nearest field of view
-    # (focal length over image height; both rig cameras here share one lens, f / H at the
-    # render size): with network views of the full height, front_left's f / H is the nearest,
-    # r = 1 and nothing changes; with network views of half the height, front's (f / 2) / (H / 2)
-    # is, and r = f / (f / 2) = 2 as for the front camera itself.
+    # A camera of another name: r is its image height over the network's (48 here: r = 1,
+    # nothing changes; 24: r = 2, and at focal f its lens at the network's size is f / 2, as
+    # the front camera's).
     anon = Cameras(cams.K[[0]], cams.cam_to_world[[0]], cams.width, cams.height,
                    timestamps=cams.timestamps[[0]])
-    half = scene.replace(upsample=UpsampleFilter({"front": f / 2, "front_left": f / 1.2}, 0.5,
+    half = scene.replace(upsample=UpsampleFilter({"front": f / 2, "front_left": f}, 0.5,
                                                  HEIGHT // 2))
     with torch.no_grad():
         assert torch.equal(scene.render(anon, backend="torch").rgb[0], ref.rgb[0])
