@@ -116,6 +116,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def add_real_clip_args(ap: argparse.ArgumentParser, windows: str) -> None:
+    """The options of :func:`real_clips` for the scripts that take this one's real clips apart
+    (``input_views.py``, ``scene_layers.py``): ``--which dgp,pandaset``, ``--pandaset-windows``
+    (comma-separated; ``windows`` by default), ``--real-cache``, ``--data``."""
+    ap.add_argument("--which", default="dgp,pandaset", help="dgp, pandaset or both")
+    ap.add_argument("--pandaset-windows", default=windows,
+                    help=f"first frame t of each PandaSet window t..t+2 (default {windows})")
+    ap.add_argument("--real-cache", default="~/.cache/splatnet/real")
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+
+
 def real_clips(args: argparse.Namespace) -> list[dict]:
     """The real clips to run, converted into the cache when missing: dicts of group, name, path,
     holdout_frames, size."""

@@ -43,6 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import feedforward_quality as fq  # noqa: E402 - after the path it is found on
+
 SUBSETS = ("own", "same frame", "same camera", "all")
 OPACITY_FLOOR = 0.9
 
@@ -51,11 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", default=None, help="model (default: the shipped one)")
-    ap.add_argument("--which", default="dgp,pandaset", help="dgp, pandaset or both")
-    ap.add_argument("--pandaset-windows", default="30",
-                    help="first frame t of each PandaSet window t..t+2 (default 30)")
-    ap.add_argument("--real-cache", default="~/.cache/splatnet/real")
-    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    fq.add_real_clip_args(ap, "30")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--picture-views", type=int, default=6,
                     help="context views in each picture (default 6: the first frame)")
@@ -181,7 +179,6 @@ def table(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    import feedforward_quality as fq
     import torch
     from PIL import Image
 

@@ -27,6 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import feedforward_quality as fq  # noqa: E402 - after the path it is found on
+
 VARIANTS = {"gaussians only": (False, False), "+ colour": (True, False), "+ ego layer": (False, True),
             "both (default)": (True, True)}
 
@@ -34,11 +36,7 @@ VARIANTS = {"gaussians only": (False, False), "+ colour": (True, False), "+ ego 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--which", default="dgp,pandaset", help="dgp, pandaset or both")
-    ap.add_argument("--pandaset-windows", default="30,33,36",
-                    help="first frame t of each PandaSet window t..t+2 (default 30,33,36)")
-    ap.add_argument("--real-cache", default="~/.cache/splatnet/real")
-    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    fq.add_real_clip_args(ap, "30,33,36")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "scene_layers.json"))
     return ap.parse_args(argv)
@@ -69,7 +67,6 @@ def score_clip(clip, model, size) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import feedforward_quality as fq
     import torch
 
     from splatnet.clip import Clip
