@@ -148,5 +148,5 @@ def resolve_device(name: str, option: str = "--device"):
 
 def ego_cameras_text(ego: dict) -> str:
     """How reconstruct and eval name the ego masks' cameras (an
-    :meth:`~splatnet.pipeline.ego.EgoLayer.summary`): ``"CAMERA_05 11%, CAMERA_09 29%"``."""
+    :meth:`~splatnet.scene.layers.EgoLayer.summary`): ``"CAMERA_05 11%, CAMERA_09 29%"``."""
     return ", ".join(f"{k} {v:.0%}" for k, v in ego["cameras"].items())

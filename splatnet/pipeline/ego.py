@@ -43,9 +43,10 @@ Measured on the ``real`` synthetic preset's hoods (docs/benchmarks.md, "The ego'
 mean IoU 0.69 against the generator's masks (lowest 0.24), and 1 of 64 hood-less cameras given
 a mask (4 %).
 
-:class:`EgoLayer` draws what each rig camera saw of the ego (its pixels in the context frame
-nearest in time) over a render of that camera, so a rendered rig camera shows the car's hood
-where the log did, and every other camera (a viewer's, a new sensor's) shows the scene alone.
+:class:`splatnet.scene.layers.EgoLayer` draws what each rig camera saw of the ego (its pixels in
+the context frame nearest in time) over a render of that camera, so a rendered rig camera shows
+the car's hood where the log did, and every other camera (a viewer's, a new sensor's) shows the
+scene alone.
 """
 
 from __future__ import annotations
@@ -412,90 +413,3 @@ def cross_evidence(looks: Sequence[_Look], blocked: Mapping[int, Tensor] | None 
     evidence[seen & (best < CROSS_SAME)] = -1.0
     evidence[objects] = -1.0
     return evidence
-
-
-@dataclass
-class EgoLayer:
-    """What each rig camera saw of the ego itself, drawn over renders of that camera.
-
-    Attributes:
-        masks: camera name → ``[H, W]`` bool, True on the ego's body.
-        images: camera name → ``[T, H, W, 3]`` that camera's context images.
-        times: camera name → ``[T]`` their timestamps (seconds), or None when unknown.
-        estimated: the masks were estimated (:func:`estimate_ego_masks`), not the clip's own.
-    """
-
-    masks: dict[str, Tensor]
-    images: dict[str, Tensor]
-    times: dict[str, Tensor | None]
-    estimated: bool
-
-    @classmethod
-    def from_views(cls, views, masks: Mapping[str, Tensor], estimated: bool) -> EgoLayer | None:
-        """The layer of ``masks`` (camera → ``[H, W]`` bool at the views' size) with the
-        images of ``views``; None when no camera has a mask pixel."""
-        masks = {n: m.bool() for n, m in masks.items() if bool(m.any())}
-        if not masks:
-            return None
-        images, times = {}, {}
-        stamps = views.cameras.timestamps
-        for n in masks:
-            idx = [i for i, c in enumerate(views.camera_names) if c == n]
-            images[n] = views.images[idx].float()
-            times[n] = None if stamps is None else stamps[idx].double()
-        return cls(masks, images, times, estimated)
-
-    def covers(self, name: str | None) -> bool:
-        return name is not None and name in self.masks
-
-    def mask(self, name: str, size: tuple[int, int]) -> Tensor:
-        """``[H, W]`` bool mask of camera ``name`` at ``size``."""
-        m = self.masks[name]
-        if tuple(m.shape) != tuple(size):
-            m = F.interpolate(m[None, None].float(), size=tuple(size), mode="nearest")[0, 0] > 0.5
-        return m
-
-    def composite(self, rgb: Tensor, name: str, time: float | None = None) -> Tensor:
-        """``rgb [H, W, 3]`` of camera ``name`` with the ego's pixels of that camera's context
-        image nearest in ``time`` (the first when unknown) drawn over it."""
-        imgs, stamps = self.images[name], self.times[name]
-        k = 0 if time is None or stamps is None else int((stamps - float(time)).abs().argmin())
-        src = imgs[k]
-        if tuple(src.shape[:2]) != tuple(rgb.shape[:2]):
-            src = F.interpolate(src.permute(2, 0, 1)[None], size=tuple(rgb.shape[:2]),
-                                mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
-        m = self.mask(name, tuple(rgb.shape[:2]))[..., None].to(rgb.device)
-        return torch.where(m, src.to(rgb), rgb)
-
-    def validity(self, camera_names: Sequence[str], size: tuple[int, int]) -> Tensor:
-        """``[V, H, W, 1]`` bool validity (False on the ego's body) of views of
-        ``camera_names`` at ``size``, as :attr:`splatnet.clip.Views.masks`."""
-        return masks_for_views({n: self.mask(n, size) for n in self.masks}, camera_names,
-                               size)
-
-    def mask_views(self, views):
-        """``views`` (a :class:`~splatnet.clip.Views` without masks) with these masks as its
-        validity, so that fitting them (refinement) leaves the ego's pixels out; views that
-        have masks of their own are returned as they are."""
-        if views.masks is None:
-            views.masks = self.validity(views.camera_names, tuple(views.images.shape[1:3]))
-        return views
-
-    def fractions(self) -> dict[str, float]:
-        """Camera name → fraction of its pixels that are the ego's body."""
-        return {n: float(m.float().mean()) for n, m in self.masks.items()}
-
-    def summary(self) -> dict:
-        """What reports say of it: ``{"masks": "estimated" | "clip", "cameras": {name:
-        fraction}}``."""
-        return {"masks": "estimated" if self.estimated else "clip",
-                "cameras": {k: round(f, 4) for k, f in self.fractions().items()}}
-
-
-def masks_for_views(masks: Mapping[str, Tensor], camera_names: Sequence[str],
-                    size: tuple[int, int]) -> Tensor:
-    """``[V, H, W, 1]`` bool validity (False on the ego's body) for views of ``camera_names``
-    from per-camera ego ``masks`` (each ``[H, W]``; cameras without one: all valid)."""
-    rows = [~masks[n] if n in masks else torch.ones(tuple(size), dtype=torch.bool)
-            for n in camera_names]
-    return torch.stack(rows)[..., None]

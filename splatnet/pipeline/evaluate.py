@@ -99,7 +99,7 @@ def _render_view(g, sky, camera, backend: str, colour=None, ego=None, name=None,
     (the network's per-camera :class:`~splatnet.models.colour.ColourAffine`), a context camera's
     render goes through its colour matrix, as in training; any other camera's is left as it is
     (the identity: its exposure is unknown). With ``ego`` (the reconstruction's
-    :class:`~splatnet.pipeline.ego.EgoLayer`) and ``name`` a rig camera it covers, that camera's
+    :class:`~splatnet.scene.layers.EgoLayer`) and ``name`` a rig camera it covers, that camera's
     view of the ego itself is drawn over the render (from its context frame nearest in time).
     With ``upsample`` (``Reconstruction.upsample_filter``), the network's Gaussians are widened
     for a camera that samples the scene more finely than its input views did (``name``: which

@@ -23,6 +23,7 @@ from splatnet._limits import MAX_NETWORK_PIXELS, check_image_size
 from splatnet.device import resolve_device
 from splatnet.errors import ValidationError
 from splatnet.gaussians import Gaussians
+from splatnet.scene.layers import UpsampleFilter  # noqa: F401 - re-exported (Reconstruction)
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Reconstruction:
         lidar_fused: the network moved its Gaussians to the given LiDAR's depth
             (``model.lidar_fusion`` on and LiDAR given).
         ego: what the rig cameras saw of the ego itself
-            (:class:`~splatnet.pipeline.ego.EgoLayer`: the clip's camera masks, or masks
+            (:class:`~splatnet.scene.layers.EgoLayer`: the clip's camera masks, or masks
             estimated for a clip without any) or None. Its pixels are not in ``gaussians``;
             ``ego.composite`` draws them over a render of the same rig camera.
         colour_fitted: ``colour`` was fitted to the context images (``model.colour_fit``).
@@ -66,30 +67,6 @@ class Reconstruction:
     ego: object | None = None
     colour_fitted: bool = False
     upsample_filter: UpsampleFilter | None = None
-
-
-@dataclass(frozen=True)
-class UpsampleFilter:
-    """``model.upsample_filter`` for one reconstruction: each context camera's vertical focal
-    length at the network's size (pixels) by name, the network's input ``height`` (pixels) and
-    the blur's ``sigma`` (network pixels)."""
-
-    focals: dict[str, float]
-    sigma: float
-    height: int
-
-    def widen(self, gaussians: Gaussians, camera, name: str | None) -> Gaussians:
-        """``gaussians`` for rendering with ``camera`` (one camera), see
-        :func:`splatnet.models.postprocessing.widen_for_camera`. ``name`` says which context
-        camera it is, whose focal length at the network's size is the reference; for a camera
-        that is none of them the ratio ``r`` is that of the image heights (its own lens taken
-        as the network saw it)."""
-        from splatnet.models.postprocessing import widen_for_camera
-
-        focal = self.focals.get(name) if name is not None else None
-        if focal is None:
-            focal = float(camera.K.reshape(-1, 3, 3)[0, 1, 1]) * self.height / camera.height
-        return widen_for_camera(gaussians, camera, focal, self.sigma)
 
 
 def default_size(clip, cameras: Sequence[str], stride: int) -> tuple[int, int]:
@@ -144,7 +121,7 @@ class ClipInputs:
     #: ``[1, V, 1, H, W]`` bool pixel validity from the clip's camera masks, or from masks
     #: estimated for a clip without any (None: all valid).
     valid: torch.Tensor | None = None
-    #: The rig cameras' view of the ego itself (:class:`splatnet.pipeline.ego.EgoLayer`) or None.
+    #: The rig cameras' view of the ego itself (:class:`splatnet.scene.layers.EgoLayer`) or None.
     ego: object | None = None
     #: Seconds spent estimating the ego masks (not in ``load_seconds``).
     ego_seconds: float = 0.0
@@ -177,7 +154,8 @@ def prepare_inputs(
     always used.
     """
     from splatnet.cameras import Cameras
-    from splatnet.pipeline.ego import EgoLayer, estimate_ego_masks, masks_for_views
+    from splatnet.pipeline.ego import estimate_ego_masks
+    from splatnet.scene.layers import EgoLayer, masks_for_views
 
     if ego_masks not in ("auto", "off"):
         raise ValidationError(f"ego_masks: expected 'auto' or 'off', got {ego_masks!r}")

@@ -32,6 +32,7 @@ from splatnet.models.sky import SkyBackground, SkyModel
 from splatnet.rendering import render
 from splatnet.scene.actor import SceneActor, check_group
 from splatnet.scene.io import read_scene_file, sky_config, write_scene_file
+from splatnet.scene.layers import EgoLayer, UpsampleFilter
 from splatnet.scene.rig import Rig, RigCamera
 from splatnet.scene.track import Track, _frame_times, read_only
 
@@ -78,11 +79,11 @@ class Scene:
             render into a camera of that name goes through it (:meth:`render`); every other
             camera, and the Gaussians themselves, are rig-neutral. Empty: none.
         ego: what the rig cameras saw of the ego vehicle's own body
-            (:class:`~splatnet.pipeline.ego.EgoLayer`: per camera a mask and its context images),
+            (:class:`~splatnet.scene.layers.EgoLayer`: per camera a mask and its context images),
             drawn over renders of those cameras (:meth:`render`), or None. Those pixels are not
             in the Gaussians (the body moves with the cameras).
         upsample: the network's ``upsample_filter``
-            (:class:`~splatnet.pipeline.feedforward.UpsampleFilter`: its context cameras' focal
+            (:class:`~splatnet.scene.layers.UpsampleFilter`: its context cameras' focal
             lengths at the network's size and the blur's sigma) or None: a camera that samples
             the scene more finely renders it with the Gaussians widened (:meth:`render`).
         metadata: free JSON data (source clip, model, …).
@@ -529,8 +530,6 @@ def _from_file(d: dict, t: dict[str, Tensor]) -> Scene:
         if "colour" in d else {}
     ego = None
     if "ego_layer" in d:
-        from splatnet.pipeline.ego import EgoLayer
-
         cams = d["ego_layer"]["cameras"]
         ego = EgoLayer({c["name"]: t[f"ego_layer.{i}.mask"] for i, c in enumerate(cams)},
                        {c["name"]: t[f"ego_layer.{i}.images"] for i, c in enumerate(cams)},
@@ -538,8 +537,6 @@ def _from_file(d: dict, t: dict[str, Tensor]) -> Scene:
                        d["ego_layer"]["estimated"])
     upsample = None
     if "upsample_filter" in d:
-        from splatnet.pipeline.feedforward import UpsampleFilter
-
         up = d["upsample_filter"]
         upsample = UpsampleFilter(dict(up["focals"]), up["sigma"], up["height"])
     return Scene(background=group("background", "background"), actors=actors, rig=rig,
@@ -603,14 +600,12 @@ def _check_colour(colour: object, rig: Rig) -> dict[str, np.ndarray]:
 
 
 def _check_ego(ego: object, rig: Rig):
-    """``ego`` (an :class:`~splatnet.pipeline.ego.EgoLayer` of rig cameras) as a new layer of
+    """``ego`` (an :class:`~splatnet.scene.layers.EgoLayer` of rig cameras) as a new layer of
     the same tensors on the CPU, checked; None stays None."""
     if ego is None:
         return None
-    from splatnet.pipeline.ego import EgoLayer
-
     if not isinstance(ego, EgoLayer):
-        raise ValidationError(f"ego: expected a splatnet.pipeline.ego.EgoLayer, got "
+        raise ValidationError(f"ego: expected a splatnet.scene.layers.EgoLayer, got "
                               f"{type(ego).__name__}")
     if not isinstance(ego.estimated, bool) or not ego.masks \
             or set(ego.images) != set(ego.masks) or set(ego.times) != set(ego.masks):
@@ -644,10 +639,8 @@ def _check_ego(ego: object, rig: Rig):
 def _check_upsample(up: object, rig: Rig) -> None:
     if up is None:
         return
-    from splatnet.pipeline.feedforward import UpsampleFilter
-
     if not isinstance(up, UpsampleFilter):
-        raise ValidationError(f"upsample: expected a splatnet.pipeline.feedforward.UpsampleFilter, "
+        raise ValidationError(f"upsample: expected a splatnet.scene.layers.UpsampleFilter, "
                               f"got {type(up).__name__}")
     sigma = up.sigma
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 <= sigma <= 4:

@@ -15,8 +15,9 @@ import torch
 
 from splatnet.clip import Clip
 from splatnet.errors import ValidationError
-from splatnet.pipeline.ego import EgoLayer, bottom_band, close_gaps, estimate_ego_masks, masks_for_views
+from splatnet.pipeline.ego import bottom_band, close_gaps, estimate_ego_masks
 from splatnet.pipeline.feedforward import prepare_inputs
+from splatnet.scene.layers import EgoLayer, masks_for_views
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 DGP = DATA / "dgp_scene"

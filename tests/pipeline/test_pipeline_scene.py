@@ -181,7 +181,9 @@ def test_the_scene_keeps_the_models_upsample_filter(clip: Clip, model):
     assert scene.upsample.focals == pytest.approx(
         {n: float(views.cameras.K[v, 1, 1]) for v, n in enumerate(views.camera_names)})
     assert refine_scene(scene, clip.views(frames=[0, 2], size=SIZE), 1).upsample is None
-    assert reconstruct_scene(clip, model, frames=[0, 2], size=SIZE).upsample is None
+    off = copy.deepcopy(model)
+    off.config.upsample_filter = UpsampleFilterConfig(enabled=False)
+    assert reconstruct_scene(clip, off, frames=[0, 2], size=SIZE).upsample is None
 
 
 @pytest.mark.parametrize("kw, msg", [({"use_tracks": "yes"}, "use_tracks"),

@@ -86,7 +86,7 @@ def make_scene(*, dynamic: bool = False, sky: bool = True, sh_degree: int = 2) -
 def ego_layer(times=True):
     """An ego layer for camera ``front_left``: the bottom 10 rows, two context images (frames 0
     and 4) of flat colours."""
-    from splatnet.pipeline.ego import EgoLayer
+    from splatnet.scene.layers import EgoLayer
 
     mask = torch.zeros(HEIGHT, WIDTH, dtype=torch.bool)
     mask[-10:] = True

@@ -411,7 +411,7 @@ def test_the_upsample_filter_widens_the_gaussians_for_cameras_finer_than_the_net
     tests/models); one at the network's size, or with ``upsample=False``, sees them as they
     are."""
     from splatnet.models.postprocessing import widen_for_camera
-    from splatnet.pipeline.feedforward import UpsampleFilter
+    from splatnet.scene.layers import UpsampleFilter
 
     plain = make_scene(sky=False)
     f = float(plain.rig.camera("front").K[1, 1])
@@ -446,7 +446,7 @@ def test_the_upsample_filter_widens_the_gaussians_for_cameras_finer_than_the_net
     ({"front": 100.0}, 9.0, r"upsample.sigma: expected network pixels in \[0, 4\]"),
 ])
 def test_bad_upsample_filters_are_refused(focals, sigma, match):
-    from splatnet.pipeline.feedforward import UpsampleFilter
+    from splatnet.scene.layers import UpsampleFilter
 
     with pytest.raises(ValidationError, match=match):
         make_scene().replace(upsample=UpsampleFilter(focals, sigma, 48))

@@ -319,7 +319,7 @@ def test_an_ego_layer_round_trips_exactly_as_version_2(tmp_path):
 
 
 def test_an_upsample_filter_round_trips(tmp_path):
-    from splatnet.pipeline.feedforward import UpsampleFilter
+    from splatnet.scene.layers import UpsampleFilter
 
     scene = make_scene().replace(upsample=UpsampleFilter({"front": 61.5, "front_left": 60.25}, 0.23, 48))
     back = Scene.load(scene.save(tmp_path / "u.scene"))
