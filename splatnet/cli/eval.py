@@ -145,8 +145,13 @@ def run(args: argparse.Namespace) -> int:
           f"({ctx['views']} views)")
     if report.get("colour_fit"):
         print("colour: each context camera's gain and offset per channel fitted to its context "
-              "images; renders of those cameras go through them (the Gaussians, and any file "
-              "written from them, are unchanged)")
+              "images; renders of those cameras go through them (the Gaussians are unchanged; a "
+              ".scene keeps the matrices)")
+    size, net = report["size"], report["network_size"]
+    if report.get("upsample_filter") is not None and size[0] > net[0]:
+        print(f"upsample: scored at {size[0]}x{size[1]}, larger than the network's "
+              f"{net[0]}x{net[1]}: its Gaussians are widened for that (model.upsample_filter, "
+              f"sigma {report['upsample_filter']:g} network px)")
     ego = report.get("ego")
     if ego is not None and ego["masks"] == "estimated":
         sc = report["scene"]

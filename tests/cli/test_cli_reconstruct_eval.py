@@ -308,3 +308,20 @@ def test_eval_no_lidar_withholds_the_lidar_and_says_so(tmp_path: Path, capsys):
     assert a["psnr"] != b["psnr"]
     assert "depth_vs_lidar" in a and "depth_vs_lidar" in b
     assert a["depth_vs_lidar"]["abs_rel"] < b["depth_vs_lidar"]["abs_rel"]
+
+
+def test_eval_says_when_it_widens_the_gaussians_for_a_larger_size(tmp_path: Path, capsys):
+    """The shipped model (upsample filter on) scored at the sample clip's native 256x448, twice
+    its working size, says so and records the sigma; at its working size it does not."""
+    import splatnet
+
+    assert splatnet.load_model().config.upsample_filter.enabled
+    assert main(["eval", str(SAMPLE), "--holdout-frames", "1",
+                 "--report", str(tmp_path / "big.json")]) == 0
+    out = capsys.readouterr().out
+    assert "upsample: scored at 256x448, larger than the network's 128x224" in out
+    assert json.loads((tmp_path / "big.json").read_text())["upsample_filter"] == 0.23
+    assert main(["eval", str(SAMPLE), "--holdout-frames", "1", "--size", "128x224",
+                 "--report", str(tmp_path / "small.json")]) == 0
+    assert "upsample:" not in capsys.readouterr().out
+
