@@ -519,8 +519,7 @@ def init_weights(model: nn.Module, model_config: Any, path: str | os.PathLike) -
     Fine-tuning starts here: only the weights are taken, not the optimiser state or the step.
     The configs may differ only in fields that no weight depends on (:data:`INIT_FREE_FIELDS`:
     the Gaussian stride, LiDAR depth fusion, visibility, the colour fit, the upsample filter and
-    post-processing), so
-    a model can be fine-tuned at another stride or with fusion on.
+    post-processing), so a model can be fine-tuned at another stride or with fusion on.
     """
     p = DEFAULT_MODEL if str(path) == "default" else _resolve_model_path(Path(path).expanduser())
     arch, config, tensors = read_model_file(p)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -23,7 +24,9 @@ from splatnet._limits import MAX_NETWORK_PIXELS, check_image_size
 from splatnet.device import resolve_device
 from splatnet.errors import ValidationError
 from splatnet.gaussians import Gaussians
-from splatnet.scene.layers import UpsampleFilter  # noqa: F401 - re-exported (Reconstruction)
+
+if TYPE_CHECKING:  # pragma: no cover - imported where used (it loads the scene package)
+    from splatnet.scene.layers import UpsampleFilter
 
 
 @dataclass
@@ -257,6 +260,8 @@ def upsample_filter_of(model: nn.Module, inputs: ClipInputs) -> UpsampleFilter |
     up = getattr(getattr(model, "config", None), "upsample_filter", None)
     if up is None or not up.enabled:
         return None
+    from splatnet.scene.layers import UpsampleFilter
+
     fy = inputs.cameras.K[0, :, 1, 1].tolist()  # views are frame-major: the first frame's
     return UpsampleFilter({n: float(fy[k]) for k, n in enumerate(inputs.camera_names)},
                           float(up.sigma), int(inputs.size[0]))

@@ -23,8 +23,8 @@ Version 2 adds the optional description keys ``colour`` (the K rig camera names 
 matrices the file holds), ``ego_layer`` (``estimated`` and, per camera, ``name``, ``height``,
 ``width``, ``frames`` and whether it has ``times``) and ``upsample_filter`` (``sigma``,
 ``focals``: rig camera name → focal length at the network's size, ``height``: the network's
-input height); a scene without any of them
-is written as version 1, which older splatnet versions read.
+input height); a scene without any of them is written as version 1, which older splatnet
+versions read.
 """
 
 from __future__ import annotations

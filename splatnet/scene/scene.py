@@ -136,7 +136,7 @@ class Scene:
         _check_sky(self.sky)
         object.__setattr__(self, "colour", MappingProxyType(_check_colour(self.colour, self.rig)))
         object.__setattr__(self, "ego", _check_ego(self.ego, self.rig))
-        _check_upsample(self.upsample, self.rig)
+        object.__setattr__(self, "upsample", _check_upsample(self.upsample, self.rig))
         object.__setattr__(self, "metadata", MappingProxyType(_check_metadata(self.metadata)))
         groups = [self.background] + [a.gaussians for a in table.values()]
         devices = {str(g.device) for g in groups}
@@ -281,8 +281,7 @@ class Scene:
         not); ``alpha`` and ``depth`` stay the Gaussians'. With the scene's :attr:`upsample`
         filter, a camera of a larger focal length than its rig camera's (a camera of another
         name: its image height over the network's) at the network's size sees the Gaussians
-        widened
-        (``upsample=False``: as they are).
+        widened (``upsample=False``: as they are).
 
         Args:
             cameras: unbatched :class:`~splatnet.Cameras` ``[C]`` with ``timestamps``.
@@ -636,9 +635,10 @@ def _check_ego(ego: object, rig: Rig):
     return EgoLayer(masks, images, times, ego.estimated)
 
 
-def _check_upsample(up: object, rig: Rig) -> None:
+def _check_upsample(up: object, rig: Rig) -> UpsampleFilter | None:
+    """``up`` checked, as a new filter with its own copy of the focal lengths (the scene's)."""
     if up is None:
-        return
+        return None
     if not isinstance(up, UpsampleFilter):
         raise ValidationError(f"upsample: expected a splatnet.scene.layers.UpsampleFilter, "
                               f"got {type(up).__name__}")
@@ -658,6 +658,7 @@ def _check_upsample(up: object, rig: Rig) -> None:
                 or not math.isfinite(f):
             raise ValidationError(f"upsample.focals[{n!r}]: expected a focal length in pixels "
                                   f"(> 0), got {f!r}")
+    return UpsampleFilter({n: float(f) for n, f in up.focals.items()}, float(sigma), up.height)
 
 
 def _check_metadata(meta: object) -> dict:
