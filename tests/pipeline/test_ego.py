@@ -12,10 +12,19 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from splatnet.clip import Clip
 from splatnet.errors import ValidationError
-from splatnet.pipeline.ego import bottom_band, close_gaps, estimate_ego_masks
+from splatnet.pipeline.ego import (
+    OBJECT_MARGIN,
+    PairEvidence,
+    bottom_band,
+    close_gaps,
+    estimate_ego_masks,
+    pair_evidence,
+    pair_of_frames,
+)
 from splatnet.pipeline.feedforward import prepare_inputs
 from splatnet.scene.layers import EgoLayer, masks_for_views
 
@@ -77,6 +86,68 @@ def test_close_gaps_by_hand():
     assert torch.equal(close_gaps(band), _band([10, 8, 5, 2, 5, 8, 10]))
     for same in (_band([10, 7, 7, 3, 10]), _band([10] * 4), _band([0, 0, 0])):
         assert torch.equal(close_gaps(same), same)  # one part, none, or all: as it was
+
+
+def _plane_pair():
+    """A textured wall 5 m in front of a camera that moves 0.4 m to its right: every pixel of
+    the wall moves 4 pixels to the left between the frames (fx 50). Rows 0–19 are the wall in
+    both frames; rows 20–29 show something else in frame b (a change the wall does not
+    explain); rows 30–39 stay as they were (a body bolted to the camera)."""
+    g = torch.Generator().manual_seed(0)
+    h, w, shift = 40, 60, 4
+    tex = F.interpolate(torch.rand(1, 1, h // 2, (w + shift) // 2, generator=g) * 3.0,
+                        size=(h, w + shift), mode="bilinear", align_corners=False)[0, 0]
+    a = tex[:, :w].clone()
+    b = tex[:, shift:].clone()  # b(x) = a(x + 4): the wall seen 4 pixels further left
+    b[20:30] = torch.rand(10, w, generator=g) * 3.0
+    b[30:] = a[30:]
+    K = torch.tensor([[50.0, 0, 30], [0, 50.0, 20], [0, 0, 1]])
+    cam_a = torch.eye(4)
+    cam_b = torch.eye(4)
+    cam_b[0, 3] = 0.4
+    return a, b, K, cam_a, cam_b, torch.full((h, w), 5.0)
+
+
+def test_pair_evidence_scene_only_where_the_static_scene_explains_the_change():
+    """Against what the wall construction says each region must be: the moving wall is scene
+    (−1), a change it does not explain is no evidence, pixels that stayed put where the wall
+    would have moved are "still" (and first-order ego evidence); none of them are still where
+    the warp leaves the other image (the flow there is −4 px: the first four columns)."""
+    a, b, K, cam_a, cam_b, depth = _plane_pair()
+    one = pair_evidence(a, b, K, cam_a, cam_b, depth)
+    inner = slice(8, 52)
+    assert bool((one.evidence[3:17, inner] == -1).all())
+    assert not bool(one.still[3:17, inner].any())
+    assert bool((one.evidence[23:27, inner] == 0).all())  # changed, but not as the wall would
+    assert not bool(one.still[23:27, inner].any())
+    assert bool(one.still[33:38, inner].all()) and bool((one.evidence[33:38, inner] >= 0).all())
+    assert not bool(one.inside[:, :4].any()) and bool(one.inside[:, 5:].all())
+    # LiDAR objects are scene whatever the images say
+    objects = torch.zeros(40, 60, dtype=torch.bool)
+    objects[33:38, 20:30] = True
+    assert bool((pair_evidence(a, b, K, cam_a, cam_b, depth, objects).evidence[objects] == -1).all())
+
+
+def test_pair_of_frames_by_hand():
+    """+2 where every way that could test the pixel found it still (at least one way could),
+    and no LiDAR object within OBJECT_MARGIN pixels; elsewhere the two ways' sum."""
+    h, w = 5, 2 * OBJECT_MARGIN + 8
+    ev_a = torch.full((h, w), -1.0)
+    ev_b = torch.full((h, w), 1.0)
+    t, f = torch.ones(h, w, dtype=torch.bool), torch.zeros(h, w, dtype=torch.bool)
+    none = torch.zeros(h, w, dtype=torch.bool)
+    # both ways inside and still: +2
+    assert bool((pair_of_frames(PairEvidence(ev_a, t, t), PairEvidence(ev_b, t, t), none) == 2).all())
+    # one way still, the other inside and not still: the sum (0)
+    assert bool((pair_of_frames(PairEvidence(ev_a, t, t), PairEvidence(ev_b, f, t), none) == 0).all())
+    # one way still, the other outside its image: +2; neither inside: the sum
+    assert bool((pair_of_frames(PairEvidence(ev_a, t, t), PairEvidence(ev_b, f, f), none) == 2).all())
+    assert bool((pair_of_frames(PairEvidence(ev_a, f, f), PairEvidence(ev_b, f, f), none) == 0).all())
+    # a LiDAR object at column 0: columns up to OBJECT_MARGIN keep the sum, beyond get +2
+    obj = none.clone()
+    obj[2, 0] = True
+    out = pair_of_frames(PairEvidence(ev_a, t, t), PairEvidence(ev_b, t, t), obj)
+    assert bool((out[:, :OBJECT_MARGIN + 1] == 0).all()) and bool((out[:, OBJECT_MARGIN + 1:] == 2).all())
 
 
 @pytest.fixture(scope="module")
@@ -247,6 +318,9 @@ def test_dgp_hoods_found_and_held_out_better(dgp_clip):
     views = dgp_clip.views(frames=[0, 2], size=(128, 200))
     found = estimate_ego_masks(views, {f: dgp_clip.lidar(f) for f in (0, 2)})
     assert "CAMERA_01" not in found and {"CAMERA_05", "CAMERA_06", "CAMERA_09"} <= set(found)
+    # the side cameras' glossy black body, mirroring the trees and the sky (the still test)
+    assert {"CAMERA_07", "CAMERA_08"} <= set(found)
+    assert all(float(found[c][-10:].float().mean()) > 0.5 for c in ("CAMERA_07", "CAMERA_08"))
     model = splatnet.load_model()
     on = evaluate_clip(dgp_clip, model, holdout_frames=[1], size=(128, 200))
     off = evaluate_clip(dgp_clip, model, holdout_frames=[1], size=(128, 200), ego_masks="off")
