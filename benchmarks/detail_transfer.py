@@ -137,12 +137,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    ns = argparse.Namespace(which=[k.strip() for k in args.which.split(",") if k.strip()],
-                            pandaset_windows=[int(t) for t in args.pandaset_windows.split(",")],
-                            data=args.data, real_cache=args.real_cache)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     model = load_model()
-    jobs = [(j["group"], j["name"], j["path"], j["size"]) for j in fq.real_clips(ns)]
+    jobs = [(j["group"], j["name"], j["path"], j["size"]) for j in fq.real_clips_of(args)]
     if args.synthetic:
         for path in synthetic_clips([1000, 1001, 1002, 1003], 6, 3, (256, 448), 2,
                                     "~/.cache/splatnet/synthetic"):

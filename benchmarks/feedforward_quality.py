@@ -127,6 +127,14 @@ def add_real_clip_args(ap: argparse.ArgumentParser, windows: str) -> None:
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
 
 
+def real_clips_of(args: argparse.Namespace) -> list[dict]:
+    """:func:`real_clips` for the options :func:`add_real_clip_args` added (still as text)."""
+    return real_clips(argparse.Namespace(
+        which=[k.strip() for k in args.which.split(",") if k.strip()],
+        pandaset_windows=[int(t) for t in args.pandaset_windows.split(",")],
+        data=args.data, real_cache=args.real_cache))
+
+
 def real_clips(args: argparse.Namespace) -> list[dict]:
     """The real clips to run, converted into the cache when missing: dicts of group, name, path,
     holdout_frames, size."""

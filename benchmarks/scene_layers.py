@@ -75,13 +75,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    ns = argparse.Namespace(which=[k.strip() for k in args.which.split(",") if k.strip()],
-                            pandaset_windows=[int(t) for t in args.pandaset_windows.split(",")],
-                            data=args.data, real_cache=args.real_cache)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     model = load_model()
     rows = []
-    for job in fq.real_clips(ns):
+    for job in fq.real_clips_of(args):
         t0 = time.perf_counter()
         res = score_clip(Clip.load(job["path"]), model, job["size"])
         rows.append({"clip": job["name"], "group": job["group"], **res,
