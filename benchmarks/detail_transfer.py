@@ -18,10 +18,10 @@ filter):
 
 Context views rendered back are not touched (for them this would return the input itself), so
 the "input views" figures of the protocol stay what they are. Clips: the real held-out clips of
-``feedforward_quality.py`` (same cache and sizes) and, with ``--synthetic``, its unseen seeds at
-128x224 (their rig cameras at the held-out frame).
+``feedforward_quality.py`` (same cache and sizes) and, with ``--synthetic``, synthetic clips at
+128x224 (``--seeds``, by default its unseen 1000-1003; their rig cameras at the held-out frame).
 
-    python benchmarks/detail_transfer.py [--which dgp,pandaset] [--synthetic]
+    python benchmarks/detail_transfer.py [--which dgp,pandaset] [--synthetic [--seeds 1000,...]]
         [--tolerance 0.05] [--min-alpha 0.5] [--out benchmarks/results/detail_transfer.json]
 """
 
@@ -46,7 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     fq.add_real_clip_args(ap, "30,33,36")
     ap.add_argument("--synthetic", action="store_true",
-                    help="also the unseen synthetic seeds 1000-1003 at 128x224")
+                    help="also synthetic clips (--seeds) at 128x224")
+    ap.add_argument("--seeds", default="1000,1001,1002,1003",
+                    help="synthetic seeds (default: the unseen 1000-1003)")
     ap.add_argument("--tolerance", type=float, default=0.05,
                     help="relative depth agreement for a pixel to take the context view's detail")
     ap.add_argument("--min-alpha", type=float, default=0.5,
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model()
     jobs = [(j["group"], j["name"], j["path"], j["size"]) for j in fq.real_clips_of(args)]
     if args.synthetic:
-        for path in synthetic_clips([1000, 1001, 1002, 1003], 6, 3, (256, 448), 2,
+        seeds = [int(x) for x in args.seeds.split(",")]
+        for path in synthetic_clips(seeds, 6, 3, (256, 448), 2,
                                     "~/.cache/splatnet/synthetic"):
             jobs.append(("synthetic", path.name, path, (128, 224)))
     rows = []
