@@ -19,7 +19,9 @@ filter):
 Context views rendered back are not touched (for them this would return the input itself), so
 the "input views" figures of the protocol stay what they are. Clips: the real held-out clips of
 ``feedforward_quality.py`` (same cache and sizes) and, with ``--synthetic``, synthetic clips at
-128x224 (``--seeds``, by default its unseen 1000-1003; their rig cameras at the held-out frame).
+128x224 (``--seeds``, by default its unseen 1000-1003; their rig cameras at the held-out frame,
+and apart from them, ``off_rig``, their target cameras there: off the logged path, each given
+the context view whose camera looks most its way).
 
     python benchmarks/detail_transfer.py [--which dgp,pandaset] [--synthetic [--seeds 1000,...]]
         [--tolerance 0.05] [--min-alpha 0.5] [--out benchmarks/results/detail_transfer.json]
@@ -99,8 +101,9 @@ def score_clip(clip, model, size, args) -> dict:
 
     inputs = prepare_inputs(clip, 2, frames=[0, 2], size=size)
     rec = run_network(inputs, model)
-    held = clip.views(frames=[1], size=size)
+    held = clip.views(frames=[1], size=size, roles=("rig", "target"))
     ctx = clip.views(frames=[0, 2], size=size)
+    rig = set(ctx.camera_names)
 
     def render(cameras, name):
         return _render_view(rec.gaussians, rec.sky, cameras, "auto", rec.colour, rec.ego, name,
@@ -111,22 +114,32 @@ def score_clip(clip, model, size, args) -> dict:
         for v, name in enumerate(held.camera_names):
             cam = held.cameras[[v]]
             t = float(cam.timestamps.reshape(-1)[0])
-            same = [i for i, c in enumerate(ctx.camera_names) if c == name]
+            if name in rig:  # the same camera, nearest in time
+                same = [i for i, c in enumerate(ctx.camera_names) if c == name]
+            else:  # a camera off the rig: the context views looking most its way
+                fwd = cam.cam_to_world.reshape(4, 4)[:3, 2]
+                cos = ctx.cameras.cam_to_world[:, :3, 2] @ fwd
+                same = [i for i in range(len(ctx)) if float(cos[i]) >= float(cos.max()) - 1e-3]
             near = min(same, key=lambda i: abs(float(ctx.cameras[[i]].timestamps.reshape(-1)[0]) - t))
             pred, out = render(cam, name)
-            ctx_pred, ctx_out = render(ctx.cameras[[near]], name)
+            ctx_pred, ctx_out = render(ctx.cameras[[near]], ctx.camera_names[near])
             better, take = carried_detail(pred, out, cam, ctx.images[near], ctx_pred, ctx_out,
                                           ctx.cameras[[near]], args.tolerance, args.min_alpha)
             gt = held.images[v]
-            rows.append({"camera": name, "context_frame": int(ctx.frame_ids[near]),
+            rows.append({"camera": name, "rig": name in rig, "context_view": ctx.camera_names[near],
+                         "context_frame": int(ctx.frame_ids[near]),
                          "render": [float(psnr(pred, gt)), float(ssim(pred, gt))],
                          "with_detail": [float(psnr(better, gt)), float(ssim(better, gt))],
                          "nearest_frame": [float(psnr(ctx.images[near], gt)),
                                            float(ssim(ctx.images[near], gt))],
                          "pixels_taken": float(take.float().mean())})
-    mean = {k: [float(np.mean([r[k][i] for r in rows])) for i in (0, 1)]
-            for k in ("render", "with_detail", "nearest_frame")}
-    return {"per_view": rows, **mean}
+    def mean(sel):
+        return {k: [float(np.mean([r[k][i] for r in sel])) for i in (0, 1)]
+                for k in ("render", "with_detail", "nearest_frame")}
+
+    off = [r for r in rows if not r["rig"]]
+    return {"per_view": rows, **mean([r for r in rows if r["rig"]]),
+            **({"off_rig": mean(off)} if off else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     print("| clip | rendered (held-out) | + detail from the nearest context view | nearest frame |")
     print("|---|---|---|---|")
     for r in rows:
-        print(f"| {r['clip']} | " + " | ".join(f"{r[k][0]:.2f} / {r[k][1]:.3f}" for k in
-                                               ("render", "with_detail", "nearest_frame")) + " |")
+        for label, d in ((r["clip"], r), (f"{r['clip']} off the rig", r.get("off_rig"))):
+            if d is not None:
+                print(f"| {label} | " + " | ".join(f"{d[k][0]:.2f} / {d[k][1]:.3f}" for k in
+                                                   ("render", "with_detail", "nearest_frame")) + " |")
     return 0
 
 
