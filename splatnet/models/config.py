@@ -143,6 +143,10 @@ class ColourFitConfig:
     "Each camera's exposure, fitted"); 0 is plain least squares."""
 
 
+#: Largest upsample-filter sigma (network pixels) a model config or a scene may hold.
+MAX_UPSAMPLE_SIGMA = 4.0
+
+
 @dataclass
 class UpsampleFilterConfig:
     """Rendering the network's Gaussians larger than it saw its inputs
@@ -292,9 +296,9 @@ class SplatNetConfig:
             raise ValidationError(f"upsample_filter.enabled: expected true or false, got "
                                   f"{up.enabled!r}")
         _finite("upsample_filter.sigma", up.sigma)
-        if not 0 <= up.sigma <= 4:
-            raise ValidationError(f"upsample_filter.sigma: expected network pixels in [0, 4], got "
-                                  f"{up.sigma}")
+        if not 0 <= up.sigma <= MAX_UPSAMPLE_SIGMA:
+            raise ValidationError(f"upsample_filter.sigma: expected network pixels in "
+                                  f"[0, {MAX_UPSAMPLE_SIGMA:g}], got {up.sigma}")
         fusion = self.lidar_fusion
         if not isinstance(fusion.enabled, bool):
             raise ValidationError(f"lidar_fusion.enabled: expected true or false, got "

@@ -243,8 +243,8 @@ def run_network(inputs: ClipInputs, model: nn.Module,
     if colour is not None:
         colour = type(colour)(colour.names, colour.matrices.detach())
     fitted = False
-    fit_cfg = getattr(getattr(model, "config", None), "colour_fit", None)
-    if colour is None and colour_fit and fit_cfg is not None and fit_cfg.enabled:
+    fit_cfg = colour_fit_config(model)
+    if colour is None and colour_fit and fit_cfg is not None:
         t0 = time.perf_counter()
         colour = fit_context_colour(g, sky, inputs, device, prior=fit_cfg.prior)
         fitted = True
@@ -252,6 +252,13 @@ def run_network(inputs: ClipInputs, model: nn.Module,
     return Reconstruction(g, sky, timings, inputs.size, inputs.frames, inputs.camera_names,
                           colour, getattr(out, "network_depth", None) is not None, inputs.ego,
                           fitted, upsample_filter_of(model, inputs))
+
+
+def colour_fit_config(model: nn.Module):
+    """The model's ``colour_fit`` config when it is on (the context cameras' colour is fitted to
+    their images where the network predicts no matrices of its own), else None."""
+    cfg = getattr(getattr(model, "config", None), "colour_fit", None)
+    return cfg if cfg is not None and cfg.enabled else None
 
 
 def upsample_filter_of(model: nn.Module, inputs: ClipInputs) -> UpsampleFilter | None:

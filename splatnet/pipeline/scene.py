@@ -191,10 +191,11 @@ def _context_colour(scene, inputs, out, model: nn.Module, stage):
     if learned is not None:
         mats = learned.matrices[0].detach().to("cpu", torch.float64).numpy()
         return dict(zip(learned.names, mats)), "network", None
-    fit_cfg = getattr(getattr(model, "config", None), "colour_fit", None)
-    if fit_cfg is None or not fit_cfg.enabled:
+    from splatnet.pipeline.feedforward import colour_fit_config, colour_of_renders
+
+    fit_cfg = colour_fit_config(model)
+    if fit_cfg is None:
         return None
-    from splatnet.pipeline.feedforward import colour_of_renders
 
     stage("colour fit")
     t0 = time.perf_counter()

@@ -28,6 +28,7 @@ from splatnet.cameras import Cameras
 from splatnet.clip import _checks as C
 from splatnet.errors import FormatError, ValidationError
 from splatnet.gaussians import Gaussians
+from splatnet.models.config import MAX_UPSAMPLE_SIGMA
 from splatnet.models.sky import SkyBackground, SkyModel
 from splatnet.rendering import render
 from splatnet.scene.actor import SceneActor, check_group
@@ -643,8 +644,10 @@ def _check_upsample(up: object, rig: Rig) -> UpsampleFilter | None:
         raise ValidationError(f"upsample: expected a splatnet.scene.layers.UpsampleFilter, "
                               f"got {type(up).__name__}")
     sigma = up.sigma
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 <= sigma <= 4:
-        raise ValidationError(f"upsample.sigma: expected network pixels in [0, 4], got {sigma!r}")
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) \
+            or not 0 <= sigma <= MAX_UPSAMPLE_SIGMA:
+        raise ValidationError(f"upsample.sigma: expected network pixels in [0, {MAX_UPSAMPLE_SIGMA:g}], "
+                              f"got {sigma!r}")
     if isinstance(up.height, bool) or not isinstance(up.height, int) or not 1 <= up.height <= 8192:
         raise ValidationError(f"upsample.height: expected the network's input height in pixels, "
                               f"got {up.height!r}")
