@@ -234,8 +234,13 @@ def run_clip(clip, model, group: str, name: str, size, holdout_frames, args) -> 
                                   for v in r["per_view"]],
         "context_views": {k: r["context_views"][k] for k in ("psnr", "ssim", "views")},
         "refined": {str(n): {k: r["variants"][f"refine_{n}"][k]
-                             for k in ("psnr", "ssim", "seconds", "gaussians")}
+                             for k in ("psnr", "ssim", "seconds", "gaussians", "gaussians_only")
+                             if k in r["variants"][f"refine_{n}"]}
                     for n in args.refine},
+        # With the model's detail layer: what it held, and the held-out views without it.
+        "detail": r.get("detail"),
+        "gaussians_only": None if r.get("gaussians_only") is None else
+        {k: r["gaussians_only"][k] for k in ("psnr", "ssim")},
         "depth_vs_lidar": r.get("depth_vs_lidar"),
         "ego": r.get("ego"),
         "scene": r.get("scene"),
@@ -252,14 +257,16 @@ def _ps(d: dict | None) -> str:
 
 
 def table(rows: list[dict], refine_steps: list[int], with_same: bool) -> str:
-    head = ["clip", "size", "held out", "network PSNR / SSIM", "nearest context (floor)",
+    head = ["clip", "size", "held out", "network PSNR / SSIM", "Gaussians alone (no detail layer)",
+            "nearest context (floor)",
             "LiDAR splats (floor)", "context views rendered back",
             *[f"network +{n} refinement" for n in refine_steps],
             *(["optimisation, same wall time (its)"] if with_same else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def cells(r: dict) -> list[str]:
-        c = [_ps(r["network"]), _ps(r["nearest_context"]), _ps(r["lidar_splats"]),
+        c = [_ps(r["network"]), _ps(r.get("gaussians_only")), _ps(r["nearest_context"]),
+             _ps(r["lidar_splats"]),
              _ps(r["context_views"]), *[_ps(r["refined"][str(n)]) for n in refine_steps]]
         if with_same:
             s = r.get("optimisation_same_time")
@@ -273,13 +280,13 @@ def table(rows: list[dict], refine_steps: list[int], with_same: bool) -> str:
                      + " | ".join(cells(r)) + " |")
     for (group, size), rs in groups.items():
         def mean(key: str, sub: str | None = None, rs=rs) -> dict | None:
-            vals = [(r[key] if sub is None else r[key].get(sub)) for r in rs]
+            vals = [(r.get(key) if sub is None else r[key].get(sub)) for r in rs]
             if any(v is None for v in vals):
                 return None
             return {"psnr": sum(v["psnr"] for v in vals) / len(vals),
                     "ssim": sum(v["ssim"] for v in vals) / len(vals)}
 
-        c = [mean("network"), mean("nearest_context"), mean("lidar_splats"),
+        c = [mean("network"), mean("gaussians_only"), mean("nearest_context"), mean("lidar_splats"),
              mean("context_views"), *[mean("refined", str(n)) for n in refine_steps]]
         extra = [_ps(mean("optimisation_same_time"))] if with_same and all(
             "optimisation_same_time" in r for r in rs) else (["–"] if with_same else [])

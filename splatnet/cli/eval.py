@@ -109,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
         lpips = LPIPS.from_files(*args.lpips_weights, net=args.lpips_net).to(device)
         lpips_load = time.perf_counter() - t0
     model = load_model(args.checkpoint, device=device)
-    stages = ["decode context views", "network + post-process", "render and score held-out views",
-              "render context views", "write report"]
+    stages = ["decode context views", "network + post-process", "render context views",
+              "render and score held-out views", "write report"]
     with stage_progress(f"eval {clip_dir.name}", stages, disable=args.quiet) as stage:
         report = evaluate_clip(clip, model, holdout_frames=args.holdout_frames,
                                holdout_cameras=args.holdout_cameras, size=args.size,
@@ -143,6 +143,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"nearest context frame (floor): {near['psnr']:.2f} dB / {near['ssim']:.3f}")
     print(f"context views rendered back: {ctx['psnr']:.2f} dB / {ctx['ssim']:.3f} "
           f"({ctx['views']} views)")
+    if report.get("detail") is not None:
+        alone = report["gaussians_only"]
+        print(f"detail: the context images' detail that the Gaussians miss is added to the "
+              f"held-out renders through their depth (model.detail_layer, {report['detail']['views']} "
+              f"views); the Gaussians alone: {alone['psnr']:.2f} dB / {alone['ssim']:.3f}")
     if report.get("colour_fit"):
         print("colour: each context camera's gain and offset per channel fitted to its context "
               "images; renders of those cameras go through them (the Gaussians are unchanged; a "

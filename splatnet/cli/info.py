@@ -92,6 +92,7 @@ def summarize_scene(scene) -> dict:
         "colour": {n: m.round(6).tolist() for n, m in scene.colour.items()},
         "ego": None if scene.ego is None else scene.ego.summary(),
         "upsample_filter": None if scene.upsample is None else scene.upsample.sigma,
+        "detail": None if scene.detail is None else scene.detail.summary(),
         "actors": [{"id": a.id, "label": a.label, "size": list(a.size),
                     "gaussians": a.gaussians.num_gaussians, "span": list(a.span),
                     "track_entries": len(a.track)} for a in scene.actors.values()],
@@ -125,6 +126,11 @@ def _run_scene(args: argparse.Namespace) -> int:
     up = info["upsample_filter"]
     print("upsample:    " + ("none" if up is None else
                              f"Gaussians widened above the network's size (sigma {up:g} px)"))
+    det = info["detail"]
+    print("detail:      " + ("none (renders show the Gaussians alone)" if det is None else
+                             f"{det['views']} context views at {det['size'][0]}x{det['size'][1]} "
+                             f"({', '.join(det['cameras'])}): what the Gaussians miss in them, "
+                             "added to renders through the depth"))
     print(f"actors:      {len(actors)}")
     for a in actors:
         size = "x".join(f"{v:.2f}" for v in a["size"])

@@ -518,8 +518,8 @@ def init_weights(model: nn.Module, model_config: Any, path: str | os.PathLike) -
 
     Fine-tuning starts here: only the weights are taken, not the optimiser state or the step.
     The configs may differ only in fields that no weight depends on (:data:`INIT_FREE_FIELDS`:
-    the Gaussian stride, LiDAR depth fusion, visibility, the colour fit, the upsample filter and
-    post-processing), so a model can be fine-tuned at another stride or with fusion on.
+    the Gaussian stride, LiDAR depth fusion, visibility, the colour fit, the upsample filter, the
+    detail layer and post-processing), so a model can be fine-tuned at another stride or with fusion on.
     """
     p = DEFAULT_MODEL if str(path) == "default" else _resolve_model_path(Path(path).expanduser())
     arch, config, tensors = read_model_file(p)
@@ -532,9 +532,10 @@ def init_weights(model: nn.Module, model_config: Any, path: str | os.PathLike) -
 #: are in cells; ``lidar_fusion``: moves the head's Gaussians, has no weights; ``visibility``:
 #: scales their opacities, has no weights; ``colour_fit``: fits each camera's colour after the
 #: network, has no weights; ``upsample_filter``: widens Gaussians when rendering, has no
-#: weights; ``postprocess``: inference-time pruning and merging).
+#: weights; ``detail_layer``: adds the context images' residuals to renders, has no weights;
+#: ``postprocess``: inference-time pruning and merging).
 INIT_FREE_FIELDS = ("head.stride", "lidar_fusion", "visibility", "colour_fit", "upsample_filter",
-                    "postprocess")
+                    "detail_layer", "postprocess")
 
 
 def _load_same(where: Path, arch: str, config: Mapping[str, Any], tensors: Mapping[str, Tensor],

@@ -143,6 +143,20 @@ class ColourFitConfig:
     "Each camera's exposure, fitted"); 0 is plain least squares."""
 
 
+def check_detail_settings(where: str, enabled: Any, tolerance: Any, min_alpha: Any) -> None:
+    """A detail layer's settings (a model config's ``detail_layer``, a scene's layer): enabled
+    true or false, tolerance in (0, 1], min_alpha in [0, 1)."""
+    if not isinstance(enabled, bool):
+        raise ValidationError(f"{where}.enabled: expected true or false, got {enabled!r}")
+    _finite(f"{where}.tolerance", tolerance)
+    if not 0 < tolerance <= 1:
+        raise ValidationError(f"{where}.tolerance: expected a relative depth in (0, 1], got "
+                              f"{tolerance}")
+    _finite(f"{where}.min_alpha", min_alpha)
+    if not 0 <= min_alpha < 1:
+        raise ValidationError(f"{where}.min_alpha: expected an alpha in [0, 1), got {min_alpha}")
+
+
 #: Largest upsample-filter sigma (network pixels) a model config or a scene may hold.
 MAX_UPSAMPLE_SIGMA = 4.0
 
@@ -162,6 +176,22 @@ class UpsampleFilterConfig:
     """The blur's limit for large ``r``, in network pixels; 0.23 (0.2 at twice the network's
     size) is the largest of the values tried that left every measure on the training clips
     level or up (docs/benchmarks.md, "Rendering larger than the network saw")."""
+
+
+@dataclass
+class DetailLayerConfig:
+    """The detail of the context images that the Gaussians miss, carried over to the renders of a
+    reconstruction (``splatnet.scene.layers.DetailLayer``)."""
+
+    enabled: bool = False
+    """Keep each context view's residual (its image minus the reconstruction's render of it)
+    and add it, through the rendered depth, to renders of other views of the same surface
+    (off: renders show the Gaussians alone). The Gaussians, PLY and the input-view figures do
+    not change."""
+    tolerance: float = 0.05
+    """Relative depth agreement a context view needs to give a pixel its detail."""
+    min_alpha: float = 0.5
+    """Rendered alpha a pixel needs to take detail (the sky takes none)."""
 
 
 @dataclass
@@ -228,6 +258,7 @@ class SplatNetConfig:
     colour_affine: ColourAffineConfig = field(default_factory=ColourAffineConfig)
     colour_fit: ColourFitConfig = field(default_factory=ColourFitConfig)
     upsample_filter: UpsampleFilterConfig = field(default_factory=UpsampleFilterConfig)
+    detail_layer: DetailLayerConfig = field(default_factory=DetailLayerConfig)
     lidar_fusion: LidarFusionConfig = field(default_factory=LidarFusionConfig)
     visibility: VisibilityConfig = field(default_factory=VisibilityConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
@@ -299,6 +330,8 @@ class SplatNetConfig:
         if not 0 <= up.sigma <= MAX_UPSAMPLE_SIGMA:
             raise ValidationError(f"upsample_filter.sigma: expected network pixels in "
                                   f"[0, {MAX_UPSAMPLE_SIGMA:g}], got {up.sigma}")
+        check_detail_settings("detail_layer", self.detail_layer.enabled,
+                              self.detail_layer.tolerance, self.detail_layer.min_alpha)
         fusion = self.lidar_fusion
         if not isinstance(fusion.enabled, bool):
             raise ValidationError(f"lidar_fusion.enabled: expected true or false, got "

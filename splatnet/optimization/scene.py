@@ -59,8 +59,11 @@ def refine_scene(scene, views, steps: int, *, config: OptimConfig | None = None,
         counts and SH degrees) and the same tracks, rig, frame times, ego poses and sky (the very
         same objects), without colour matrices (:attr:`Scene.colour`: the refined Gaussians
         carry the views' own colours) and without the upsample filter (they were fitted at the
-        views' size); ``metadata["refine"]`` records the steps, views and
-        seconds. The input scene is not modified. Runs on the scene's device.
+        views' size); a scene with a detail layer (:attr:`Scene.detail`) gets a new one made from
+        ``views`` (what the refined Gaussians still miss in them; none when the views are not
+        named by rig cameras);
+        ``metadata["refine"]`` records the steps, views and seconds. The input scene is not
+        modified. Runs on the scene's device.
     """
     from splatnet.scene import Scene
 
@@ -155,9 +158,16 @@ def refine_scene(scene, views, steps: int, *, config: OptimConfig | None = None,
     # The refined Gaussians take each view's own colours: the scene's colour matrices, fitted to
     # the unrefined ones, would count the cameras' exposure twice; and they were fitted at the
     # views' size, not the network's, which the upsample filter is for.
-    return scene.replace(background=groups[0].export(),
-                         actors=[a.replace(gaussians=p.export()) for a, p in zip(actors, groups[1:])],
-                         colour={}, upsample=None, metadata=meta)
+    refined = scene.replace(background=groups[0].export(),
+                            actors=[a.replace(gaussians=p.export())
+                                    for a, p in zip(actors, groups[1:])],
+                            colour={}, upsample=None, detail=None, metadata=meta)
+    if scene.detail is not None and cams.names and all(n in scene.rig.names for n in cams.names):
+        # The detail layer held what the unrefined Gaussians missed: made again from the views.
+        d = scene.detail
+        refined = refined.with_detail(cams, images.clamp(0, 1), tolerance=d.tolerance,
+                                      min_alpha=d.min_alpha, backend=backend)
+    return refined
 
 
 @torch.no_grad()

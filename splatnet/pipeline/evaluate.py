@@ -92,18 +92,24 @@ def nearest_context_views(clip, split) -> list[tuple[int, str]]:
 
 
 @torch.no_grad()
-def _render_view(g, sky, camera, backend: str, colour=None, ego=None, name=None, upsample=None):
+def _render_view(g, sky, camera, backend: str, colour=None, ego=None, name=None, upsample=None,
+                 detail=None):
     """Render one camera (unbatched, C = 1, on the Gaussians' device) with the network's sky
     composited as ``rgb + (1 − alpha) · sky``: ``(pred [H, W, 3] clamped, on the CPU;
     RenderOutput)``. Held-out, context and variant views all go through here. With ``colour``
     (the network's per-camera :class:`~splatnet.models.colour.ColourAffine`), a context camera's
     render goes through its colour matrix, as in training; any other camera's is left as it is
-    (the identity: its exposure is unknown). With ``ego`` (the reconstruction's
-    :class:`~splatnet.scene.layers.EgoLayer`) and ``name`` a rig camera it covers, that camera's
-    view of the ego itself is drawn over the render (from its context frame nearest in time).
-    With ``upsample`` (``Reconstruction.upsample_filter``), the network's Gaussians are widened
-    for a camera that samples the scene more finely than its input views did (``name``: which
-    rig camera it is)."""
+    (the identity: its exposure is unknown). With ``upsample`` (``Reconstruction.
+    upsample_filter``), the network's Gaussians are widened for a camera that samples the scene
+    more finely than its input views did (``name``: which rig camera it is). Then
+    :func:`_finish_view` (``detail``, ``ego``)."""
+    rgb, out = _render_plain(g, sky, camera, backend, colour, name, upsample)
+    return _finish_view(rgb, out, camera, name, ego, detail), out
+
+
+@torch.no_grad()
+def _render_plain(g, sky, camera, backend: str, colour=None, name=None, upsample=None):
+    """:func:`_render_view` up to the clamp: the Gaussians, sky and colour alone."""
     from splatnet.losses import apply_colour
     from splatnet.rendering import render
 
@@ -117,11 +123,22 @@ def _render_view(g, sky, camera, backend: str, colour=None, ego=None, name=None,
     if colour is not None:
         mats = colour.for_cameras(_batched(camera, names=True))[0].to(rgb)  # [1, 3, 4]
         rgb = apply_colour(rgb.movedim(-1, -3), mats).movedim(-3, -1)
-    rgb = rgb[0].clamp(0, 1).cpu()
+    return rgb[0].clamp(0, 1).cpu(), out
+
+
+@torch.no_grad()
+def _finish_view(rgb, out, camera, name, ego=None, detail=None):
+    """A clamped render ``rgb [H, W, 3]`` (CPU) of one camera with, when given, the ``detail``
+    layer's detail added (:class:`~splatnet.scene.layers.DetailLayer`: ``name`` the rig camera
+    it is) and then the ``ego`` layer's view of the ego itself drawn over it (``ego.covers(name)``:
+    from its context frame nearest in time)."""
+    stamps = camera.timestamps
+    t = None if stamps is None else float(stamps.reshape(-1)[0])
+    if detail is not None:
+        rgb = detail.apply(rgb, out.alpha[0].cpu(), out.depth[0].cpu(), camera.to("cpu"), name, t)
     if ego is not None and ego.covers(name):
-        stamps = camera.timestamps
-        rgb = ego.composite(rgb, name, None if stamps is None else float(stamps.reshape(-1)[0]))
-    return rgb, out
+        rgb = ego.composite(rgb, name, t)
+    return rgb
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -136,7 +153,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
                   progress: Callable[[str], None] | None = None,
                   variants: Mapping[str, Callable] | None = None,
                   network_size: tuple[int, int] | None = None,
-                  use_lidar: bool = True, ego_masks: str = "auto") -> dict:
+                  use_lidar: bool = True, ego_masks: str = "auto", use_detail: bool = True) -> dict:
     """Reconstruct ``clip`` from its context views and score the held-out ones.
 
     ``size`` is the size views are rendered and scored at (default: native, rounded down to the
@@ -156,25 +173,37 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
       :func:`nearest_context_views`, at the same size) scored against each held-out image, as if
       copied as the prediction; per view under ``per_view[i]["nearest_context"]``.
     - ``context_views``: the Gaussians rendered back into every context view (the network's sky
-      as background, exactly as the held-out views) and scored against the input images: mean
-      PSNR / SSIM and ``per_view``.
+      as background, exactly as the held-out views, without the detail layer) and scored against
+      the input images: mean PSNR / SSIM and ``per_view``.
+    - ``gaussians_only`` (with a detail layer): the held-out views rendered without it; per
+      view under ``per_view[i]["gaussians_only"]``.
+
+    With the model's ``detail_layer`` on (and ``use_detail``), the held-out renders take the
+    detail of the context images that the Gaussians miss (:class:`~splatnet.scene.layers.
+    DetailLayer`, made from the context views rendered back at the scoring size), as a scene's
+    renders do; ``detail`` in the report says what it held, None when off.
 
     ``variants``, when given, maps a name to ``f(gaussians, context_views, backgrounds) ->
     Gaussians``, other Gaussians made from the network's (e.g. a few refinement steps with
     :func:`splatnet.optimization.refine`; ``context_views`` are the decoded context views at the
     scoring size, ``backgrounds [V, H, W, 3]`` the network's sky in them, or None); each is scored
-    on the held-out views exactly as the network's and reported under ``variants[name]`` (PSNR,
-    SSIM, per view, Gaussian count, seconds).
+    on the held-out views exactly as the network's (with a detail layer of its own renders of
+    the context views, as a refined scene keeps) and reported under ``variants[name]`` (PSNR,
+    SSIM, per view, Gaussian count, seconds, ``gaussians_only``).
 
     ``progress``, when given, is called with each stage's name as it starts:
-    ``"decode context views"``, ``"network + post-process"``,
-    ``"render and score held-out views"``, ``"render context views"``, and ``"variants"`` when
-    there are any.
+    ``"decode context views"``, ``"network + post-process"``, ``"render context views"``,
+    ``"render and score held-out views"``, and ``"variants"`` when there are any.
     """
     from splatnet import metrics
     from splatnet.clip.split import split_views
     from splatnet.device import resolve_device
-    from splatnet.pipeline.feedforward import default_size, prepare_inputs, run_network
+    from splatnet.pipeline.feedforward import (
+        default_size,
+        detail_layer_config,
+        prepare_inputs,
+        run_network,
+    )
     from splatnet.pipeline.feedforward import network_size as choose_network_size
 
     def stage(name: str) -> None:
@@ -215,19 +244,46 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     def context_index(frame: int, camera: str) -> int:
         return inputs.frames.index(frame) * n_cams + inputs.camera_names.index(camera)
 
-    t0 = time.perf_counter()
-    lpips_time = 0.0
-    lpips_device = next(lpips.parameters()).device if lpips is not None else None
     g = rec.gaussians
     ego = rec.ego
     estimated = ego is not None and ego.estimated
+
+    # The context views rendered back (the Gaussians alone: with the detail layer they would be
+    # the input images), and from them the detail layer of the held-out renders.
+    stage("render context views")
+    t0 = time.perf_counter()
+    context_rows, context_renders, context_depths = [], [], []
+    for v in range(context_cams.num_cameras):
+        pred, out = _render_view(g, rec.sky, context_cams[[v]].to(dev), backend, rec.colour, ego,
+                                 inputs.camera_names[v % n_cams], rec.upsample_filter)
+        gt = context_images[v]
+        # The clip's own masks mark what is scored; estimated ones do not (every pixel counts).
+        m = None if inputs.valid is None or estimated else inputs.valid[0, v].permute(1, 2, 0)
+        context_rows.append({"frame": inputs.frames[v // n_cams],
+                             "camera": inputs.camera_names[v % n_cams],
+                             "psnr": float(metrics.psnr(pred, gt, mask=m)),
+                             "ssim": float(metrics.ssim(pred, gt, mask=m))})
+        context_renders.append(pred)
+        context_depths.append(out.depth[0].cpu())
+    detail = None
+    detail_cfg = detail_layer_config(model) if use_detail else None
+    if detail_cfg is not None:
+        detail = _detail_of(context_images, torch.stack(context_renders), torch.stack(context_depths),
+                            context_cams, inputs.camera_names, ego, detail_cfg)
+    rec.timings["render_context"] = time.perf_counter() - t0
+
+    stage("render and score held-out views")
+    t0 = time.perf_counter()
+    lpips_time = 0.0
+    lpips_device = next(lpips.parameters()).device if lpips is not None else None
     nearest = nearest_context_views(clip, split)
     per_view = []
     alphas, depths = [], []
     for v in range(len(held)):
         name = held.camera_names[v]
-        pred, out = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend, rec.colour, ego,
-                                 name, rec.upsample_filter)
+        cam = held.cameras[[v]].to(dev)
+        plain, out = _render_plain(g, rec.sky, cam, backend, rec.colour, name, rec.upsample_filter)
+        pred = _finish_view(plain, out, cam, name, ego, detail)
         gt = held.images[v]
         m = None if held.masks is None else held.masks[v]  # the camera's valid pixels
         nf, nc = nearest[v]
@@ -238,6 +294,10 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
                          "nearest_context": {"frame": nf, "camera": nc,
                                              "psnr": float(metrics.psnr(near, gt, mask=m)),
                                              "ssim": float(metrics.ssim(near, gt, mask=m))}})
+        if detail is not None:  # the same render without the detail layer
+            alone = _finish_view(plain, out, cam, name, ego)
+            per_view[-1]["gaussians_only"] = {"psnr": float(metrics.psnr(alone, gt, mask=m)),
+                                              "ssim": float(metrics.ssim(alone, gt, mask=m))}
         if estimated:  # the same, on the pixels that are not the ego's (all, for other cameras)
             keep = ~ego.mask(name, (h, w))[..., None] if ego.covers(name) else None
             per_view[-1]["scene"] = {
@@ -255,21 +315,6 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     rec.timings["render_and_score"] = time.perf_counter() - t0 - lpips_time
     if lpips is not None:
         rec.timings["lpips"] = lpips_time
-
-    stage("render context views")
-    t0 = time.perf_counter()
-    context_rows = []
-    for v in range(context_cams.num_cameras):
-        pred, _ = _render_view(g, rec.sky, context_cams[[v]].to(dev), backend, rec.colour, ego,
-                               inputs.camera_names[v % n_cams], rec.upsample_filter)
-        gt = context_images[v]
-        # The clip's own masks mark what is scored; estimated ones do not (every pixel counts).
-        m = None if inputs.valid is None or estimated else inputs.valid[0, v].permute(1, 2, 0)
-        context_rows.append({"frame": inputs.frames[v // n_cams],
-                             "camera": inputs.camera_names[v % n_cams],
-                             "psnr": float(metrics.psnr(pred, gt, mask=m)),
-                             "ssim": float(metrics.ssim(pred, gt, mask=m))})
-    rec.timings["render_context"] = time.perf_counter() - t0
 
     report: dict = {
         "clip": str(clip.path),
@@ -294,6 +339,9 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
         # Where the rig's cameras see the ego itself: from the clip's masks or estimated
         # (camera → fraction of its pixels); None when neither.
         "ego": None if ego is None else ego.summary(),
+        # The context images' detail that the Gaussians miss, added to the held-out renders
+        # (model.detail_layer): views, cameras, size and settings; None when off.
+        "detail": None if detail is None else detail.summary(),
         "gaussians": g.num_gaussians,
         "psnr": _mean(per_view, "psnr"),
         "ssim": _mean(per_view, "ssim"),
@@ -306,9 +354,14 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
             "rule": "per held-out view, the context image of the same camera (else the context "
                     "camera nearest in position) at the context frame nearest in time"},
         "context_views": {"psnr": _mean(context_rows, "psnr"), "ssim": _mean(context_rows, "ssim"),
-                          "views": len(context_rows), "per_view": context_rows},
+                          "views": len(context_rows), "per_view": context_rows,
+                          "rule": "the Gaussians rendered back, without the detail layer"},
         "per_view": per_view,
     }
+    if detail is not None:
+        alone = [r["gaussians_only"] for r in per_view]
+        report["gaussians_only"] = {"psnr": _mean(alone, "psnr"), "ssim": _mean(alone, "ssim"),
+                                    "rule": "the held-out views without the detail layer"}
     if estimated:
         scene = [r["scene"] for r in per_view]
         report["scene"] = {
@@ -336,14 +389,16 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     if variants:
         stage("variants")
         report["variants"] = _score_variants(variants, clip, split, rec, context_cams, held, dev,
-                                             backend)
+                                             backend, detail_cfg)
     report["timings"] = {k: round(v, 4) for k, v in rec.timings.items()}
     return report
 
 
 def _score_variants(variants: Mapping[str, Callable], clip, split, rec, context_cams, held, dev,
-                    backend: str) -> dict:
-    """Each variant's Gaussians (made from the network's) scored on the held-out views."""
+                    backend: str, detail_cfg=None) -> dict:
+    """Each variant's Gaussians (made from the network's) scored on the held-out views; with
+    ``detail_cfg`` (the model's ``detail_layer``) through a detail layer of their own renders of
+    the context views, as a refined scene keeps one."""
     from splatnet import metrics
 
     h, w = context_cams.height, context_cams.width  # the scoring size
@@ -359,18 +414,51 @@ def _score_variants(variants: Mapping[str, Callable], clip, split, rec, context_
         t0 = time.perf_counter()
         g = make(rec.gaussians, views, backgrounds)
         seconds = time.perf_counter() - t0
+        # (no colour matrices or upsample filter: a variant's Gaussians were fitted to the views'
+        # own colours at the scoring size)
+        detail = None
+        if detail_cfg is not None:
+            renders, depths = [], []
+            for v in range(len(views)):
+                pred, o = _render_view(g, rec.sky, views.cameras[[v]].to(dev), backend, None,
+                                       rec.ego, views.camera_names[v])
+                renders.append(pred)
+                depths.append(o.depth[0].cpu())
+            detail = _detail_of(views.images, torch.stack(renders), torch.stack(depths),
+                                views.cameras, views.camera_names, rec.ego, detail_cfg)
         rows = []
         for v in range(len(held)):
-            # (no upsample filter: a variant's Gaussians were fitted at the scoring size)
-            pred, _ = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend, None, rec.ego,
-                                   held.camera_names[v])
+            cam = held.cameras[[v]].to(dev)
+            plain, o = _render_plain(g, rec.sky, cam, backend)
+            pred = _finish_view(plain, o, cam, held.camera_names[v], rec.ego, detail)
             gt = held.images[v]
             rows.append({"frame": int(held.frame_ids[v]), "camera": held.camera_names[v],
                          "psnr": float(metrics.psnr(pred, gt)),
                          "ssim": float(metrics.ssim(pred, gt))})
+            if detail is not None:
+                alone = _finish_view(plain, o, cam, held.camera_names[v], rec.ego)
+                rows[-1]["gaussians_only"] = {"psnr": float(metrics.psnr(alone, gt)),
+                                              "ssim": float(metrics.ssim(alone, gt))}
         out[name] = {"psnr": _mean(rows, "psnr"), "ssim": _mean(rows, "ssim"),
                      "gaussians": g.num_gaussians, "seconds": round(seconds, 4), "per_view": rows}
+        if detail is not None:
+            alone = [r["gaussians_only"] for r in rows]
+            out[name]["gaussians_only"] = {"psnr": _mean(alone, "psnr"),
+                                           "ssim": _mean(alone, "ssim")}
     return out
+
+
+def _detail_of(images, renders, depths, cameras, names, ego, cfg):
+    """The :class:`~splatnet.scene.layers.DetailLayer` of context views (``images``,
+    ``renders`` ``[V, H, W, 3]``, ``depths`` ``[V, H, W, 1]``, unbatched ``cameras`` ``[V]``,
+    their rig camera ``names`` cycling frame-major), with no detail on the ``ego``'s body."""
+    from splatnet.scene.layers import DetailLayer
+
+    size = tuple(images.shape[1:3])
+    names = [names[v % len(names)] for v in range(len(images))]
+    valid = None if ego is None else ego.validity(names, size)
+    return DetailLayer.from_renders(images, renders, depths, cameras, names, valid=valid,
+                                    tolerance=cfg.tolerance, min_alpha=cfg.min_alpha)
 
 
 def _batched(cameras, names: bool = False):

@@ -261,6 +261,14 @@ def colour_fit_config(model: nn.Module):
     return cfg if cfg is not None and cfg.enabled else None
 
 
+def detail_layer_config(model: nn.Module):
+    """The model's ``detail_layer`` config when it is on (renders of a reconstruction take the
+    detail of its context images that the Gaussians miss, :class:`~splatnet.scene.layers.
+    DetailLayer`), else None."""
+    cfg = getattr(getattr(model, "config", None), "detail_layer", None)
+    return cfg if cfg is not None and cfg.enabled else None
+
+
 def upsample_filter_of(model: nn.Module, inputs: ClipInputs) -> UpsampleFilter | None:
     """The model's ``upsample_filter`` for a reconstruction from ``inputs`` (each context
     camera's focal length at the network's size), or None when it is off."""

@@ -31,6 +31,7 @@ def reconstruct_scene(
     device: str | torch.device | None = None,
     use_tracks: bool = True,
     box_margin: float = 0.25,
+    detail: bool = True,
     progress=None,
 ):
     """Reconstruct a clip into a :class:`~splatnet.scene.Scene` in one forward pass.
@@ -43,6 +44,8 @@ def reconstruct_scene(
         use_tracks: split the Gaussians by the clip's actor tracks (when it has any).
         box_margin: metres an actor's box is grown by when collecting its Gaussians (the
             network's depth is not exact at object boundaries).
+        detail: keep the detail of the context images that the Gaussians miss
+            (:attr:`Scene.detail`) when the model has ``detail_layer`` on.
         progress: optional ``f(stage_name)`` called as each stage starts.
 
     Returns:
@@ -50,7 +53,9 @@ def reconstruct_scene(
         network's sky, the context cameras' colour matrices (fitted to their images when the
         model has ``colour_fit`` on, :attr:`Scene.colour`), the ego's own body in the cameras
         that see it (:attr:`Scene.ego`: the clip's camera masks or estimated ones, as
-        :func:`splatnet.reconstruct`), the clip's rig, frame times and ego poses; ``metadata``
+        :func:`splatnet.reconstruct`), the detail of the context images that the Gaussians miss
+        (:attr:`Scene.detail`, at the network's input size, when the model has
+        ``detail_layer`` on), the clip's rig, frame times and ego poses; ``metadata``
         says where it came from (clip, context frames, size, timings, actors without Gaussians,
         ``colour``: ``"fitted"`` or ``"network"`` when it has matrices).
     """
@@ -77,16 +82,16 @@ def reconstruct_scene(
     inputs = prepare_inputs(clip, int(getattr(model, "stride", 1)), frames=frames, cameras=names,
                             size=size)
     return scene_from_inputs(clip, inputs, model, dev, use_tracks=use_tracks,
-                             box_margin=box_margin, progress=progress)
+                             box_margin=box_margin, detail=detail, progress=progress)
 
 
 def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks: bool = True,
-                      box_margin: float = 0.25, progress=None):
+                      box_margin: float = 0.25, detail: bool = True, progress=None):
     """:func:`reconstruct_scene` on decoded inputs (:func:`~splatnet.pipeline.feedforward.
     prepare_inputs` of ``clip``): the network pass, the split by tracks, post-processing."""
     from splatnet import __version__
     from splatnet.models.postprocessing import PostprocessConfig, cap, merge_duplicates, prune
-    from splatnet.pipeline.feedforward import forward, upsample_filter_of
+    from splatnet.pipeline.feedforward import detail_layer_config, forward, upsample_filter_of
     from splatnet.scene import Rig, Scene, SceneActor
 
     _check_options(use_tracks, box_margin)
@@ -173,13 +178,21 @@ def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks
                   ego_to_world=clip.ego_to_world.numpy(), sky=sky, ego=inputs.ego,
                   upsample=upsample_filter_of(model, inputs), metadata=meta)
     colour = _context_colour(scene, inputs, out, model, stage)
-    if colour is None:
-        return scene
-    matrices, how, seconds = colour
-    meta["colour"] = how
-    if seconds is not None:
-        meta["timings"]["colour_fit"] = round(seconds, 4)
-    return scene.replace(colour=matrices, metadata=meta)
+    if colour is not None:
+        matrices, how, seconds = colour
+        meta["colour"] = how
+        if seconds is not None:
+            meta["timings"]["colour_fit"] = round(seconds, 4)
+        scene = scene.replace(colour=matrices, metadata=meta)
+    detail_cfg = detail_layer_config(model) if detail else None
+    if detail_cfg is not None:
+        stage("detail layer")
+        t0 = time.perf_counter()
+        scene = scene.with_detail(inputs.view_cameras(), inputs.images[0].permute(0, 2, 3, 1),
+                                  tolerance=detail_cfg.tolerance, min_alpha=detail_cfg.min_alpha)
+        meta["timings"]["detail_layer"] = round(time.perf_counter() - t0, 4)
+        scene = scene.replace(metadata=meta)
+    return scene
 
 
 def _context_colour(scene, inputs, out, model: nn.Module, stage):

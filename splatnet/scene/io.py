@@ -18,13 +18,18 @@ Layout (docs/scenes.md)::
     colour.matrices                                   F64 [K, 3, 4]  (version 2: rig cameras' colour)
     ego_layer.{i}.mask / .images / .times             BOOL [H, W] / F32 [T, H, W, 3] / F64 [T]
                                                       (version 2: the ego's body in rig camera i)
+    detail_layer.residuals / .depths                  F32 [V, H, W, 3] / F32 [V, H, W]
+    detail_layer.K / .cam_to_world / .times           F64 [V, 3, 3] / F64 [V, 4, 4] / F64 [V]
+                                                      (version 3: the context views' detail)
 
 Version 2 adds the optional description keys ``colour`` (the K rig camera names whose colour
 matrices the file holds), ``ego_layer`` (``estimated`` and, per camera, ``name``, ``height``,
 ``width``, ``frames`` and whether it has ``times``) and ``upsample_filter`` (``sigma``,
 ``focals``: rig camera name → focal length at the network's size, ``height``: the network's
-input height); a scene without any of them is written as version 1, which older splatnet
-versions read.
+input height). Version 3 adds ``detail_layer`` (``cameras``: the rig camera of each of the V
+context views, ``height``, ``width``, ``tolerance``, ``min_alpha``). A file is written as the
+lowest version that holds what it has (a scene without any of these is version 1, which older
+splatnet versions read).
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from splatnet.models.config import MAX_FREQUENCIES, MAX_WIDTH
 from splatnet.models.sky import SkyModel
 
 FORMAT = "splatnet-scene"
-VERSION = 2
+VERSION = 3
 SUFFIX = ".scene"
 #: Largest JSON header read. It grows by ~1 KB per actor (its description and tensor entries), so
 #: 16 MiB holds thousands; a hostile file claiming more is refused before anything is read.
@@ -53,6 +58,8 @@ MAX_HEADER_BYTES = 16 << 20
 
 #: Most context images one camera of an ego layer may hold (a scene's context frames).
 MAX_EGO_FRAMES = 1024
+#: Most context views a detail layer may hold.
+MAX_DETAIL_VIEWS = 4096
 
 _GROUP = ("means", "quats", "scales", "opacities", "sh")
 _DYNAMIC = ("velocities", "times")
@@ -60,7 +67,7 @@ _DTYPES = {"F32": (torch.float32, 4), "F64": (torch.float64, 8), "BOOL": (torch.
 _DESCRIPTION_KEYS = ("writer", "background", "actors", "rig", "frames", "sky", "metadata")
 #: Optional description keys and the first version that has each; a file is written as the
 #: lowest version that holds what it has (a scene without colour matrices is version 1).
-_OPTIONAL_KEYS = {"colour": 2, "ego_layer": 2, "upsample_filter": 2}
+_OPTIONAL_KEYS = {"colour": 2, "ego_layer": 2, "upsample_filter": 2, "detail_layer": 3}
 
 
 def sky_config(model: SkyModel) -> dict[str, int]:
@@ -251,7 +258,25 @@ def _description(path: Path, meta: dict) -> dict:
                 or not isinstance(up["sigma"], (int, float)):
             raise FormatError(f"{path}: upsample_filter: sigma must be a number and focals a "
                               "mapping of rig camera name to focal length")
+    if "detail_layer" in d:
+        _detail_spec(path, d["detail_layer"], [c["name"] for c in d["rig"]])
     return d
+
+
+def _detail_spec(path: Path, e: object, rig: list) -> None:
+    _keys(path, e, ("cameras", "height", "width", "tolerance", "min_alpha"), "detail_layer")
+    cams = e["cameras"]
+    if not isinstance(cams, list) or not 1 <= len(cams) <= MAX_DETAIL_VIEWS \
+            or not all(isinstance(n, str) and n in rig for n in cams):
+        raise FormatError(f"{path}: detail_layer: cameras must be a list of 1..{MAX_DETAIL_VIEWS} "
+                          f"rig camera names, one per view (the rig: {', '.join(map(str, rig))})")
+    if not all(_is_count(e[k]) and 1 <= e[k] <= MAX_IMAGE_SIDE for k in ("height", "width")) \
+            or e["height"] * e["width"] > MAX_IMAGE_PIXELS:
+        raise FormatError(f"{path}: detail_layer: height and width must be image sides (at most "
+                          f"{MAX_IMAGE_SIDE} px, {MAX_IMAGE_PIXELS} pixels)")
+    if any(isinstance(e[k], bool) or not isinstance(e[k], (int, float))
+           for k in ("tolerance", "min_alpha")):
+        raise FormatError(f"{path}: detail_layer: tolerance and min_alpha must be numbers")
 
 
 def _ego_spec(path: Path, e: object, rig: list) -> None:
@@ -321,6 +346,14 @@ def _expected_tensors(d: dict) -> dict[str, tuple[str, list]]:
         out[f"ego_layer.{i}.images"] = ("F32", [f, h, w, 3])
         if c["times"]:
             out[f"ego_layer.{i}.times"] = ("F64", [f])
+    if "detail_layer" in d:
+        e = d["detail_layer"]
+        v, h, w = len(e["cameras"]), e["height"], e["width"]
+        out["detail_layer.residuals"] = ("F32", [v, h, w, 3])
+        out["detail_layer.depths"] = ("F32", [v, h, w])
+        out["detail_layer.K"] = ("F64", [v, 3, 3])
+        out["detail_layer.cam_to_world"] = ("F64", [v, 4, 4])
+        out["detail_layer.times"] = ("F64", [v])
     return out
 
 

@@ -1,8 +1,10 @@
 """What a reconstruction keeps beside its Gaussians, for rendering them into cameras: what the rig
-cameras saw of the ego itself (:class:`EgoLayer`) and how to widen the Gaussians for a camera that
-samples the scene more finely than the network's input views (:class:`UpsampleFilter`). Made by
-:mod:`splatnet.pipeline` (``Reconstruction.ego`` / ``.upsample_filter``) and kept by
-:class:`~splatnet.scene.Scene` (``ego``, ``upsample``)."""
+cameras saw of the ego itself (:class:`EgoLayer`), how to widen the Gaussians for a camera that
+samples the scene more finely than the network's input views (:class:`UpsampleFilter`), and the
+detail of the context images that the Gaussians miss (:class:`DetailLayer`). Made by
+:mod:`splatnet.pipeline` (``Reconstruction.ego`` / ``.upsample_filter``, the evaluation's and
+the scene's detail layer) and kept by :class:`~splatnet.scene.Scene` (``ego``, ``upsample``,
+``detail``)."""
 
 from __future__ import annotations
 
@@ -125,3 +127,131 @@ class UpsampleFilter:
         if focal is None:
             focal = float(camera.K.reshape(-1, 3, 3)[0, 1, 1]) * self.height / camera.height
         return widen_for_camera(gaussians, camera, focal, self.sigma)
+
+
+#: A source view's weight is ``1 / (|t − t_view| + DETAIL_TIME_EPS)`` (seconds): the context views
+#: nearest in time count most, and a view at the very time rendered all but alone.
+DETAIL_TIME_EPS = 1e-3
+
+
+@dataclass(frozen=True, eq=False)
+class DetailLayer:
+    """What the Gaussians miss in each context view, carried over to other views of the scene.
+
+    For each context view ``i`` it keeps ``D_i = I_i − R_i`` (the recorded image minus the
+    reconstruction's render of it, zero on the ego's own body), the render's depth and the
+    view's camera. A render ``R`` of a camera (with its depth and alpha) is given that detail by
+    :meth:`apply`: each pixel is lifted to 3D at its rendered depth and projected into the
+    source views; a source view gives its ``D`` there (bilinear) when the point is that view's
+    own rendered surface (depth within ``tolerance`` of the view's depth there: it is not
+    hidden there, nor something the view never saw) and the pixel is covered (alpha above
+    ``min_alpha``: the sky takes none). The source views are those of the same rig camera (for
+    a camera of another name: of the rig camera whose context view looks most its way), each
+    weighted by ``1 / (|Δt| + DETAIL_TIME_EPS)``; ``R + Σ w_i D_i / Σ w_i`` over the views that
+    give detail at a pixel, clamped into ``[0, 1]``. A context view rendered at its own time gets
+    about its recorded image back where the Gaussians cover it (its own residual weighs
+    ``1 / DETAIL_TIME_EPS``, another view's ``1 / |Δt|``). Nothing is carried where an edit
+    changed the surface (a removed or moved actor: the depths disagree).
+
+    Attributes:
+        names: the rig camera of each view (``V``).
+        residuals: ``[V, H, W, 3]`` float32 ``D_i``.
+        depths: ``[V, H, W]`` float32 the renders' depth (0 where nothing was drawn).
+        K, cam_to_world: ``[V, 3, 3]`` / ``[V, 4, 4]`` float64 the views' cameras at ``H × W``.
+        times: ``[V]`` float64 the views' timestamps (seconds).
+        tolerance: relative depth agreement a source view needs at a pixel.
+        min_alpha: rendered alpha a pixel needs to take detail.
+    """
+
+    names: tuple[str, ...]
+    residuals: Tensor
+    depths: Tensor
+    K: Tensor
+    cam_to_world: Tensor
+    times: Tensor
+    tolerance: float = 0.05
+    min_alpha: float = 0.5
+
+    @classmethod
+    def from_renders(cls, images: Tensor, renders: Tensor, depths: Tensor, cameras,
+                     names: Sequence[str], *, valid: Tensor | None = None,
+                     tolerance: float = 0.05, min_alpha: float = 0.5) -> DetailLayer:
+        """The layer of context views: ``images``, ``renders`` ``[V, H, W, 3]`` (the recorded
+        images and the reconstruction's renders of them, as shown: sky, colour, clamped),
+        ``depths`` ``[V, H, W]`` or ``[V, H, W, 1]`` the renders' depth, ``cameras`` their
+        unbatched :class:`~splatnet.Cameras` ``[V]`` with timestamps, ``names`` their rig
+        cameras, ``valid`` ``[V, H, W]`` or ``[V, H, W, 1]`` bool (False: the ego's own body,
+        no detail)."""
+        if cameras.timestamps is None:
+            raise ValueError("detail layer: the context views need timestamps")
+        residuals = (images.float() - renders.float().clamp(0, 1)).detach().cpu()
+        if valid is not None:
+            residuals = residuals * valid.reshape(residuals.shape[:3])[..., None].cpu().float()
+        return cls(tuple(names), residuals, depths.reshape(residuals.shape[:3]).detach().float().cpu(),
+                   cameras.K.detach().to("cpu", torch.float64),
+                   cameras.cam_to_world.detach().to("cpu", torch.float64),
+                   cameras.timestamps.detach().to("cpu", torch.float64).reshape(-1),
+                   float(tolerance), float(min_alpha))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.residuals.shape[1]), int(self.residuals.shape[2])
+
+    def sources(self, camera, name: str | None) -> list[int]:
+        """The views that give detail to ``camera`` (one camera): those of rig camera ``name``,
+        or for a camera of no name in the layer, of the rig camera whose view looks most its way
+        (largest cosine between the optical axes; the first such view's camera)."""
+        if name is not None and name in self.names:
+            return [i for i, n in enumerate(self.names) if n == name]
+        fwd = camera.cam_to_world.reshape(4, 4)[:3, 2].detach().to("cpu", torch.float64)
+        best = self.names[int((self.cam_to_world[:, :3, 2] @ fwd).argmax())]
+        return [i for i, n in enumerate(self.names) if n == best]
+
+    def apply(self, rgb: Tensor, alpha: Tensor, depth: Tensor, camera, name: str | None,
+              time: float | None) -> Tensor:
+        """``rgb [H, W, 3]`` (a render of ``camera``, one camera) clamped into ``[0, 1]``, with
+        this layer's detail added and clamped again; ``alpha``, ``depth`` ``[H, W(, 1)]`` the
+        render's; ``name`` its rig camera (None: another camera); ``time`` its time in seconds
+        (None: every source view weighs the same)."""
+        import torch.nn.functional as F
+
+        from splatnet.cameras import project_points
+
+        h, w = rgb.shape[:2]
+        dev = rgb.device
+        z = depth.reshape(h, w).to(dev, torch.float64)
+        v, u = torch.meshgrid(torch.arange(h, dtype=torch.float64, device=dev) + 0.5,
+                              torch.arange(w, dtype=torch.float64, device=dev) + 0.5, indexing="ij")
+        pix = torch.stack([u, v, torch.ones_like(u)], -1).reshape(-1, 3)
+        K = camera.K.reshape(3, 3).to(dev, torch.float64)
+        c2w = camera.cam_to_world.reshape(4, 4).to(dev, torch.float64)
+        world = (torch.linalg.solve(K, pix.T).T * z.reshape(-1, 1)) @ c2w[:3, :3].T + c2w[:3, 3]
+        covered = (z > 0) & (alpha.reshape(h, w).to(dev) > self.min_alpha)
+        sh, sw = self.size
+        num = torch.zeros(h, w, 3, dtype=torch.float32, device=dev)
+        den = torch.zeros(h, w, dtype=torch.float32, device=dev)
+        for i in self.sources(camera, name):
+            w2c = torch.linalg.inv(self.cam_to_world[i]).to(dev)
+            uv, zi = project_points(world, self.K[i][None].to(dev), w2c[None])
+            uv, zi = uv[0].reshape(h, w, 2), zi[0].reshape(h, w)
+            grid = torch.stack([uv[..., 0] / sw * 2 - 1, uv[..., 1] / sh * 2 - 1], -1)[None].float()
+            res = self.residuals[i].to(dev).permute(2, 0, 1)[None]
+            carried = F.grid_sample(res, grid, align_corners=False)[0].permute(1, 2, 0)
+            surface = F.grid_sample(self.depths[i].to(dev)[None, None], grid, mode="nearest",
+                                    align_corners=False)[0, 0].double()
+            take = covered & (grid[0].abs() < 1).all(-1) & (zi > 0) & (surface > 0) \
+                & ((zi - surface).abs() < self.tolerance * surface)
+            wt = 1.0 if time is None else 1.0 / (abs(float(time) - float(self.times[i]))
+                                                  + DETAIL_TIME_EPS)
+            take = take.float() * wt
+            num += carried * take[..., None]
+            den += take
+        # (the residuals were taken against renders as shown: clamped)
+        out = rgb.clamp(0, 1) + torch.where(den[..., None] > 0, num / den.clamp(min=1e-12)[..., None],
+                                            torch.zeros_like(num)).to(rgb)
+        return out.clamp(0, 1)
+
+    def summary(self) -> dict:
+        """What reports say of it: views, their rig cameras, size, settings."""
+        return {"views": len(self.names), "cameras": sorted(set(self.names)),
+                "size": list(self.size), "tolerance": self.tolerance, "min_alpha": self.min_alpha}

@@ -28,12 +28,12 @@ from splatnet.cameras import Cameras
 from splatnet.clip import _checks as C
 from splatnet.errors import FormatError, ValidationError
 from splatnet.gaussians import Gaussians
-from splatnet.models.config import MAX_UPSAMPLE_SIGMA
+from splatnet.models.config import MAX_UPSAMPLE_SIGMA, check_detail_settings
 from splatnet.models.sky import SkyBackground, SkyModel
 from splatnet.rendering import render
 from splatnet.scene.actor import SceneActor, check_group
 from splatnet.scene.io import read_scene_file, sky_config, write_scene_file
-from splatnet.scene.layers import EgoLayer, UpsampleFilter
+from splatnet.scene.layers import DetailLayer, EgoLayer, UpsampleFilter
 from splatnet.scene.rig import Rig, RigCamera
 from splatnet.scene.track import Track, _frame_times, read_only
 
@@ -87,6 +87,10 @@ class Scene:
             (:class:`~splatnet.scene.layers.UpsampleFilter`: its context cameras' focal
             lengths at the network's size and the blur's sigma) or None: a camera that samples
             the scene more finely renders it with the Gaussians widened (:meth:`render`).
+        detail: the detail of the context images that the Gaussians miss
+            (:class:`~splatnet.scene.layers.DetailLayer`: each context view's image minus the
+            scene's render of it, with its depth and camera), added to renders through their
+            depth (:meth:`render`), or None. Made by :meth:`with_detail`.
         metadata: free JSON data (source clip, model, …).
     """
 
@@ -99,6 +103,7 @@ class Scene:
     colour: Mapping[str, np.ndarray] = field(default_factory=dict)
     ego: Any = None
     upsample: Any = None
+    detail: Any = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -138,6 +143,7 @@ class Scene:
         object.__setattr__(self, "colour", MappingProxyType(_check_colour(self.colour, self.rig)))
         object.__setattr__(self, "ego", _check_ego(self.ego, self.rig))
         object.__setattr__(self, "upsample", _check_upsample(self.upsample, self.rig))
+        object.__setattr__(self, "detail", _check_detail(self.detail, self.rig))
         object.__setattr__(self, "metadata", MappingProxyType(_check_metadata(self.metadata)))
         groups = [self.background] + [a.gaussians for a in table.values()]
         devices = {str(g.device) for g in groups}
@@ -272,7 +278,8 @@ class Scene:
 
     def render(self, cameras: Cameras, *, backend: str = "auto", sh_degree: int | None = None,
                background: Tensor | None = None, sky_min_transmittance: float = 0.0,
-               colour: bool = True, ego: bool = True, upsample: bool = True) -> SceneImages:
+               colour: bool = True, ego: bool = True, upsample: bool = True,
+               detail: bool = True) -> SceneImages:
         """Render each camera at its own time: camera ``c`` sees :meth:`gaussians_at` of
         ``cameras.timestamps[c]`` (seconds on the scene clock; required). A camera named as one
         of the scene's :attr:`colour` cameras sees through that camera's colour matrix (its
@@ -297,6 +304,7 @@ class Scene:
             colour: render the :attr:`colour` cameras through their colour matrices.
             ego: draw the :attr:`ego` layer over its cameras.
             upsample: apply the scene's :attr:`upsample` filter.
+            detail: add the scene's :attr:`detail` layer.
         """
         if not isinstance(cameras, Cameras):
             raise ValidationError(f"cameras: expected splatnet.Cameras, got {type(cameras).__name__}")
@@ -308,7 +316,8 @@ class Scene:
                 or not 0.0 <= sky_min_transmittance < 1.0:
             raise ValidationError(f"sky_min_transmittance: expected a number in [0, 1), got "
                                   f"{sky_min_transmittance!r}")
-        for name, flag in (("colour", colour), ("ego", ego), ("upsample", upsample)):
+        for name, flag in (("colour", colour), ("ego", ego), ("upsample", upsample),
+                           ("detail", detail)):
             if not isinstance(flag, bool):
                 raise ValidationError(f"{name}: expected True or False, got {flag!r}")
         cams = cameras.to(self.device)
@@ -348,10 +357,52 @@ class Scene:
             idx = torch.tensor(rows, device=rgb.device)
             seen_by = apply_colour(rgb[idx].movedim(-1, -3), mats).movedim(-3, -1)
             rgb = rgb.index_copy(0, idx, seen_by)
+        if detail and self.detail is not None:
+            rgb = torch.stack([self.detail.apply(rgb[i], alpha[i], depth[i], cams[[i]], names[i],
+                                                 float(ts[i])) for i in range(len(cams))])
         if ego and self.ego is not None and any(self.ego.covers(n) for n in names):
             rgb = torch.stack([self.ego.composite(rgb[i], n, float(ts[i])) if self.ego.covers(n)
                                else rgb[i] for i, n in enumerate(names)])
         return SceneImages(rgb, alpha, depth)
+
+    def with_detail(self, cameras: Cameras, images: Tensor, *, tolerance: float = 0.05,
+                    min_alpha: float = 0.5, backend: str = "auto") -> Scene:
+        """The scene with a :attr:`detail` layer of these context views: each rendered by the
+        scene as :meth:`render` shows it (sky, colour, upsample filter, ego layer; no detail
+        layer), the layer keeps ``image − render`` (zero on the ego's body by its
+        :attr:`ego` layer), the render's depth and the camera. A scene whose Gaussians change
+        (refinement) needs a new one.
+
+        Args:
+            cameras: unbatched :class:`~splatnet.Cameras` ``[V]`` with ``timestamps`` and
+                ``names`` (rig cameras), all of one size.
+            images: ``[V, H, W, 3]`` the views' recorded images in ``[0, 1]``.
+            tolerance, min_alpha: :class:`~splatnet.scene.layers.DetailLayer`'s settings.
+            backend: as :func:`splatnet.render`.
+        """
+        if not isinstance(cameras, Cameras) or cameras.batch_shape:
+            raise ValidationError("cameras: expected unbatched splatnet.Cameras [V]")
+        if not cameras.names:
+            raise ValidationError("cameras.names: required; the detail layer keeps each view's "
+                                  "rig camera")
+        want = (cameras.num_cameras, cameras.height, cameras.width, 3)
+        if not isinstance(images, Tensor) or not images.is_floating_point() \
+                or tuple(images.shape) != want:
+            raise ValidationError(f"images: expected a float tensor {list(want)} (one image per "
+                                  f"camera), got {getattr(images, 'shape', type(images).__name__)}")
+        if not bool(torch.isfinite(images).all()) or float(images.min()) < 0 \
+                or float(images.max()) > 1:
+            raise ValidationError("images: values must be finite and in [0, 1]")
+        check_detail_settings("detail", True, tolerance, min_alpha)
+        camera_times(cameras, "cameras")
+        with torch.no_grad():
+            out = self.render(cameras, backend=backend, detail=False)
+        valid = None if self.ego is None else self.ego.validity(cameras.names,
+                                                                (cameras.height, cameras.width))
+        layer = DetailLayer.from_renders(images.cpu(), out.rgb.cpu(), out.depth.cpu(),
+                                         cameras.to("cpu"), cameras.names, valid=valid,
+                                         tolerance=tolerance, min_alpha=min_alpha)
+        return self.replace(detail=layer)
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike, *, force: bool = False) -> Path:
@@ -410,6 +461,14 @@ class Scene:
             description["upsample_filter"] = {"sigma": self.upsample.sigma,
                                               "focals": dict(self.upsample.focals),
                                               "height": self.upsample.height}
+        if self.detail is not None:
+            d = self.detail
+            h, w = d.size
+            description["detail_layer"] = {"cameras": list(d.names), "height": h, "width": w,
+                                           "tolerance": d.tolerance, "min_alpha": d.min_alpha}
+            tensors.update({"detail_layer.residuals": d.residuals, "detail_layer.depths": d.depths,
+                            "detail_layer.K": d.K, "detail_layer.cam_to_world": d.cam_to_world,
+                            "detail_layer.times": d.times})
         return write_scene_file(path, description, tensors, force=force)
 
     @staticmethod
@@ -539,9 +598,17 @@ def _from_file(d: dict, t: dict[str, Tensor]) -> Scene:
     if "upsample_filter" in d:
         up = d["upsample_filter"]
         upsample = UpsampleFilter(dict(up["focals"]), up["sigma"], up["height"])
+    detail = None
+    if "detail_layer" in d:
+        e = d["detail_layer"]
+        detail = DetailLayer(tuple(e["cameras"]), t["detail_layer.residuals"],
+                             t["detail_layer.depths"], t["detail_layer.K"],
+                             t["detail_layer.cam_to_world"], t["detail_layer.times"],
+                             e["tolerance"], e["min_alpha"])
     return Scene(background=group("background", "background"), actors=actors, rig=rig,
                  frame_times=t["ego.frame_times"].numpy(), ego_to_world=t["ego.ego_to_world"].numpy(),
-                 sky=sky, colour=colour, ego=ego, upsample=upsample, metadata=d["metadata"])
+                 sky=sky, colour=colour, ego=ego, upsample=upsample, detail=detail,
+                 metadata=d["metadata"])
 
 
 # ---------------------------------------------------------------------------------------- checks
@@ -662,6 +729,54 @@ def _check_upsample(up: object, rig: Rig) -> UpsampleFilter | None:
             raise ValidationError(f"upsample.focals[{n!r}]: expected a focal length in pixels "
                                   f"(> 0), got {f!r}")
     return UpsampleFilter({n: float(f) for n, f in up.focals.items()}, float(sigma), up.height)
+
+
+def _check_detail(detail: object, rig: Rig) -> DetailLayer | None:
+    """``detail`` (a :class:`~splatnet.scene.layers.DetailLayer` of rig cameras) checked, as a
+    new layer of CPU copies (float32 images, float64 cameras); None stays None."""
+    if detail is None:
+        return None
+    if not isinstance(detail, DetailLayer):
+        raise ValidationError(f"detail: expected a splatnet.scene.layers.DetailLayer, got "
+                              f"{type(detail).__name__}")
+    names = detail.names
+    if not isinstance(names, (tuple, list)) or not names \
+            or not all(isinstance(n, str) for n in names):
+        raise ValidationError("detail.names: expected the rig camera name of each view (at least one)")
+    for n in names:
+        if n not in rig.names:
+            raise ValidationError(f"detail.names: {n!r} is not a camera of the rig "
+                                  f"({', '.join(rig.names)})")
+    v = len(names)
+
+    def tensor(x: object, field: str, shape: str, ok) -> Tensor:
+        if not isinstance(x, Tensor) or not x.is_floating_point() or not ok(x.shape):
+            raise ValidationError(f"detail.{field}: expected a float tensor {shape}, got "
+                                  f"{getattr(x, 'shape', type(x).__name__)}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValidationError(f"detail.{field}: non-finite values (NaN or inf)")
+        return x.detach().cpu()
+
+    res = tensor(detail.residuals, "residuals", f"[{v}, H, W, 3]",
+                 lambda s: len(s) == 4 and s[0] == v and s[3] == 3 and s[1] > 0 and s[2] > 0)
+    h, w = res.shape[1:3]
+    if float(res.abs().max()) > 1:
+        raise ValidationError("detail.residuals: values must lie in [-1, 1] (an image in [0, 1] "
+                              "minus a render in [0, 1])")
+    depths = tensor(detail.depths, "depths", f"[{v}, {h}, {w}]", lambda s: tuple(s) == (v, h, w))
+    if float(depths.min()) < 0:
+        raise ValidationError("detail.depths: values must be >= 0 (camera depth, 0 = nothing)")
+    K = tensor(detail.K, "K", f"[{v}, 3, 3]", lambda s: tuple(s) == (v, 3, 3)).double()
+    if not bool((K[:, 0, 0] > 0).all() and (K[:, 1, 1] > 0).all()):
+        raise ValidationError("detail.K: focal lengths must be > 0")
+    c2w = tensor(detail.cam_to_world, "cam_to_world", f"[{v}, 4, 4]",
+                 lambda s: tuple(s) == (v, 4, 4)).double()
+    for i in range(v):
+        C.check_rigid(c2w[i].numpy(), f"detail.cam_to_world[{i}]")
+    times = tensor(detail.times, "times", f"[{v}]", lambda s: tuple(s) == (v,)).double()
+    check_detail_settings("detail", True, detail.tolerance, detail.min_alpha)
+    return DetailLayer(tuple(names), res.float(), depths.float(), K, c2w, times,
+                       float(detail.tolerance), float(detail.min_alpha))
 
 
 def _check_metadata(meta: object) -> dict:

@@ -1,0 +1,269 @@
+"""The detail layer (``splatnet.scene.layers.DetailLayer``, ``Scene.detail``): each context view's
+residual carried to other views through the rendered depth. The warp is checked against a plane
+by hand (NumPy: a camera shifted sideways sees the source image shifted by a whole number of
+pixels), the depth and alpha tests, the time weights written out, the choice of source views for
+a camera off the rig; a scene gives its context views back where its Gaussians cover them,
+carries nothing where an edit removed the surface, round-trips through its file (version 3) and
+refuses malformed layers naming the field; refinement makes a new layer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import safetensors
+import torch
+from scene.builders import FRAME_TIMES, HEIGHT, WIDTH, make_scene
+
+from splatnet import Cameras
+from splatnet.errors import FormatError, ValidationError
+from splatnet.scene import Scene
+from splatnet.scene.layers import DETAIL_TIME_EPS, DetailLayer
+
+H, W, F = 20, 32, 16.0  # image size and focal length of the plane tests
+Z = 8.0  # the plane's depth
+
+
+def _camera(tx: float, t: float, name: str | None = "cam", yaw: float = 0.0) -> Cameras:
+    """A camera looking down +z from ``(tx, 0, 0)`` (turned by ``yaw`` about y) at time ``t``."""
+    K = torch.tensor([[F, 0, W / 2], [0, F, H / 2], [0, 0, 1]], dtype=torch.float32)
+    c2w = torch.eye(4)
+    c, s = np.cos(yaw), np.sin(yaw)
+    c2w[:3, :3] = torch.tensor([[c, 0, s], [0, 1, 0], [-s, 0, c]], dtype=torch.float32)
+    c2w[0, 3] = tx
+    return Cameras(K[None], c2w[None], W, H, timestamps=torch.tensor([t]),
+                   names=None if name is None else [name])
+
+
+def _layer(residuals, depths, cams: list[Cameras], names, **kw) -> DetailLayer:
+    return DetailLayer(tuple(names), torch.stack(residuals), torch.stack(depths),
+                       torch.cat([c.K for c in cams]).double(),
+                       torch.cat([c.cam_to_world for c in cams]).double(),
+                       torch.cat([c.timestamps for c in cams]).double(), **kw)
+
+
+def _pattern(seed: int) -> torch.Tensor:
+    return (torch.rand(H, W, 3, generator=torch.Generator().manual_seed(seed)) - 0.5) * 0.4
+
+
+def test_a_sideways_camera_takes_the_source_detail_shifted_by_whole_pixels():
+    # Source at x = 0, target at x = 2 m: a point of the plane at target pixel u lies at source
+    # pixel u + F * 2 / Z = u + 4 (pixel centres map to pixel centres: bilinear is exact).
+    D = _pattern(0)
+    layer = _layer([D], [torch.full((H, W), Z)], [_camera(0.0, 0.0)], ["cam"])
+    rgb = torch.full((H, W, 3), 0.5)
+    out = layer.apply(rgb, torch.ones(H, W, 1), torch.full((H, W, 1), Z), _camera(2.0, 0.0),
+                      "cam", 0.0)
+    ref = np.full((H, W, 3), 0.5)
+    ref[:, : W - 4] += D.numpy()[:, 4:]  # the last 4 columns fall outside the source image
+    np.testing.assert_allclose(out.numpy(), ref, atol=1e-5)
+
+
+def test_detail_is_taken_only_on_the_source_surface_and_where_the_render_is_covered():
+    D = torch.full((H, W, 3), 0.1)
+    depth = torch.full((H, W), Z)
+    depth[:, :8] = Z * 0.9  # the source saw something nearer there: the plane is hidden
+    depth[:, 8:12] = Z * 0.97  # within 5 %: the same surface
+    depth[:, 12:14] = 0.0  # the source saw nothing there
+    layer = _layer([D], [depth], [_camera(0.0, 0.0)], ["cam"])
+    alpha = torch.ones(H, W, 1)
+    alpha[:5] = 0.4  # too thin to take detail (min_alpha 0.5)
+    out = layer.apply(torch.full((H, W, 3), 0.5), alpha, torch.full((H, W, 1), Z),
+                      _camera(0.0, 0.0), "cam", 0.0)
+    took = (out[..., 0] - 0.5).abs() > 1e-6
+    expect = torch.ones(H, W, dtype=torch.bool)
+    expect[:, :8] = False
+    expect[:, 12:14] = False
+    expect[:5] = False
+    assert torch.equal(took, expect)
+    assert torch.allclose(out[took], torch.tensor(0.6))
+    # Nothing where the render drew nothing (depth 0), and the result is clamped into [0, 1].
+    out = layer.apply(torch.full((H, W, 3), 0.95), torch.ones(H, W, 1), torch.zeros(H, W, 1),
+                      _camera(0.0, 0.0), "cam", 0.0)
+    assert torch.equal(out, torch.full((H, W, 3), 0.95))
+    out = layer.apply(torch.full((H, W, 3), 0.95), torch.ones(H, W, 1), torch.full((H, W, 1), Z),
+                      _camera(0.0, 0.0), "cam", 0.0)
+    assert float(out.max()) == 1.0
+
+
+def test_source_views_are_weighted_by_inverse_time_gap():
+    a, b = torch.full((H, W, 3), 0.2), torch.full((H, W, 3), -0.1)
+    depth = torch.full((H, W), Z)
+    layer = _layer([a, b], [depth, depth], [_camera(0.0, 0.0), _camera(0.0, 0.2)], ["cam", "cam"])
+    args = (torch.full((H, W, 3), 0.5), torch.ones(H, W, 1), torch.full((H, W, 1), Z))
+    for t in (0.05, 0.1, 0.2):
+        wa, wb = 1 / (abs(t - 0.0) + DETAIL_TIME_EPS), 1 / (abs(t - 0.2) + DETAIL_TIME_EPS)
+        out = layer.apply(*args, _camera(0.0, t), "cam", t)
+        assert float(out[0, 0, 0]) == pytest.approx(0.5 + (0.2 * wa - 0.1 * wb) / (wa + wb), abs=1e-6)
+    out = layer.apply(*args, _camera(0.0, 0.1), "cam", None)  # unknown time: equal weights
+    assert float(out[0, 0, 0]) == pytest.approx(0.55, abs=1e-6)
+
+
+def test_a_camera_of_another_name_takes_the_views_of_the_rig_camera_looking_most_its_way():
+    left, right = torch.full((H, W, 3), 0.2), torch.full((H, W, 3), -0.2)
+    depth = torch.full((H, W), Z)
+    layer = _layer([left, right], [depth, depth],
+                   [_camera(0.0, 0.0, yaw=-0.3), _camera(0.0, 0.0, yaw=0.3)], ["left", "right"])
+    assert layer.sources(_camera(0.0, 0.0, yaw=0.25), None) == [1]
+    assert layer.sources(_camera(0.0, 0.0, yaw=-0.2), "target") == [0]
+    assert layer.sources(_camera(0.0, 0.0, yaw=0.25), "left") == [0]  # a rig camera: its own
+    assert layer.summary() == {"views": 2, "cameras": ["left", "right"], "size": [H, W],
+                               "tolerance": 0.05, "min_alpha": 0.5}
+
+
+def _images(scene: Scene, cams: Cameras, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(cams.num_cameras, cams.height, cams.width, 3, generator=g)
+
+
+def test_a_context_view_gets_its_image_back_where_the_gaussians_cover_it():
+    scene = make_scene()
+    cams = scene.frame_cameras(1)
+    images = _images(scene, cams)
+    with_detail = scene.with_detail(cams, images, backend="torch")
+    with torch.no_grad():
+        out = with_detail.render(cams, backend="torch")
+        plain = scene.render(cams, backend="torch")
+        off = with_detail.render(cams, backend="torch", detail=False)
+    assert torch.equal(off.rgb, plain.rgb)
+    covered = ((plain.alpha > 0.5) & (plain.depth > 0)).expand_as(images)
+    assert bool(covered.any()) and bool((~covered).any())
+    torch.testing.assert_close(out.rgb[covered], images[covered], atol=2e-6, rtol=0)
+    torch.testing.assert_close(out.rgb[~covered], plain.rgb[~covered].clamp(0, 1), atol=0, rtol=0)
+    # The layer kept image − render (clamped), the render's depth and the cameras.
+    d = with_detail.detail
+    assert d.names == ("front", "front_left") and d.size == (HEIGHT, WIDTH)
+    torch.testing.assert_close(d.residuals, images - plain.rgb.clamp(0, 1), atol=1e-5, rtol=0)
+    assert torch.equal(d.depths, plain.depth[..., 0])
+    assert torch.equal(d.times, torch.tensor([FRAME_TIMES[1]] * 2, dtype=torch.float64))
+
+
+def test_nothing_is_carried_where_an_edit_removed_the_surface():
+    scene = make_scene(sky=False)
+    cams = scene.frame_cameras(1)
+    with_detail = scene.with_detail(cams, _images(scene, cams))
+    edited = with_detail.remove("car_1")
+    with torch.no_grad():
+        before = scene.render(cams, backend="torch")
+        out = edited.render(cams, backend="torch")
+        alone = edited.render(cams, backend="torch", detail=False)
+    # Where the car was, the edited render's depth is the background's (or none): more than 5 %
+    # from the depth the layer kept there, so those pixels show the Gaussians alone.
+    gone = (alone.depth - before.depth).abs() > 0.05 * before.depth
+    assert int(gone.sum()) > 20
+    gone = gone.expand_as(out.rgb)
+    torch.testing.assert_close(out.rgb[gone], alone.rgb[gone].clamp(0, 1), atol=0, rtol=0)
+
+
+def test_with_detail_checks_its_arguments():
+    scene = make_scene()
+    cams = scene.frame_cameras(1)
+    images = _images(scene, cams)
+    with pytest.raises(ValidationError, match="images: expected a float tensor"):
+        scene.with_detail(cams, images[:1])
+    with pytest.raises(ValidationError, match=r"images: values must be finite and in \[0, 1\]"):
+        scene.with_detail(cams, images * 2)
+    with pytest.raises(ValidationError, match="cameras.names: required"):
+        scene.with_detail(Cameras(cams.K, cams.cam_to_world, cams.width, cams.height,
+                                  timestamps=cams.timestamps), images)
+    with pytest.raises(ValidationError, match=r"detail.tolerance: expected a relative depth in \(0, 1\]"):
+        scene.with_detail(cams, images, tolerance=0.0)
+    with pytest.raises(ValidationError, match="detail: expected True or False"):
+        scene.render(cams, detail=1)
+
+
+def _with_detail() -> Scene:
+    scene = make_scene()
+    cams = Cameras.cat([scene.frame_cameras(0), scene.frame_cameras(2)])
+    return scene.with_detail(cams, _images(scene, cams), tolerance=0.1, min_alpha=0.25)
+
+
+def test_a_detail_layer_round_trips_exactly_as_version_3(tmp_path):
+    scene = _with_detail()
+    back = Scene.load(scene.save(tmp_path / "d.scene"))
+    with safetensors.safe_open(tmp_path / "d.scene", "pt") as f:
+        assert f.metadata()["version"] == "3"
+        assert json.loads(f.metadata()["scene"])["detail_layer"] == {
+            "cameras": ["front", "front_left", "front", "front_left"], "height": HEIGHT,
+            "width": WIDTH, "tolerance": 0.1, "min_alpha": 0.25}
+    for part in ("residuals", "depths", "K", "cam_to_world", "times"):
+        a, b = getattr(scene.detail, part), getattr(back.detail, part)
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    assert back.detail.names == scene.detail.names
+    cams = scene.frame_cameras(1)
+    with torch.no_grad():
+        assert torch.equal(scene.render(cams).rgb, back.render(cams).rgb)
+    # Without a layer the file stays version 1 (older splatnet reads it).
+    with safetensors.safe_open(make_scene().save(tmp_path / "plain.scene"), "pt") as f:
+        assert f.metadata()["version"] == "1"
+
+
+def _rewrite(src, dst, *, meta=None, description=None, tensors=None):
+    with safetensors.safe_open(src, "pt") as f:
+        header = dict(f.metadata())
+        data = {k: f.get_tensor(k) for k in f.keys()}
+    d = json.loads(header["scene"])
+    d.update(description or {})
+    header.update(meta or {}, scene=json.dumps(d))
+    for k, v in (tensors or {}).items():
+        if v is None:
+            data.pop(k)
+        else:
+            data[k] = v
+    dst.write_bytes(safetensors.torch.save(data, metadata=header))
+    return dst
+
+
+_DESC = {"cameras": ["front", "front_left", "front", "front_left"], "height": HEIGHT,
+         "width": WIDTH, "tolerance": 0.1, "min_alpha": 0.25}
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(meta={"version": "2"}), "unknown key 'detail_layer'"),
+    (dict(description={"detail_layer": {**_DESC, "cameras": ["rear"] * 4}}),
+     "detail_layer: cameras must be a list of 1..4096 rig camera names"),
+    (dict(description={"detail_layer": {**_DESC, "height": 0}}), "height and width must be"),
+    (dict(description={"detail_layer": {**_DESC, "tolerance": "0.1"}}),
+     "tolerance and min_alpha must be numbers"),
+    (dict(description={"detail_layer": {**_DESC, "tolerance": 2.0}}),
+     r"detail.tolerance: expected a relative depth in \(0, 1\]"),
+    (dict(description={"detail_layer": {**_DESC, "min_alpha": 1.0}}),
+     r"detail.min_alpha: expected an alpha in \[0, 1\)"),
+    (dict(tensors={"detail_layer.depths": None}), "tensor 'detail_layer.depths' is missing"),
+    (dict(tensors={"detail_layer.times": torch.zeros(3, dtype=torch.float64)}),
+     r"tensor 'detail_layer.times' is F64 \[3\], expected F64 \[4\]"),
+    (dict(tensors={"detail_layer.residuals": torch.full((4, HEIGHT, WIDTH, 3), 1.5)}),
+     r"detail.residuals: values must lie in \[-1, 1\]"),
+    (dict(tensors={"detail_layer.depths": torch.full((4, HEIGHT, WIDTH), float("nan"))}),
+     "detail.depths: non-finite"),
+    (dict(tensors={"detail_layer.depths": torch.full((4, HEIGHT, WIDTH), -1.0)}),
+     "detail.depths: values must be >= 0"),
+    (dict(tensors={"detail_layer.cam_to_world": torch.ones(4, 4, 4, dtype=torch.float64)}),
+     r"detail.cam_to_world\[0\]"),
+    (dict(tensors={"detail_layer.K": torch.zeros(4, 3, 3, dtype=torch.float64)}),
+     "detail.K: focal lengths must be > 0"),
+])
+def test_bad_detail_layers_are_refused_naming_the_field(tmp_path, change, match):
+    good = _with_detail().save(tmp_path / "good.scene")
+    bad = _rewrite(good, tmp_path / "bad.scene", **change)
+    with pytest.raises(FormatError, match=match) as info:
+        Scene.load(bad)
+    assert str(bad) in str(info.value)
+
+
+def test_refinement_makes_a_new_layer_from_its_views():
+    from types import SimpleNamespace
+
+    from splatnet.optimization import refine_scene
+
+    scene = make_scene()
+    cams = scene.frame_cameras(1)
+    images = _images(scene, cams)
+    refined = refine_scene(scene.with_detail(cams, images), SimpleNamespace(cameras=cams, images=images), 3)
+    with torch.no_grad():
+        alone = refined.render(cams, backend="torch", detail=False)
+    assert refined.detail is not None
+    torch.testing.assert_close(refined.detail.residuals, images - alone.rgb.clamp(0, 1), atol=1e-5,
+                               rtol=0)
+    assert refine_scene(scene, SimpleNamespace(cameras=cams, images=images), 1).detail is None
