@@ -97,6 +97,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ego-masks", choices=["auto", "off"], default="auto",
                     help="estimate where a clip without camera masks shows the ego's own body "
                          "(auto, the default path) or not (off); see splatnet eval --no-ego-masks")
+    ap.add_argument("--no-lidar", action="store_true",
+                    help="withhold the clips' LiDAR from the network (evaluate_clip use_lidar=False)")
     ap.add_argument("--same-time", action="store_true",
                     help="also run per-scene optimisation from LiDAR for the network's wall time")
     ap.add_argument("--cache", default="~/.cache/splatnet/synthetic", help="synthetic clip cache")
@@ -221,7 +223,7 @@ def run_clip(clip, model, group: str, name: str, size, holdout_frames, args) -> 
     t0 = time.perf_counter()
     variants = {f"refine_{n}": refiner(n) for n in args.refine}
     r = evaluate_clip(clip, model, holdout_frames=holdout_frames, size=size, variants=variants,
-                      ego_masks=args.ego_masks)
+                      ego_masks=args.ego_masks, use_lidar=not args.no_lidar)
     t = r["timings"]
     wall = t["load"] + t.get("ego_masks", 0.0) + t["network"] + t["postprocess"]
     row = {
