@@ -1,13 +1,14 @@
-"""A reconstructed 4D scene's held-out rig views with and without its two layers: each rig
-camera's fitted colour matrix (``Scene.colour``) and the ego's own body drawn over the cameras
-that see it (``Scene.ego``), next to ``splatnet eval``'s score of the same views.
+"""A reconstructed 4D scene's held-out rig views with and without its layers: each rig camera's
+fitted colour matrix (``Scene.colour``), the ego's own body drawn over the cameras that see it
+(``Scene.ego``) and the context images' detail (``Scene.detail``, with a model whose
+``detail_layer`` is on), next to ``splatnet eval``'s score of the same views.
 
 For each real clip of ``benchmarks/feedforward_quality.py`` (same conversions, cache and sizes:
 DGP ``scene_02`` at 128x200, PandaSet 002 windows at 128x224; context frames 0 and 2, held out:
 frame 1), :func:`splatnet.reconstruct_scene` runs once and its render of the rig cameras at the
 held-out frame (:meth:`Scene.render`, the network's sky behind, clamped) is scored against the
-recorded images four ways: Gaussians only, + colour, + ego layer, both (the default, what
-``splatnet render`` replays and ``DrivingEnv`` observations show). ``eval`` is
+recorded images five ways: Gaussians only, + colour, + ego layer, colour and ego, all layers
+(the default, what ``splatnet render`` replays and ``DrivingEnv`` observations show). ``eval`` is
 :func:`splatnet.pipeline.evaluate_clip` of the same clip (the reconstruction without actor tracks).
 
     python benchmarks/scene_layers.py [--which dgp,pandaset] [--pandaset-windows 30,33,36]
@@ -29,8 +30,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import feedforward_quality as fq  # noqa: E402 - after the path it is found on
 
-VARIANTS = {"gaussians only": (False, False), "+ colour": (True, False), "+ ego layer": (False, True),
-            "both (default)": (True, True)}
+VARIANTS = {"gaussians only": (False, False, False), "+ colour": (True, False, False),
+            "+ ego layer": (False, True, False), "colour and ego": (True, True, False),
+            "all layers (default)": (True, True, True)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,8 +56,8 @@ def score_clip(clip, model, size) -> dict:
     held = clip.views(frames=[1], size=size)
     out = {}
     with torch.no_grad():
-        for name, (colour, ego) in VARIANTS.items():
-            rgb = scene.render(held.cameras, colour=colour, ego=ego).rgb.clamp(0, 1)
+        for name, (colour, ego, detail) in VARIANTS.items():
+            rgb = scene.render(held.cameras, colour=colour, ego=ego, detail=detail).rgb.clamp(0, 1)
             p = [float(psnr(rgb[v], held.images[v])) for v in range(len(held))]
             s = [float(ssim(rgb[v], held.images[v])) for v in range(len(held))]
             out[name] = {"psnr": float(np.mean(p)), "ssim": float(np.mean(s)),
@@ -63,6 +65,7 @@ def score_clip(clip, model, size) -> dict:
     rep = evaluate_clip(clip, model, holdout_frames=[1], size=size)
     out["eval"] = {"psnr": rep["psnr"], "ssim": rep["ssim"]}
     out["ego_cameras"] = [] if scene.ego is None else sorted(scene.ego.masks)
+    out["detail"] = None if scene.detail is None else scene.detail.summary()
     return out
 
 

@@ -59,9 +59,8 @@ def refine_scene(scene, views, steps: int, *, config: OptimConfig | None = None,
         counts and SH degrees) and the same tracks, rig, frame times, ego poses and sky (the very
         same objects), without colour matrices (:attr:`Scene.colour`: the refined Gaussians
         carry the views' own colours) and without the upsample filter (they were fitted at the
-        views' size); a scene with a detail layer (:attr:`Scene.detail`) gets a new one made from
-        ``views`` (what the refined Gaussians still miss in them; none when the views are not
-        named by rig cameras);
+        views' size) and without the detail layer (:attr:`Scene.detail`: it held what the
+        unrefined Gaussians missed; :meth:`Scene.with_detail` makes one of the refined scene);
         ``metadata["refine"]`` records the steps, views and seconds. The input scene is not
         modified. Runs on the scene's device.
     """
@@ -158,16 +157,12 @@ def refine_scene(scene, views, steps: int, *, config: OptimConfig | None = None,
     # The refined Gaussians take each view's own colours: the scene's colour matrices, fitted to
     # the unrefined ones, would count the cameras' exposure twice; and they were fitted at the
     # views' size, not the network's, which the upsample filter is for.
-    refined = scene.replace(background=groups[0].export(),
-                            actors=[a.replace(gaussians=p.export())
-                                    for a, p in zip(actors, groups[1:])],
-                            colour={}, upsample=None, detail=None, metadata=meta)
-    if scene.detail is not None and cams.names and all(n in scene.rig.names for n in cams.names):
-        # The detail layer held what the unrefined Gaussians missed: made again from the views.
-        d = scene.detail
-        refined = refined.with_detail(cams, images.clamp(0, 1), tolerance=d.tolerance,
-                                      min_alpha=d.min_alpha, backend=backend)
-    return refined
+    # The detail layer held what the unrefined Gaussians missed in the context views; the refined
+    # ones miss less, and what they still miss, carried to new views, lowered the synthetic
+    # streets' off-path views (docs/benchmarks.md, "The detail layer"): none is kept.
+    return scene.replace(background=groups[0].export(),
+                         actors=[a.replace(gaussians=p.export()) for a, p in zip(actors, groups[1:])],
+                         colour={}, upsample=None, detail=None, metadata=meta)
 
 
 @torch.no_grad()

@@ -187,9 +187,9 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     Gaussians``, other Gaussians made from the network's (e.g. a few refinement steps with
     :func:`splatnet.optimization.refine`; ``context_views`` are the decoded context views at the
     scoring size, ``backgrounds [V, H, W, 3]`` the network's sky in them, or None); each is scored
-    on the held-out views exactly as the network's (with a detail layer of its own renders of
-    the context views, as a refined scene keeps) and reported under ``variants[name]`` (PSNR,
-    SSIM, per view, Gaussian count, seconds, ``gaussians_only``).
+    on the held-out views as the network's, without colour matrices, upsample filter or detail
+    layer (as a refined scene is rendered), and reported under ``variants[name]`` (PSNR, SSIM,
+    per view, Gaussian count, seconds).
 
     ``progress``, when given, is called with each stage's name as it starts:
     ``"decode context views"``, ``"network + post-process"``, ``"render context views"``,
@@ -389,16 +389,14 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     if variants:
         stage("variants")
         report["variants"] = _score_variants(variants, clip, split, rec, context_cams, held, dev,
-                                             backend, detail_cfg)
+                                             backend)
     report["timings"] = {k: round(v, 4) for k, v in rec.timings.items()}
     return report
 
 
 def _score_variants(variants: Mapping[str, Callable], clip, split, rec, context_cams, held, dev,
-                    backend: str, detail_cfg=None) -> dict:
-    """Each variant's Gaussians (made from the network's) scored on the held-out views; with
-    ``detail_cfg`` (the model's ``detail_layer``) through a detail layer of their own renders of
-    the context views, as a refined scene keeps one."""
+                    backend: str) -> dict:
+    """Each variant's Gaussians (made from the network's) scored on the held-out views."""
     from splatnet import metrics
 
     h, w = context_cams.height, context_cams.width  # the scoring size
@@ -414,37 +412,18 @@ def _score_variants(variants: Mapping[str, Callable], clip, split, rec, context_
         t0 = time.perf_counter()
         g = make(rec.gaussians, views, backgrounds)
         seconds = time.perf_counter() - t0
-        # (no colour matrices or upsample filter: a variant's Gaussians were fitted to the views'
-        # own colours at the scoring size)
-        detail = None
-        if detail_cfg is not None:
-            renders, depths = [], []
-            for v in range(len(views)):
-                pred, o = _render_view(g, rec.sky, views.cameras[[v]].to(dev), backend, None,
-                                       rec.ego, views.camera_names[v])
-                renders.append(pred)
-                depths.append(o.depth[0].cpu())
-            detail = _detail_of(views.images, torch.stack(renders), torch.stack(depths),
-                                views.cameras, views.camera_names, rec.ego, detail_cfg)
         rows = []
         for v in range(len(held)):
-            cam = held.cameras[[v]].to(dev)
-            plain, o = _render_plain(g, rec.sky, cam, backend)
-            pred = _finish_view(plain, o, cam, held.camera_names[v], rec.ego, detail)
+            # (no colour matrices, upsample filter or detail layer, as a refined scene: a
+            # variant's Gaussians were fitted to the views' own colours at the scoring size)
+            pred, _ = _render_view(g, rec.sky, held.cameras[[v]].to(dev), backend, None, rec.ego,
+                                   held.camera_names[v])
             gt = held.images[v]
             rows.append({"frame": int(held.frame_ids[v]), "camera": held.camera_names[v],
                          "psnr": float(metrics.psnr(pred, gt)),
                          "ssim": float(metrics.ssim(pred, gt))})
-            if detail is not None:
-                alone = _finish_view(plain, o, cam, held.camera_names[v], rec.ego)
-                rows[-1]["gaussians_only"] = {"psnr": float(metrics.psnr(alone, gt)),
-                                              "ssim": float(metrics.ssim(alone, gt))}
         out[name] = {"psnr": _mean(rows, "psnr"), "ssim": _mean(rows, "ssim"),
                      "gaussians": g.num_gaussians, "seconds": round(seconds, 4), "per_view": rows}
-        if detail is not None:
-            alone = [r["gaussians_only"] for r in rows]
-            out[name]["gaussians_only"] = {"psnr": _mean(alone, "psnr"),
-                                           "ssim": _mean(alone, "ssim")}
     return out
 
 

@@ -63,7 +63,7 @@ def reconstruct_scene(
     from splatnet.device import resolve_device
     from splatnet.pipeline.feedforward import _clip_path, default_size, network_size, prepare_inputs
 
-    _check_options(use_tracks, box_margin)
+    _check_options(use_tracks, box_margin, detail)
 
     def stage(name: str) -> None:
         if progress is not None:
@@ -94,7 +94,7 @@ def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks
     from splatnet.pipeline.feedforward import detail_layer_config, forward, upsample_filter_of
     from splatnet.scene import Rig, Scene, SceneActor
 
-    _check_options(use_tracks, box_margin)
+    _check_options(use_tracks, box_margin, detail)
 
     def stage(name: str) -> None:
         if progress is not None:
@@ -219,9 +219,11 @@ def _context_colour(scene, inputs, out, model: nn.Module, stage):
     return dict(zip(fitted.names, mats)), "fitted", time.perf_counter() - t0
 
 
-def _check_options(use_tracks: object, box_margin: object) -> None:
+def _check_options(use_tracks: object, box_margin: object, detail: object = True) -> None:
     if not isinstance(use_tracks, bool):
         raise ValidationError(f"use_tracks: expected True or False, got {use_tracks!r}")
+    if not isinstance(detail, bool):
+        raise ValidationError(f"detail: expected True or False, got {detail!r}")
     if isinstance(box_margin, bool) or not isinstance(box_margin, (int, float)) \
             or not 0 <= box_margin <= 10:
         raise ValidationError(f"box_margin: expected metres in [0, 10], got {box_margin!r}")

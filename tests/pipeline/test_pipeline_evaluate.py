@@ -284,3 +284,52 @@ def test_upsample_filter_widens_the_network_gaussians_for_larger_renders(clip: C
     same = evaluate_clip(clip, on, holdout_frames=[1], size=SIZE)
     base = evaluate_clip(clip, model, holdout_frames=[1], size=SIZE)
     assert same["psnr"] == base["psnr"] and same["context_views"] == base["context_views"]
+
+
+def test_the_detail_layer_is_built_from_the_context_views_and_added_to_the_held_out_ones(
+        clip: Clip, model, report: dict):
+    """With ``model.detail_layer`` on, each held-out render is the one without it plus the
+    residuals of its camera's context views (their images minus renders made here with
+    ``splatnet.render`` and the sky) carried over by a :class:`DetailLayer` built here; the
+    Gaussians-only scores, the input-view scores and the floor are those of the model without
+    it."""
+    import copy
+
+    import splatnet
+    from splatnet.pipeline.feedforward import reconstruct_clip
+    from splatnet.scene.layers import DetailLayer
+
+    on = copy.deepcopy(model)
+    on.config.detail_layer.enabled = True
+    rep = evaluate_clip(clip, on, holdout_frames=[1], size=SIZE)
+    assert report["detail"] is None and "gaussians_only" not in report
+    assert rep["detail"] == {"views": 12, "cameras": sorted(clip.rig_camera_names),
+                             "size": list(SIZE), "tolerance": 0.05, "min_alpha": 0.5}
+    assert [r["gaussians_only"]["psnr"] for r in rep["per_view"]] == pytest.approx(
+        [r["psnr"] for r in report["per_view"]], abs=1e-5)
+    assert rep["gaussians_only"]["psnr"] == pytest.approx(report["psnr"], abs=1e-5)
+    assert rep["context_views"]["psnr"] == pytest.approx(report["context_views"]["psnr"], abs=1e-5)
+    assert rep["nearest_context"] == report["nearest_context"]
+
+    rec = reconstruct_clip(clip, model, frames=[0, 2], size=SIZE)
+    assert rec.ego is None and rec.colour is None  # the test model: nothing else on top
+    views = clip.views(frames=[0, 2], size=SIZE)
+    renders, depths = [], []
+    for v in range(len(views)):
+        with torch.no_grad():
+            depths.append(splatnet.render(rec.gaussians, views.cameras[[v]]).depth[0, ..., 0])
+        renders.append(_render_with_sky(rec, views.cameras[[v]]))
+    layer = DetailLayer(tuple(views.camera_names), views.images - torch.stack(renders),
+                        torch.stack(depths), views.cameras.K.double(),
+                        views.cameras.cam_to_world.double(), views.cameras.timestamps.double())
+    held = clip.views(frames=[1], size=SIZE)
+    mine = []
+    for v in range(len(held)):
+        cam = held.cameras[[v]]
+        with torch.no_grad():
+            out = splatnet.render(rec.gaussians, cam)
+        plain = _render_with_sky(rec, cam)
+        pred = layer.apply(plain, out.alpha[0], out.depth[0], cam, held.camera_names[v], 0.1)
+        assert float((pred - plain).abs().max()) > 1e-3  # it carried something
+        mine.append(psnr_np(pred.numpy(), held.images[v].numpy()))
+    assert [r["psnr"] for r in rep["per_view"]] == pytest.approx(mine, abs=2e-3)

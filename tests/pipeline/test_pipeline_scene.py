@@ -186,9 +186,34 @@ def test_the_scene_keeps_the_models_upsample_filter(clip: Clip, model):
     assert reconstruct_scene(clip, off, frames=[0, 2], size=SIZE).upsample is None
 
 
+def test_the_scene_keeps_a_detail_layer_of_its_context_views(clip: Clip, model):
+    """With ``model.detail_layer`` on, the scene keeps one view per context frame and rig camera
+    at the network's size: the recorded image minus the scene's own render of it (rendered here
+    without the layer), with that render's depth; ``detail=False`` or the option off: none."""
+    import copy
+
+    on = copy.deepcopy(model)
+    on.config.detail_layer.enabled = True
+    on.config.detail_layer.tolerance = 0.08
+    scene = reconstruct_scene(clip, on, frames=[0, 2], size=SIZE)
+    d = scene.detail
+    views = clip.views(frames=[0, 2], size=SIZE)
+    assert d.names == tuple(views.camera_names) and d.size == SIZE and d.tolerance == 0.08
+    assert torch.equal(d.times, views.cameras.timestamps.double())
+    with torch.no_grad():
+        alone = scene.render(views.cameras, detail=False)
+    torch.testing.assert_close(d.residuals, views.images - alone.rgb.clamp(0, 1), atol=1e-4,
+                               rtol=0)
+    torch.testing.assert_close(d.depths, alone.depth[..., 0], atol=1e-3, rtol=1e-5)
+    assert "detail_layer" in scene.metadata["timings"]
+    assert reconstruct_scene(clip, on, frames=[0, 2], size=SIZE, detail=False).detail is None
+    assert reconstruct_scene(clip, model, frames=[0, 2], size=SIZE).detail is None
+
+
 @pytest.mark.parametrize("kw, msg", [({"use_tracks": "yes"}, "use_tracks"),
                                      ({"box_margin": -1}, "box_margin"),
-                                     ({"box_margin": True}, "box_margin")])
+                                     ({"box_margin": True}, "box_margin"),
+                                     ({"detail": "no"}, "detail")])
 def test_bad_options(clip: Clip, model, kw, msg):
     with pytest.raises(ValidationError, match=msg):
         reconstruct_scene(clip, model, **kw)
