@@ -320,7 +320,13 @@ def test_eval_says_when_it_widens_the_gaussians_for_a_larger_size(tmp_path: Path
                  "--report", str(tmp_path / "big.json")]) == 0
     out = capsys.readouterr().out
     assert "upsample: scored at 256x448, larger than the network's 128x224" in out
-    assert json.loads((tmp_path / "big.json").read_text())["upsample_filter"] == 0.23
+    rep = json.loads((tmp_path / "big.json").read_text())
+    assert rep["upsample_filter"] == 0.23
+    # The detail layer (on in the shipped model): said, and the Gaussians alone kept beside it.
+    assert "detail: the context images' detail that the Gaussians miss" in out
+    assert rep["detail"]["views"] == 12 and rep["detail"]["size"] == [256, 448]
+    assert rep["psnr"] != rep["gaussians_only"]["psnr"]
+    assert f"the Gaussians alone: {rep['gaussians_only']['psnr']:.2f} dB" in out
     assert main(["eval", str(SAMPLE), "--holdout-frames", "1", "--size", "128x224",
                  "--report", str(tmp_path / "small.json")]) == 0
     assert "upsample:" not in capsys.readouterr().out

@@ -116,8 +116,8 @@ def test_the_scene_carries_each_context_cameras_fitted_colour(clip: Clip, model)
     inputs = prepare_inputs(clip, model.stride, frames=[0, 2], size=SIZE)
     views = inputs.view_cameras()
     with torch.no_grad():
-        plain = scene.render(views, colour=False).rgb.clamp(0, 1).double().numpy()
-        seen = scene.render(views).rgb.double().numpy()
+        plain = scene.render(views, colour=False, detail=False).rgb.clamp(0, 1).double().numpy()
+        seen = scene.render(views, detail=False).rgb.double().numpy()
     images = inputs.images[0].permute(0, 2, 3, 1).double().numpy()
     valid = (np.ones(images.shape[:3], bool) if inputs.valid is None
              else inputs.valid[0, :, 0].numpy().astype(bool))
@@ -207,7 +207,9 @@ def test_the_scene_keeps_a_detail_layer_of_its_context_views(clip: Clip, model):
     torch.testing.assert_close(d.depths, alone.depth[..., 0], atol=1e-3, rtol=1e-5)
     assert "detail_layer" in scene.metadata["timings"]
     assert reconstruct_scene(clip, on, frames=[0, 2], size=SIZE, detail=False).detail is None
-    assert reconstruct_scene(clip, model, frames=[0, 2], size=SIZE).detail is None
+    off = copy.deepcopy(model)
+    off.config.detail_layer.enabled = False
+    assert reconstruct_scene(clip, off, frames=[0, 2], size=SIZE).detail is None
 
 
 @pytest.mark.parametrize("kw, msg", [({"use_tracks": "yes"}, "use_tracks"),
