@@ -215,41 +215,51 @@ class DetailLayer:
         (None: every source view weighs the same)."""
         import torch.nn.functional as F
 
-        from splatnet.cameras import project_points
-
         h, w = rgb.shape[:2]
         dev = rgb.device
-        z = depth.reshape(h, w).to(dev, torch.float64)
-        v, u = torch.meshgrid(torch.arange(h, dtype=torch.float64, device=dev) + 0.5,
-                              torch.arange(w, dtype=torch.float64, device=dev) + 0.5, indexing="ij")
-        pix = torch.stack([u, v, torch.ones_like(u)], -1).reshape(-1, 3)
+        src = self.sources(camera, name)
+        out = rgb.clamp(0, 1)  # (the residuals were taken against renders as shown: clamped)
+        z = depth.reshape(-1).to(dev, torch.float32)
+        keep = torch.nonzero((z > 0) & (alpha.reshape(-1).to(dev) > self.min_alpha)).flatten()
+        if keep.numel() == 0:
+            return out
+        # Each covered pixel's point at its rendered depth in each source camera's frame: the
+        # target's ray (K⁻¹ pixel, z = 1) times the depth, moved by the relative pose (composed
+        # in float64, applied in float32: millimetres at 100 m).
+        yx = torch.stack([keep // w, keep % w], -1).to(torch.float32) + 0.5
         K = camera.K.reshape(3, 3).to(dev, torch.float64)
         c2w = camera.cam_to_world.reshape(4, 4).to(dev, torch.float64)
-        world = (torch.linalg.solve(K, pix.T).T * z.reshape(-1, 1)) @ c2w[:3, :3].T + c2w[:3, 3]
-        covered = (z > 0) & (alpha.reshape(h, w).to(dev) > self.min_alpha)
+        rel = torch.linalg.inv(self.cam_to_world[src].to(dev)) @ c2w  # target -> source camera
+        Ki = torch.linalg.inv(K)
+        M = (rel[:, :3, :3] @ Ki).float()  # pixel (u, v, 1) -> source camera frame, per metre
+        t = rel[:, :3, 3].float()
+        zk = z[keep]
+        p = (yx[:, 1, None] * M[:, None, :, 0] + yx[:, 0, None] * M[:, None, :, 1]
+             + M[:, None, :, 2]) * zk[:, None] + t[:, None]  # [S, P, 3]
+        zs = p[..., 2]
+        zsafe = torch.where(zs.abs() > 1e-6, zs, torch.full_like(zs, 1e-6))
+        Ks = self.K[src].to(dev, torch.float32)
+        us = (Ks[:, None, 0, 0] * p[..., 0] + Ks[:, None, 0, 1] * p[..., 1]) / zsafe + Ks[:, None, 0, 2]
+        vs = Ks[:, None, 1, 1] * p[..., 1] / zsafe + Ks[:, None, 1, 2]
         sh, sw = self.size
-        num = torch.zeros(h, w, 3, dtype=torch.float32, device=dev)
-        den = torch.zeros(h, w, dtype=torch.float32, device=dev)
-        for i in self.sources(camera, name):
-            w2c = torch.linalg.inv(self.cam_to_world[i]).to(dev)
-            uv, zi = project_points(world, self.K[i][None].to(dev), w2c[None])
-            uv, zi = uv[0].reshape(h, w, 2), zi[0].reshape(h, w)
-            grid = torch.stack([uv[..., 0] / sw * 2 - 1, uv[..., 1] / sh * 2 - 1], -1)[None].float()
-            res = self.residuals[i].to(dev).permute(2, 0, 1)[None]
-            carried = F.grid_sample(res, grid, align_corners=False)[0].permute(1, 2, 0)
-            surface = F.grid_sample(self.depths[i].to(dev)[None, None], grid, mode="nearest",
-                                    align_corners=False)[0, 0].double()
-            take = covered & (grid[0].abs() < 1).all(-1) & (zi > 0) & (surface > 0) \
-                & ((zi - surface).abs() < self.tolerance * surface)
-            wt = 1.0 if time is None else 1.0 / (abs(float(time) - float(self.times[i]))
-                                                  + DETAIL_TIME_EPS)
-            take = take.float() * wt
-            num += carried * take[..., None]
-            den += take
-        # (the residuals were taken against renders as shown: clamped)
-        out = rgb.clamp(0, 1) + torch.where(den[..., None] > 0, num / den.clamp(min=1e-12)[..., None],
-                                            torch.zeros_like(num)).to(rgb)
-        return out.clamp(0, 1)
+        grid = torch.stack([us * (2 / sw) - 1, vs * (2 / sh) - 1], -1)[:, None]  # [S, 1, P, 2]
+        idx = torch.tensor(src, device=self.residuals.device)
+        carried = F.grid_sample(self.residuals[idx].to(dev).permute(0, 3, 1, 2), grid,
+                                align_corners=False)[:, :, 0]  # [S, 3, P]
+        surface = F.grid_sample(self.depths[idx].to(dev)[:, None], grid, mode="nearest",
+                                align_corners=False)[:, 0, 0]  # [S, P]
+        take = (grid[:, 0].abs() < 1).all(-1) & (zs > 0) & (surface > 0) \
+            & ((zs - surface).abs() < self.tolerance * surface)
+        if time is None:
+            wt = torch.ones(len(src), dtype=torch.float32, device=dev)
+        else:
+            wt = (1.0 / ((self.times[src].to(dev) - float(time)).abs() + DETAIL_TIME_EPS)).float()
+        take = take.float() * wt[:, None]
+        den = take.sum(0)  # [P]
+        add = (carried * take[:, None]).sum(0) / den.clamp(min=1e-12)  # [3, P]; 0 where den = 0
+        flat = out.reshape(-1, 3).clone()
+        flat[keep] = flat[keep] + add.T.to(out)
+        return flat.reshape(h, w, 3).clamp(0, 1)
 
     def summary(self) -> dict:
         """What reports say of it: views, their rig cameras, size, settings."""
