@@ -9,7 +9,8 @@ from typing import Any
 
 #: Eval metrics aggregated in the summary: (key in a results line's ``metrics``, higher is better).
 METRICS = (("psnr", True), ("ssim", True), ("lpips", False), ("depth_abs_rel", False),
-           ("depth_rmse_m", False), ("nearest_context_psnr", True), ("context_psnr", True))
+           ("depth_rmse_m", False), ("nearest_context_psnr", True), ("context_psnr", True),
+           ("gaussians_only_psnr", True))
 WORST = 5
 
 

@@ -174,6 +174,8 @@ def eval_metrics(report: dict) -> dict[str, Any]:
          "nearest_context_psnr": report["nearest_context"]["psnr"],
          "context_psnr": report["context_views"]["psnr"],
          "heldout_views": len(report["per_view"])}
+    if report.get("gaussians_only") is not None:  # with the detail layer: the Gaussians alone
+        m["gaussians_only_psnr"] = report["gaussians_only"]["psnr"]
     depth = report.get("depth_vs_lidar")
     if depth is not None:
         m["depth_abs_rel"] = depth["abs_rel"]

@@ -666,14 +666,22 @@ def _check_colour(colour: object, rig: Rig) -> dict[str, np.ndarray]:
     return out
 
 
+def _is_layer(value: object, cls: type, field: str) -> bool:
+    """False for None, True for a ``cls`` (a :mod:`splatnet.scene.layers` class); one line
+    naming ``field`` for anything else."""
+    if value is None:
+        return False
+    if not isinstance(value, cls):
+        raise ValidationError(f"{field}: expected a splatnet.scene.layers.{cls.__name__}, got "
+                              f"{type(value).__name__}")
+    return True
+
+
 def _check_ego(ego: object, rig: Rig):
     """``ego`` (an :class:`~splatnet.scene.layers.EgoLayer` of rig cameras) as a new layer of
     the same tensors on the CPU, checked; None stays None."""
-    if ego is None:
+    if not _is_layer(ego, EgoLayer, "ego"):
         return None
-    if not isinstance(ego, EgoLayer):
-        raise ValidationError(f"ego: expected a splatnet.scene.layers.EgoLayer, got "
-                              f"{type(ego).__name__}")
     if not isinstance(ego.estimated, bool) or not ego.masks \
             or set(ego.images) != set(ego.masks) or set(ego.times) != set(ego.masks):
         raise ValidationError("ego: expected masks, images and times of the same cameras (at "
@@ -705,11 +713,8 @@ def _check_ego(ego: object, rig: Rig):
 
 def _check_upsample(up: object, rig: Rig) -> UpsampleFilter | None:
     """``up`` checked, as a new filter with its own copy of the focal lengths (the scene's)."""
-    if up is None:
+    if not _is_layer(up, UpsampleFilter, "upsample"):
         return None
-    if not isinstance(up, UpsampleFilter):
-        raise ValidationError(f"upsample: expected a splatnet.scene.layers.UpsampleFilter, "
-                              f"got {type(up).__name__}")
     sigma = up.sigma
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) \
             or not 0 <= sigma <= MAX_UPSAMPLE_SIGMA:
@@ -734,11 +739,8 @@ def _check_upsample(up: object, rig: Rig) -> UpsampleFilter | None:
 def _check_detail(detail: object, rig: Rig) -> DetailLayer | None:
     """``detail`` (a :class:`~splatnet.scene.layers.DetailLayer` of rig cameras) checked, as a
     new layer of CPU copies (float32 images, float64 cameras); None stays None."""
-    if detail is None:
+    if not _is_layer(detail, DetailLayer, "detail"):
         return None
-    if not isinstance(detail, DetailLayer):
-        raise ValidationError(f"detail: expected a splatnet.scene.layers.DetailLayer, got "
-                              f"{type(detail).__name__}")
     names = detail.names
     if not isinstance(names, (tuple, list)) or not names \
             or not all(isinstance(n, str) for n in names):
