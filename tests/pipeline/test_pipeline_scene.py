@@ -237,6 +237,9 @@ def test_cli_writes_a_scene_that_info_reads(clip: Clip, tmp_path):
     text = _cli("info", str(out))
     assert "colour:      " + clip.rig_camera_names[0] + " gain " in text.stdout, text.stdout
     assert "ego layer:   none" in text.stdout  # the synthetic street's rig sees no ego body
+    # the shipped model keeps the detail layer: every rig camera at every context frame
+    assert "detail:      12 context views at 64x112" in text.stdout, text.stdout
+    assert json.loads(info.stdout)["detail"]["views"] == 12
     again = _cli("reconstruct", str(clip.path), "-o", str(out), "--size", "64x112")
     assert again.returncode == 1 and "--force" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
