@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from splatnet.errors import ValidationError
 from splatnet.gaussians import Gaussians
 
 
@@ -183,7 +184,8 @@ class DetailLayer:
         cameras, ``valid`` ``[V, H, W]`` or ``[V, H, W, 1]`` bool (False: the ego's own body,
         no detail)."""
         if cameras.timestamps is None:
-            raise ValueError("detail layer: the context views need timestamps")
+            raise ValidationError("cameras.timestamps: required; the detail layer weighs its views "
+                                  "by their time")
         residuals = (images.float() - renders.float().clamp(0, 1)).detach().cpu()
         if valid is not None:
             residuals = residuals * valid.reshape(residuals.shape[:3])[..., None].cpu().float()
