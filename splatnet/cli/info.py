@@ -128,8 +128,10 @@ def _run_scene(args: argparse.Namespace) -> int:
                              f"Gaussians widened above the network's size (sigma {up:g} px)"))
     det = info["detail"]
     print("detail:      " + ("none (renders show the Gaussians alone)" if det is None else
-                             f"{det['views']} context views at {det['size'][0]}x{det['size'][1]} "
-                             f"({', '.join(det['cameras'])}): what the Gaussians miss in them, "
+                             f"{det['views']} context views at {det['size'][0]}x{det['size'][1]}"
+                             + (f" and {det['finer_size'][0]}x{det['finer_size'][1]}"
+                                if "finer_size" in det else "")
+                             + f" ({', '.join(det['cameras'])}): what the Gaussians miss in them, "
                              "added to renders through the depth"))
     print(f"actors:      {len(actors)}")
     for a in actors:

@@ -54,8 +54,9 @@ def reconstruct_scene(
         model has ``colour_fit`` on, :attr:`Scene.colour`), the ego's own body in the cameras
         that see it (:attr:`Scene.ego`: the clip's camera masks or estimated ones, as
         :func:`splatnet.reconstruct`), the detail of the context images that the Gaussians miss
-        (:attr:`Scene.detail`, at the network's input size, when the model has
-        ``detail_layer`` on), the clip's rig, frame times and ego poses; ``metadata``
+        (:attr:`Scene.detail`, when the model has ``detail_layer`` on: at the network's input
+        size, and a finer level at the clip's native size, at most twice the network's a side,
+        :func:`detail_size`, when that is larger), the clip's rig, frame times and ego poses; ``metadata``
         says where it came from (clip, context frames, size, timings, actors without Gaussians,
         ``colour``: ``"fitted"`` or ``"network"`` when it has matrices).
     """
@@ -188,11 +189,33 @@ def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks
     if detail_cfg is not None:
         stage("detail layer")
         t0 = time.perf_counter()
+        from splatnet.pipeline.feedforward import default_size
+
+        size = detail_size(default_size(clip, inputs.camera_names, 1), tuple(inputs.size))
+        finer = None
+        if size != tuple(inputs.size):  # the context images again, larger than the network saw
+            views = clip.views(frames=inputs.frames, cameras=inputs.camera_names, size=size)
+            finer = (views.cameras, views.images)
         scene = scene.with_detail(inputs.view_cameras(), inputs.images[0].permute(0, 2, 3, 1),
-                                  tolerance=detail_cfg.tolerance, min_alpha=detail_cfg.min_alpha)
+                                  tolerance=detail_cfg.tolerance, min_alpha=detail_cfg.min_alpha,
+                                  finer=finer)
         meta["timings"]["detail_layer"] = round(time.perf_counter() - t0, 4)
         scene = scene.replace(metadata=meta)
     return scene
+
+
+#: A scene's detail layer has a finer level at the clip's native size, but at most this many
+#: times the network's input size a side (a 1936-pixel-wide camera would make a file of hundreds
+#: of MB).
+DETAIL_MAX_SCALE = 2.0
+
+
+def detail_size(native: tuple[int, int], network: tuple[int, int]) -> tuple[int, int]:
+    """The size of a scene's finer detail level: ``native`` scaled down (aspect kept) to at most
+    :data:`DETAIL_MAX_SCALE` times ``network`` a side, never below ``network``."""
+    (H, W), (h, w) = native, network
+    scale = min(1.0, DETAIL_MAX_SCALE * h / H, DETAIL_MAX_SCALE * w / W)
+    return max(h, round(H * scale)), max(w, round(W * scale))
 
 
 def _context_colour(scene, inputs, out, model: nn.Module, stage):

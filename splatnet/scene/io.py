@@ -21,13 +21,15 @@ Layout (docs/scenes.md)::
     detail_layer.residuals / .depths                  F32 [V, H, W, 3] / F32 [V, H, W]
     detail_layer.K / .cam_to_world / .times           F64 [V, 3, 3] / F64 [V, 4, 4] / F64 [V]
                                                       (version 3: the context views' detail)
+    detail_layer.finer.residuals / .depths / .K       the same views at a larger size (optional)
 
 Version 2 adds the optional description keys ``colour`` (the K rig camera names whose colour
 matrices the file holds), ``ego_layer`` (``estimated`` and, per camera, ``name``, ``height``,
 ``width``, ``frames`` and whether it has ``times``) and ``upsample_filter`` (``sigma``,
 ``focals``: rig camera name → focal length at the network's size, ``height``: the network's
 input height). Version 3 adds ``detail_layer`` (``cameras``: the rig camera of each of the V
-context views, ``height``, ``width``, ``tolerance``, ``min_alpha``). A file is written as the
+context views, ``height``, ``width``, ``tolerance``, ``min_alpha``, and optionally ``finer``:
+``height``, ``width`` of the same views at a larger size). A file is written as the
 lowest version that holds what it has (a scene without any of these is version 1, which older
 splatnet versions read).
 """
@@ -264,7 +266,8 @@ def _description(path: Path, meta: dict) -> dict:
 
 
 def _detail_spec(path: Path, e: object, rig: list) -> None:
-    _keys(path, e, ("cameras", "height", "width", "tolerance", "min_alpha"), "detail_layer")
+    _keys(path, e, ("cameras", "height", "width", "tolerance", "min_alpha"), "detail_layer",
+          ("finer",))
     cams = e["cameras"]
     if not isinstance(cams, list) or not 1 <= len(cams) <= MAX_DETAIL_VIEWS \
             or not all(isinstance(n, str) and n in rig for n in cams):
@@ -277,6 +280,12 @@ def _detail_spec(path: Path, e: object, rig: list) -> None:
     if any(isinstance(e[k], bool) or not isinstance(e[k], (int, float))
            for k in ("tolerance", "min_alpha")):
         raise FormatError(f"{path}: detail_layer: tolerance and min_alpha must be numbers")
+    if "finer" in e:
+        f = _keys(path, e["finer"], ("height", "width"), "detail_layer.finer")
+        if not all(_is_count(f[k]) and 1 <= f[k] <= MAX_IMAGE_SIDE for k in ("height", "width")) \
+                or f["height"] * f["width"] > MAX_IMAGE_PIXELS:
+            raise FormatError(f"{path}: detail_layer.finer: height and width must be image sides "
+                              f"(at most {MAX_IMAGE_SIDE} px, {MAX_IMAGE_PIXELS} pixels)")
 
 
 def _ego_spec(path: Path, e: object, rig: list) -> None:
@@ -354,6 +363,11 @@ def _expected_tensors(d: dict) -> dict[str, tuple[str, list]]:
         out["detail_layer.K"] = ("F64", [v, 3, 3])
         out["detail_layer.cam_to_world"] = ("F64", [v, 4, 4])
         out["detail_layer.times"] = ("F64", [v])
+        if "finer" in e:
+            fh, fw = e["finer"]["height"], e["finer"]["width"]
+            out["detail_layer.finer.residuals"] = ("F32", [v, fh, fw, 3])
+            out["detail_layer.finer.depths"] = ("F32", [v, fh, fw])
+            out["detail_layer.finer.K"] = ("F64", [v, 3, 3])
     return out
 
 

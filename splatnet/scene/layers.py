@@ -8,6 +8,7 @@ the scene's detail layer) and kept by :class:`~splatnet.scene.Scene` (``ego``, `
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -162,6 +163,10 @@ class DetailLayer:
         times: ``[V]`` float64 the views' timestamps (seconds).
         tolerance: relative depth agreement a source view needs at a pixel.
         min_alpha: rendered alpha a pixel needs to take detail.
+        finer: the same views at a larger size (their residuals, depths and ``K``; the same
+            names, poses, times and settings), or None. A render takes the level whose focal
+            length is nearest its own (in ratio): a render at the network's size the residuals
+            of renders at that size, a render at the clip's size the finer ones.
     """
 
     names: tuple[str, ...]
@@ -172,6 +177,7 @@ class DetailLayer:
     times: Tensor
     tolerance: float = 0.05
     min_alpha: float = 0.5
+    finer: DetailLayer | None = None
 
     @classmethod
     def from_renders(cls, images: Tensor, renders: Tensor, depths: Tensor, cameras,
@@ -217,9 +223,14 @@ class DetailLayer:
         (None: every source view weighs the same)."""
         import torch.nn.functional as F
 
+        src = self.sources(camera, name)
+        if self.finer is not None:
+            fy = float(camera.K.reshape(3, 3)[1, 1])
+            own, fine = (float(level.K[src, 1, 1].mean()) for level in (self, self.finer))
+            if abs(math.log(fy / fine)) < abs(math.log(fy / own)):
+                return self.finer.apply(rgb, alpha, depth, camera, name, time)
         h, w = rgb.shape[:2]
         dev = rgb.device
-        src = self.sources(camera, name)
         out = rgb.clamp(0, 1)  # (the residuals were taken against renders as shown: clamped)
         z = depth.reshape(-1).to(dev, torch.float32)
         keep = torch.nonzero((z > 0) & (alpha.reshape(-1).to(dev) > self.min_alpha)).flatten()
@@ -265,5 +276,8 @@ class DetailLayer:
 
     def summary(self) -> dict:
         """What reports say of it: views, their rig cameras, size, settings."""
-        return {"views": len(self.names), "cameras": sorted(set(self.names)),
-                "size": list(self.size), "tolerance": self.tolerance, "min_alpha": self.min_alpha}
+        out = {"views": len(self.names), "cameras": sorted(set(self.names)),
+               "size": list(self.size), "tolerance": self.tolerance, "min_alpha": self.min_alpha}
+        if self.finer is not None:
+            out["finer_size"] = list(self.finer.size)
+        return out

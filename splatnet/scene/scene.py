@@ -366,7 +366,8 @@ class Scene:
         return SceneImages(rgb, alpha, depth)
 
     def with_detail(self, cameras: Cameras, images: Tensor, *, tolerance: float = 0.05,
-                    min_alpha: float = 0.5, backend: str = "auto") -> Scene:
+                    min_alpha: float = 0.5, backend: str = "auto",
+                    finer: tuple[Cameras, Tensor] | None = None) -> Scene:
         """The scene with a :attr:`detail` layer of these context views: each rendered by the
         scene as :meth:`render` shows it (sky, colour, upsample filter, ego layer; no detail
         layer), the layer keeps ``image − render`` (zero on the ego's body by its
@@ -379,6 +380,8 @@ class Scene:
             images: ``[V, H, W, 3]`` the views' recorded images in ``[0, 1]``.
             tolerance, min_alpha: :class:`~splatnet.scene.layers.DetailLayer`'s settings.
             backend: as :func:`splatnet.render`.
+            finer: the same views at a larger size, ``(cameras, images)`` (same names, poses
+                and times): the layer's ``finer`` level, for renders nearer that size.
         """
         if not isinstance(cameras, Cameras) or cameras.batch_shape:
             raise ValidationError("cameras: expected unbatched splatnet.Cameras [V]")
@@ -402,6 +405,15 @@ class Scene:
         layer = DetailLayer.from_renders(images.cpu(), out.rgb.cpu(), out.depth.cpu(),
                                          cameras.to("cpu"), cameras.names, valid=valid,
                                          tolerance=tolerance, min_alpha=min_alpha)
+        if finer is not None:
+            fine_cams, fine_images = finer
+            if not isinstance(fine_cams, Cameras) or fine_cams.names != cameras.names \
+                    or fine_cams.num_cameras != cameras.num_cameras:
+                raise ValidationError("finer: expected (cameras, images) of the same views, "
+                                      "named as cameras")
+            fine = self.with_detail(fine_cams, fine_images, tolerance=tolerance,
+                                    min_alpha=min_alpha, backend=backend).detail
+            layer = dataclasses.replace(layer, finer=fine)
         return self.replace(detail=layer)
 
     # ------------------------------------------------------------------ files
@@ -469,6 +481,12 @@ class Scene:
             tensors.update({"detail_layer.residuals": d.residuals, "detail_layer.depths": d.depths,
                             "detail_layer.K": d.K, "detail_layer.cam_to_world": d.cam_to_world,
                             "detail_layer.times": d.times})
+            if d.finer is not None:
+                fh, fw = d.finer.size
+                description["detail_layer"]["finer"] = {"height": fh, "width": fw}
+                tensors.update({"detail_layer.finer.residuals": d.finer.residuals,
+                                "detail_layer.finer.depths": d.finer.depths,
+                                "detail_layer.finer.K": d.finer.K})
         return write_scene_file(path, description, tensors, force=force)
 
     @staticmethod
@@ -601,10 +619,16 @@ def _from_file(d: dict, t: dict[str, Tensor]) -> Scene:
     detail = None
     if "detail_layer" in d:
         e = d["detail_layer"]
+        finer = None
+        if "finer" in e:
+            finer = DetailLayer(tuple(e["cameras"]), t["detail_layer.finer.residuals"],
+                                t["detail_layer.finer.depths"], t["detail_layer.finer.K"],
+                                t["detail_layer.cam_to_world"], t["detail_layer.times"],
+                                e["tolerance"], e["min_alpha"])
         detail = DetailLayer(tuple(e["cameras"]), t["detail_layer.residuals"],
                              t["detail_layer.depths"], t["detail_layer.K"],
                              t["detail_layer.cam_to_world"], t["detail_layer.times"],
-                             e["tolerance"], e["min_alpha"])
+                             e["tolerance"], e["min_alpha"], finer)
     return Scene(background=group("background", "background"), actors=actors, rig=rig,
                  frame_times=t["ego.frame_times"].numpy(), ego_to_world=t["ego.ego_to_world"].numpy(),
                  sky=sky, colour=colour, ego=ego, upsample=upsample, detail=detail,
@@ -777,8 +801,21 @@ def _check_detail(detail: object, rig: Rig) -> DetailLayer | None:
         C.check_rigid(c2w[i].numpy(), f"detail.cam_to_world[{i}]")
     times = tensor(detail.times, "times", f"[{v}]", lambda s: tuple(s) == (v,)).double()
     check_detail_settings("detail", True, detail.tolerance, detail.min_alpha)
+    finer = detail.finer
+    if finer is not None:
+        if not isinstance(finer, DetailLayer) or finer.finer is not None \
+                or tuple(finer.names) != tuple(names) or finer.tolerance != detail.tolerance \
+                or finer.min_alpha != detail.min_alpha:
+            raise ValidationError("detail.finer: expected a DetailLayer of the same views and "
+                                  "settings, without a finer level of its own")
+        finer = _check_detail(finer, rig)
+        if not (torch.equal(finer.cam_to_world, c2w) and torch.equal(finer.times, times)):
+            raise ValidationError("detail.finer: its views' poses and times must be the layer's")
+        if finer.size[0] <= h or finer.size[1] <= w:
+            raise ValidationError(f"detail.finer: expected views larger than the layer's "
+                                  f"{h}x{w}, got {finer.size[0]}x{finer.size[1]}")
     return DetailLayer(tuple(names), res.float(), depths.float(), K, c2w, times,
-                       float(detail.tolerance), float(detail.min_alpha))
+                       float(detail.tolerance), float(detail.min_alpha), finer)
 
 
 def _check_metadata(meta: object) -> dict:

@@ -212,6 +212,32 @@ def test_the_scene_keeps_a_detail_layer_of_its_context_views(clip: Clip, model):
     assert reconstruct_scene(clip, off, frames=[0, 2], size=SIZE).detail is None
 
 
+def test_a_scene_from_a_smaller_network_size_keeps_a_finer_detail_level(clip: Clip, model):
+    """The network run at half the clip's size: the layer is at that size, its finer level at
+    the clip's own (image − the scene's render there); the size rule caps the level at twice
+    the network's size a side, aspect kept."""
+    import copy
+
+    from splatnet.pipeline.scene import detail_size
+
+    assert detail_size((270, 480), (128, 224)) == (252, 448)
+    assert detail_size((1216, 1936), (128, 200)) == (251, 400)
+    assert detail_size((256, 448), (128, 224)) == (256, 448)
+    assert detail_size((100, 100), (128, 224)) == (128, 224)
+    on = copy.deepcopy(model)
+    on.config.detail_layer.enabled = True
+    half = (SIZE[0] // 2, SIZE[1] // 2)
+    scene = reconstruct_scene(clip, on, frames=[0, 2], size=half)
+    assert scene.detail.size == half and scene.detail.finer.size == SIZE
+    views = clip.views(frames=[0, 2], size=SIZE)
+    with torch.no_grad():
+        alone = scene.render(views.cameras, detail=False)
+    torch.testing.assert_close(scene.detail.finer.residuals, views.images - alone.rgb.clamp(0, 1),
+                               atol=1e-4, rtol=0)
+    full = reconstruct_scene(clip, on, frames=[0, 2], size=SIZE)
+    assert full.detail.finer is None  # the network ran at the clip's size
+
+
 @pytest.mark.parametrize("kw, msg", [({"use_tracks": "yes"}, "use_tracks"),
                                      ({"box_margin": -1}, "box_margin"),
                                      ({"box_margin": True}, "box_margin"),

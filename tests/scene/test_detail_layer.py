@@ -262,3 +262,87 @@ def test_refinement_drops_the_layer():
     images = _images(scene, cams)
     views = SimpleNamespace(cameras=cams, images=images)
     assert refine_scene(scene.with_detail(cams, images), views, 2).detail is None
+
+
+def test_a_render_takes_the_level_nearest_its_own_focal_length():
+    """A layer at 20x32 with a finer level at 40x64 (the same views, focal length doubled): a
+    render at 20x32 takes the coarse residuals, one at 40x64 (or 36x56) the finer ones."""
+    depth = torch.full((H, W), Z)
+    coarse = _layer([torch.full((H, W, 3), 0.1)], [depth], [_camera(0.0, 0.0)], ["cam"])
+    big = _camera(0.0, 0.0)
+    big = Cameras(big.K * torch.tensor([[2.0], [2.0], [1.0]]), big.cam_to_world, 2 * W, 2 * H,
+                  timestamps=big.timestamps, names=["cam"])
+    fine = _layer([torch.full((2 * H, 2 * W, 3), -0.2)], [torch.full((2 * H, 2 * W), Z)], [big],
+                  ["cam"])
+    layer = DetailLayer(coarse.names, coarse.residuals, coarse.depths, coarse.K,
+                        coarse.cam_to_world, coarse.times, finer=fine)
+    small = layer.apply(torch.full((H, W, 3), 0.5), torch.ones(H, W, 1), torch.full((H, W, 1), Z),
+                        _camera(0.0, 0.0), "cam", 0.0)
+    assert torch.allclose(small, torch.tensor(0.6))
+    large = layer.apply(torch.full((2 * H, 2 * W, 3), 0.5), torch.ones(2 * H, 2 * W, 1),
+                        torch.full((2 * H, 2 * W, 1), Z), big, "cam", 0.0)
+    assert torch.allclose(large, torch.tensor(0.3))
+    assert layer.summary()["finer_size"] == [2 * H, 2 * W]
+
+
+def _with_finer() -> Scene:
+    scene = make_scene()
+    cams = scene.frame_cameras(1)
+    big = Cameras(cams.K * torch.tensor([[2.0], [2.0], [1.0]]), cams.cam_to_world, 2 * WIDTH,
+                  2 * HEIGHT, timestamps=cams.timestamps, names=cams.names)
+    return scene.with_detail(cams, _images(scene, cams), finer=(big, _images(scene, big, seed=1)),
+                             backend="torch")
+
+
+def test_a_finer_level_round_trips_and_is_the_scenes_render_at_its_size(tmp_path):
+    scene = _with_finer()
+    d = scene.detail
+    assert d.size == (HEIGHT, WIDTH) and d.finer.size == (2 * HEIGHT, 2 * WIDTH)
+    back = Scene.load(scene.save(tmp_path / "f.scene"))
+    with safetensors.safe_open(tmp_path / "f.scene", "pt") as f:
+        desc = json.loads(f.metadata()["scene"])["detail_layer"]
+        assert desc["finer"] == {"height": 2 * HEIGHT, "width": 2 * WIDTH}
+    for part in ("residuals", "depths", "K"):
+        assert torch.equal(getattr(back.detail.finer, part), getattr(d.finer, part))
+    # the finer level holds image − render at its own size
+    big = Cameras(d.finer.K.float(), d.finer.cam_to_world.float(), 2 * WIDTH, 2 * HEIGHT,
+                  timestamps=d.times.float(), names=list(d.names))
+    with torch.no_grad():
+        alone = scene.render(big, backend="torch", detail=False)
+        out = scene.render(big, backend="torch")
+    torch.testing.assert_close(d.finer.residuals, _images(scene, big, seed=1) - alone.rgb.clamp(0, 1),
+                               atol=1e-5, rtol=0)
+    covered = ((alone.alpha > 0.5) & (alone.depth > 0)).expand_as(out.rgb)
+    torch.testing.assert_close(out.rgb[covered], _images(scene, big, seed=1)[covered], atol=1e-5,
+                               rtol=0)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(description={"detail_layer": {**_DESC, "cameras": ["front", "front_left"],
+                                        "finer": {"height": 0, "width": 64}}}),
+     "detail_layer.finer: height and width must be image sides"),
+    (dict(tensors={"detail_layer.finer.K": None}), "tensor 'detail_layer.finer.K' is missing"),
+    (dict(tensors={"detail_layer.finer.residuals": torch.zeros(2, 48, 64, 3)}),
+     r"'detail_layer.finer.residuals' is F32 \[2, 48, 64, 3\], expected F32 \[2, 96, 128, 3\]"),
+    (dict(tensors={"detail_layer.finer.depths": torch.full((2, 96, 128), -1.0)}),
+     "detail.depths: values must be >= 0"),
+])
+def test_bad_finer_levels_are_refused(tmp_path, change, match):
+    good = _with_finer().save(tmp_path / "good.scene")
+    bad = _rewrite(good, tmp_path / "bad.scene", **change)
+    with pytest.raises(FormatError, match=match):
+        Scene.load(bad)
+
+
+def test_a_finer_level_must_be_larger_and_of_the_same_views():
+    scene = _with_finer()
+    d = scene.detail
+    with pytest.raises(ValidationError, match="detail.finer: expected views larger"):
+        scene.replace(detail=DetailLayer(d.names, d.residuals, d.depths, d.K, d.cam_to_world,
+                                         d.times, finer=DetailLayer(d.names, d.residuals, d.depths,
+                                                                    d.K, d.cam_to_world, d.times)))
+    with pytest.raises(ValidationError, match="detail.finer: expected a DetailLayer of the same"):
+        scene.replace(detail=DetailLayer(d.names, d.residuals, d.depths, d.K, d.cam_to_world,
+                                         d.times, finer=DetailLayer(
+                                             d.names[::-1], d.finer.residuals, d.finer.depths,
+                                             d.finer.K, d.cam_to_world, d.times)))
