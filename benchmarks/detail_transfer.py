@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -88,7 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from splatnet.clip import Clip
-    from splatnet.io.atomic import atomic_write_text
     from splatnet.io.checkpoint import load_model
     from splatnet.pipeline.evaluate import evaluate_clip
 
@@ -114,11 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: without {row['without'][0]:.2f}; " + ", ".join(
             f"{s['tolerance']:g}/{s['min_alpha']:g} {s['with'][0]:.2f}" for s in row["settings"]),
             file=sys.stderr)
-    doc = {"started": started, "machine": f"{platform.machine()}, {torch.get_num_threads()} torch "
-           f"thread(s), torch {torch.__version__}", "clips": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+    fq.write_clip_rows(args.out, started, rows)
     head = ["clip", "without the layer"] + [f"tolerance {t:g}, alpha {a:g}" for t, a in settings]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))

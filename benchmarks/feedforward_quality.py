@@ -129,6 +129,20 @@ def add_real_clip_args(ap: argparse.ArgumentParser, windows: str) -> None:
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
 
 
+def write_clip_rows(out: str | Path, started: str, rows: list[dict]) -> None:
+    """The JSON file of the scripts that take the real clips apart: ``{"started", "machine",
+    "clips": rows}``, written atomically (its folder made when missing)."""
+    import torch
+
+    from splatnet.io.atomic import atomic_write_text
+
+    doc = {"started": started, "machine": f"{platform.machine()}, {torch.get_num_threads()} torch "
+           f"thread(s), torch {torch.__version__}", "clips": rows}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+
+
 def real_clips_of(args: argparse.Namespace) -> list[dict]:
     """:func:`real_clips` for the options :func:`add_real_clip_args` added (still as text)."""
     return real_clips(argparse.Namespace(

@@ -18,8 +18,6 @@ recorded images five ways: Gaussians only, + colour, + ego layer, colour and ego
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -73,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from splatnet.clip import Clip
-    from splatnet.io.atomic import atomic_write_text
     from splatnet.io.checkpoint import load_model
 
     args = parse_args(argv)
@@ -88,11 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                      "seconds": time.perf_counter() - t0})
         print(f"{job['name']}: " + ", ".join(f"{k} {res[k]['psnr']:.2f}" for k in [*VARIANTS, "eval"]),
               file=sys.stderr)
-    doc = {"started": started, "machine": f"{platform.machine()}, {torch.get_num_threads()} torch "
-           f"thread(s), torch {torch.__version__}", "clips": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+    fq.write_clip_rows(args.out, started, rows)
     print("| clip | " + " | ".join(VARIANTS) + " | splatnet eval |")
     print("|---|" + "---|" * (len(VARIANTS) + 1))
     for r in rows:

@@ -200,7 +200,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
     from splatnet.device import resolve_device
     from splatnet.pipeline.feedforward import (
         default_size,
-        detail_layer_config,
+        enabled_option,
         prepare_inputs,
         run_network,
     )
@@ -266,7 +266,7 @@ def evaluate_clip(clip, model: nn.Module, *, holdout_frames: Sequence[int] | Non
         context_renders.append(pred)
         context_depths.append(out.depth[0].cpu())
     detail = None
-    detail_cfg = detail_layer_config(model) if use_detail else None
+    detail_cfg = enabled_option(model, "detail_layer") if use_detail else None
     if detail_cfg is not None:
         detail = _detail_of(context_images, torch.stack(context_renders), torch.stack(context_depths),
                             context_cams, inputs.camera_names, ego, detail_cfg)
@@ -433,10 +433,8 @@ def _detail_of(images, renders, depths, cameras, names, ego, cfg):
     their rig camera ``names`` cycling frame-major), with no detail on the ``ego``'s body."""
     from splatnet.scene.layers import DetailLayer
 
-    size = tuple(images.shape[1:3])
     names = [names[v % len(names)] for v in range(len(images))]
-    valid = None if ego is None else ego.validity(names, size)
-    return DetailLayer.from_renders(images, renders, depths, cameras, names, valid=valid,
+    return DetailLayer.from_renders(images, renders, depths, cameras, names, ego=ego,
                                     tolerance=cfg.tolerance, min_alpha=cfg.min_alpha)
 
 

@@ -243,7 +243,7 @@ def run_network(inputs: ClipInputs, model: nn.Module,
     if colour is not None:
         colour = type(colour)(colour.names, colour.matrices.detach())
     fitted = False
-    fit_cfg = colour_fit_config(model)
+    fit_cfg = enabled_option(model, "colour_fit")
     if colour is None and colour_fit and fit_cfg is not None:
         t0 = time.perf_counter()
         colour = fit_context_colour(g, sky, inputs, device, prior=fit_cfg.prior)
@@ -254,26 +254,21 @@ def run_network(inputs: ClipInputs, model: nn.Module,
                           fitted, upsample_filter_of(model, inputs))
 
 
-def colour_fit_config(model: nn.Module):
-    """The model's ``colour_fit`` config when it is on (the context cameras' colour is fitted to
-    their images where the network predicts no matrices of its own), else None."""
-    cfg = getattr(getattr(model, "config", None), "colour_fit", None)
-    return cfg if cfg is not None and cfg.enabled else None
-
-
-def detail_layer_config(model: nn.Module):
-    """The model's ``detail_layer`` config when it is on (renders of a reconstruction take the
-    detail of its context images that the Gaussians miss, :class:`~splatnet.scene.layers.
-    DetailLayer`), else None."""
-    cfg = getattr(getattr(model, "config", None), "detail_layer", None)
+def enabled_option(model: nn.Module, name: str):
+    """The model config's inference option ``name`` when it is on, else None: ``colour_fit``
+    (the context cameras' colour fitted to their images where the network predicts no matrices
+    of its own), ``upsample_filter``, ``detail_layer`` (renders take the detail of the context
+    images that the Gaussians miss, :class:`~splatnet.scene.layers.DetailLayer`). A model
+    without a config, or without that option, has it off."""
+    cfg = getattr(getattr(model, "config", None), name, None)
     return cfg if cfg is not None and cfg.enabled else None
 
 
 def upsample_filter_of(model: nn.Module, inputs: ClipInputs) -> UpsampleFilter | None:
     """The model's ``upsample_filter`` for a reconstruction from ``inputs`` (each context
     camera's focal length at the network's size), or None when it is off."""
-    up = getattr(getattr(model, "config", None), "upsample_filter", None)
-    if up is None or not up.enabled:
+    up = enabled_option(model, "upsample_filter")
+    if up is None:
         return None
     from splatnet.scene.layers import UpsampleFilter
 

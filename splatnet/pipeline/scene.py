@@ -92,7 +92,7 @@ def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks
     prepare_inputs` of ``clip``): the network pass, the split by tracks, post-processing."""
     from splatnet import __version__
     from splatnet.models.postprocessing import PostprocessConfig, cap, merge_duplicates, prune
-    from splatnet.pipeline.feedforward import detail_layer_config, forward, upsample_filter_of
+    from splatnet.pipeline.feedforward import enabled_option, forward, upsample_filter_of
     from splatnet.scene import Rig, Scene, SceneActor
 
     _check_options(use_tracks, box_margin, detail)
@@ -185,7 +185,7 @@ def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks
         if seconds is not None:
             meta["timings"]["colour_fit"] = round(seconds, 4)
         scene = scene.replace(colour=matrices, metadata=meta)
-    detail_cfg = detail_layer_config(model) if detail else None
+    detail_cfg = enabled_option(model, "detail_layer") if detail else None
     if detail_cfg is not None:
         stage("detail layer")
         t0 = time.perf_counter()
@@ -227,9 +227,9 @@ def _context_colour(scene, inputs, out, model: nn.Module, stage):
     if learned is not None:
         mats = learned.matrices[0].detach().to("cpu", torch.float64).numpy()
         return dict(zip(learned.names, mats)), "network", None
-    from splatnet.pipeline.feedforward import colour_fit_config, colour_of_renders
+    from splatnet.pipeline.feedforward import colour_of_renders, enabled_option
 
-    fit_cfg = colour_fit_config(model)
+    fit_cfg = enabled_option(model, "colour_fit")
     if fit_cfg is None:
         return None
 

@@ -273,8 +273,7 @@ def _detail_spec(path: Path, e: object, rig: list) -> None:
             or not all(isinstance(n, str) and n in rig for n in cams):
         raise FormatError(f"{path}: detail_layer: cameras must be a list of 1..{MAX_DETAIL_VIEWS} "
                           f"rig camera names, one per view (the rig: {', '.join(map(str, rig))})")
-    if not all(_is_count(e[k]) and 1 <= e[k] <= MAX_IMAGE_SIDE for k in ("height", "width")) \
-            or e["height"] * e["width"] > MAX_IMAGE_PIXELS:
+    if not _is_image_size(e["height"], e["width"]):
         raise FormatError(f"{path}: detail_layer: height and width must be image sides (at most "
                           f"{MAX_IMAGE_SIDE} px, {MAX_IMAGE_PIXELS} pixels)")
     if any(isinstance(e[k], bool) or not isinstance(e[k], (int, float))
@@ -282,8 +281,7 @@ def _detail_spec(path: Path, e: object, rig: list) -> None:
         raise FormatError(f"{path}: detail_layer: tolerance and min_alpha must be numbers")
     if "finer" in e:
         f = _keys(path, e["finer"], ("height", "width"), "detail_layer.finer")
-        if not all(_is_count(f[k]) and 1 <= f[k] <= MAX_IMAGE_SIDE for k in ("height", "width")) \
-                or f["height"] * f["width"] > MAX_IMAGE_PIXELS:
+        if not _is_image_size(f["height"], f["width"]):
             raise FormatError(f"{path}: detail_layer.finer: height and width must be image sides "
                               f"(at most {MAX_IMAGE_SIDE} px, {MAX_IMAGE_PIXELS} pixels)")
 
@@ -302,8 +300,7 @@ def _ego_spec(path: Path, e: object, rig: list) -> None:
             raise FormatError(f"{path}: {w}: name must be a rig camera's, each once (the rig: "
                               f"{', '.join(map(str, rig))})")
         seen.add(c["name"])
-        if not all(_is_count(c[k]) and 1 <= c[k] <= MAX_IMAGE_SIDE for k in ("height", "width")) \
-                or c["height"] * c["width"] > MAX_IMAGE_PIXELS \
+        if not _is_image_size(c["height"], c["width"]) \
                 or not _is_count(c["frames"]) or not 1 <= c["frames"] <= MAX_EGO_FRAMES \
                 or not isinstance(c["times"], bool):
             raise FormatError(f"{path}: {w}: height and width must be image sides (at most "
@@ -400,6 +397,13 @@ def _keys(path: Path, obj: object, keys: tuple[str, ...], where: str,
 
 def _dtype_name(dtype: torch.dtype) -> str:
     return next((k for k, (d, _) in _DTYPES.items() if d == dtype), str(dtype))
+
+
+def _is_image_size(h: Any, w: Any) -> bool:
+    """``h``, ``w`` are an image's sides: integers in 1..MAX_IMAGE_SIDE, at most MAX_IMAGE_PIXELS
+    pixels."""
+    return all(_is_count(x) and 1 <= x <= MAX_IMAGE_SIDE for x in (h, w)) \
+        and h * w <= MAX_IMAGE_PIXELS
 
 
 def _is_count(x: Any) -> bool:

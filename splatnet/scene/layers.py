@@ -181,20 +181,21 @@ class DetailLayer:
 
     @classmethod
     def from_renders(cls, images: Tensor, renders: Tensor, depths: Tensor, cameras,
-                     names: Sequence[str], *, valid: Tensor | None = None,
+                     names: Sequence[str], *, ego: EgoLayer | None = None,
                      tolerance: float = 0.05, min_alpha: float = 0.5) -> DetailLayer:
         """The layer of context views: ``images``, ``renders`` ``[V, H, W, 3]`` (the recorded
         images and the reconstruction's renders of them, as shown: sky, colour, clamped),
         ``depths`` ``[V, H, W]`` or ``[V, H, W, 1]`` the renders' depth, ``cameras`` their
         unbatched :class:`~splatnet.Cameras` ``[V]`` with timestamps, ``names`` their rig
-        cameras, ``valid`` ``[V, H, W]`` or ``[V, H, W, 1]`` bool (False: the ego's own body,
-        no detail)."""
+        cameras, ``ego`` the reconstruction's :class:`EgoLayer` (no detail on the ego's own
+        body in the cameras it covers)."""
         if cameras.timestamps is None:
             raise ValidationError("cameras.timestamps: required; the detail layer weighs its views "
                                   "by their time")
         residuals = (images.float() - renders.float().clamp(0, 1)).detach().cpu()
-        if valid is not None:
-            residuals = residuals * valid.reshape(residuals.shape[:3])[..., None].cpu().float()
+        if ego is not None:
+            valid = ego.validity(list(names), tuple(residuals.shape[1:3]))
+            residuals = residuals * valid.float()
         return cls(tuple(names), residuals, depths.reshape(residuals.shape[:3]).detach().float().cpu(),
                    cameras.K.detach().to("cpu", torch.float64),
                    cameras.cam_to_world.detach().to("cpu", torch.float64),
@@ -221,14 +222,18 @@ class DetailLayer:
         this layer's detail added and clamped again; ``alpha``, ``depth`` ``[H, W(, 1)]`` the
         render's; ``name`` its rig camera (None: another camera); ``time`` its time in seconds
         (None: every source view weighs the same)."""
-        import torch.nn.functional as F
-
-        src = self.sources(camera, name)
+        src = self.sources(camera, name)  # (the finer level's views are the same)
+        level = self
         if self.finer is not None:
             fy = float(camera.K.reshape(3, 3)[1, 1])
-            own, fine = (float(level.K[src, 1, 1].mean()) for level in (self, self.finer))
+            own, fine = (float(lv.K[src, 1, 1].mean()) for lv in (self, self.finer))
             if abs(math.log(fy / fine)) < abs(math.log(fy / own)):
-                return self.finer.apply(rgb, alpha, depth, camera, name, time)
+                level = self.finer
+        return level._carry(src, rgb, alpha, depth, camera, time)
+
+    def _carry(self, src: list[int], rgb: Tensor, alpha: Tensor, depth: Tensor, camera,
+               time: float | None) -> Tensor:
+        """:meth:`apply` with this level's views ``src``."""
         h, w = rgb.shape[:2]
         dev = rgb.device
         out = rgb.clamp(0, 1)  # (the residuals were taken against renders as shown: clamped)

@@ -383,38 +383,41 @@ class Scene:
             finer: the same views at a larger size, ``(cameras, images)`` (same names, poses
                 and times): the layer's ``finer`` level, for renders nearer that size.
         """
-        if not isinstance(cameras, Cameras) or cameras.batch_shape:
-            raise ValidationError("cameras: expected unbatched splatnet.Cameras [V]")
-        if not cameras.names:
-            raise ValidationError("cameras.names: required; the detail layer keeps each view's "
-                                  "rig camera")
-        want = (cameras.num_cameras, cameras.height, cameras.width, 3)
-        if not isinstance(images, Tensor) or not images.is_floating_point() \
-                or tuple(images.shape) != want:
-            raise ValidationError(f"images: expected a float tensor {list(want)} (one image per "
-                                  f"camera), got {getattr(images, 'shape', type(images).__name__)}")
-        if not bool(torch.isfinite(images).all()) or float(images.min()) < 0 \
-                or float(images.max()) > 1:
-            raise ValidationError("images: values must be finite and in [0, 1]")
         check_detail_settings("detail", True, tolerance, min_alpha)
-        camera_times(cameras, "cameras")
-        with torch.no_grad():
-            out = self.render(cameras, backend=backend, detail=False)
-        valid = None if self.ego is None else self.ego.validity(cameras.names,
-                                                                (cameras.height, cameras.width))
-        layer = DetailLayer.from_renders(images.cpu(), out.rgb.cpu(), out.depth.cpu(),
-                                         cameras.to("cpu"), cameras.names, valid=valid,
-                                         tolerance=tolerance, min_alpha=min_alpha)
+        layer = self._detail_of(cameras, images, tolerance, min_alpha, backend, "")
         if finer is not None:
             fine_cams, fine_images = finer
             if not isinstance(fine_cams, Cameras) or fine_cams.names != cameras.names \
                     or fine_cams.num_cameras != cameras.num_cameras:
                 raise ValidationError("finer: expected (cameras, images) of the same views, "
                                       "named as cameras")
-            fine = self.with_detail(fine_cams, fine_images, tolerance=tolerance,
-                                    min_alpha=min_alpha, backend=backend).detail
-            layer = dataclasses.replace(layer, finer=fine)
+            layer = dataclasses.replace(layer, finer=self._detail_of(
+                fine_cams, fine_images, tolerance, min_alpha, backend, "finer."))
         return self.replace(detail=layer)
+
+    def _detail_of(self, cameras: Cameras, images: Tensor, tolerance: float, min_alpha: float,
+                   backend: str, where: str) -> DetailLayer:
+        """:meth:`with_detail`'s layer of one size (``where`` prefixes the argument names in
+        errors)."""
+        if not isinstance(cameras, Cameras) or cameras.batch_shape:
+            raise ValidationError(f"{where}cameras: expected unbatched splatnet.Cameras [V]")
+        if not cameras.names:
+            raise ValidationError(f"{where}cameras.names: required; the detail layer keeps each "
+                                  "view's rig camera")
+        want = (cameras.num_cameras, cameras.height, cameras.width, 3)
+        if not isinstance(images, Tensor) or not images.is_floating_point() \
+                or tuple(images.shape) != want:
+            raise ValidationError(f"{where}images: expected a float tensor {list(want)} (one image "
+                                  f"per camera), got {getattr(images, 'shape', type(images).__name__)}")
+        if not bool(torch.isfinite(images).all()) or float(images.min()) < 0 \
+                or float(images.max()) > 1:
+            raise ValidationError(f"{where}images: values must be finite and in [0, 1]")
+        camera_times(cameras, f"{where}cameras")
+        with torch.no_grad():
+            out = self.render(cameras, backend=backend, detail=False)
+        return DetailLayer.from_renders(images.cpu(), out.rgb.cpu(), out.depth.cpu(),
+                                        cameras.to("cpu"), cameras.names, ego=self.ego,
+                                        tolerance=tolerance, min_alpha=min_alpha)
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike, *, force: bool = False) -> Path:
