@@ -18,9 +18,10 @@ Layout (docs/scenes.md)::
     colour.matrices                                   F64 [K, 3, 4]  (version 2: rig cameras' colour)
     ego_layer.{i}.mask / .images / .times             BOOL [H, W] / F32 [T, H, W, 3] / F64 [T]
                                                       (version 2: the ego's body in rig camera i)
-    detail_layer.residuals / .depths                  F32 [V, H, W, 3] / F32 [V, H, W]
+    detail_layer.residuals / .depths                  F16 [V, H, W, 3] / F16 [V, H, W]
     detail_layer.K / .cam_to_world / .times           F64 [V, 3, 3] / F64 [V, 4, 4] / F64 [V]
-                                                      (version 3: the context views' detail)
+                                                      (version 4; version 3: residuals and
+                                                      depths F32, read as well)
     detail_layer.finer.residuals / .depths / .K       the same views at a larger size (optional)
 
 Version 2 adds the optional description keys ``colour`` (the K rig camera names whose colour
@@ -29,8 +30,9 @@ matrices the file holds), ``ego_layer`` (``estimated`` and, per camera, ``name``
 ``focals``: rig camera name → focal length at the network's size, ``height``: the network's
 input height). Version 3 adds ``detail_layer`` (``cameras``: the rig camera of each of the V
 context views, ``height``, ``width``, ``tolerance``, ``min_alpha``, and optionally ``finer``:
-``height``, ``width`` of the same views at a larger size). A file is written as the
-lowest version that holds what it has (a scene without any of these is version 1, which older
+``height``, ``width`` of the same views at a larger size). Version 4 stores the detail layer's
+residuals and depths as float16, as a scene holds them (half the bytes; version 3 files, float32,
+are read and converted). A file is written as the lowest version that holds what it has (a scene without any of these is version 1, which older
 splatnet versions read).
 """
 
@@ -52,7 +54,7 @@ from splatnet.models.config import MAX_FREQUENCIES, MAX_WIDTH
 from splatnet.models.sky import SkyModel
 
 FORMAT = "splatnet-scene"
-VERSION = 3
+VERSION = 4
 SUFFIX = ".scene"
 #: Largest JSON header read. It grows by ~1 KB per actor (its description and tensor entries), so
 #: 16 MiB holds thousands; a hostile file claiming more is refused before anything is read.
@@ -65,11 +67,17 @@ MAX_DETAIL_VIEWS = 4096
 
 _GROUP = ("means", "quats", "scales", "opacities", "sh")
 _DYNAMIC = ("velocities", "times")
-_DTYPES = {"F32": (torch.float32, 4), "F64": (torch.float64, 8), "BOOL": (torch.bool, 1)}
+_DTYPES = {"F16": (torch.float16, 2), "F32": (torch.float32, 4), "F64": (torch.float64, 8),
+           "BOOL": (torch.bool, 1)}
 _DESCRIPTION_KEYS = ("writer", "background", "actors", "rig", "frames", "sky", "metadata")
 #: Optional description keys and the first version that has each; a file is written as the
 #: lowest version that holds what it has (a scene without colour matrices is version 1).
 _OPTIONAL_KEYS = {"colour": 2, "ego_layer": 2, "upsample_filter": 2, "detail_layer": 3}
+#: The version a file with each key is written as now: a detail layer is stored in float16 since
+#: version 4 (version 3 stored it in float32).
+_WRITTEN_AS = {**_OPTIONAL_KEYS, "detail_layer": 4}
+#: The first version whose detail-layer residuals and depths are float16.
+_DETAIL_F16 = 4
 
 
 def sky_config(model: SkyModel) -> dict[str, int]:
@@ -91,7 +99,7 @@ def write_scene_file(path: str | os.PathLike, description: dict, tensors: dict[s
     path = Path(path)
     if path.exists() and not path.is_dir() and not force:
         raise FileExistsError(f"{path}: already exists (pass force=True, or --force, to overwrite)")
-    version = max([1] + [v for k, v in _OPTIONAL_KEYS.items() if k in description])
+    version = max([1] + [v for k, v in _WRITTEN_AS.items() if k in description])
     header = {"format": FORMAT, "version": str(version),
               "scene": json.dumps(description, allow_nan=False, separators=(",", ":"))}
     # safetensors refuses shared storage; a contiguous CPU copy of each tensor is exact.
@@ -126,7 +134,7 @@ def read_scene_file(path: str | os.PathLike) -> tuple[dict, dict[str, Tensor]]:
         raw = f.read(n)
         entries, meta = _parse_header(path, raw, size - 8 - n)
         description = _description(path, meta)
-        expected = _expected_tensors(description)
+        expected = _expected_tensors(description, int(meta["version"]))
         _compare(path, entries, expected)
         f.seek(0)
         data = f.read()
@@ -313,8 +321,8 @@ def _group_spec(path: Path, g: dict, where: str) -> None:
         raise FormatError(f"{path}: {where}: count must be an integer >= 0 and sh_degree 0-3")
 
 
-def _expected_tensors(d: dict) -> dict[str, tuple[str, list]]:
-    """Every tensor the description says the file holds: ``{name: (dtype, shape)}``."""
+def _expected_tensors(d: dict, version: int) -> dict[str, tuple[str, list]]:
+    """Every tensor a file of ``version`` with description ``d`` holds: ``{name: (dtype, shape)}``."""
     out: dict[str, tuple[str, list]] = {}
 
     def group(prefix: str, n: int, degree: int, dynamic: bool) -> None:
@@ -355,15 +363,16 @@ def _expected_tensors(d: dict) -> dict[str, tuple[str, list]]:
     if "detail_layer" in d:
         e = d["detail_layer"]
         v, h, w = len(e["cameras"]), e["height"], e["width"]
-        out["detail_layer.residuals"] = ("F32", [v, h, w, 3])
-        out["detail_layer.depths"] = ("F32", [v, h, w])
+        img = "F16" if version >= _DETAIL_F16 else "F32"
+        out["detail_layer.residuals"] = (img, [v, h, w, 3])
+        out["detail_layer.depths"] = (img, [v, h, w])
         out["detail_layer.K"] = ("F64", [v, 3, 3])
         out["detail_layer.cam_to_world"] = ("F64", [v, 4, 4])
         out["detail_layer.times"] = ("F64", [v])
         if "finer" in e:
             fh, fw = e["finer"]["height"], e["finer"]["width"]
-            out["detail_layer.finer.residuals"] = ("F32", [v, fh, fw, 3])
-            out["detail_layer.finer.depths"] = ("F32", [v, fh, fw])
+            out["detail_layer.finer.residuals"] = (img, [v, fh, fw, 3])
+            out["detail_layer.finer.depths"] = (img, [v, fh, fw])
             out["detail_layer.finer.K"] = ("F64", [v, 3, 3])
     return out
 

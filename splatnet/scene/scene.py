@@ -33,7 +33,7 @@ from splatnet.models.sky import SkyBackground, SkyModel
 from splatnet.rendering import render
 from splatnet.scene.actor import SceneActor, check_group
 from splatnet.scene.io import read_scene_file, sky_config, write_scene_file
-from splatnet.scene.layers import DetailLayer, EgoLayer, UpsampleFilter
+from splatnet.scene.layers import DetailLayer, EgoLayer, UpsampleFilter, as_half_depth
 from splatnet.scene.rig import Rig, RigCamera
 from splatnet.scene.track import Track, _frame_times, read_only
 
@@ -765,7 +765,7 @@ def _check_upsample(up: object, rig: Rig) -> UpsampleFilter | None:
 
 def _check_detail(detail: object, rig: Rig) -> DetailLayer | None:
     """``detail`` (a :class:`~splatnet.scene.layers.DetailLayer` of rig cameras) checked, as a
-    new layer of CPU copies (float32 images, float64 cameras); None stays None."""
+    new layer of CPU copies (float16 residuals and depths, float64 cameras); None stays None."""
     if not _is_layer(detail, DetailLayer, "detail"):
         return None
     names = detail.names
@@ -817,7 +817,7 @@ def _check_detail(detail: object, rig: Rig) -> DetailLayer | None:
         if finer.size[0] <= h or finer.size[1] <= w:
             raise ValidationError(f"detail.finer: expected views larger than the layer's "
                                   f"{h}x{w}, got {finer.size[0]}x{finer.size[1]}")
-    return DetailLayer(tuple(names), res.float(), depths.float(), K, c2w, times,
+    return DetailLayer(tuple(names), res.half(), as_half_depth(depths), K, c2w, times,
                        float(detail.tolerance), float(detail.min_alpha), finer)
 
 

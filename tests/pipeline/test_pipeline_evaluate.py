@@ -319,8 +319,9 @@ def test_the_detail_layer_is_built_from_the_context_views_and_added_to_the_held_
         with torch.no_grad():
             depths.append(splatnet.render(rec.gaussians, views.cameras[[v]]).depth[0, ..., 0])
         renders.append(_render_with_sky(rec, views.cameras[[v]]))
-    layer = DetailLayer(tuple(views.camera_names), views.images - torch.stack(renders),
-                        torch.stack(depths), views.cameras.K.double(),
+    # (a layer keeps its residuals and depths in float16)
+    layer = DetailLayer(tuple(views.camera_names), (views.images - torch.stack(renders)).half(),
+                        torch.stack(depths).half(), views.cameras.K.double(),
                         views.cameras.cam_to_world.double(), views.cameras.timestamps.double())
     held = clip.views(frames=[1], size=SIZE)
     mine = []

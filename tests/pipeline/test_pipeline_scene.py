@@ -202,9 +202,10 @@ def test_the_scene_keeps_a_detail_layer_of_its_context_views(clip: Clip, model):
     assert torch.equal(d.times, views.cameras.timestamps.double())
     with torch.no_grad():
         alone = scene.render(views.cameras, detail=False)
-    torch.testing.assert_close(d.residuals, views.images - alone.rgb.clamp(0, 1), atol=1e-4,
-                               rtol=0)
-    torch.testing.assert_close(d.depths, alone.depth[..., 0], atol=1e-3, rtol=1e-5)
+    # (kept in float16: rounding under 2.5e-4 for residuals, relative 5e-4 for depths)
+    torch.testing.assert_close(d.residuals.float(), views.images - alone.rgb.clamp(0, 1),
+                               atol=3.5e-4, rtol=0)
+    torch.testing.assert_close(d.depths.float(), alone.depth[..., 0], atol=1e-3, rtol=5e-4)
     assert "detail_layer" in scene.metadata["timings"]
     assert reconstruct_scene(clip, on, frames=[0, 2], size=SIZE, detail=False).detail is None
     off = copy.deepcopy(model)
@@ -232,8 +233,8 @@ def test_a_scene_from_a_smaller_network_size_keeps_a_finer_detail_level(clip: Cl
     views = clip.views(frames=[0, 2], size=SIZE)
     with torch.no_grad():
         alone = scene.render(views.cameras, detail=False)
-    torch.testing.assert_close(scene.detail.finer.residuals, views.images - alone.rgb.clamp(0, 1),
-                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(scene.detail.finer.residuals.float(),
+                               views.images - alone.rgb.clamp(0, 1), atol=3.5e-4, rtol=0)
     full = reconstruct_scene(clip, on, frames=[0, 2], size=SIZE)
     assert full.detail.finer is None  # the network ran at the clip's size
 

@@ -197,7 +197,7 @@ def test_broken_files_are_one_format_error_naming_the_file(tmp_path):
     (dict(tensors={"actor.1.track.times": None, "actor.1.means": None}), r"is missing \(and 1 more\)"),
     (dict(tensors={"extra": torch.zeros(2)}), "unexpected tensor 'extra'"),
     (dict(tensors={"background.sh": torch.zeros(200, 4, 3)}), r"'background.sh' is F32 \[200, 4, 3\]"),
-    (dict(meta={"version": "4"}), "version 4 is newer than this splatnet reads"),
+    (dict(meta={"version": "5"}), "version 5 is newer than this splatnet reads"),
     (dict(meta={"version": "one"}), "version 'one'"),
     (dict(meta={"format": "splatnet-model"}), "format is 'splatnet-model'"),
     (dict(meta={"extra": "x"}), "unknown header key 'extra'"),
