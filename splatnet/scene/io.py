@@ -23,6 +23,8 @@ Layout (docs/scenes.md)::
                                                       (version 4; version 3: residuals and
                                                       depths F32, read as well)
     detail_layer.finer.residuals / .depths / .K       the same views at a larger size (optional)
+    detail_layer.actor.{i}.box_to_world               F64 [V, 4, 4] (version 4: tracked actor i's
+                                                      box at each view's time; zeros: absent)
 
 Version 2 adds the optional description keys ``colour`` (the K rig camera names whose colour
 matrices the file holds), ``ego_layer`` (``estimated`` and, per camera, ``name``, ``height``,
@@ -32,7 +34,8 @@ input height). Version 3 adds ``detail_layer`` (``cameras``: the rig camera of e
 context views, ``height``, ``width``, ``tolerance``, ``min_alpha``, and optionally ``finer``:
 ``height``, ``width`` of the same views at a larger size). Version 4 stores the detail layer's
 residuals and depths as float16, as a scene holds them (half the bytes; version 3 files, float32,
-are read and converted). A file is written as the lowest version that holds what it has (a scene without any of these is version 1, which older
+are read and converted), and adds its optional ``actors`` (the ids of the tracked actors whose
+boxes at the views' times it keeps). A file is written as the lowest version that holds what it has (a scene without any of these is version 1, which older
 splatnet versions read).
 """
 
@@ -64,6 +67,8 @@ MAX_HEADER_BYTES = 16 << 20
 MAX_EGO_FRAMES = 1024
 #: Most context views a detail layer may hold.
 MAX_DETAIL_VIEWS = 4096
+#: Most tracked actors a detail layer may carry.
+MAX_DETAIL_ACTORS = 4096
 
 _GROUP = ("means", "quats", "scales", "opacities", "sh")
 _DYNAMIC = ("velocities", "times")
@@ -269,13 +274,13 @@ def _description(path: Path, meta: dict) -> dict:
             raise FormatError(f"{path}: upsample_filter: sigma must be a number and focals a "
                               "mapping of rig camera name to focal length")
     if "detail_layer" in d:
-        _detail_spec(path, d["detail_layer"], [c["name"] for c in d["rig"]])
+        _detail_spec(path, d["detail_layer"], [c["name"] for c in d["rig"]], int(version))
     return d
 
 
-def _detail_spec(path: Path, e: object, rig: list) -> None:
+def _detail_spec(path: Path, e: object, rig: list, version: int) -> None:
     _keys(path, e, ("cameras", "height", "width", "tolerance", "min_alpha"), "detail_layer",
-          ("finer",))
+          ("finer", "actors") if version >= _DETAIL_F16 else ("finer",))
     cams = e["cameras"]
     if not isinstance(cams, list) or not 1 <= len(cams) <= MAX_DETAIL_VIEWS \
             or not all(isinstance(n, str) and n in rig for n in cams):
@@ -292,6 +297,11 @@ def _detail_spec(path: Path, e: object, rig: list) -> None:
         if not _is_image_size(f["height"], f["width"]):
             raise FormatError(f"{path}: detail_layer.finer: height and width must be image sides "
                               f"(at most {MAX_IMAGE_SIDE} px, {MAX_IMAGE_PIXELS} pixels)")
+    ids = e.get("actors", [])
+    if not isinstance(ids, list) or len(ids) > MAX_DETAIL_ACTORS \
+            or not all(isinstance(k, str) for k in ids) or len(set(ids)) != len(ids):
+        raise FormatError(f"{path}: detail_layer: actors must be a list of at most "
+                          f"{MAX_DETAIL_ACTORS} distinct actor ids")
 
 
 def _ego_spec(path: Path, e: object, rig: list) -> None:
@@ -374,6 +384,8 @@ def _expected_tensors(d: dict, version: int) -> dict[str, tuple[str, list]]:
             out["detail_layer.finer.residuals"] = (img, [v, fh, fw, 3])
             out["detail_layer.finer.depths"] = (img, [v, fh, fw])
             out["detail_layer.finer.K"] = ("F64", [v, 3, 3])
+        for i, _ in enumerate(e.get("actors", [])):
+            out[f"detail_layer.actor.{i}.box_to_world"] = ("F64", [v, 4, 4])
     return out
 
 

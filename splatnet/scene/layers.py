@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -131,6 +131,9 @@ class UpsampleFilter:
         return widen_for_camera(gaussians, camera, focal, self.sigma)
 
 
+#: Metres an actor's box is grown by when the detail layer finds the pixels on it (as
+#: :func:`splatnet.reconstruct_scene` grows it to collect the actor's Gaussians).
+DETAIL_BOX_MARGIN = 0.25
 #: A source view's weight is ``1 / (|t − t_view| + DETAIL_TIME_EPS)`` (seconds): the context views
 #: nearest in time count most, and a view at the very time rendered all but alone.
 DETAIL_TIME_EPS = 1e-3
@@ -158,8 +161,12 @@ class DetailLayer:
     weighted by ``1 / (|Δt| + DETAIL_TIME_EPS)``; ``R + Σ w_i D_i / Σ w_i`` over the views that
     give detail at a pixel, clamped into ``[0, 1]``. A context view rendered at its own time gets
     about its recorded image back where the Gaussians cover it (its own residual weighs
-    ``1 / DETAIL_TIME_EPS``, another view's ``1 / |Δt|``). Nothing is carried where an edit
-    changed the surface (a removed or moved actor: the depths disagree).
+    ``1 / DETAIL_TIME_EPS``, another view's ``1 / |Δt|``). A pixel on a tracked actor (its point
+    inside the actor's box, grown by ``DETAIL_BOX_MARGIN``) is carried with the actor: from its
+    box at the render's time to its box at each source view's time (:attr:`actors`, the poses
+    when the layer was made), so a moving car, a jittering box and an actor moved by an edit
+    keep their detail; a view where the actor was absent gives none there. Nothing is carried
+    where an edit changed the surface (a removed actor: the depths disagree).
 
     Attributes:
         names: the rig camera of each view (``V``).
@@ -172,6 +179,9 @@ class DetailLayer:
         times: ``[V]`` float64 the views' timestamps (seconds).
         tolerance: relative depth agreement a source view needs at a pixel.
         min_alpha: rendered alpha a pixel needs to take detail.
+        actors: actor id → ``[V, 4, 4]`` float64 its box-to-world at each view's time when the
+            layer was made (a zero matrix where it was absent then); empty for a scene without
+            tracked actors (both levels use the coarse level's).
         finer: the same views at a larger size (their residuals, depths and ``K``; the same
             names, poses, times and settings), or None. A render takes the level whose focal
             length is nearest its own (in ratio): a render at the network's size the residuals
@@ -187,6 +197,7 @@ class DetailLayer:
     tolerance: float = 0.05
     min_alpha: float = 0.5
     finer: DetailLayer | None = None
+    actors: Mapping[str, Tensor] = field(default_factory=dict)
 
     @classmethod
     def from_renders(cls, images: Tensor, renders: Tensor, depths: Tensor, cameras,
@@ -226,11 +237,13 @@ class DetailLayer:
         return [i for i, n in enumerate(self.names) if n == best]
 
     def apply(self, rgb: Tensor, alpha: Tensor, depth: Tensor, camera, name: str | None,
-              time: float | None) -> Tensor:
+              time: float | None, actors: Mapping[str, tuple] | None = None) -> Tensor:
         """``rgb [H, W, 3]`` (a render of ``camera``, one camera) clamped into ``[0, 1]``, with
         this layer's detail added and clamped again; ``alpha``, ``depth`` ``[H, W(, 1)]`` the
         render's; ``name`` its rig camera (None: another camera); ``time`` its time in seconds
-        (None: every source view weighs the same)."""
+        (None: every source view weighs the same); ``actors`` the scene's actors present in the
+        render, id → ``(size, box_to_world)`` (``(length, width, height)`` metres, ``[4, 4]``
+        at the render's time): those the layer has poses for carry their own pixels."""
         src = self.sources(camera, name)  # (the finer level's views are the same)
         level = self
         if self.finer is not None:
@@ -238,11 +251,15 @@ class DetailLayer:
             own, fine = (float(lv.K[src, 1, 1].mean()) for lv in (self, self.finer))
             if abs(math.log(fy / fine)) < abs(math.log(fy / own)):
                 level = self.finer
-        return level._carry(src, rgb, alpha, depth, camera, time)
+        movers = [(torch.as_tensor(size, dtype=torch.float64),
+                   torch.as_tensor(pose, dtype=torch.float64), self.actors[k][src])
+                  for k, (size, pose) in (actors or {}).items() if k in self.actors]
+        return level._carry(src, rgb, alpha, depth, camera, time, movers)
 
     def _carry(self, src: list[int], rgb: Tensor, alpha: Tensor, depth: Tensor, camera,
-               time: float | None) -> Tensor:
-        """:meth:`apply` with this level's views ``src``."""
+               time: float | None, movers: list = ()) -> Tensor:
+        """:meth:`apply` with this level's views ``src`` and ``movers``: per actor ``(size,
+        box_to_world now, [S, 4, 4] its boxes at the source views' times)``."""
         h, w = rgb.shape[:2]
         dev = rgb.device
         out = rgb.clamp(0, 1)  # (the residuals were taken against renders as shown: clamped)
@@ -263,6 +280,9 @@ class DetailLayer:
         zk = z[keep]
         p = (yx[:, 1, None] * M[:, None, :, 0] + yx[:, 0, None] * M[:, None, :, 1]
              + M[:, None, :, 2]) * zk[:, None] + t[:, None]  # [S, P, 3]
+        blocked = None
+        if movers:
+            p, blocked = self._move(p, src, yx, zk, Ki, c2w, movers)
         zs = p[..., 2]
         zsafe = torch.where(zs.abs() > 1e-6, zs, torch.full_like(zs, 1e-6))
         Ks = self.K[src].to(dev, torch.float32)
@@ -277,6 +297,8 @@ class DetailLayer:
                                 align_corners=False)[:, 0, 0]  # [S, P]
         take = (grid[:, 0].abs() < 1).all(-1) & (zs > 0) & (surface > 0) \
             & ((zs - surface).abs() < self.tolerance * surface)
+        if blocked is not None:
+            take &= ~blocked
         if time is None:
             wt = torch.ones(len(src), dtype=torch.float32, device=dev)
         else:
@@ -288,10 +310,49 @@ class DetailLayer:
         flat[keep] = flat[keep] + add.T.to(out)
         return flat.reshape(h, w, 3).clamp(0, 1)
 
+    def _move(self, p: Tensor, src: list[int], yx: Tensor, z: Tensor, Ki: Tensor, c2w: Tensor,
+              movers: list) -> tuple[Tensor, Tensor]:
+        """``p [S, P, 3]`` (the pixels' points in the source cameras, static) with the points
+        on an actor moved with it, and ``[S, P]`` True where the actor was absent from a source
+        view. A point belongs to the actor whose grown box holds it (the nearest centre when
+        several do)."""
+        dev = p.device
+        ray = torch.stack([yx[:, 1], yx[:, 0], torch.ones_like(z)], -1)  # [P, 3] pixel, z = 1
+        owner = torch.full((len(z),), -1, dtype=torch.long, device=dev)
+        best = torch.full((len(z),), math.inf, device=dev)
+        boxes = []
+        for k, (size, now, _) in enumerate(movers):
+            to_box = torch.linalg.inv(now.to(dev)) @ c2w  # target camera -> box frame, float64
+            A = (to_box[:3, :3] @ Ki).float()
+            q = (ray @ A.T) * z[:, None] + to_box[:3, 3].float()  # [P, 3] in the box frame
+            half = (size.to(dev) / 2 + DETAIL_BOX_MARGIN).float()
+            dist = q.norm(dim=-1)
+            mine = (q.abs() <= half).all(-1) & (dist < best)
+            owner[mine], best[mine] = k, dist[mine]
+            boxes.append(to_box)
+        blocked = torch.zeros(p.shape[:2], dtype=torch.bool, device=dev)
+        w2s = torch.linalg.inv(self.cam_to_world[src].to(dev))  # world -> source cameras
+        p = p.clone()
+        for k, (_, _, then) in enumerate(movers):
+            idx = torch.nonzero(owner == k).flatten()
+            if idx.numel() == 0:
+                continue
+            then = then.to(dev)
+            present = then[:, 3, 3] == 1  # (a zero matrix: absent at that view's time)
+            T = w2s @ torch.where(present[:, None, None], then, torch.eye(4, dtype=then.dtype,
+                                                                            device=dev)) @ boxes[k]
+            M = (T[:, :3, :3] @ Ki).float()  # pixel ray -> source camera, through the box
+            p[:, idx] = torch.einsum("pj,sij->spi", ray[idx], M) * z[idx, None] \
+                + T[:, None, :3, 3].float()
+            blocked[:, idx] = ~present[:, None]
+        return p, blocked
+
     def summary(self) -> dict:
-        """What reports say of it: views, their rig cameras, size, settings."""
+        """What reports say of it: views, their rig cameras, size, settings, tracked actors."""
         out = {"views": len(self.names), "cameras": sorted(set(self.names)),
                "size": list(self.size), "tolerance": self.tolerance, "min_alpha": self.min_alpha}
+        if self.actors:
+            out["actors"] = len(self.actors)
         if self.finer is not None:
             out["finer_size"] = list(self.finer.size)
         return out

@@ -32,7 +32,7 @@ from splatnet.models.config import MAX_UPSAMPLE_SIGMA, check_detail_settings
 from splatnet.models.sky import SkyBackground, SkyModel
 from splatnet.rendering import render
 from splatnet.scene.actor import SceneActor, check_group
-from splatnet.scene.io import read_scene_file, sky_config, write_scene_file
+from splatnet.scene.io import MAX_DETAIL_ACTORS, read_scene_file, sky_config, write_scene_file
 from splatnet.scene.layers import DetailLayer, EgoLayer, UpsampleFilter, as_half_depth
 from splatnet.scene.rig import Rig, RigCamera
 from splatnet.scene.track import Track, _frame_times, read_only
@@ -359,11 +359,19 @@ class Scene:
             rgb = rgb.index_copy(0, idx, seen_by)
         if detail and self.detail is not None:
             rgb = torch.stack([self.detail.apply(rgb[i], alpha[i], depth[i], cams[[i]], names[i],
-                                                 float(ts[i])) for i in range(len(cams))])
+                                                 float(ts[i]), self._boxes_at(float(ts[i])))
+                               for i in range(len(cams))])
         if ego and self.ego is not None and any(self.ego.covers(n) for n in names):
             rgb = torch.stack([self.ego.composite(rgb[i], n, float(ts[i])) if self.ego.covers(n)
                                else rgb[i] for i, n in enumerate(names)])
         return SceneImages(rgb, alpha, depth)
+
+    def _boxes_at(self, t: float) -> dict[str, tuple]:
+        """``{id: (size, box_to_world)}`` of the actors present at ``t`` that the detail layer
+        carries (those it has poses for)."""
+        known = self.detail.actors if self.detail is not None else {}
+        return {a.id: (a.size, pose) for a in self.actors.values()
+                if a.id in known and (pose := a.pose_at(t)) is not None}
 
     def with_detail(self, cameras: Cameras, images: Tensor, *, tolerance: float = 0.05,
                     min_alpha: float = 0.5, backend: str = "auto",
@@ -393,6 +401,12 @@ class Scene:
                                       "named as cameras")
             layer = dataclasses.replace(layer, finer=self._detail_of(
                 fine_cams, fine_images, tolerance, min_alpha, backend, "finer."))
+        # each tracked actor's box at the views' times (a zero matrix where it was absent)
+        times = layer.times.tolist()
+        poses = {a.id: [a.pose_at(t) for t in times] for a in self.actors.values()}
+        layer = dataclasses.replace(layer, actors={
+            k: torch.from_numpy(np.stack([np.zeros((4, 4)) if q is None else q for q in v]))
+            for k, v in poses.items() if any(q is not None for q in v)})
         return self.replace(detail=layer)
 
     def _detail_of(self, cameras: Cameras, images: Tensor, tolerance: float, min_alpha: float,
@@ -490,6 +504,10 @@ class Scene:
                 tensors.update({"detail_layer.finer.residuals": d.finer.residuals,
                                 "detail_layer.finer.depths": d.finer.depths,
                                 "detail_layer.finer.K": d.finer.K})
+            if d.actors:
+                description["detail_layer"]["actors"] = list(d.actors)
+                tensors.update({f"detail_layer.actor.{i}.box_to_world": v
+                                for i, v in enumerate(d.actors.values())})
         return write_scene_file(path, description, tensors, force=force)
 
     @staticmethod
@@ -631,7 +649,9 @@ def _from_file(d: dict, t: dict[str, Tensor]) -> Scene:
         detail = DetailLayer(tuple(e["cameras"]), t["detail_layer.residuals"],
                              t["detail_layer.depths"], t["detail_layer.K"],
                              t["detail_layer.cam_to_world"], t["detail_layer.times"],
-                             e["tolerance"], e["min_alpha"], finer)
+                             e["tolerance"], e["min_alpha"], finer,
+                             {k: t[f"detail_layer.actor.{i}.box_to_world"]
+                              for i, k in enumerate(e.get("actors", []))})
     return Scene(background=group("background", "background"), actors=actors, rig=rig,
                  frame_times=t["ego.frame_times"].numpy(), ego_to_world=t["ego.ego_to_world"].numpy(),
                  sky=sky, colour=colour, ego=ego, upsample=upsample, detail=detail,
@@ -804,13 +824,30 @@ def _check_detail(detail: object, rig: Rig) -> DetailLayer | None:
         C.check_rigid(c2w[i].numpy(), f"detail.cam_to_world[{i}]")
     times = tensor(detail.times, "times", f"[{v}]", lambda s: tuple(s) == (v,)).double()
     check_detail_settings("detail", True, detail.tolerance, detail.min_alpha)
+    if not isinstance(detail.actors, Mapping) or len(detail.actors) > MAX_DETAIL_ACTORS:
+        raise ValidationError(f"detail.actors: expected a mapping of at most {MAX_DETAIL_ACTORS} "
+                              "actor ids to their boxes at the views' times")
+    actors = {}
+    for k, poses in detail.actors.items():
+        where = f"detail.actors[{k!r}]"
+        if not isinstance(k, str) or not 0 < len(k) <= 128:
+            raise ValidationError(f"detail.actors: {k!r} is not an actor id (a string of 1..128 "
+                                  "characters)")
+        poses = tensor(poses, f"actors[{k!r}]", f"[{v}, 4, 4]",
+                       lambda s: tuple(s) == (v, 4, 4)).double()
+        present = poses.abs().amax((1, 2)) > 0
+        if not bool(present.any()):
+            raise ValidationError(f"{where}: the actor is absent from every view (all zero)")
+        for i in torch.nonzero(present).flatten().tolist():
+            C.check_rigid(poses[i].numpy(), f"{where}[{i}]")
+        actors[k] = poses
     finer = detail.finer
     if finer is not None:
         if not isinstance(finer, DetailLayer) or finer.finer is not None \
                 or tuple(finer.names) != tuple(names) or finer.tolerance != detail.tolerance \
-                or finer.min_alpha != detail.min_alpha:
+                or finer.min_alpha != detail.min_alpha or finer.actors:
             raise ValidationError("detail.finer: expected a DetailLayer of the same views and "
-                                  "settings, without a finer level of its own")
+                                  "settings, without a finer level or actors of its own")
         finer = _check_detail(finer, rig)
         if not (torch.equal(finer.cam_to_world, c2w) and torch.equal(finer.times, times)):
             raise ValidationError("detail.finer: its views' poses and times must be the layer's")
@@ -818,7 +855,7 @@ def _check_detail(detail: object, rig: Rig) -> DetailLayer | None:
             raise ValidationError(f"detail.finer: expected views larger than the layer's "
                                   f"{h}x{w}, got {finer.size[0]}x{finer.size[1]}")
     return DetailLayer(tuple(names), res.half(), as_half_depth(depths), K, c2w, times,
-                       float(detail.tolerance), float(detail.min_alpha), finer)
+                       float(detail.tolerance), float(detail.min_alpha), finer, actors)
 
 
 def _check_metadata(meta: object) -> dict:

@@ -2,12 +2,15 @@
 residual carried to other views through the rendered depth. The warp is checked against a plane
 by hand (NumPy: a camera shifted sideways sees the source image shifted by a whole number of
 pixels), the depth and alpha tests, the time weights written out, the choice of source views for
-a camera off the rig; a scene gives its context views back where its Gaussians cover them,
-carries nothing where an edit removed the surface, round-trips through its file (version 3) and
-refuses malformed layers naming the field; refinement drops it."""
+a camera off the rig, a pixel on an actor carried with its box (by hand: a box moved by a whole
+number of pixels); a scene gives its context views back where its Gaussians cover them, carries
+nothing where an edit removed the surface, gives a moved actor its own detail, round-trips
+through its file (version 4, float16; version 3 read) and refuses malformed layers naming the
+field; refinement drops it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -19,7 +22,7 @@ from scene.builders import FRAME_TIMES, HEIGHT, WIDTH, make_scene
 from splatnet import Cameras
 from splatnet.errors import FormatError, ValidationError
 from splatnet.scene import Scene
-from splatnet.scene.layers import DETAIL_TIME_EPS, DetailLayer
+from splatnet.scene.layers import DETAIL_BOX_MARGIN, DETAIL_TIME_EPS, DetailLayer
 
 H, W, F = 20, 32, 16.0  # image size and focal length of the plane tests
 Z = 8.0  # the plane's depth
@@ -117,6 +120,79 @@ def _images(scene: Scene, cams: Cameras, seed: int = 0) -> torch.Tensor:
     return torch.rand(cams.num_cameras, cams.height, cams.width, 3, generator=g)
 
 
+def _box(x: float, y: float = 0.0, z: float = Z) -> torch.Tensor:
+    pose = torch.eye(4, dtype=torch.float64)
+    pose[:3, 3] = torch.tensor([x, y, z], dtype=torch.float64)
+    return pose
+
+
+def test_a_pixel_on_an_actor_is_carried_with_its_box():
+    """A box 4 m wide on the plane moved 1 m along x between the source (t = 0) and the render
+    (t = 0.1): a target pixel u on it takes the source's detail at u − F · 1 / Z = u − 2; a
+    pixel off the box takes the static warp (the same pixel). With the actor unknown to the
+    layer, or absent from the source view, the box's pixels are the static warp or nothing."""
+    D = _pattern(1)
+    depth = torch.full((H, W), Z)
+    then = _box(0.0)[None]
+    layer = _layer([D], [depth], [_camera(0.0, 0.0)], ["cam"], actors={"car": then})
+    size = (4.0, 2.0, 0.5)
+    args = (torch.full((H, W, 3), 0.5), torch.ones(H, W, 1), torch.full((H, W, 1), Z),
+            _camera(0.0, 0.1), "cam", 0.1)
+    out = layer.apply(*args, {"car": (size, _box(1.0))})
+    # the box now spans x in [-1, 3] m (+ the margin): pixels u with (u + 0.5 - W/2) Z / F inside
+    x = (np.arange(W) + 0.5 - W / 2) * Z / F
+    y = (np.arange(H) + 0.5 - H / 2) * Z / F
+    on = (np.abs(x - 1.0) <= 2.0 + DETAIL_BOX_MARGIN)[None] \
+        & (np.abs(y) <= 1.0 + DETAIL_BOX_MARGIN)[:, None]  # [H, W]
+    ref = np.full((H, W, 3), 0.5)
+    for v in range(H):
+        for u in range(W):
+            su = u - 2 if on[v, u] else u
+            if su >= 0:
+                ref[v, u] += D.numpy()[v, su]
+    np.testing.assert_allclose(out.numpy(), ref, atol=1e-5)
+    assert on.sum() >= 8 and (~on).sum() >= 8
+    # not carried with the box: the actor unknown to the layer (static warp everywhere), an
+    # actor the render does not pass, or a source view from which the actor was absent
+    static = np.full((H, W, 3), 0.5) + D.numpy()
+    plain = _layer([D], [depth], [_camera(0.0, 0.0)], ["cam"])
+    np.testing.assert_allclose(plain.apply(*args, {"car": (size, _box(1.0))}).numpy(), static, atol=1e-5)
+    np.testing.assert_allclose(layer.apply(*args).numpy(), static, atol=1e-5)
+    absent = _layer([D], [depth], [_camera(0.0, 0.0)], ["cam"],
+                    actors={"car": torch.zeros(1, 4, 4, dtype=torch.float64)})
+    gone = absent.apply(*args, {"car": (size, _box(1.0))}).numpy()
+    np.testing.assert_allclose(gone[on], 0.5, atol=0)
+    np.testing.assert_allclose(gone[~on], static[~on], atol=1e-5)
+
+
+def test_a_moved_actor_seen_from_a_camera_moved_with_it_gets_its_own_detail():
+    """A scene of the car alone: move the car 3 m sideways (an edit) and the cameras of a context
+    frame by the same 3 m, and the car looks as it did; with the layer its pixels get their
+    recorded image back, as the context views at their own time do (the static warp would
+    carry the detail of the place the moved camera looks at)."""
+    full = make_scene(sky=False)
+    bg = full.background
+    scene = full.remove("ped-7").replace(background=bg[torch.zeros(bg.num_gaussians, dtype=torch.bool)])
+    cams = scene.frame_cameras(1)
+    images = _images(scene, cams)
+    layer_scene = scene.with_detail(cams, images, backend="torch")
+    assert list(layer_scene.detail.actors) == ["car_1"]
+    moved = layer_scene.move("car_1", dy=3.0)
+    shift = torch.eye(4)
+    shift[1, 3] = 3.0
+    there = Cameras(cams.K, shift @ cams.cam_to_world, cams.width, cams.height,
+                    timestamps=cams.timestamps, names=cams.names)
+    with torch.no_grad():
+        before = scene.render(cams, backend="torch")
+        out = moved.render(there, backend="torch")
+        static = moved.replace(detail=dataclasses.replace(moved.detail, actors={})) \
+            .render(there, backend="torch")
+    car = ((before.alpha > 0.5) & (before.depth > 0)).expand_as(images)
+    assert int(car.sum()) > 300
+    torch.testing.assert_close(out.rgb[car], images[car], atol=2.5e-4, rtol=0)
+    assert float((static.rgb[car] - images[car]).abs().mean()) > 0.05
+
+
 def test_a_context_view_gets_its_image_back_where_the_gaussians_cover_it():
     scene = make_scene()
     cams = scene.frame_cameras(1)
@@ -188,12 +264,14 @@ def test_a_detail_layer_round_trips_exactly_as_version_4(tmp_path):
         assert f.metadata()["version"] == "4"
         assert f.get_tensor("detail_layer.residuals").dtype == torch.float16
         assert f.get_tensor("detail_layer.depths").dtype == torch.float16
-        assert json.loads(f.metadata()["scene"])["detail_layer"] == {
-            "cameras": ["front", "front_left", "front", "front_left"], "height": HEIGHT,
-            "width": WIDTH, "tolerance": 0.1, "min_alpha": 0.25}
+        assert json.loads(f.metadata()["scene"])["detail_layer"] == _DESC
     for part in ("residuals", "depths", "K", "cam_to_world", "times"):
         a, b = getattr(scene.detail, part), getattr(back.detail, part)
         assert a.dtype == b.dtype and torch.equal(a, b)
+    assert list(back.detail.actors) == ["car_1", "ped-7"]
+    for k, v in scene.detail.actors.items():
+        assert v.dtype == back.detail.actors[k].dtype == torch.float64
+        assert torch.equal(v, back.detail.actors[k])
     assert back.detail.names == scene.detail.names
     cams = scene.frame_cameras(1)
     with torch.no_grad():
@@ -212,8 +290,12 @@ def test_a_version_3_file_of_float32_detail_is_read_as_float16(tmp_path):
     g = torch.Generator().manual_seed(3)
     res32 = (d.residuals.float() + 1e-4 * torch.rand(d.residuals.shape, generator=g)).clamp(-1, 1)
     dep32 = d.depths.float() * 1.0001
+    desc = {k: v for k, v in _DESC.items() if k != "actors"}  # (version 4 added them)
     old = _rewrite(good, tmp_path / "v3.scene", meta={"version": "3"},
-                   tensors={"detail_layer.residuals": res32, "detail_layer.depths": dep32})
+                   description={"detail_layer": desc},
+                   tensors={"detail_layer.residuals": res32, "detail_layer.depths": dep32,
+                            "detail_layer.actor.0.box_to_world": None,
+                            "detail_layer.actor.1.box_to_world": None})
     back = Scene.load(old).detail
     assert back.residuals.dtype == back.depths.dtype == torch.float16
     assert torch.equal(back.residuals, res32.half()) and torch.equal(back.depths, dep32.half())
@@ -248,11 +330,20 @@ def _rewrite(src, dst, *, meta=None, description=None, tensors=None):
 
 
 _DESC = {"cameras": ["front", "front_left", "front", "front_left"], "height": HEIGHT,
-         "width": WIDTH, "tolerance": 0.1, "min_alpha": 0.25}
+         "width": WIDTH, "tolerance": 0.1, "min_alpha": 0.25, "actors": ["car_1", "ped-7"]}
 
 
 @pytest.mark.parametrize("change, match", [
     (dict(meta={"version": "2"}), "unknown key 'detail_layer'"),
+    (dict(description={"detail_layer": {**_DESC, "actors": ["car_1", "car_1"]}}),
+     "detail_layer: actors must be a list of at most 4096 distinct actor ids"),
+    (dict(tensors={"detail_layer.actor.1.box_to_world": None}),
+     "tensor 'detail_layer.actor.1.box_to_world' is missing"),
+    (dict(tensors={"detail_layer.actor.0.box_to_world": torch.zeros(4, 4, 4, dtype=torch.float64)}),
+     r"detail.actors\['car_1'\]: the actor is absent from every view"),
+    (dict(tensors={"detail_layer.actor.0.box_to_world": 2 * torch.eye(4, dtype=torch.float64)
+                   .expand(4, 4, 4).contiguous()}),
+     r"detail.actors\['car_1'\]\[0\]"),
     (dict(description={"detail_layer": {**_DESC, "cameras": ["rear"] * 4}}),
      "detail_layer: cameras must be a list of 1..4096 rig camera names"),
     (dict(description={"detail_layer": {**_DESC, "height": 0}}), "height and width must be"),
