@@ -35,8 +35,9 @@ context views, ``height``, ``width``, ``tolerance``, ``min_alpha``, and optional
 ``height``, ``width`` of the same views at a larger size). Version 4 stores the detail layer's
 residuals and depths as float16, as a scene holds them (half the bytes; version 3 files, float32,
 are read and converted), and adds its optional ``actors`` (the ids of the tracked actors whose
-boxes at the views' times it keeps). A file is written as the lowest version that holds what it has (a scene without any of these is version 1, which older
-splatnet versions read).
+boxes at the views' times it keeps); a scene with a detail layer is written as version 4. Else
+a file is written as the lowest version that holds what it has (a scene without any of these is
+version 1, which older splatnet versions read).
 """
 
 from __future__ import annotations
