@@ -144,11 +144,13 @@ def write_clip_rows(out: str | Path, started: str, rows: list[dict]) -> None:
 
 
 def real_clips_of(args: argparse.Namespace) -> list[dict]:
-    """:func:`real_clips` for the options :func:`add_real_clip_args` added (still as text)."""
+    """:func:`real_clips` for the options :func:`add_real_clip_args` added (still as text), and
+    ``real_native`` where the script has that option."""
     return real_clips(argparse.Namespace(
         which=[k.strip() for k in args.which.split(",") if k.strip()],
         pandaset_windows=[int(t) for t in args.pandaset_windows.split(",")],
-        data=args.data, real_cache=args.real_cache))
+        data=args.data, real_cache=args.real_cache,
+        real_native=getattr(args, "real_native", False)))
 
 
 def real_clips(args: argparse.Namespace) -> list[dict]:

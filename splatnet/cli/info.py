@@ -132,7 +132,9 @@ def _run_scene(args: argparse.Namespace) -> int:
                              + (f" and {det['finer_size'][0]}x{det['finer_size'][1]}"
                                 if "finer_size" in det else "")
                              + f" ({', '.join(det['cameras'])}): what the Gaussians miss in them, "
-                             "added to renders through the depth"))
+                             "added to renders through the depth"
+                             + (f"; {det['actors']} tracked actors carry theirs"
+                                if det.get("actors") else "")))
     print(f"actors:      {len(actors)}")
     for a in actors:
         size = "x".join(f"{v:.2f}" for v in a["size"])
