@@ -315,36 +315,52 @@ class DetailLayer:
         """``p [S, P, 3]`` (the pixels' points in the source cameras, static) with the points
         on an actor moved with it, and ``[S, P]`` True where the actor was absent from a source
         view. A point belongs to the actor whose grown box holds it (the nearest centre when
-        several do)."""
+        several do). Only the pixels inside a box's image (the bounding rectangle of its
+        projected corners; all pixels when a corner is behind the camera) are tested."""
         dev = p.device
         ray = torch.stack([yx[:, 1], yx[:, 0], torch.ones_like(z)], -1)  # [P, 3] pixel, z = 1
+        now = torch.stack([m[1] for m in movers]).to(dev)  # [A, 4, 4] box -> world
+        half = torch.stack([m[0] for m in movers]).to(dev) / 2 + DETAIL_BOX_MARGIN  # [A, 3]
+        to_box = torch.linalg.inv(now) @ c2w  # [A, 4, 4] target camera -> box frame, float64
+        signs = torch.tensor([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)],
+                             dtype=torch.float64, device=dev)
+        from_box = torch.linalg.inv(to_box)
+        corners = (from_box[:, None, :3, :3] @ (signs * half[:, None])[..., None])[..., 0] \
+            + from_box[:, None, :3, 3]  # [A, 8, 3] the grown boxes' corners, target camera
+        K = torch.linalg.inv(Ki)
+        front = corners[..., 2] > 1e-3
+        uv = (corners @ K.T)[..., :2] / corners[..., 2:].clamp(min=1e-3)
+        lo = torch.where(front.all(1)[:, None], uv.amin(1), torch.full_like(uv[:, 0], -math.inf))
+        hi = torch.where(front.all(1)[:, None], uv.amax(1), torch.full_like(uv[:, 0], math.inf))
+        seen = torch.nonzero(front.any(1) & (hi[:, 0] >= 0) & (hi[:, 1] >= 0)).flatten()
+        lo, hi = lo[seen].float(), hi[seen].float()
+        u, v = yx[:, 1], yx[:, 0]
+        cand = (u >= lo[:, :1]) & (u <= hi[:, :1]) & (v >= lo[:, 1:]) & (v <= hi[:, 1:])
+        ka, pi = torch.nonzero(cand, as_tuple=True)  # [A', P]: pixels in the boxes' images
+        ka = seen[ka]
+        A = (to_box[:, :3, :3] @ Ki).float()  # pixel ray -> box frame, per metre of depth
+        q = torch.einsum("nij,nj->ni", A[ka], ray[pi]) * z[pi, None] + to_box[ka, :3, 3].float()
+        inside = (q.abs() <= half[ka].float()).all(-1)
+        ka, pi, dist = ka[inside], pi[inside], q[inside].norm(dim=-1)
+        best = torch.full((len(z),), math.inf, device=dev).scatter_reduce(0, pi, dist, "amin")
+        win = dist == best[pi]
         owner = torch.full((len(z),), -1, dtype=torch.long, device=dev)
-        best = torch.full((len(z),), math.inf, device=dev)
-        boxes = []
-        for k, (size, now, _) in enumerate(movers):
-            to_box = torch.linalg.inv(now.to(dev)) @ c2w  # target camera -> box frame, float64
-            A = (to_box[:3, :3] @ Ki).float()
-            q = (ray @ A.T) * z[:, None] + to_box[:3, 3].float()  # [P, 3] in the box frame
-            half = (size.to(dev) / 2 + DETAIL_BOX_MARGIN).float()
-            dist = q.norm(dim=-1)
-            mine = (q.abs() <= half).all(-1) & (dist < best)
-            owner[mine], best[mine] = k, dist[mine]
-            boxes.append(to_box)
+        owner[pi[win]] = ka[win]
         blocked = torch.zeros(p.shape[:2], dtype=torch.bool, device=dev)
-        w2s = torch.linalg.inv(self.cam_to_world[src].to(dev))  # world -> source cameras
+        own = torch.nonzero(owner >= 0).flatten()
+        if own.numel() == 0:
+            return p, blocked
+        then = torch.stack([m[2] for m in movers]).to(dev)  # [A, S, 4, 4] boxes at the sources
+        present = then[..., 3, 3] == 1  # (a zero matrix: absent at that view's time)
+        eye = torch.eye(4, dtype=then.dtype, device=dev)
+        w2s = torch.linalg.inv(self.cam_to_world[src].to(dev))  # [S, 4, 4] world -> sources
+        T = w2s @ torch.where(present[..., None, None], then, eye) @ to_box[:, None]  # [A, S]
+        k = owner[own]
+        M = (T[..., :3, :3] @ Ki).float()[k]  # [n, S, 3, 3] pixel ray -> source, via the box
         p = p.clone()
-        for k, (_, _, then) in enumerate(movers):
-            idx = torch.nonzero(owner == k).flatten()
-            if idx.numel() == 0:
-                continue
-            then = then.to(dev)
-            present = then[:, 3, 3] == 1  # (a zero matrix: absent at that view's time)
-            T = w2s @ torch.where(present[:, None, None], then, torch.eye(4, dtype=then.dtype,
-                                                                            device=dev)) @ boxes[k]
-            M = (T[:, :3, :3] @ Ki).float()  # pixel ray -> source camera, through the box
-            p[:, idx] = torch.einsum("pj,sij->spi", ray[idx], M) * z[idx, None] \
-                + T[:, None, :3, 3].float()
-            blocked[:, idx] = ~present[:, None]
+        p[:, own] = torch.einsum("nj,nsij->sni", ray[own], M) * z[own, None] \
+            + T[k][..., :3, 3].float().transpose(0, 1)
+        blocked[:, own] = ~present[k].T
         return p, blocked
 
     def summary(self) -> dict:
