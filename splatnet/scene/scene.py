@@ -89,8 +89,9 @@ class Scene:
             the scene more finely renders it with the Gaussians widened (:meth:`render`).
         detail: the detail of the context images that the Gaussians miss
             (:class:`~splatnet.scene.layers.DetailLayer`: each context view's image minus the
-            scene's render of it, with its depth and camera), added to renders through their
-            depth (:meth:`render`), or None. Made by :meth:`with_detail`.
+            scene's render of it, with its depth and camera, and each tracked actor's box at
+            the views' times), added to renders through their depth, on an actor through its
+            box (:meth:`render`), or None. Made by :meth:`with_detail`.
         metadata: free JSON data (source clip, model, …).
     """
 
@@ -379,8 +380,9 @@ class Scene:
         """The scene with a :attr:`detail` layer of these context views: each rendered by the
         scene as :meth:`render` shows it (sky, colour, upsample filter, ego layer; no detail
         layer), the layer keeps ``image − render`` (zero on the ego's body by its
-        :attr:`ego` layer), the render's depth and the camera. A scene whose Gaussians change
-        (refinement) needs a new one.
+        :attr:`ego` layer), the render's depth and the camera, and each of the scene's actors'
+        box at the views' times (so a render carries an actor's detail with its box, wherever
+        an edit puts it). A scene whose Gaussians change (refinement) needs a new one.
 
         Args:
             cameras: unbatched :class:`~splatnet.Cameras` ``[V]`` with ``timestamps`` and
