@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,16 +82,11 @@ def training_clips(args) -> list[tuple[str, Path, tuple[int, int], list[int] | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
     from splatnet.clip import Clip
-    from splatnet.io.checkpoint import load_model
     from splatnet.pipeline.evaluate import evaluate_clip
 
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    base = load_model()
+    started, base = fq.start_run(args.threads)
     settings = [(t, a) for t in args.tolerances for a in args.min_alphas]
     rows = []
     for name, path, size, holdout in training_clips(args):

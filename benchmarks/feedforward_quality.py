@@ -129,6 +129,17 @@ def add_real_clip_args(ap: argparse.ArgumentParser, windows: str) -> None:
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
 
 
+def start_run(threads: int):
+    """``(started, model)`` for the scripts that take the shipped model's scenes apart: torch
+    limited to ``threads``, the start time as ``YYYY-MM-DD HH:MM UTC`` and the shipped model."""
+    import torch
+
+    from splatnet.io.checkpoint import load_model
+
+    torch.set_num_threads(threads)
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load_model()
+
+
 def write_clip_rows(out: str | Path, started: str, rows: list[dict]) -> None:
     """The JSON file of the scripts that take the real clips apart: ``{"started", "machine",
     "clips": rows}``, written atomically (its folder made when missing)."""

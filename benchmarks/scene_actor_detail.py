@@ -19,14 +19,14 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import scenes as S  # noqa: E402 - after the path it is found on
+import feedforward_quality as fq  # noqa: E402 - after the path it is found on
+import scenes as S  # noqa: E402
 
 WAYS = ("none", "static", "carried")
 
@@ -77,15 +77,11 @@ def score_street(clip, model) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     import numpy as np
-    import torch
 
     from splatnet.clip import Clip
-    from splatnet.io.checkpoint import load_model
 
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    model = load_model()
+    started, model = fq.start_run(args.threads)
     rows = []
     for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
         clip = Clip.load(S.synthetic_clip(Path(args.cache).expanduser(), seed))

@@ -90,15 +90,10 @@ def score_clip(clip, model, size) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
     from splatnet.clip import Clip
-    from splatnet.io.checkpoint import load_model
 
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    model = load_model()
+    started, model = fq.start_run(args.threads)
     rows = []
     for job in fq.real_clips_of(args):
         t0 = time.perf_counter()
