@@ -204,16 +204,23 @@ def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks
     return scene
 
 
-#: A scene's detail layer has a finer level at the clip's native size, but at most this many
-#: times the network's input size a side (a 1936-pixel-wide camera would make a file of hundreds
-#: of MB).
+#: A scene's detail layer has a finer level at the clip's native size when that is at most
+#: DETAIL_NATIVE_SCALE times the network's input size a side (a replay at the native size then
+#: takes residuals of its very size: PandaSet's 270x480, 2.1x, replays 0.3-0.4 dB better than
+#: from a level at 2x), else at DETAIL_MAX_SCALE times the network's size (a 1936-pixel-wide
+#: camera at its size would make a file of hundreds of MB; a level at 2.5x was no better there
+#: than at 2x: DGP scene_02 17.72 vs 17.70 dB). docs/benchmarks.md, "Tracked actors carry ...".
+DETAIL_NATIVE_SCALE = 2.5
 DETAIL_MAX_SCALE = 2.0
 
 
 def detail_size(native: tuple[int, int], network: tuple[int, int]) -> tuple[int, int]:
-    """The size of a scene's finer detail level: ``native`` scaled down (aspect kept) to at most
-    :data:`DETAIL_MAX_SCALE` times ``network`` a side, never below ``network``."""
+    """The size of a scene's finer detail level: ``native`` itself when it is at most
+    :data:`DETAIL_NATIVE_SCALE` times ``network`` a side, else ``native`` scaled down (aspect
+    kept) to at most :data:`DETAIL_MAX_SCALE` times ``network`` a side; never below ``network``."""
     (H, W), (h, w) = native, network
+    if H <= DETAIL_NATIVE_SCALE * h and W <= DETAIL_NATIVE_SCALE * w:
+        return max(h, H), max(w, W)
     scale = min(1.0, DETAIL_MAX_SCALE * h / H, DETAIL_MAX_SCALE * w / W)
     return max(h, round(H * scale)), max(w, round(W * scale))
 

@@ -221,7 +221,8 @@ def test_a_scene_from_a_smaller_network_size_keeps_a_finer_detail_level(clip: Cl
 
     from splatnet.pipeline.scene import detail_size
 
-    assert detail_size((270, 480), (128, 224)) == (252, 448)
+    assert detail_size((270, 480), (128, 224)) == (270, 480)  # within 2.5x: the native size
+    assert detail_size((330, 480), (128, 224)) == (256, 372)  # past it: 2x a side, aspect kept
     assert detail_size((1216, 1936), (128, 200)) == (251, 400)
     assert detail_size((256, 448), (128, 224)) == (256, 448)
     assert detail_size((100, 100), (128, 224)) == (128, 224)
