@@ -510,7 +510,14 @@ def run(cfg: TrainConfigBase, *, resume: str | None = None, stop_at: int | None 
         trainer = Trainer(cfg, model, data, task, dist_info, evaluate)
         if resume is not None:
             trainer.resume(_ckpt_dir(resume))
-        return trainer.fit(stop_at=stop_at)
+        trained = trainer.fit(stop_at=stop_at)
+        if owns_group and dist.is_initialized():
+            # Every rank past its last collective before any tears the group down: a gloo rank
+            # destroyed while a peer's work was still in flight aborted once ("terminate called
+            # without an active exception"). Only on success: after an error a barrier would
+            # wait for a rank that may never come.
+            dist.barrier()
+        return trained
     finally:
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()
