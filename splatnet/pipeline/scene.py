@@ -19,6 +19,7 @@ from torch import nn
 
 from splatnet.errors import ValidationError
 from splatnet.gaussians import Gaussians
+from splatnet.scene.layers import DETAIL_BOX_MARGIN
 
 
 def reconstruct_scene(
@@ -30,7 +31,7 @@ def reconstruct_scene(
     size: tuple[int, int] | None = None,
     device: str | torch.device | None = None,
     use_tracks: bool = True,
-    box_margin: float = 0.25,
+    box_margin: float = DETAIL_BOX_MARGIN,
     detail: bool = True,
     progress=None,
 ):
@@ -55,10 +56,10 @@ def reconstruct_scene(
         that see it (:attr:`Scene.ego`: the clip's camera masks or estimated ones, as
         :func:`splatnet.reconstruct`), the detail of the context images that the Gaussians miss
         (:attr:`Scene.detail`, when the model has ``detail_layer`` on: at the network's input
-        size, and a finer level at the clip's native size, at most twice the network's a side,
-        :func:`detail_size`, when that is larger), the clip's rig, frame times and ego poses; ``metadata``
-        says where it came from (clip, context frames, size, timings, actors without Gaussians,
-        ``colour``: ``"fitted"`` or ``"network"`` when it has matrices).
+        size, and a finer level at the clip's size by :func:`detail_size` when that is
+        larger), the clip's rig, frame times and ego poses; ``metadata`` says where it came
+        from (clip, context frames, size, timings, actors without Gaussians, ``colour``:
+        ``"fitted"`` or ``"network"`` when it has matrices).
     """
     from splatnet.clip import Clip
     from splatnet.device import resolve_device
@@ -87,7 +88,7 @@ def reconstruct_scene(
 
 
 def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks: bool = True,
-                      box_margin: float = 0.25, detail: bool = True, progress=None):
+                      box_margin: float = DETAIL_BOX_MARGIN, detail: bool = True, progress=None):
     """:func:`reconstruct_scene` on decoded inputs (:func:`~splatnet.pipeline.feedforward.
     prepare_inputs` of ``clip``): the network pass, the split by tracks, post-processing."""
     from splatnet import __version__

@@ -82,8 +82,9 @@ _OPTIONAL_KEYS = {"colour": 2, "ego_layer": 2, "upsample_filter": 2, "detail_lay
 #: The version a file with each key is written as now: a detail layer is stored in float16 since
 #: version 4 (version 3 stored it in float32).
 _WRITTEN_AS = {**_OPTIONAL_KEYS, "detail_layer": 4}
-#: The first version whose detail-layer residuals and depths are float16.
-_DETAIL_F16 = 4
+#: The first version whose detail layer is float16 (residuals, depths) and may keep the tracked
+#: actors' boxes (``actors``).
+_DETAIL_V4 = 4
 
 
 def sky_config(model: SkyModel) -> dict[str, int]:
@@ -281,7 +282,7 @@ def _description(path: Path, meta: dict) -> dict:
 
 def _detail_spec(path: Path, e: object, rig: list, version: int) -> None:
     _keys(path, e, ("cameras", "height", "width", "tolerance", "min_alpha"), "detail_layer",
-          ("finer", "actors") if version >= _DETAIL_F16 else ("finer",))
+          ("finer", "actors") if version >= _DETAIL_V4 else ("finer",))
     cams = e["cameras"]
     if not isinstance(cams, list) or not 1 <= len(cams) <= MAX_DETAIL_VIEWS \
             or not all(isinstance(n, str) and n in rig for n in cams):
@@ -374,7 +375,7 @@ def _expected_tensors(d: dict, version: int) -> dict[str, tuple[str, list]]:
     if "detail_layer" in d:
         e = d["detail_layer"]
         v, h, w = len(e["cameras"]), e["height"], e["width"]
-        img = "F16" if version >= _DETAIL_F16 else "F32"
+        img = "F16" if version >= _DETAIL_V4 else "F32"
         out["detail_layer.residuals"] = (img, [v, h, w, 3])
         out["detail_layer.depths"] = (img, [v, h, w])
         out["detail_layer.K"] = ("F64", [v, 3, 3])

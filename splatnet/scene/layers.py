@@ -131,8 +131,9 @@ class UpsampleFilter:
         return widen_for_camera(gaussians, camera, focal, self.sigma)
 
 
-#: Metres an actor's box is grown by when the detail layer finds the pixels on it (as
-#: :func:`splatnet.reconstruct_scene` grows it to collect the actor's Gaussians).
+#: Metres an actor's box is grown by: when the detail layer finds the pixels on it, and by
+#: default when :func:`splatnet.reconstruct_scene` collects the actor's Gaussians (its
+#: ``box_margin``).
 DETAIL_BOX_MARGIN = 0.25
 #: A source view's weight is ``1 / (|t − t_view| + DETAIL_TIME_EPS)`` (seconds): the context views
 #: nearest in time count most, and a view at the very time rendered all but alone.
@@ -282,7 +283,7 @@ class DetailLayer:
              + M[:, None, :, 2]) * zk[:, None] + t[:, None]  # [S, P, 3]
         blocked = None
         if movers:
-            p, blocked = self._move(p, src, yx, zk, Ki, c2w, movers)
+            p, blocked = self._move(p, src, yx, zk, K, Ki, c2w, movers)
         zs = p[..., 2]
         zsafe = torch.where(zs.abs() > 1e-6, zs, torch.full_like(zs, 1e-6))
         Ks = self.K[src].to(dev, torch.float32)
@@ -310,8 +311,8 @@ class DetailLayer:
         flat[keep] = flat[keep] + add.T.to(out)
         return flat.reshape(h, w, 3).clamp(0, 1)
 
-    def _move(self, p: Tensor, src: list[int], yx: Tensor, z: Tensor, Ki: Tensor, c2w: Tensor,
-              movers: list) -> tuple[Tensor, Tensor]:
+    def _move(self, p: Tensor, src: list[int], yx: Tensor, z: Tensor, K: Tensor, Ki: Tensor,
+              c2w: Tensor, movers: list) -> tuple[Tensor, Tensor]:
         """``p [S, P, 3]`` (the pixels' points in the source cameras, static) with the points
         on an actor moved with it, and ``[S, P]`` True where the actor was absent from a source
         view. A point belongs to the actor whose grown box holds it (the nearest centre when
@@ -327,7 +328,6 @@ class DetailLayer:
         from_box = torch.linalg.inv(to_box)
         corners = (from_box[:, None, :3, :3] @ (signs * half[:, None])[..., None])[..., 0] \
             + from_box[:, None, :3, 3]  # [A, 8, 3] the grown boxes' corners, target camera
-        K = torch.linalg.inv(Ki)
         front = corners[..., 2] > 1e-3
         uv = (corners @ K.T)[..., :2] / corners[..., 2:].clamp(min=1e-3)
         lo = torch.where(front.all(1)[:, None], uv.amin(1), torch.full_like(uv[:, 0], -math.inf))
