@@ -19,7 +19,7 @@ from torch import nn
 
 from splatnet.errors import ValidationError
 from splatnet.gaussians import Gaussians
-from splatnet.scene.layers import DETAIL_BOX_MARGIN
+from splatnet.scene.layers import DETAIL_BOX_MARGIN, MAX_BOX_MARGIN
 
 
 def reconstruct_scene(
@@ -44,7 +44,8 @@ def reconstruct_scene(
             cameras, the network's input size, ``"cpu"``/``"cuda"``).
         use_tracks: split the Gaussians by the clip's actor tracks (when it has any).
         box_margin: metres an actor's box is grown by when collecting its Gaussians (the
-            network's depth is not exact at object boundaries).
+            network's depth is not exact at object boundaries), and so when the detail layer
+            finds the pixels it carries with the actor.
         detail: keep the detail of the context images that the Gaussians miss
             (:attr:`Scene.detail`) when the model has ``detail_layer`` on.
         progress: optional ``f(stage_name)`` called as each stage starts.
@@ -199,7 +200,7 @@ def scene_from_inputs(clip, inputs, model: nn.Module, device=None, *, use_tracks
             finer = (views.cameras, views.images)
         scene = scene.with_detail(inputs.view_cameras(), inputs.images[0].permute(0, 2, 3, 1),
                                   tolerance=detail_cfg.tolerance, min_alpha=detail_cfg.min_alpha,
-                                  finer=finer)
+                                  finer=finer, box_margin=box_margin)
         meta["timings"]["detail_layer"] = round(time.perf_counter() - t0, 4)
         scene = scene.replace(metadata=meta)
     return scene
@@ -256,5 +257,5 @@ def _check_options(use_tracks: object, box_margin: object, detail: object = True
     if not isinstance(detail, bool):
         raise ValidationError(f"detail: expected True or False, got {detail!r}")
     if isinstance(box_margin, bool) or not isinstance(box_margin, (int, float)) \
-            or not 0 <= box_margin <= 10:
-        raise ValidationError(f"box_margin: expected metres in [0, 10], got {box_margin!r}")
+            or not 0 <= box_margin <= MAX_BOX_MARGIN:
+        raise ValidationError(f"box_margin: expected metres in [0, {MAX_BOX_MARGIN:g}], got {box_margin!r}")

@@ -35,7 +35,8 @@ context views, ``height``, ``width``, ``tolerance``, ``min_alpha``, and optional
 ``height``, ``width`` of the same views at a larger size). Version 4 stores the detail layer's
 residuals and depths as float16, as a scene holds them (half the bytes; version 3 files, float32,
 are read and converted), and adds its optional ``actors`` (the ids of the tracked actors whose
-boxes at the views' times it keeps); a scene with a detail layer is written as version 4. Else
+boxes at the views' times it keeps) and ``box_margin`` (metres the boxes are grown by when the
+layer finds an actor's pixels; 0.25 when absent); a scene with a detail layer is written as version 4. Else
 a file is written as the lowest version that holds what it has (a scene without any of these is
 version 1, which older splatnet versions read).
 """
@@ -282,7 +283,7 @@ def _description(path: Path, meta: dict) -> dict:
 
 def _detail_spec(path: Path, e: object, rig: list, version: int) -> None:
     _keys(path, e, ("cameras", "height", "width", "tolerance", "min_alpha"), "detail_layer",
-          ("finer", "actors") if version >= _DETAIL_V4 else ("finer",))
+          ("finer", "actors", "box_margin") if version >= _DETAIL_V4 else ("finer",))
     cams = e["cameras"]
     if not isinstance(cams, list) or not 1 <= len(cams) <= MAX_DETAIL_VIEWS \
             or not all(isinstance(n, str) and n in rig for n in cams):
@@ -294,6 +295,9 @@ def _detail_spec(path: Path, e: object, rig: list, version: int) -> None:
     if any(isinstance(e[k], bool) or not isinstance(e[k], (int, float))
            for k in ("tolerance", "min_alpha")):
         raise FormatError(f"{path}: detail_layer: tolerance and min_alpha must be numbers")
+    if "box_margin" in e and (isinstance(e["box_margin"], bool)
+                              or not isinstance(e["box_margin"], (int, float))):
+        raise FormatError(f"{path}: detail_layer: box_margin must be a number (metres)")
     if "finer" in e:
         f = _keys(path, e["finer"], ("height", "width"), "detail_layer.finer")
         if not _is_image_size(f["height"], f["width"]):

@@ -131,10 +131,12 @@ class UpsampleFilter:
         return widen_for_camera(gaussians, camera, focal, self.sigma)
 
 
-#: Metres an actor's box is grown by: when the detail layer finds the pixels on it, and by
-#: default when :func:`splatnet.reconstruct_scene` collects the actor's Gaussians (its
-#: ``box_margin``).
+#: Metres an actor's box is grown by, by default: when :func:`splatnet.reconstruct_scene`
+#: collects the actor's Gaussians (its ``box_margin``), and so when the detail layer finds the
+#: pixels on it (:attr:`DetailLayer.box_margin`, the margin the scene was made with).
 DETAIL_BOX_MARGIN = 0.25
+#: Largest box margin (metres) a scene, its detail layer or reconstruct_scene takes.
+MAX_BOX_MARGIN = 10.0
 #: A source view's weight is ``1 / (|t − t_view| + DETAIL_TIME_EPS)`` (seconds): the context views
 #: nearest in time count most, and a view at the very time rendered all but alone.
 DETAIL_TIME_EPS = 1e-3
@@ -163,7 +165,7 @@ class DetailLayer:
     give detail at a pixel, clamped into ``[0, 1]``. A context view rendered at its own time gets
     about its recorded image back where the Gaussians cover it (its own residual weighs
     ``1 / DETAIL_TIME_EPS``, another view's ``1 / |Δt|``). A pixel on a tracked actor (its point
-    inside the actor's box, grown by ``DETAIL_BOX_MARGIN``) is carried with the actor: from its
+    inside the actor's box, grown by :attr:`box_margin`) is carried with the actor: from its
     box at the render's time to its box at each source view's time (:attr:`actors`, the poses
     when the layer was made), so a moving car, a jittering box and an actor moved by an edit
     keep their detail; a view where the actor was absent gives none there. Nothing is carried
@@ -183,6 +185,10 @@ class DetailLayer:
         actors: actor id → ``[V, 4, 4]`` float64 its box-to-world at each view's time when the
             layer was made (a zero matrix where it was absent then); empty for a scene without
             tracked actors (both levels use the coarse level's).
+        box_margin: metres an actor's box is grown by when the layer finds the pixels on it:
+            the margin with which the scene collected the actor's Gaussians
+            (:func:`splatnet.reconstruct_scene`'s ``box_margin``; both levels use the coarse
+            level's).
         finer: the same views at a larger size (their residuals, depths and ``K``; the same
             names, poses, times and settings), or None. A render takes the level whose focal
             length is nearest its own (in ratio): a render at the network's size the residuals
@@ -199,6 +205,7 @@ class DetailLayer:
     min_alpha: float = 0.5
     finer: DetailLayer | None = None
     actors: Mapping[str, Tensor] = field(default_factory=dict)
+    box_margin: float = DETAIL_BOX_MARGIN
 
     @classmethod
     def from_renders(cls, images: Tensor, renders: Tensor, depths: Tensor, cameras,
@@ -255,12 +262,13 @@ class DetailLayer:
         movers = [(torch.as_tensor(size, dtype=torch.float64),
                    torch.as_tensor(pose, dtype=torch.float64), self.actors[k][src])
                   for k, (size, pose) in (actors or {}).items() if k in self.actors]
-        return level._carry(src, rgb, alpha, depth, camera, time, movers)
+        return level._carry(src, rgb, alpha, depth, camera, time, movers, self.box_margin)
 
     def _carry(self, src: list[int], rgb: Tensor, alpha: Tensor, depth: Tensor, camera,
-               time: float | None, movers: list = ()) -> Tensor:
+               time: float | None, movers: list = (), margin: float = DETAIL_BOX_MARGIN) -> Tensor:
         """:meth:`apply` with this level's views ``src`` and ``movers``: per actor ``(size,
-        box_to_world now, [S, 4, 4] its boxes at the source views' times)``."""
+        box_to_world now, [S, 4, 4] its boxes at the source views' times)``, boxes grown by
+        ``margin`` metres."""
         h, w = rgb.shape[:2]
         dev = rgb.device
         out = rgb.clamp(0, 1)  # (the residuals were taken against renders as shown: clamped)
@@ -283,7 +291,7 @@ class DetailLayer:
              + M[:, None, :, 2]) * zk[:, None] + t[:, None]  # [S, P, 3]
         blocked = None
         if movers:
-            p, blocked = self._move(p, src, yx, zk, K, Ki, c2w, movers)
+            p, blocked = self._move(p, src, yx, zk, K, Ki, c2w, movers, margin)
         zs = p[..., 2]
         zsafe = torch.where(zs.abs() > 1e-6, zs, torch.full_like(zs, 1e-6))
         Ks = self.K[src].to(dev, torch.float32)
@@ -312,7 +320,7 @@ class DetailLayer:
         return flat.reshape(h, w, 3).clamp(0, 1)
 
     def _move(self, p: Tensor, src: list[int], yx: Tensor, z: Tensor, K: Tensor, Ki: Tensor,
-              c2w: Tensor, movers: list) -> tuple[Tensor, Tensor]:
+              c2w: Tensor, movers: list, margin: float) -> tuple[Tensor, Tensor]:
         """``p [S, P, 3]`` (the pixels' points in the source cameras, static) with the points
         on an actor moved with it, and ``[S, P]`` True where the actor was absent from a source
         view. A point belongs to the actor whose grown box holds it (the nearest centre when
@@ -321,7 +329,7 @@ class DetailLayer:
         dev = p.device
         ray = torch.stack([yx[:, 1], yx[:, 0], torch.ones_like(z)], -1)  # [P, 3] pixel, z = 1
         now = torch.stack([m[1] for m in movers]).to(dev)  # [A, 4, 4] box -> world
-        half = torch.stack([m[0] for m in movers]).to(dev) / 2 + DETAIL_BOX_MARGIN  # [A, 3]
+        half = torch.stack([m[0] for m in movers]).to(dev) / 2 + margin  # [A, 3]
         to_box = torch.linalg.inv(now) @ c2w  # [A, 4, 4] target camera -> box frame, float64
         signs = torch.tensor([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)],
                              dtype=torch.float64, device=dev)

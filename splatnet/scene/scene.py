@@ -33,7 +33,14 @@ from splatnet.models.sky import SkyBackground, SkyModel
 from splatnet.rendering import render
 from splatnet.scene.actor import SceneActor, check_group
 from splatnet.scene.io import MAX_DETAIL_ACTORS, read_scene_file, sky_config, write_scene_file
-from splatnet.scene.layers import DetailLayer, EgoLayer, UpsampleFilter, as_half_depth
+from splatnet.scene.layers import (
+    DETAIL_BOX_MARGIN,
+    MAX_BOX_MARGIN,
+    DetailLayer,
+    EgoLayer,
+    UpsampleFilter,
+    as_half_depth,
+)
 from splatnet.scene.rig import Rig, RigCamera
 from splatnet.scene.track import Track, _frame_times, read_only
 
@@ -376,7 +383,8 @@ class Scene:
 
     def with_detail(self, cameras: Cameras, images: Tensor, *, tolerance: float = 0.05,
                     min_alpha: float = 0.5, backend: str = "auto",
-                    finer: tuple[Cameras, Tensor] | None = None) -> Scene:
+                    finer: tuple[Cameras, Tensor] | None = None,
+                    box_margin: float | None = None) -> Scene:
         """The scene with a :attr:`detail` layer of these context views: each rendered by the
         scene as :meth:`render` shows it (sky, colour, upsample filter, ego layer; no detail
         layer), the layer keeps ``image − render`` (zero on the ego's body by its
@@ -392,8 +400,18 @@ class Scene:
             backend: as :func:`splatnet.render`.
             finer: the same views at a larger size, ``(cameras, images)`` (same names, poses
                 and times): the layer's ``finer`` level, for renders nearer that size.
+            box_margin: metres an actor's box is grown by when the layer finds the pixels on it
+                (:attr:`DetailLayer.box_margin`); None: the ``box_margin`` the scene's actors
+                were collected with (its metadata's, as :func:`splatnet.reconstruct_scene`
+                records it), else ``DETAIL_BOX_MARGIN``.
         """
         check_detail_settings("detail", True, tolerance, min_alpha)
+        if box_margin is None:
+            box_margin = self.metadata.get("box_margin", DETAIL_BOX_MARGIN)
+            where = "metadata.box_margin"
+        else:
+            where = "box_margin"
+        _check_box_margin(where, box_margin)
         layer = self._detail_of(cameras, images, tolerance, min_alpha, backend, "")
         if finer is not None:
             fine_cams, fine_images = finer
@@ -406,7 +424,7 @@ class Scene:
         # each tracked actor's box at the views' times (a zero matrix where it was absent)
         times = layer.times.tolist()
         poses = {a.id: [a.pose_at(t) for t in times] for a in self.actors.values()}
-        layer = dataclasses.replace(layer, actors={
+        layer = dataclasses.replace(layer, box_margin=float(box_margin), actors={
             k: torch.from_numpy(np.stack([np.zeros((4, 4)) if q is None else q for q in v]))
             for k, v in poses.items() if any(q is not None for q in v)})
         return self.replace(detail=layer)
@@ -496,7 +514,8 @@ class Scene:
             d = self.detail
             h, w = d.size
             description["detail_layer"] = {"cameras": list(d.names), "height": h, "width": w,
-                                           "tolerance": d.tolerance, "min_alpha": d.min_alpha}
+                                           "tolerance": d.tolerance, "min_alpha": d.min_alpha,
+                                           "box_margin": d.box_margin}
             tensors.update({"detail_layer.residuals": d.residuals, "detail_layer.depths": d.depths,
                             "detail_layer.K": d.K, "detail_layer.cam_to_world": d.cam_to_world,
                             "detail_layer.times": d.times})
@@ -653,7 +672,8 @@ def _from_file(d: dict, t: dict[str, Tensor]) -> Scene:
                              t["detail_layer.cam_to_world"], t["detail_layer.times"],
                              e["tolerance"], e["min_alpha"], finer,
                              {k: t[f"detail_layer.actor.{i}.box_to_world"]
-                              for i, k in enumerate(e.get("actors", []))})
+                              for i, k in enumerate(e.get("actors", []))},
+                             e.get("box_margin", DETAIL_BOX_MARGIN))
     return Scene(background=group("background", "background"), actors=actors, rig=rig,
                  frame_times=t["ego.frame_times"].numpy(), ego_to_world=t["ego.ego_to_world"].numpy(),
                  sky=sky, colour=colour, ego=ego, upsample=upsample, detail=detail,
@@ -826,6 +846,7 @@ def _check_detail(detail: object, rig: Rig) -> DetailLayer | None:
         C.check_rigid(c2w[i].numpy(), f"detail.cam_to_world[{i}]")
     times = tensor(detail.times, "times", f"[{v}]", lambda s: tuple(s) == (v,)).double()
     check_detail_settings("detail", True, detail.tolerance, detail.min_alpha)
+    _check_box_margin("detail.box_margin", detail.box_margin)
     if not isinstance(detail.actors, Mapping) or len(detail.actors) > MAX_DETAIL_ACTORS:
         raise ValidationError(f"detail.actors: expected a mapping of at most {MAX_DETAIL_ACTORS} "
                               "actor ids to their boxes at the views' times")
@@ -857,7 +878,14 @@ def _check_detail(detail: object, rig: Rig) -> DetailLayer | None:
             raise ValidationError(f"detail.finer: expected views larger than the layer's "
                                   f"{h}x{w}, got {finer.size[0]}x{finer.size[1]}")
     return DetailLayer(tuple(names), res.half(), as_half_depth(depths), K, c2w, times,
-                       float(detail.tolerance), float(detail.min_alpha), finer, actors)
+                       float(detail.tolerance), float(detail.min_alpha), finer, actors,
+                       float(detail.box_margin))
+
+
+def _check_box_margin(where: str, margin: object) -> None:
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) \
+            or not math.isfinite(margin) or not 0 <= margin <= MAX_BOX_MARGIN:
+        raise ValidationError(f"{where}: expected metres in [0, {MAX_BOX_MARGIN:g}], got {margin!r}")
 
 
 def _check_metadata(meta: object) -> dict:

@@ -126,24 +126,34 @@ def _box(x: float, y: float = 0.0, z: float = Z) -> torch.Tensor:
     return pose
 
 
-def test_a_pixel_on_an_actor_is_carried_with_its_box():
+def _on_box(margin: float) -> np.ndarray:
+    """[H, W] the pixels of the plane tests whose point lies in the 4 × 2 m box centred at
+    x = 1 m grown by ``margin``: pixels u with (u + 0.5 - W/2) Z / F inside."""
+    x = (np.arange(W) + 0.5 - W / 2) * Z / F
+    y = (np.arange(H) + 0.5 - H / 2) * Z / F
+    return (np.abs(x - 1.0) <= 2.0 + margin)[None] & (np.abs(y) <= 1.0 + margin)[:, None]
+
+
+@pytest.mark.parametrize("margin", [None, 1.0])
+def test_a_pixel_on_an_actor_is_carried_with_its_box(margin):
     """A box 4 m wide on the plane moved 1 m along x between the source (t = 0) and the render
-    (t = 0.1): a target pixel u on it takes the source's detail at u − F · 1 / Z = u − 2; a
-    pixel off the box takes the static warp (the same pixel). With the actor unknown to the
-    layer, or absent from the source view, the box's pixels are the static warp or nothing."""
+    (t = 0.1): a target pixel u on it (grown by the layer's box margin: the default, or 1 m as
+    a scene reconstructed with that margin has it) takes the source's detail at
+    u − F · 1 / Z = u − 2; a pixel off the box takes the static warp (the same pixel). With the
+    actor unknown to the layer, or absent from the source view, the box's pixels are the static
+    warp or nothing."""
     D = _pattern(1)
     depth = torch.full((H, W), Z)
     then = _box(0.0)[None]
-    layer = _layer([D], [depth], [_camera(0.0, 0.0)], ["cam"], actors={"car": then})
+    kw = {} if margin is None else {"box_margin": margin}
+    layer = _layer([D], [depth], [_camera(0.0, 0.0)], ["cam"], actors={"car": then}, **kw)
     size = (4.0, 2.0, 0.5)
     args = (torch.full((H, W, 3), 0.5), torch.ones(H, W, 1), torch.full((H, W, 1), Z),
             _camera(0.0, 0.1), "cam", 0.1)
     out = layer.apply(*args, {"car": (size, _box(1.0))})
-    # the box now spans x in [-1, 3] m (+ the margin): pixels u with (u + 0.5 - W/2) Z / F inside
-    x = (np.arange(W) + 0.5 - W / 2) * Z / F
-    y = (np.arange(H) + 0.5 - H / 2) * Z / F
-    on = (np.abs(x - 1.0) <= 2.0 + DETAIL_BOX_MARGIN)[None] \
-        & (np.abs(y) <= 1.0 + DETAIL_BOX_MARGIN)[:, None]  # [H, W]
+    on = _on_box(DETAIL_BOX_MARGIN if margin is None else margin)
+    if margin is not None:  # the wider margin takes pixels the default leaves static
+        assert (on & ~_on_box(DETAIL_BOX_MARGIN)).sum() >= 8
     ref = np.full((H, W, 3), 0.5)
     for v in range(H):
         for u in range(W):
@@ -159,7 +169,7 @@ def test_a_pixel_on_an_actor_is_carried_with_its_box():
     np.testing.assert_allclose(plain.apply(*args, {"car": (size, _box(1.0))}).numpy(), static, atol=1e-5)
     np.testing.assert_allclose(layer.apply(*args).numpy(), static, atol=1e-5)
     absent = _layer([D], [depth], [_camera(0.0, 0.0)], ["cam"],
-                    actors={"car": torch.zeros(1, 4, 4, dtype=torch.float64)})
+                    actors={"car": torch.zeros(1, 4, 4, dtype=torch.float64)}, **kw)
     gone = absent.apply(*args, {"car": (size, _box(1.0))}).numpy()
     np.testing.assert_allclose(gone[on], 0.5, atol=0)
     np.testing.assert_allclose(gone[~on], static[~on], atol=1e-5)
@@ -281,6 +291,31 @@ def test_a_detail_layer_round_trips_exactly_as_version_4(tmp_path):
         assert f.metadata()["version"] == "1"
 
 
+def test_the_layer_grows_boxes_by_the_margin_the_scene_was_made_with(tmp_path):
+    """with_detail takes the scene's recorded box_margin (as reconstruct_scene records it), an
+    explicit one over it, and the default for a scene that records none; the file keeps it, and
+    a version-4 file written without the key reads as the default."""
+    scene = make_scene()
+    cams = Cameras.cat([scene.frame_cameras(0), scene.frame_cameras(2)])
+    images = _images(scene, cams)
+    assert scene.with_detail(cams, images).detail.box_margin == DETAIL_BOX_MARGIN
+    wide = scene.replace(metadata={**scene.metadata, "box_margin": 0.7})
+    assert wide.with_detail(cams, images).detail.box_margin == 0.7
+    layered = wide.with_detail(cams, images, box_margin=1.5)
+    assert layered.detail.box_margin == 1.5
+    back = Scene.load(layered.save(tmp_path / "wide.scene"))
+    assert back.detail.box_margin == 1.5
+    old = dict(_DESC)
+    del old["box_margin"]
+    bare = _rewrite(_with_detail().save(tmp_path / "d.scene"), tmp_path / "bare.scene",
+                    description={"detail_layer": old})
+    assert Scene.load(bare).detail.box_margin == DETAIL_BOX_MARGIN
+    with pytest.raises(ValidationError, match=r"metadata.box_margin: expected metres in \[0, 10\]"):
+        scene.replace(metadata={"box_margin": "x"}).with_detail(cams, images)
+    with pytest.raises(ValidationError, match=r"^box_margin: expected metres in \[0, 10\], got 11"):
+        scene.with_detail(cams, images, box_margin=11)
+
+
 def test_a_version_3_file_of_float32_detail_is_read_as_float16(tmp_path):
     """Version 3 stored the residuals and depths in float32; such a file is read, each value
     rounded to float16 as a scene holds it. In a version 4 file float32 is refused."""
@@ -290,7 +325,7 @@ def test_a_version_3_file_of_float32_detail_is_read_as_float16(tmp_path):
     g = torch.Generator().manual_seed(3)
     res32 = (d.residuals.float() + 1e-4 * torch.rand(d.residuals.shape, generator=g)).clamp(-1, 1)
     dep32 = d.depths.float() * 1.0001
-    desc = {k: v for k, v in _DESC.items() if k != "actors"}  # (version 4 added them)
+    desc = {k: v for k, v in _DESC.items() if k not in ("actors", "box_margin")}  # (version 4 added them)
     old = _rewrite(good, tmp_path / "v3.scene", meta={"version": "3"},
                    description={"detail_layer": desc},
                    tensors={"detail_layer.residuals": res32, "detail_layer.depths": dep32,
@@ -330,7 +365,8 @@ def _rewrite(src, dst, *, meta=None, description=None, tensors=None):
 
 
 _DESC = {"cameras": ["front", "front_left", "front", "front_left"], "height": HEIGHT,
-         "width": WIDTH, "tolerance": 0.1, "min_alpha": 0.25, "actors": ["car_1", "ped-7"]}
+         "width": WIDTH, "tolerance": 0.1, "min_alpha": 0.25, "actors": ["car_1", "ped-7"],
+         "box_margin": DETAIL_BOX_MARGIN}
 
 
 @pytest.mark.parametrize("change, match", [
@@ -351,6 +387,10 @@ _DESC = {"cameras": ["front", "front_left", "front", "front_left"], "height": HE
      "tolerance and min_alpha must be numbers"),
     (dict(description={"detail_layer": {**_DESC, "tolerance": 2.0}}),
      r"detail.tolerance: expected a relative depth in \(0, 1\]"),
+    (dict(description={"detail_layer": {**_DESC, "box_margin": "wide"}}),
+     "detail_layer: box_margin must be a number"),
+    (dict(description={"detail_layer": {**_DESC, "box_margin": -0.5}}),
+     r"detail.box_margin: expected metres in \[0, 10\], got -0.5"),
     (dict(description={"detail_layer": {**_DESC, "min_alpha": 1.0}}),
      r"detail.min_alpha: expected an alpha in \[0, 1\)"),
     (dict(tensors={"detail_layer.depths": None}), "tensor 'detail_layer.depths' is missing"),
