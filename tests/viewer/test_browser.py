@@ -86,6 +86,46 @@ def _shot(page, locator, save: Path | None = None) -> np.ndarray:
     return _png(data)
 
 
+def _splat_share(img: np.ndarray, ref: np.ndarray) -> float:
+    """The share of a screenshot's pixels (every 7th) near one of the splat colours ``ref`` and
+    unlike the page's plain background (the screenshot's most common colour)."""
+    px = img.reshape(-1, 3)[:: 7]
+    vals, counts = np.unique(px.astype(np.uint8), axis=0, return_counts=True)
+    bg = vals[np.argmax(counts)].astype(np.float64)
+    not_bg = np.linalg.norm(px - bg, axis=1) > 40
+    near = np.sqrt(((px[:, None, :] - ref[None]) ** 2).sum(-1)).min(1) < 25
+    return float((not_bg & near).mean())
+
+
+def _nudge(page, canvas) -> None:
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.6)
+    page.mouse.move(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.65)
+    page.mouse.wheel(0, -60)
+    time.sleep(0.5)
+    page.mouse.wheel(0, 60)
+    page.mouse.move(5, 5)
+
+
+def _page_state(page) -> dict:
+    """What a failure message says of the page: each canvas's size and opacity, the ancestors
+    of the 3D canvas that are not fully opaque, the WebGL context's attributes."""
+    return page.evaluate("""() => {
+        const cs = [...document.querySelectorAll('canvas')];
+        const out = {canvases: cs.map(c => [c.width, c.height, getComputedStyle(c).opacity])};
+        const faded = [];
+        for (let el = cs[0]; el; el = el.parentElement) {
+            const o = getComputedStyle(el).opacity;
+            if (o !== '1') faded.push([el.tagName, String(el.className).slice(0, 40), o]);
+        }
+        out.faded = faded;
+        const gl = cs[0] && (cs[0].getContext('webgl2') || cs[0].getContext('webgl'));
+        out.gl = gl ? gl.getContextAttributes() : null;
+        out.dpr = window.devicePixelRatio;
+        return out;
+    }""")
+
+
 def _status(page) -> tuple[float, int, float, float, float]:
     text = page.locator("code", has_text="ego: t=").first.inner_text()
     m = STATUS.search(text)
@@ -108,22 +148,27 @@ def test_view_and_drive_in_chromium(server, scene_file, tmp_path):
             # page's plain background (its most common colour) make up a good part of the canvas.
             ref = _splat_colours(scene_file)
             ref = ref[np.random.default_rng(0).choice(len(ref), 2000, replace=False)]
-            share = 0.0
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
+            console: list[str] = []
+            page.on("console", lambda m: console.append(m.text[:160]))
+            share, img, nudged = 0.0, None, False
+            start = time.monotonic()
+            while time.monotonic() < start + 40:
                 time.sleep(1.0)
                 img = _shot(page, canvas, tmp_path / "viewer.png")
-                px = img.reshape(-1, 3)[:: 7]
-                vals, counts = np.unique(px.astype(np.uint8), axis=0, return_counts=True)
-                bg = vals[np.argmax(counts)].astype(np.float64)
-                not_bg = np.linalg.norm(px - bg, axis=1) > 40
-                near = np.sqrt(((px[:, None, :] - ref[None]) ** 2).sum(-1)).min(1) < 25
-                share = float((not_bg & near).mean())
+                share = _splat_share(img, ref)
                 if share > 0.15:
                     break
-            print(f"splat colours on {share:.1%} of the canvas")
-            assert img.std() > 10, "the canvas is blank"
-            assert share > 0.15, f"only {share:.1%} of the canvas shows splat colours"
+                if not nudged and time.monotonic() > start + 20:
+                    # Under a loaded CPU viser's client (software WebGL) has been seen to leave its
+                    # whole 3D view drawn at ~30 % over the white page for good, until the next
+                    # frame a user's first touch causes: hover the canvas and scroll a notch in
+                    # and out, as a user would, and look again.
+                    nudged = True
+                    _nudge(page, canvas)
+            print(f"splat colours on {share:.1%} of the canvas" + (" (after a nudge)" if nudged else ""))
+            assert img is not None and img.std() > 10, "the canvas is blank"
+            assert share > 0.15, (f"only {share:.1%} of the canvas shows splat colours (nudged: {nudged}; "
+                                  f"page: {_page_state(page)}; console: {console[-6:]})")
 
             # Drive: switch drive mode on, hold W for a second.
             page.get_by_text("Drive mode (W/S/A/D)").click()
@@ -146,9 +191,18 @@ def test_view_and_drive_in_chromium(server, scene_file, tmp_path):
         finally:
             browser.close()
     assert step1 >= 1 and t1 > t0
-    # From rest at full throttle (4 m/s², the default vehicle) for the steps taken, straight ahead.
+    # From rest, straight ahead, each step at full throttle (4 m/s², the default vehicle) or
+    # coasting: W is held for all of them, but on a loaded machine the page's key repeats can
+    # come later than the server's hold (HOLD_SECONDS) and a step then coasts. So the speed is
+    # 4 m/s² times the throttled steps' time, and the distance lies between those steps taken
+    # last and taken first (exact kinematics, splatnet.sim.vehicle).
+    dt = (t1 - t0) / step1
+    on = round(v1 / (4.0 * dt))
+    assert 1 <= on <= step1 and v1 == pytest.approx(4.0 * dt * on, abs=2e-3), (v1, dt, step1)
     travelled = float(np.hypot(x1 - x0, y1 - y0))
-    assert travelled == pytest.approx(0.5 * 4.0 * (t1 - t0) ** 2, abs=2e-3)
-    assert v1 == pytest.approx(4.0 * (t1 - t0), abs=2e-3)
+    late = 0.5 * 4.0 * (on * dt) ** 2  # the throttled steps last
+    early = late + 4.0 * on * dt * (step1 - on) * dt  # first, then coasting at v1
+    assert late - 2e-3 <= travelled <= early + 2e-3, (travelled, late, early)
+    print(f"{on} of {step1} steps at full throttle")
     assert before.shape == after.shape
     assert np.abs(before - after).mean() > 0.5, "the front camera picture did not change"
