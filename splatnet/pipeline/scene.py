@@ -19,7 +19,7 @@ from torch import nn
 
 from splatnet.errors import ValidationError
 from splatnet.gaussians import Gaussians
-from splatnet.scene.layers import DETAIL_BOX_MARGIN, MAX_BOX_MARGIN
+from splatnet.scene.layers import DETAIL_BOX_MARGIN, check_box_margin
 
 
 def reconstruct_scene(
@@ -256,6 +256,4 @@ def _check_options(use_tracks: object, box_margin: object, detail: object = True
         raise ValidationError(f"use_tracks: expected True or False, got {use_tracks!r}")
     if not isinstance(detail, bool):
         raise ValidationError(f"detail: expected True or False, got {detail!r}")
-    if isinstance(box_margin, bool) or not isinstance(box_margin, (int, float)) \
-            or not 0 <= box_margin <= MAX_BOX_MARGIN:
-        raise ValidationError(f"box_margin: expected metres in [0, {MAX_BOX_MARGIN:g}], got {box_margin!r}")
+    check_box_margin("box_margin", box_margin)

@@ -36,9 +36,9 @@ context views, ``height``, ``width``, ``tolerance``, ``min_alpha``, and optional
 residuals and depths as float16, as a scene holds them (half the bytes; version 3 files, float32,
 are read and converted), and adds its optional ``actors`` (the ids of the tracked actors whose
 boxes at the views' times it keeps) and ``box_margin`` (metres the boxes are grown by when the
-layer finds an actor's pixels; 0.25 when absent); a scene with a detail layer is written as version 4. Else
-a file is written as the lowest version that holds what it has (a scene without any of these is
-version 1, which older splatnet versions read).
+layer finds an actor's pixels; 0.25 when absent); a scene with a detail layer is written as
+version 4. Else a file is written as the lowest version that holds what it has (a scene without
+any of these is version 1, which older splatnet versions read).
 """
 
 from __future__ import annotations

@@ -137,6 +137,13 @@ class UpsampleFilter:
 DETAIL_BOX_MARGIN = 0.25
 #: Largest box margin (metres) a scene, its detail layer or reconstruct_scene takes.
 MAX_BOX_MARGIN = 10.0
+
+
+def check_box_margin(where: str, margin: object) -> None:
+    """A box margin (metres, ``where`` names it in the error): a number in ``[0, MAX_BOX_MARGIN]``."""
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) \
+            or not math.isfinite(margin) or not 0 <= margin <= MAX_BOX_MARGIN:
+        raise ValidationError(f"{where}: expected metres in [0, {MAX_BOX_MARGIN:g}], got {margin!r}")
 #: A source view's weight is ``1 / (|t − t_view| + DETAIL_TIME_EPS)`` (seconds): the context views
 #: nearest in time count most, and a view at the very time rendered all but alone.
 DETAIL_TIME_EPS = 1e-3

@@ -35,11 +35,11 @@ from splatnet.scene.actor import SceneActor, check_group
 from splatnet.scene.io import MAX_DETAIL_ACTORS, read_scene_file, sky_config, write_scene_file
 from splatnet.scene.layers import (
     DETAIL_BOX_MARGIN,
-    MAX_BOX_MARGIN,
     DetailLayer,
     EgoLayer,
     UpsampleFilter,
     as_half_depth,
+    check_box_margin,
 )
 from splatnet.scene.rig import Rig, RigCamera
 from splatnet.scene.track import Track, _frame_times, read_only
@@ -411,7 +411,7 @@ class Scene:
             where = "metadata.box_margin"
         else:
             where = "box_margin"
-        _check_box_margin(where, box_margin)
+        check_box_margin(where, box_margin)
         layer = self._detail_of(cameras, images, tolerance, min_alpha, backend, "")
         if finer is not None:
             fine_cams, fine_images = finer
@@ -846,7 +846,7 @@ def _check_detail(detail: object, rig: Rig) -> DetailLayer | None:
         C.check_rigid(c2w[i].numpy(), f"detail.cam_to_world[{i}]")
     times = tensor(detail.times, "times", f"[{v}]", lambda s: tuple(s) == (v,)).double()
     check_detail_settings("detail", True, detail.tolerance, detail.min_alpha)
-    _check_box_margin("detail.box_margin", detail.box_margin)
+    check_box_margin("detail.box_margin", detail.box_margin)
     if not isinstance(detail.actors, Mapping) or len(detail.actors) > MAX_DETAIL_ACTORS:
         raise ValidationError(f"detail.actors: expected a mapping of at most {MAX_DETAIL_ACTORS} "
                               "actor ids to their boxes at the views' times")
@@ -881,11 +881,6 @@ def _check_detail(detail: object, rig: Rig) -> DetailLayer | None:
                        float(detail.tolerance), float(detail.min_alpha), finer, actors,
                        float(detail.box_margin))
 
-
-def _check_box_margin(where: str, margin: object) -> None:
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) \
-            or not math.isfinite(margin) or not 0 <= margin <= MAX_BOX_MARGIN:
-        raise ValidationError(f"{where}: expected metres in [0, {MAX_BOX_MARGIN:g}], got {margin!r}")
 
 
 def _check_metadata(meta: object) -> dict:
